@@ -1,0 +1,27 @@
+"""Shared test helpers.
+
+Tests that need an optional package or installed data call ``require(...)``: on a
+user's machine they skip with the reason; under CI (``CI=true``) they fail, because
+CI installs everything the suite reads.
+"""
+
+import importlib.util
+import os
+
+import pytest
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but a requirement is missing: {reason}")
+    pytest.skip(reason)
+
+
+def require_module(name: str):
+    """Import and return module ``name``, or skip (fail under CI) when it is absent."""
+    require(importlib.util.find_spec(name) is not None, f"package {name!r} is not installed")
+    return importlib.import_module(name)

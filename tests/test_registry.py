@@ -1,0 +1,174 @@
+"""Registry-wide tests: every registered model, at its reduced test size, must build,
+run (plain and jit), give finite outputs of the right shape and dtype, and — if it learns
+by gradients — pass a non-zero gradient to every parameter array in train mode. Models
+that learn by another rule get their own contract tests. New models are covered for free.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import zoo
+from zoo import registry
+
+ALL = zoo.list_models()
+GRADIENT = [n for n in ALL if registry.get_spec(n).learns_by_gradient]
+RULE = [n for n in ALL if registry.get_spec(n).learning not in ("gradient", "hand_wired")]
+HAND_WIRED = [n for n in ALL if registry.get_spec(n).learning == "hand_wired"]
+BATCH = 3
+RNGS = ("dropout", "sample", "noise")
+
+
+def _build(name):
+    spec = registry.get_spec(name)
+    model = zoo.create_model(name, **spec.test_config)
+    shape = tuple(model.input_shape)
+    key = jax.random.PRNGKey(0)
+    if spec.input_dtype.startswith("int"):
+        x = jax.random.randint(key, (BATCH, *shape), 0, 5).astype(spec.input_dtype)
+    else:
+        x = jax.random.uniform(key, (BATCH, *shape), jnp.float32)
+    keys = jax.random.split(jax.random.PRNGKey(1), 1 + len(RNGS))
+    variables = model.init({"params": keys[0], **dict(zip(RNGS, keys[1:]))}, x)
+    return spec, model, x, variables
+
+
+def _expected_output_shape(spec, model, x):
+    config = {**spec.config, **spec.test_config}
+    if spec.task == "binary_classification" or spec.name == "xor_sign_net":
+        return (BATCH, 1)
+    for key in ("num_classes", "num_outputs"):
+        if key in config:
+            return (BATCH, config[key])
+    if spec.task == "reconstruction":
+        return x.shape
+    raise AssertionError(f"the registry test does not know {spec.name}'s output shape: extend it")
+
+
+def test_registry_is_not_empty_and_sorted():
+    assert ALL == sorted(ALL) and len(ALL) >= 7
+    assert {"perceptron", "perceptron_rosenblatt", "mlp", "dff", "rbf", "xor_sigmoid_net",
+            "xor_sign_net"} <= set(ALL)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_model_info_is_complete(name):
+    info = zoo.model_info(name)
+    for key in ("family", "paper", "config", "input_shape", "input_dtype", "task", "learning"):
+        assert info[key] not in (None, ""), key
+    assert info["task"] in registry.TASKS
+    assert info["learns_by_gradient"] == (info["learning"] == "gradient")
+    assert info["input_shape"] == tuple(info["config"]["input_shape"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_shape_dtype_finite_and_jit(name):
+    spec, model, x, variables = _build(name)
+    y = model.apply(variables, x)
+    assert y.shape == _expected_output_shape(spec, model, x)
+    assert y.dtype == jnp.float32
+    assert bool(jnp.all(jnp.isfinite(y)))
+    y_jit = jax.jit(lambda v, x: model.apply(v, x))(variables, x)
+    np.testing.assert_allclose(y_jit, y, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_wrong_input_shape_names_expected_shape(name):
+    _, model, x, variables = _build(name)
+    bad = jnp.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype)
+    expected = ", ".join(str(d) for d in model.input_shape)
+    with pytest.raises(ValueError, match=f"expects .*\\(B, {expected}\\)"):
+        model.apply(variables, bad)
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_every_parameter_receives_a_gradient(name):
+    _, model, x, variables = _build(name)
+    params = variables["params"]
+    state = {k: v for k, v in variables.items() if k != "params"}
+    mutable = [k for k in state if k != "constants"]
+    rngs = dict(zip(RNGS, jax.random.split(jax.random.PRNGKey(2), len(RNGS))))
+
+    def loss(p):
+        out = model.apply({"params": p, **state}, x, train=True, rngs=rngs, mutable=mutable)
+        y, _ = out  # mutable=[] still returns (outputs, state)
+        # Random weights so no parameter's contributions cancel out.
+        return jnp.sum(y * jax.random.normal(jax.random.PRNGKey(3), y.shape))
+
+    grads = jax.grad(loss)(params)
+    for path, g in jax.tree_util.tree_leaves_with_path(grads):
+        assert bool(jnp.all(jnp.isfinite(g))), jax.tree_util.keystr(path)
+        assert float(jnp.abs(g).max()) > 0, f"{name}: no gradient reaches {jax.tree_util.keystr(path)}"
+
+
+@pytest.mark.parametrize("name", GRADIENT)
+def test_features_and_head_compose_to_the_forward_pass(name):
+    _, model, x, variables = _build(name)
+    if not hasattr(model, "forward_features"):
+        pytest.fail(f"{name}: gradient models split forward_features / head (timm contract)")
+    h = model.apply(variables, x, method=model.forward_features)
+    y = model.apply(variables, h, method=model.head)
+    np.testing.assert_allclose(y, model.apply(variables, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", RULE)
+def test_learning_rule_contract(name):
+    """A non-gradient rule is a pure, jit-able function of (variables, x, t) that keeps the
+    variables' structure, moves the weights on an error and ignores masked rows."""
+    spec, model, x, variables = _build(name)
+    t = 1.0 - (model.apply(variables, x)[:, 0] >= 0.5).astype(jnp.float32)  # all wrong
+    rule = jax.jit(spec.learning_rule)
+    after = rule(variables, x, t)
+    assert jax.tree.structure(after) == jax.tree.structure(variables)
+    jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, b.shape), after, variables)
+    changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), after["params"], variables["params"])
+    assert any(jax.tree.leaves(changed))
+    unchanged = rule(variables, x, t, mask=jnp.zeros(BATCH))
+    jax.tree.map(np.testing.assert_array_equal, unchanged, variables)
+
+
+@pytest.mark.parametrize("name", HAND_WIRED)
+def test_hand_wired_weights_do_not_depend_on_the_key(name):
+    spec, model, x, variables = _build(name)
+    other = model.init(jax.random.PRNGKey(123), x)
+    jax.tree.map(np.testing.assert_array_equal, other, variables)
+    assert spec.learning_rule is None
+
+
+def test_unknown_model_lists_near_matches():
+    with pytest.raises(ValueError, match=r"unknown model 'mlpp'.*Did you mean: mlp"):
+        zoo.create_model("mlpp")
+    with pytest.raises(ValueError, match="unknown model"):
+        zoo.model_info("resnet9000")
+
+
+def test_bad_overrides_raise_value_error():
+    with pytest.raises(ValueError, match=r"'hiden_sizes'.*Did you mean: hidden_sizes"):
+        zoo.create_model("mlp", hiden_sizes=(3,))
+    with pytest.raises(ValueError, match="bad config for model 'mlp'.*positive"):
+        zoo.create_model("mlp", hidden_sizes=(0,))
+    with pytest.raises(ValueError, match="unknown activation 'rellu'.*relu"):
+        zoo.create_model("mlp", activation="rellu")
+    with pytest.raises(ValueError, match="unknown initializer"):
+        zoo.create_model("dff", kernel_init="kaiming")
+
+
+def test_list_models_pattern_and_family():
+    assert zoo.list_models("xor_*") == ["xor_sigmoid_net", "xor_sign_net"]
+    assert "mlp" in zoo.list_models(family="perceptron")
+    assert zoo.list_models(family="no-such-family") == []
+
+
+def test_register_rejects_incomplete_constructors():
+    with pytest.raises(TypeError, match="keyword-only"):
+        registry.register_model("tmp_bad", family="x", paper="x", task="regression")(lambda n: n)
+    with pytest.raises(ValueError, match="learning_rule"):
+        registry.register_model("tmp_bad2", family="x", paper="x", task="regression",
+                                learning="rosenblatt")
+    assert "tmp_bad" not in zoo.list_models()
+
+
+def test_adapt_config_sets_input_and_outputs():
+    assert registry.adapt_config("mlp", (4,), 3) == {"input_shape": (4,), "num_outputs": 3}
+    assert registry.adapt_config("perceptron", (4,), 2) == {"input_shape": (4,)}

@@ -1,0 +1,122 @@
+"""Train any registered zoo model on any zoo dataset.
+
+    python train.py                                   # MLP on the embedded digits set
+    python train.py --model dff --epochs 40 --set dropout_rate=0.2
+    python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
+    python train.py --workdir runs/a --resume         # continue an interrupted run
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import sys
+
+
+def parse_assignments(pairs: list[str], flag: str) -> dict:
+    """["k=v", ...] -> {k: literal(v)}; a value that is not a Python literal stays a string."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: {flag} expects key=value, got {pair!r}")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import zoo
+    from zoo.data import list_datasets
+    from zoo.optim import list_optimizers
+
+    defaults = zoo.train.TrainConfig()
+    epilog = (
+        "models: " + ", ".join(zoo.list_models())
+        + "\ndatasets: " + ", ".join(list_datasets())
+        + "\noptimizers: " + ", ".join(list_optimizers())
+        + "\n\n`python -c \"import zoo; print(zoo.model_info('mlp'))\"` shows a model's config."
+    )
+    p = argparse.ArgumentParser(
+        description="Train a zoo model.", epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--model", default=defaults.model, help="registered model name (default %(default)s)")
+    p.add_argument("--dataset", default=defaults.dataset, help="dataset name (default %(default)s)")
+    p.add_argument("--data-dir", default=None, help="folder with the dataset's files (IDX or TFDS)")
+    p.add_argument("--epochs", type=int, default=defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help="1 = stochastic, N = mini-batch, >= train size = full-batch gradient descent")
+    p.add_argument("--optimizer", default=defaults.optimizer)
+    p.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate")
+    p.add_argument("--schedule", default=None, help="constant, step, cosine, warmup, warmup_cosine")
+    p.add_argument("--clip-norm", type=float, default=None, help="clip gradients to this global norm")
+    p.add_argument("--l1", type=float, default=0.0, help="L1 penalty lambda (cost + lambda/(2m) sum|w|)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty lambda (cost + lambda/(2m) sum w^2)")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="optimizer hyper-parameter, e.g. --opt momentum=0.9 (repeatable)")
+    p.add_argument("--init", default=None, help="kernel initializer, e.g. he_normal, xavier_uniform")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
+    p.add_argument("--patience", type=int, default=None, help="early stopping patience (epochs)")
+    p.add_argument("--target", type=float, default=None, help="stop when the validation metric reaches it")
+    p.add_argument("--num-devices", type=int, default=None, help="data-parallel devices (default all)")
+    p.add_argument("--workdir", default=None, help="where config, metrics and checkpoints go")
+    p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override, e.g. --set hidden_sizes=(64,64) (repeatable)")
+    p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import jax
+
+    import zoo
+
+    if args.distributed:
+        jax.distributed.initialize()
+    optimizer_kwargs = parse_assignments(args.opt, "--opt")
+    for key, value in (("schedule", args.schedule), ("clip_norm", args.clip_norm)):
+        if value is not None:
+            optimizer_kwargs[key] = value
+    if args.l1:
+        optimizer_kwargs["l1"] = args.l1
+    if args.l2:
+        optimizer_kwargs["l2"] = args.l2
+    config = zoo.train.TrainConfig(
+        model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+        model_overrides=parse_assignments(args.set, "--set"), epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
+        optimizer_kwargs=optimizer_kwargs, init=args.init, seed=args.seed,
+        validation_fraction=args.validation_fraction, patience=args.patience,
+        target=args.target, num_devices=args.num_devices,
+    )
+    print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
+    print(f"devices: {jax.devices()}", flush=True)
+    result = zoo.fit(config.model, None, config=config, workdir=args.workdir,
+                     resume=args.resume, progress=not args.no_progress)
+    last = result.history[-1] if result.history else {}
+    print(f"stopped: {result.stop_reason} after {len(result.history)} epochs")
+    if last:
+        print("last epoch:", ", ".join(f"{k}={v:.4f}" for k, v in last.items() if isinstance(v, float)))
+    if result.test_metrics:
+        print("test:", ", ".join(f"{k}={v:.4f}" for k, v in result.test_metrics.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    from zoo.train.checkpoint import CheckpointError
+
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError) as e:
+        # User errors (bad name, bad config, missing data, diverged run): one clear line.
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

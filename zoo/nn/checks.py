@@ -1,0 +1,22 @@
+"""Input validation at model entry points: wrong shapes fail with the expected shape."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+
+def check_input(x, expected: tuple, *, model: str, dtype_kind: str = "float") -> None:
+    """Raise ValueError unless ``x`` is ``(batch..., *expected)`` of the right dtype kind.
+
+    ``expected`` is one example's shape; ``None`` entries match any size. ``dtype_kind`` is
+    "float" (any floating dtype) or "int" (token ids).
+    """
+    expected = tuple(expected)
+    shape = tuple(x.shape)
+    wanted = "(B, " + ", ".join("*" if d is None else str(d) for d in expected) + ")"
+    tail = shape[len(shape) - len(expected):] if len(shape) >= len(expected) else None
+    if tail is None or any(e is not None and e != s for e, s in zip(expected, tail)):
+        raise ValueError(f"{model} expects input of shape {wanted}, got {shape}")
+    is_float = jnp.issubdtype(x.dtype, jnp.floating)
+    if (dtype_kind == "float") != is_float:
+        raise ValueError(f"{model} expects {dtype_kind} input of shape {wanted}, got dtype {x.dtype}")

@@ -1,0 +1,11 @@
+"""Training engine: train state, jit'd steps per task kind, the loop, checkpoints, sharding."""
+
+from zoo.train.checkpoint import CheckpointError
+from zoo.train.loop import EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, evaluate, fit
+from zoo.train.state import TrainState, create_train_state
+from zoo.train.tasks import TASKS, Task, get_task
+
+__all__ = [
+    "CheckpointError", "EarlyStopping", "FitResult", "NonFiniteLossError", "TrainConfig",
+    "TrainState", "Task", "TASKS", "create_train_state", "evaluate", "fit", "get_task",
+]

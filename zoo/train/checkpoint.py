@@ -1,0 +1,110 @@
+"""Checkpoints: the train state plus loop metadata, written atomically with orbax.
+
+Layout of a work dir::
+
+    workdir/config.json       the run's full config (written once, checked on resume)
+    workdir/metrics.jsonl     one JSON object per epoch (and per evaluation)
+    workdir/checkpoints/N/    orbax checkpoint after epoch N: "state" and "meta"
+
+orbax writes each checkpoint to a temporary directory and renames it when complete, so an
+interrupted save never replaces a good checkpoint. Nothing here deletes a checkpoint
+that cannot be read: the error says where it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or work dir that cannot be used; the message says which and why."""
+
+
+def _ocp():
+    # orbax is slow to import; only runs with a work dir pay for it.
+    import orbax.checkpoint as ocp
+
+    return ocp
+
+
+class Checkpointer:
+    """Saves and restores ``(state, meta)`` pairs under ``workdir/checkpoints``."""
+
+    def __init__(self, workdir: str, max_to_keep: int | None = 3):
+        ocp = _ocp()
+        self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+            item_names=("state", "meta"),
+        )
+
+    def latest_epoch(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, epoch: int, state, meta: dict[str, Any]) -> None:
+        ocp = _ocp()
+        self._manager.save(
+            epoch,
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+        )
+        self._manager.wait_until_finished()
+
+    def restore(self, target_state, epoch: int | None = None):
+        """(state, meta) of checkpoint ``epoch`` (default: latest), laid out like ``target_state``."""
+        ocp = _ocp()
+        epoch = self.latest_epoch() if epoch is None else epoch
+        if epoch is None:
+            raise CheckpointError(f"no checkpoint to resume from in {self.directory}")
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+        try:
+            restored = self._manager.restore(
+                epoch,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
+                ),
+            )
+        except Exception as e:  # orbax raises many types for unreadable files
+            raise CheckpointError(
+                f"checkpoint {os.path.join(self.directory, str(epoch))} cannot be restored "
+                f"({type(e).__name__}: {e}). It was left untouched; move it aside to resume "
+                "from an earlier epoch, or start a new work dir."
+            ) from e
+        return restored["state"], restored["meta"]
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
+    """Write ``config.json``; on resume, insist the saved config matches ``config``."""
+    path = os.path.join(workdir, "config.json")
+    os.makedirs(workdir, exist_ok=True)
+    config = json.loads(json.dumps(config, default=str))  # compare as saved (tuples -> lists)
+    if os.path.exists(path):
+        with open(path) as f:
+            try:
+                saved = json.load(f)
+            except json.JSONDecodeError as e:
+                raise CheckpointError(f"{path} is not valid JSON ({e}); it was left untouched") from e
+        if not resume:
+            raise CheckpointError(
+                f"work dir {workdir} already holds a run (config.json); pass resume=True "
+                "(--resume) to continue it, or choose another work dir. Nothing was overwritten."
+            )
+        # The epoch budget may grow on resume; everything else must match.
+        differ = sorted(k for k in set(saved) | set(config)
+                        if k != "epochs" and saved.get(k) != config.get(k))
+        if differ:
+            raise CheckpointError(
+                f"cannot resume {workdir}: config differs from the saved one in "
+                + ", ".join(f"{k} (saved {saved.get(k)!r}, now {config.get(k)!r})" for k in differ)
+            )
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)

@@ -1,0 +1,80 @@
+"""The jit'd steps: one train step and one eval step serve every task kind.
+
+Batches are dicts ``{"x": (B, ...), "y": (B, ...), "mask": (B,) float32}``; rows with
+mask 0 are padding and count in neither losses nor metrics.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from zoo.train.state import TrainState, step_rngs
+from zoo.train.tasks import Task
+
+
+def masked_sums(per_example: dict, mask) -> dict:
+    """Per-example metrics (B,) -> their mask-weighted sums, plus the example count."""
+    sums = {k: jnp.sum(v * mask) for k, v in per_example.items()}
+    sums["count"] = jnp.sum(mask)
+    return sums
+
+
+def make_train_step(model, task: Task, tx: optax.GradientTransformation):
+    """``step(state, batch) -> (state, sums)``: one gradient step on the masked mean loss."""
+
+    def train_step(state: TrainState, batch):
+        mask = batch["mask"]
+
+        def loss_fn(params):
+            outputs, new_model_state = model.apply(
+                {"params": params, **state.model_state},
+                batch["x"],
+                train=True,
+                rngs=step_rngs(state.rng, state.step),
+                mutable=state.mutable,
+            )
+            per_example = task.per_example(outputs, batch)
+            loss = jnp.sum(per_example["loss"] * mask) / jnp.maximum(jnp.sum(mask), 1.0)
+            return loss, (per_example, new_model_state)
+
+        (_, (per_example, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params
+        )
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        state = state.replace(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            model_state={**state.model_state, **new_model_state},
+            opt_state=opt_state,
+        )
+        return state, masked_sums(per_example, mask)
+
+    return jax.jit(train_step, donate_argnums=0)
+
+
+def make_rule_step(model, task: Task, rule, **hparams):
+    """For models that learn by a rule, not a gradient:
+    ``rule(variables, x, y, mask=mask, **hparams) -> variables`` (padding rows have mask 0
+    and must not move the weights). Metrics are those of the batch before the update, as in
+    the gradient step."""
+
+    def rule_step(state: TrainState, batch):
+        outputs = model.apply(state.variables, batch["x"], train=False)
+        variables = rule(state.variables, batch["x"], batch["y"], mask=batch["mask"], **hparams)
+        state = state.replace(step=state.step + 1, params=variables["params"])
+        return state, masked_sums(task.per_example(outputs, batch), batch["mask"])
+
+    return jax.jit(rule_step, donate_argnums=0)
+
+
+def make_eval_step(model, task: Task):
+    """``step(variables, batch) -> sums`` in inference mode (running batch-norm statistics,
+    no dropout)."""
+
+    def eval_step(variables, batch):
+        outputs = model.apply(variables, batch["x"], train=False)
+        return masked_sums(task.per_example(outputs, batch), batch["mask"])
+
+    return jax.jit(eval_step)
