@@ -1,0 +1,121 @@
+"""The in-memory dataset every loader returns and the training engine consumes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset's files are not on this machine; the message says how to get them."""
+
+
+# eq=False: the fields are arrays, for which the generated field-by-field ``==`` would be
+# ambiguous; two datasets compare equal only when they are the same object.
+# repr=False: the generated repr would print every array.
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Dataset:
+    """A dataset held in memory as NumPy arrays, split into train / test (and maybe val).
+
+    Shapes and dtypes (N examples per split):
+      x_*: ``(N, *input_shape)``; images are float32 in [0, 1], NHWC ``(N, H, W, C)``.
+      y_*: classification ``(N,)`` int32 labels in ``[0, num_classes)``;
+           regression ``(N, k)`` float32 targets.
+
+    ``target_mean`` / ``target_std`` (shape ``(k,)``) are set when a loader standardised
+    regression targets; `unscale_targets` maps predictions back to the original units.
+    """
+
+    name: str
+    task: str  # "classification", "regression", later "reconstruction", ...
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int | None = None  # None for regression
+    class_names: tuple[str, ...] | None = None
+    description: str = ""  # source, split, preprocessing, citation
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    target_mean: np.ndarray | None = None
+    target_std: np.ndarray | None = None
+
+    def __post_init__(self):
+        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test),
+                            ("val", self.x_val, self.y_val)):
+            if (x is None) != (y is None):
+                raise ValueError(f"dataset {self.name!r}: x_{split} and y_{split} must be given together")
+            if x is not None and len(x) != len(y):
+                raise ValueError(f"dataset {self.name!r}: x_{split} has {len(x)} examples but "
+                                 f"y_{split} has {len(y)}")
+        if self.task == "classification" and self.num_classes is None:
+            raise ValueError(f"dataset {self.name!r}: a classification dataset needs num_classes")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names for "
+                             f"{self.num_classes} classes")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one example, without the batch axis, e.g. ``(8, 8, 1)``."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_outputs(self) -> int:
+        """Width of the model's output: ``num_classes``, else the size of one target."""
+        if self.num_classes is not None:
+            return self.num_classes
+        return math.prod(self.y_train.shape[1:])
+
+    @property
+    def num_train(self) -> int:
+        return len(self.x_train)
+
+    @property
+    def num_test(self) -> int:
+        return len(self.x_test)
+
+    @property
+    def num_val(self) -> int:
+        return 0 if self.x_val is None else len(self.x_val)
+
+    def unscale_targets(self, y: np.ndarray) -> np.ndarray:
+        """Map standardised targets or predictions ``(N, k)`` back to the original units."""
+        if self.target_mean is None:
+            return np.asarray(y)
+        return np.asarray(y) * self.target_std + self.target_mean
+
+    def with_validation(self, fraction: float, seed: int) -> Dataset:
+        """A copy with ``ceil(fraction * num_train)`` training examples moved to x_val/y_val.
+
+        The examples are chosen by ``np.random.default_rng(seed).permutation`` (the same
+        seed gives the same split on every machine); both parts keep their original order.
+        Raises ValueError if ``fraction`` is not in (0, 1), if either part would be empty,
+        or if the dataset already has a validation split.
+        """
+        if self.x_val is not None:
+            raise ValueError(f"dataset {self.name!r} already has a validation split "
+                             f"({self.num_val} examples)")
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+        n = self.num_train
+        # ceil, as scikit-learn's train_test_split does: any fraction > 0 gives at least one.
+        n_val = math.ceil(fraction * n)
+        if n_val >= n:
+            raise ValueError(f"a validation fraction of {fraction} of the {n} training examples of "
+                             f"{self.name!r} leaves no training examples")
+        order = np.random.default_rng(seed).permutation(n)
+        val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
+        note = f" Validation: {n_val} of the {n} training examples, drawn with seed {seed}."
+        return dataclasses.replace(
+            self, x_train=self.x_train[train], y_train=self.y_train[train],
+            x_val=self.x_train[val], y_val=self.y_train[val], description=self.description + note,
+        )
+
+    def __repr__(self) -> str:
+        splits = ", ".join(f"{split}={len(x)}" for split, x in
+                           (("train", self.x_train), ("val", self.x_val), ("test", self.x_test))
+                           if x is not None)
+        return (f"Dataset(name={self.name!r}, task={self.task!r}, input_shape={self.input_shape}, "
+                f"num_outputs={self.num_outputs}, {splits})")

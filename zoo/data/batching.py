@@ -1,0 +1,96 @@
+"""Mini-batches of in-memory arrays, in an order fixed by (seed, epoch)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Iterator
+
+import numpy as np
+
+
+def _check_count(value, what: str, minimum: int) -> int:
+    try:
+        value = operator.index(value)  # Python and NumPy integers; rejects floats
+    except TypeError:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def num_batches(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
+    """How many batches `iterate_batches` yields per epoch.
+
+    ``batch_size >= num_examples`` gives one batch (full-batch gradient descent), even
+    with ``drop_remainder``.
+    """
+    num_examples = _check_count(num_examples, "num_examples", 0)
+    batch_size = _check_count(batch_size, "batch_size", 1)
+    if num_examples == 0:
+        return 0
+    if batch_size >= num_examples:
+        return 1
+    if drop_remainder:
+        return num_examples // batch_size
+    return -(-num_examples // batch_size)
+
+
+def epoch_order(num_examples: int, *, seed: int, epoch: int, shuffle: bool = True) -> np.ndarray:
+    """The example order of one epoch: ``(num_examples,)`` int64 indices.
+
+    A pure function of (seed, epoch), so a run resumed at any epoch sees the same data
+    order as one that never stopped.
+    """
+    num_examples = _check_count(num_examples, "num_examples", 0)
+    if not shuffle:
+        return np.arange(num_examples)
+    seed = _check_count(seed, "seed", 0)
+    epoch = _check_count(epoch, "epoch", 0)
+    return np.random.default_rng([seed, epoch]).permutation(num_examples)
+
+
+def iterate_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, seed: int, epoch: int,
+                    shuffle: bool = True, drop_remainder: bool = False,
+                    pad: bool = False) -> Iterator[dict[str, np.ndarray]]:
+    """Yield ``{"x": (b, ...), "y": (b, ...), "mask": (b,) float32}`` batches for one epoch.
+
+    Args:
+      x, y: arrays with the same first axis N (``y=None``: batches carry no "y").
+      batch_size: examples per batch; ``>= N`` yields a single batch of all N examples
+        (full-batch gradient descent).
+      seed, epoch: the order is ``np.random.default_rng([seed, epoch]).permutation(N)``.
+      shuffle: False keeps the arrays' order.
+      drop_remainder: drop a last batch smaller than ``batch_size``.
+      pad: fill every batch up to ``batch_size`` rows with zeros whose mask is 0, so
+        that every batch has one shape (one compiled evaluation step) and padded rows
+        can be left out of sums.
+
+    ``mask`` is 1.0 for real examples and 0.0 for padding.
+    """
+    x = np.asarray(x)
+    y = None if y is None else np.asarray(y)
+    n = len(x)
+    if y is not None and len(y) != n:
+        raise ValueError(f"x has {n} examples but y has {len(y)}")
+    batch_size = _check_count(batch_size, "batch_size", 1)
+    order = epoch_order(n, seed=seed, epoch=epoch, shuffle=shuffle)
+    if n == 0:
+        return
+    step = min(batch_size, n)  # batch_size >= N: one full batch, never dropped
+    for start in range(0, num_batches(n, batch_size, drop_remainder) * step, step):
+        # Unshuffled batches are slices: views, no copy.
+        index = order[start:start + step] if shuffle else slice(start, min(start + step, n))
+        batch = {"x": x[index]}
+        if y is not None:
+            batch["y"] = y[index]
+        size = len(batch["x"])
+        batch["mask"] = np.ones(size, np.float32)
+        if pad and size < batch_size:
+            batch = {key: _pad_rows(value, batch_size) for key, value in batch.items()}
+        yield batch
+
+
+def _pad_rows(array: np.ndarray, size: int) -> np.ndarray:
+    """``array`` with zero rows appended up to ``size`` rows (same dtype)."""
+    padding = np.zeros((size - len(array), *array.shape[1:]), array.dtype)
+    return np.concatenate([array, padding])

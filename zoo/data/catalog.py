@@ -1,0 +1,74 @@
+"""The table of datasets: name -> loader, and `load_dataset` to call one by name."""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import os
+import types
+from typing import Callable, Mapping
+
+from zoo._choices import lookup
+from zoo.data import sources, synthetic
+from zoo.data.base import Dataset
+
+# Each loader's docstring describes its data: source, shapes, split, preprocessing.
+# Loaders take keyword-only options; `seed` where the split or the data are drawn at
+# random, `data_dir` where they read files.
+DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType({
+    "digits": sources.load_digits,
+    "diabetes": sources.load_diabetes,
+    "xor": synthetic.xor,
+    "circles": synthetic.circles,
+    "mnist": sources.load_mnist,
+    "fashion_mnist": sources.load_fashion_mnist,
+    "cifar10": sources.load_cifar10,
+    "cifar100": sources.load_cifar100,
+    "svhn_cropped": sources.load_svhn_cropped,
+})
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by `load_dataset`, sorted."""
+    return sorted(DATASETS)
+
+
+def describe_dataset(name: str) -> str:
+    """The loader's documentation of dataset ``name``: source, shapes, split, options."""
+    loader = lookup(DATASETS, name, "dataset")
+    return f"{name}{inspect.signature(loader)}\n\n{inspect.getdoc(loader)}"
+
+
+def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None = None,
+                 **kwargs) -> Dataset:
+    """Load dataset ``name`` (see `list_datasets`) into memory as NumPy arrays.
+
+    ``seed`` fixes every random choice (train/test split, synthetic draws); datasets with
+    an official split ignore it. ``data_dir`` is a folder with the dataset's files, for
+    the datasets that read files. Other keyword arguments are the loader's options,
+    e.g. ``load_dataset("circles", noise=0.1)``; `describe_dataset` lists them.
+
+    Raises ValueError for an unknown name (with near matches), an unknown option or a
+    bad value, and DatasetNotFoundError (a FileNotFoundError) when files are missing.
+    """
+    loader = lookup(DATASETS, name, "dataset")
+    parameters = inspect.signature(loader).parameters
+    options = sorted(set(parameters) - {"seed", "data_dir"})
+    unknown = sorted(set(kwargs) - set(options))
+    if unknown:
+        accepted = ", ".join(options) if options else "none"
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; "
+                         f"its options: {accepted}")
+    try:
+        valid_seed = operator.index(seed) >= 0
+    except TypeError:
+        valid_seed = False
+    if not valid_seed:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if "seed" in parameters:
+        kwargs["seed"] = operator.index(seed)
+    if data_dir is not None:
+        if "data_dir" not in parameters:
+            raise ValueError(f"dataset {name!r} is built in and reads no files; leave data_dir unset")
+        kwargs["data_dir"] = data_dir
+    return loader(**kwargs)
