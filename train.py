@@ -9,24 +9,9 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import sys
-
-
-def parse_assignments(pairs: list[str], flag: str) -> dict:
-    """["k=v", ...] -> {k: literal(v)}; a value that is not a Python literal stays a string."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: {flag} expects key=value, got {pair!r}")
-        try:
-            out[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key] = value
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     import jax
 
     import zoo
+    from zoo.cli import parse_assignments
 
     if args.distributed:
         jax.distributed.initialize()

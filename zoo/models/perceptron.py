@@ -326,9 +326,9 @@ def dff(
     batch_norm=True,
 ):
     """Deep feed-forward net: many ReLU layers, He init, batch norm and dropout."""
-    return MLP(
-        input_shape=tuple(input_shape),
-        hidden_sizes=tuple(hidden_sizes),
+    return mlp(
+        input_shape=input_shape,
+        hidden_sizes=hidden_sizes,
         num_outputs=num_outputs,
         activation=activation,
         kernel_init=kernel_init,

@@ -209,8 +209,8 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     ``resume=True`` continues from the latest checkpoint.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
-    if isinstance(model, str):
-        config = dataclasses.replace(config, model=model)
+    # config.json must name what was trained: a registered name, or the module's class.
+    config = dataclasses.replace(config, model=model if isinstance(model, str) else type(model).__name__)
     if data is None or isinstance(data, str):
         data = load_dataset(data or config.dataset, seed=config.seed, data_dir=config.data_dir,
                             **config.dataset_kwargs)
