@@ -213,7 +213,8 @@ def xor_sign_net(*, input_shape=(2,)):
 class MLP(nn.Module):
     """Fully connected net: (B, *input_shape) -> (B, num_outputs).
 
-    Each hidden layer is Dense -> [BatchNorm] -> activation -> [Dropout]. The output layer
+    Each hidden layer is Dense -> [BatchNorm] -> activation -> [Dropout] (no Dense bias when
+    batch norm follows: BatchNorm's shift replaces it, Ioffe & Szegedy 2015). The output layer
     is linear (logits or a regression value) unless ``output_activation`` says otherwise.
     ``forward_features`` returns the last hidden layer, ``head`` maps it to the outputs.
     """
@@ -247,7 +248,10 @@ class MLP(nn.Module):
         dense = dict(
             kernel_init=get_initializer(self.kernel_init), bias_init=get_initializer(self.bias_init)
         )
-        self.hidden = [nn.Dense(int(n), **dense) for n in self.hidden_sizes]
+        # Batch norm subtracts the mean, so a bias before it has no effect (and only a
+        # numerically-zero gradient); its shift parameter takes the bias's place.
+        self.hidden = [nn.Dense(int(n), use_bias=not self.batch_norm, **dense)
+                       for n in self.hidden_sizes]
         self.norms = [nn.BatchNorm() for _ in self.hidden_sizes] if self.batch_norm else []
         self.dropout = nn.Dropout(self.dropout_rate)
         self.out = nn.Dense(self.num_outputs, **dense)

@@ -41,7 +41,7 @@ class TrainConfig:
     model_overrides: dict = dataclasses.field(default_factory=dict)
     dataset_kwargs: dict = dataclasses.field(default_factory=dict)
     task: str | None = None  # default: the dataset's, or the model's own fixed task
-    epochs: int = 30
+    epochs: int = 50
     batch_size: int = 32
     eval_batch_size: int = 512
     drop_remainder: bool = False
