@@ -1,0 +1,600 @@
+r"""Every optimizer of the seeds, built from optax, behind one factory.
+
+    tx = zoo.optim.create("adam", 1e-3, schedule="warmup_cosine",
+                          schedule_kwargs={"warmup_steps": 100, "decay_steps": 1000},
+                          clip_norm=1.0, l2=1e-2, num_examples=60000)
+
+Notation: w the weights, g_t the gradient of the cost at step t (t = 1, 2, ...), eta_t
+the learning rate at step t (a float, or a schedule evaluated at the step count t - 1),
+every product and square root elementwise. The paper forms are the defaults; a
+``_slide`` name is the form printed in kang-lecture4's "Gradient Descent Variations"
+slides, offered only where it differs from the paper.
+
+============== ========================================================= ======================
+name           update (defaults in brackets)                              paper / slide
+============== ========================================================= ======================
+gd, sgd        w <- w - eta g                                             Cauchy 1847; slide
+                                                                          "Gradient Descent
+                                                                          revisited"
+momentum       T = gamma T + g;  w <- w - eta T            [gamma 0.9]    Polyak 1964
+                                                                          (optax.sgd momentum)
+momentum_slide v = gamma v + eta g;  w <- w - v            [gamma 0.9]    slide "Momentum":
+                                                                          eta inside v
+nesterov       T = gamma T + g;  w <- w - eta (g + gamma T) [gamma 0.9]   Sutskever et al. 2013
+                                                                          (optax form)
+nesterov_slide v = gamma v + eta grad J(w - gamma v); w <- w - v          Nesterov 1983; slide
+               (held in look-ahead variables u = w - gamma v, below)      "NAG"
+adagrad        G = G + g^2;  w <- w - eta g / (sqrt(G) + eps)             Duchi et al. 2011
+               [G_0 0, eps 1e-8]
+adagrad_slide  G = G + g^2;  w <- w - eta g / sqrt(G + eps)               slide "Adagrad":
+               [G_0 0, eps 1e-8]                                          eps inside the root
+adadelta       E_g = rho E_g + (1-rho) g^2;                               Zeiler 2012
+               d = -sqrt(E_d + eps) / sqrt(E_g + eps) g;                  (optax.adadelta)
+               E_d = rho E_d + (1-rho) d^2;  w <- w + eta d
+               [rho 0.95, eps 1e-6; eta = 1 is the paper]
+rmsprop        E = rho E + (1-rho) g^2;  w <- w - eta g / sqrt(E + eps)   Hinton 2012 lecture 6e
+               [rho 0.9, eps 1e-8]                                        (optax.rmsprop)
+rmsprop_slide  alias of rmsprop: the slide's "RMSProp" is the same form    slide "RMSProp"
+adadelta_slide alias of rmsprop: the slide's "Adadelta" equation is        slide "Adadelta"
+               RMSProp (no E[dw^2] term), with gamma for rho
+adam           m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;               Kingma & Ba 2015
+               w <- w - eta m_hat / (sqrt(v_hat) + eps)                   (optax.adam)
+               m_hat = m / (1-b1^t), v_hat = v / (1-b2^t)
+               [b1 0.9, b2 0.999, eps 1e-8]
+adam_slide     as adam but w <- w - eta m_hat / sqrt(v_hat + eps)         slide "Adam"
+                                                                          (optax.adam eps=0,
+                                                                          eps_root=eps)
+adamw          w <- w - eta (m_hat / (sqrt(v_hat) + eps) + lambda w)      Loshchilov & Hutter
+               [b1 0.9, b2 0.999, eps 1e-8, weight_decay lambda 1e-4]     2019 (optax.adamw)
+============== ========================================================= ======================
+
+Hyper-parameters go to `create` as keywords: ``momentum`` (the slides' gamma), ``rho``
+(RMSProp's and Adadelta's decay, the slides' gamma), ``beta1``, ``beta2``, ``eps``,
+``initial_accumulator`` (Adagrad's G_0), ``weight_decay`` (AdamW's lambda).
+
+Where the forms differ, and where they do not:
+
+* momentum vs momentum_slide. With a constant eta the two give the same iterates
+  (v = eta T). Under a schedule they differ: optax scales the whole trace by today's
+  eta_t, the slide folds each step's eta into v when the gradient arrives. The slide's
+  "w_t = w_{t+1} - v_t" is a typo for w_{t+1} = w_t - v_t.
+* nesterov_slide. An optax transform sees only the gradient at the params it holds, so
+  the slide's look-ahead gradient grad J(w_t - gamma v_{t-1}) is had by holding the
+  look-ahead point u_t = w_t - gamma v_{t-1} as the params (u_0 = w_0). Then
+  u_{t+1} - u_t = -(1 + gamma) v_t + gamma v_{t-1} = -eta_t g_t - gamma v_t, and
+  ``nesterov_slide_weights(params, opt_state)`` gives back w_t = u_t + gamma v_{t-1}.
+  With a constant eta, optax's ``nesterov`` iterates are exactly these u_t (v = eta T,
+  no rescaling); under a schedule the two differ, as for momentum.
+* adagrad vs adagrad_slide: eps outside (Duchi's delta) or inside the root, both from
+  G_0 = 0 (optax.adagrad's own default G_0 is 0.1). The slide's
+  "g_{t,i} = grad J(w_t - gamma v_{t-1})" is a copy of the NAG slide: Adagrad uses the
+  plain gradient g_t = grad J(w_t).
+* rmsprop: optax.rmsprop puts eps inside the square root (``eps_in_sqrt=True``), as the
+  slide does; Hinton's lecture has no eps. (PyTorch and Keras put it outside.) The
+  slide's second line, eta / sqrt(RMS[g]_t + eps), takes a root of a root: it means
+  eta / RMS[g]_t with RMS[g]_t = sqrt(E[g^2]_t + eps), the same update.
+* adadelta: Zeiler's update has no learning rate; ``learning_rate=1.0`` reproduces it
+  (`create`'s default 1e-3 shrinks every step a thousandfold). With another eta, the
+  E[dw^2] accumulator still tracks the unscaled Zeiler step d (optax's choice).
+* adamw: optax (like PyTorch) multiplies the decay by eta; the paper multiplies it by
+  the schedule multiplier only, so with a constant eta the paper's lambda is
+  eta * weight_decay.
+
+Gradient descent, stochastic and mini-batch ("gd", "sgd") share one update; which of
+the three it is depends only on the batch size the trainer is given (all N examples:
+batch GD; 1: stochastic; n: mini-batch), not on the optimizer.
+
+Learning-rate schedules (`make_schedule`): ``constant``; ``step`` (eta * decay^floor(t /
+step_size), or eta * decay^k from the k-th of a list of ``boundaries`` on); ``cosine``;
+``warmup`` (linear from ``init_value`` to eta, then constant); ``warmup_cosine``.
+
+Gradient clipping (``clip_value``: each element into [-c, c]; ``clip_norm``: the global
+norm to at most c) acts on the gradient of the loss as it comes in.
+
+L1 / L2 regularization, slide "Regularization": the cost is
+    Cost = Loss + lambda / (2m) * sum_i |w_i|     (L1)
+    Cost = Loss + lambda / (2m) * sum_i w_i^2     (L2)
+with m the number of training examples (``num_examples``). The penalties are gradient
+transforms that add the penalty's gradient to the raw gradient before the optimizer, so
+every optimizer sees the gradient of the whole cost (a penalty in the cost, not
+decoupled weight decay as in adamw):
+    L2 adds (lambda / m) * w;     L1 adds (lambda / (2m)) * sign(w)   (sign(0) = 0).
+By default only arrays with ndim >= 2 (kernels, embedding tables) are penalised, not
+biases or normalization scales; ``penalty_mask`` (a pytree of bools or a function of
+params returning one, as optax.masked takes) chooses otherwise.
+
+Assembly, for every name: optax.chain(clip_value, clip_norm, L1, L2, optimizer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from zoo._choices import unknown_name_error
+
+__all__ = [
+    "create",
+    "describe",
+    "list_optimizers",
+    "make_schedule",
+    "l1_penalty",
+    "l2_penalty",
+    "nesterov_slide_weights",
+    "SlideMomentumState",
+    "SlideNesterovState",
+    "AdagradState",
+]
+
+LearningRate = float | optax.Schedule
+
+
+# --------------------------------------------------------------------------- transforms
+# The few forms optax does not offer as written.
+
+
+class SlideMomentumState(NamedTuple):
+    """State of momentum_slide: the slide's velocity v (eta already folded in)."""
+
+    count: jax.Array
+    velocity: optax.Updates
+
+
+class SlideNesterovState(NamedTuple):
+    """State of nesterov_slide; ``momentum`` is kept so the weights w can be recovered."""
+
+    count: jax.Array
+    velocity: optax.Updates
+    momentum: jax.Array
+
+
+class AdagradState(NamedTuple):
+    """Duchi et al.'s accumulated squared gradient G."""
+
+    sum_of_squares: optax.Updates
+
+
+def _learning_rate_at(learning_rate: LearningRate, count: jax.Array):
+    return learning_rate(count) if callable(learning_rate) else learning_rate
+
+
+def _slide_velocity(learning_rate: LearningRate, momentum: float,
+                    look_ahead: bool) -> optax.GradientTransformation:
+    """The slides' momentum (look_ahead=False) and NAG (look_ahead=True) with eta inside v.
+
+    v_t = gamma v_{t-1} + eta_t g_t. Momentum steps w by -v_t. NAG holds the look-ahead
+    point u_t = w_t - gamma v_{t-1} as params, so that g_t (taken at the params) is the
+    slide's grad J(w_t - gamma v_{t-1}), and steps u by
+    -(1 + gamma) v_t + gamma v_{t-1}, computed as -eta_t g_t - gamma v_t (the same
+    number without subtracting two nearly equal terms).
+    """
+
+    def init_fn(params):
+        count = jnp.zeros([], jnp.int32)
+        velocity = optax.tree.zeros_like(params)
+        if look_ahead:
+            return SlideNesterovState(count, velocity, jnp.asarray(momentum, jnp.float32))
+        return SlideMomentumState(count, velocity)
+
+    def update_fn(grads, state, params=None):
+        del params
+        eta = _learning_rate_at(learning_rate, state.count)
+        velocity = jax.tree.map(lambda v, g: momentum * v + eta * g, state.velocity, grads)
+        if look_ahead:
+            updates = jax.tree.map(lambda v, g: -eta * g - momentum * v, velocity, grads)
+        else:
+            updates = jax.tree.map(jnp.negative, velocity)
+        count = optax.safe_increment(state.count)
+        if look_ahead:
+            return updates, SlideNesterovState(count, velocity, state.momentum)
+        return updates, SlideMomentumState(count, velocity)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _scale_by_adagrad(initial_accumulator: float, eps: float) -> optax.GradientTransformation:
+    """g / (sqrt(G) + eps) with G the running sum of g^2 (optax.adagrad puts eps inside)."""
+
+    def init_fn(params):
+        return AdagradState(optax.tree.full_like(params, initial_accumulator))
+
+    def update_fn(grads, state, params=None):
+        del params
+        sum_of_squares = jax.tree.map(lambda s, g: s + g * g, state.sum_of_squares, grads)
+        updates = jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + eps), grads, sum_of_squares)
+        return updates, AdagradState(sum_of_squares)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def _add_scaled_sign(coefficient: float) -> optax.GradientTransformation:
+    """g + coefficient * sign(w): the (sub)gradient of coefficient * sum |w|."""
+
+    def update_fn(grads, state, params=None):
+        if params is None:
+            raise ValueError("the L1 penalty needs params: call tx.update(grads, state, params)")
+        return jax.tree.map(lambda g, w: g + coefficient * jnp.sign(w), grads, params), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+# --------------------------------------------------------------------------- penalties
+
+
+def _weights_only(params):
+    """Default penalty mask: arrays with ndim >= 2 (kernels), not biases or scales."""
+    return jax.tree.map(lambda w: jnp.ndim(w) >= 2, params)
+
+
+def _check_penalty(kind: str, strength: float, num_examples: int | None) -> None:
+    if strength < 0:
+        raise ValueError(f"{kind} strength must be >= 0, got {strength}")
+    if num_examples is None:
+        raise ValueError(f"{kind} > 0 needs num_examples (m, the number of training "
+                         f"examples): the slide's penalty is lambda / (2m) * sum ...")
+    if int(num_examples) != num_examples or num_examples < 1:
+        raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}")
+
+
+def l1_penalty(strength: float, num_examples: int,
+               mask: Any = None) -> optax.GradientTransformation:
+    """Add (lambda / (2m)) sign(w): the gradient of the slide's lambda / (2m) sum |w|.
+
+    ``mask`` (pytree of bools, or params -> pytree) picks the arrays penalised; default:
+    those with ndim >= 2.
+    """
+    _check_penalty("l1", strength, num_examples)
+    inner = _add_scaled_sign(strength / (2.0 * num_examples))
+    return optax.masked(inner, _weights_only if mask is None else mask)
+
+
+def l2_penalty(strength: float, num_examples: int,
+               mask: Any = None) -> optax.GradientTransformation:
+    """Add (lambda / m) w: the gradient of the slide's lambda / (2m) sum w^2.
+
+    ``mask`` (pytree of bools, or params -> pytree) picks the arrays penalised; default:
+    those with ndim >= 2.
+    """
+    _check_penalty("l2", strength, num_examples)
+    return optax.add_decayed_weights(strength / num_examples,
+                                     mask=_weights_only if mask is None else mask)
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+@dataclasses.dataclass(frozen=True)
+class _ScheduleSpec:
+    build: Callable[..., optax.Schedule]  # build(learning_rate, **kwargs)
+    required: tuple[str, ...]
+    optional: dict[str, Any]
+    doc: str
+
+
+def _step_schedule(learning_rate, step_size=None, decay=0.1, boundaries=None):
+    if (step_size is None) == (boundaries is None):
+        raise ValueError("schedule 'step' takes exactly one of step_size (decay every "
+                         "step_size steps) or boundaries (decay at each listed step)")
+    if boundaries is not None:
+        boundaries = [int(b) for b in boundaries]
+        if any(b <= 0 for b in boundaries) or len(set(boundaries)) != len(boundaries):
+            raise ValueError(f"step boundaries must be distinct positive steps, "
+                             f"got {boundaries}")
+        return optax.piecewise_constant_schedule(learning_rate, {b: decay for b in boundaries})
+    _check_positive_steps(step_size=step_size)
+    return optax.exponential_decay(learning_rate, transition_steps=step_size,
+                                   decay_rate=decay, staircase=True)
+
+
+def _cosine_schedule(learning_rate, decay_steps, alpha=0.0):
+    _check_positive_steps(decay_steps=decay_steps)
+    return optax.cosine_decay_schedule(learning_rate, decay_steps=decay_steps, alpha=alpha)
+
+
+def _warmup_schedule(learning_rate, warmup_steps, init_value=0.0):
+    _check_positive_steps(warmup_steps=warmup_steps)
+    # linear_schedule holds end_value after transition_steps: warmup, then constant.
+    return optax.linear_schedule(init_value, learning_rate, transition_steps=warmup_steps)
+
+
+def _warmup_cosine_schedule(learning_rate, warmup_steps, decay_steps, init_value=0.0,
+                            end_value=0.0):
+    _check_positive_steps(warmup_steps=warmup_steps, decay_steps=decay_steps)
+    if decay_steps <= warmup_steps:
+        raise ValueError(f"warmup_cosine: decay_steps (total, warmup included) must exceed "
+                         f"warmup_steps, got {decay_steps} <= {warmup_steps}")
+    return optax.warmup_cosine_decay_schedule(init_value, learning_rate, warmup_steps,
+                                              decay_steps, end_value)
+
+
+def _check_positive_steps(**steps) -> None:
+    for key, value in steps.items():
+        if int(value) != value or value < 1:
+            raise ValueError(f"{key} must be a positive integer, got {value!r}")
+
+
+_SCHEDULES: dict[str, _ScheduleSpec] = {
+    "constant": _ScheduleSpec(lambda lr: optax.constant_schedule(lr), (), {}, "eta"),
+    "step": _ScheduleSpec(
+        _step_schedule, (), {"step_size": None, "decay": 0.1, "boundaries": None},
+        "eta * decay^floor(t / step_size); or eta * decay^k from the k-th boundary on"),
+    "cosine": _ScheduleSpec(
+        _cosine_schedule, ("decay_steps",), {"alpha": 0.0},
+        "eta * ((1 - alpha) (1 + cos(pi min(t, decay_steps) / decay_steps)) / 2 + alpha)"),
+    "warmup": _ScheduleSpec(
+        _warmup_schedule, ("warmup_steps",), {"init_value": 0.0},
+        "linear from init_value to eta over warmup_steps, then eta"),
+    "warmup_cosine": _ScheduleSpec(
+        _warmup_cosine_schedule, ("warmup_steps", "decay_steps"),
+        {"init_value": 0.0, "end_value": 0.0},
+        "linear from init_value to eta over warmup_steps, then cosine to end_value at "
+        "step decay_steps (the total, warmup included)"),
+}
+
+
+def make_schedule(kind: str, learning_rate: float, **kwargs) -> optax.Schedule:
+    """A learning-rate schedule peaking at (or starting from) ``learning_rate``.
+
+    t counts the updates already made: the first update uses the value at t = 0.
+    kinds and their keyword arguments:
+      constant                                   eta
+      step        step_size, decay=0.1           eta * decay^floor(t / step_size)
+                  or boundaries=[...], decay     eta * decay^k once t >= the k-th boundary
+      cosine      decay_steps, alpha=0.0         cosine from eta to alpha * eta
+      warmup      warmup_steps, init_value=0.0   linear init_value -> eta, then eta
+      warmup_cosine  warmup_steps, decay_steps, init_value=0.0, end_value=0.0
+                  linear warmup, then cosine to end_value at step decay_steps (total)
+    Unknown kinds or keywords, and missing or non-positive step counts, raise ValueError.
+    """
+    spec = _SCHEDULES.get(kind)
+    if spec is None:
+        raise unknown_name_error("schedule", kind, _SCHEDULES)
+    valid = (*spec.required, *spec.optional)
+    unknown = sorted(set(kwargs) - set(valid))
+    if unknown:
+        raise ValueError(f"schedule {kind!r} got unknown keyword(s) {', '.join(unknown)}; "
+                         f"valid: {', '.join(valid) or '(none)'}")
+    missing = [k for k in spec.required if k not in kwargs]
+    if missing:
+        raise ValueError(f"schedule {kind!r} needs {', '.join(missing)}")
+    return spec.build(learning_rate, **kwargs)
+
+
+# --------------------------------------------------------------------------- optimizers
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+    """One row of the table: how to build it, its defaults, and where it comes from."""
+
+    build: Callable[..., optax.GradientTransformation]  # build(learning_rate, **hyper)
+    defaults: dict[str, float]
+    equation: str
+    reference: str
+    note: str = ""
+
+
+def _sgd(lr):
+    return optax.sgd(lr)
+
+
+def _momentum(lr, momentum):
+    return optax.sgd(lr, momentum=momentum)
+
+
+def _nesterov(lr, momentum):
+    return optax.sgd(lr, momentum=momentum, nesterov=True)
+
+
+def _momentum_slide(lr, momentum):
+    return _slide_velocity(lr, momentum, look_ahead=False)
+
+
+def _nesterov_slide(lr, momentum):
+    return _slide_velocity(lr, momentum, look_ahead=True)
+
+
+def _adagrad(lr, eps, initial_accumulator):
+    return optax.chain(_scale_by_adagrad(initial_accumulator, eps),
+                       optax.scale_by_learning_rate(lr))
+
+
+def _adagrad_slide(lr, eps, initial_accumulator):
+    # optax.adagrad is exactly the slide's form once G_0 is the slide's 0.
+    return optax.adagrad(lr, initial_accumulator_value=initial_accumulator, eps=eps)
+
+
+def _adadelta(lr, rho, eps):
+    return optax.adadelta(lr, rho=rho, eps=eps)
+
+
+def _rmsprop(lr, rho, eps):
+    return optax.rmsprop(lr, decay=rho, eps=eps, eps_in_sqrt=True)
+
+
+def _adam(lr, beta1, beta2, eps):
+    return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
+
+
+def _adam_slide(lr, beta1, beta2, eps):
+    # optax.adam divides by sqrt(v_hat + eps_root) + eps.
+    return optax.adam(lr, b1=beta1, b2=beta2, eps=0.0, eps_root=eps)
+
+
+def _adamw(lr, beta1, beta2, eps, weight_decay):
+    return optax.adamw(lr, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay)
+
+
+_GD = OptimizerSpec(
+    _sgd, {}, "w <- w - eta g",
+    "Cauchy 1847; slide 'Gradient Descent revisited' (batch, stochastic, mini-batch)",
+    "gd and sgd are one update: full-batch, stochastic or mini-batch is the trainer's "
+    "batch size (N, 1 or n examples), not the optimizer.")
+_RMSPROP = OptimizerSpec(
+    _rmsprop, {"rho": 0.9, "eps": 1e-8},
+    "E = rho E + (1 - rho) g^2; w <- w - eta g / sqrt(E + eps)",
+    "Hinton, Srivastava & Swersky 2012, Neural Networks for ML lecture 6e (optax.rmsprop, "
+    "eps inside the root)",
+    "the slide's 'RMSProp' and 'Adadelta' equations are this form")
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    "gd": _GD,
+    "sgd": _GD,
+    "momentum": OptimizerSpec(
+        _momentum, {"momentum": 0.9}, "T = gamma T + g; w <- w - eta T",
+        "Polyak 1964, heavy ball (optax.sgd(momentum=gamma))",
+        "equals momentum_slide under a constant eta (v = eta T), not under a schedule"),
+    "momentum_slide": OptimizerSpec(
+        _momentum_slide, {"momentum": 0.9}, "v = gamma v + eta g; w <- w - v",
+        "kang-lecture4 slide 'Momentum' (its 'w_t = w_{t+1} - v_t' read as "
+        "w_{t+1} = w_t - v_t)",
+        "eta inside v: each step's eta is fixed into v when its gradient arrives"),
+    "nesterov": OptimizerSpec(
+        _nesterov, {"momentum": 0.9}, "T = gamma T + g; w <- w - eta (g + gamma T)",
+        "Sutskever, Martens, Dahl & Hinton 2013 (optax.sgd(momentum, nesterov=True))",
+        "its iterates are the slide's look-ahead points u = w - gamma v under a constant eta"),
+    "nesterov_slide": OptimizerSpec(
+        _nesterov_slide, {"momentum": 0.9},
+        "v = gamma v + eta grad J(w - gamma v); w <- w - v; held as u = w - gamma v, "
+        "u <- u - (1 + gamma) v_t + gamma v_{t-1}",
+        "Nesterov 1983; kang-lecture4 slide 'Nesterov Accelerated Gradient (NAG)'",
+        "params are the look-ahead points u; nesterov_slide_weights(params, state) gives w"),
+    "adagrad": OptimizerSpec(
+        _adagrad, {"eps": 1e-8, "initial_accumulator": 0.0},
+        "G = G + g^2; w <- w - eta g / (sqrt(G) + eps)",
+        "Duchi, Hazan & Singer 2011 (eps is their delta, outside the root)"),
+    "adagrad_slide": OptimizerSpec(
+        _adagrad_slide, {"eps": 1e-8, "initial_accumulator": 0.0},
+        "G = G + g^2; w <- w - eta g / sqrt(G + eps)",
+        "kang-lecture4 slide 'Adagrad' (optax.adagrad with G_0 = 0)",
+        "eps inside the root; the slide's look-ahead gradient is a typo for grad J(w_t)"),
+    "adadelta": OptimizerSpec(
+        _adadelta, {"rho": 0.95, "eps": 1e-6},
+        "E_g = rho E_g + (1 - rho) g^2; d = -sqrt(E_d + eps) / sqrt(E_g + eps) g; "
+        "E_d = rho E_d + (1 - rho) d^2; w <- w + eta d",
+        "Zeiler 2012 (optax.adadelta)",
+        "the paper has no learning rate: pass learning_rate=1.0 to reproduce it"),
+    "rmsprop": _RMSPROP,
+    "rmsprop_slide": dataclasses.replace(
+        _RMSPROP, reference="kang-lecture4 slide 'RMSProp'",
+        note="alias of rmsprop: the slide's form is the same (its eta / sqrt(RMS[g] + eps) "
+             "line means eta / RMS[g], RMS[g] = sqrt(E[g^2] + eps))"),
+    "adadelta_slide": dataclasses.replace(
+        _RMSPROP, reference="kang-lecture4 slide 'Adadelta'",
+        note="alias of rmsprop: the slide's 'Adadelta' equation is RMSProp (gamma = rho); "
+             "Zeiler's Adadelta is 'adadelta'"),
+    "adam": OptimizerSpec(
+        _adam, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; "
+        "w <- w - eta m_hat / (sqrt(v_hat) + eps)",
+        "Kingma & Ba 2015 (optax.adam)"),
+    "adam_slide": OptimizerSpec(
+        _adam_slide, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "as adam, w <- w - eta m_hat / sqrt(v_hat + eps)",
+        "kang-lecture4 slide 'Adam' (optax.adam(eps=0, eps_root=eps))",
+        "eps inside the root"),
+    "adamw": OptimizerSpec(
+        _adamw, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4},
+        "as adam, w <- w - eta (m_hat / (sqrt(v_hat) + eps) + weight_decay w)",
+        "Loshchilov & Hutter 2019 (optax.adamw; decay scaled by eta as in PyTorch)",
+        "decay acts on every array; the paper's lambda is eta * weight_decay at constant eta"),
+}
+
+
+def list_optimizers() -> list[str]:
+    """Every name `create` accepts, paper forms and their ``_slide`` variants."""
+    return list(OPTIMIZERS)
+
+
+def describe(name: str) -> str:
+    """The equation, reference and notes of optimizer ``name``, with its defaults."""
+    spec = _lookup(name)
+    defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults.items()) or "none"
+    lines = [f"{name}: {spec.equation}", f"  reference: {spec.reference}",
+             f"  hyper-parameters (defaults): {defaults}"]
+    if spec.note:
+        lines.append(f"  note: {spec.note}")
+    return "\n".join(lines)
+
+
+def _lookup(name: str) -> OptimizerSpec:
+    spec = OPTIMIZERS.get(name) if isinstance(name, str) else None
+    if spec is None:
+        raise unknown_name_error("optimizer", name, OPTIMIZERS)
+    return spec
+
+
+def create(name: str, learning_rate: LearningRate = 1e-3, *, schedule: str | None = None,
+           schedule_kwargs: dict | None = None, clip_norm: float | None = None,
+           clip_value: float | None = None, l1: float = 0.0, l2: float = 0.0,
+           num_examples: int | None = None, penalty_mask: Any = None,
+           **hyper) -> optax.GradientTransformation:
+    """The optax transform for optimizer ``name`` (see `list_optimizers`, `describe`).
+
+    ``learning_rate`` is a float, shaped by ``schedule`` (a `make_schedule` kind, with
+    ``schedule_kwargs``; default constant), or an optax schedule itself. ``hyper`` sets
+    the optimizer's hyper-parameters (module docstring); unknown ones raise ValueError.
+    ``clip_value`` / ``clip_norm`` clip the incoming gradient; ``l1`` / ``l2`` add the
+    slide's penalties lambda / (2m) sum |w| / w^2 to the cost, m = ``num_examples``
+    (required when either is > 0), on the arrays ``penalty_mask`` picks (default ndim >= 2).
+    """
+    spec = _lookup(name)
+    unknown = sorted(set(hyper) - set(spec.defaults))
+    if unknown:
+        valid = ", ".join(spec.defaults) or "none"
+        raise ValueError(f"optimizer {name!r} got unknown hyper-parameter(s) "
+                         f"{', '.join(unknown)}; valid for {name!r}: {valid}")
+    eta = _resolve_learning_rate(learning_rate, schedule, schedule_kwargs)
+
+    parts = []
+    if clip_value is not None:
+        _check_clip("clip_value", clip_value)
+        parts.append(optax.clip(clip_value))
+    if clip_norm is not None:
+        _check_clip("clip_norm", clip_norm)
+        parts.append(optax.clip_by_global_norm(clip_norm))
+    if l1:
+        parts.append(l1_penalty(l1, num_examples, penalty_mask))
+    if l2:
+        parts.append(l2_penalty(l2, num_examples, penalty_mask))
+    parts.append(spec.build(eta, **{**spec.defaults, **hyper}))
+    return optax.chain(*parts)
+
+
+def _resolve_learning_rate(learning_rate, schedule, schedule_kwargs) -> LearningRate:
+    if callable(learning_rate):
+        if schedule is not None or schedule_kwargs:
+            raise ValueError("learning_rate is already a schedule; drop schedule/schedule_kwargs")
+        return learning_rate
+    if schedule is None:
+        if schedule_kwargs:
+            raise ValueError("schedule_kwargs given without a schedule kind")
+        # A plain float: optax scales by a constant, with no step counter in the state.
+        return learning_rate
+    return make_schedule(schedule, learning_rate, **(schedule_kwargs or {}))
+
+
+def _check_clip(key: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{key} must be > 0, got {value!r}")
+
+
+def nesterov_slide_weights(params, opt_state):
+    """The slide's weights w_t = u_t + gamma v_{t-1} from nesterov_slide's look-ahead params.
+
+    ``opt_state`` is the state of a `create("nesterov_slide", ...)` transform (alone or
+    inside a chain). Use w, not u, to evaluate or export the model the slide describes.
+    """
+    states = [s for s in jax.tree.leaves(opt_state,
+                                         is_leaf=lambda s: isinstance(s, SlideNesterovState))
+              if isinstance(s, SlideNesterovState)]
+    if len(states) != 1:
+        raise ValueError(f"expected the state of one 'nesterov_slide' optimizer, found "
+                         f"{len(states)} in opt_state")
+    state = states[0]
+    return jax.tree.map(lambda u, v: u + state.momentum.astype(v.dtype) * v,
+                        params, state.velocity)
