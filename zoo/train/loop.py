@@ -85,8 +85,9 @@ class EarlyStopping:
     best_epoch: int | None = None
     wait: int = 0
 
-    def update(self, epoch: int, value: float | None, weight_change: float) -> str | None:
-        """Record an epoch; return why to stop, or None."""
+    def update(self, epoch: int, value: float | None, weight_change: float | None) -> str | None:
+        """Record an epoch's monitored validation metric and relative weight change (None
+        when not measured); return why to stop, or None."""
         sign = 1.0 if self.mode == "max" else -1.0
         if value is not None:
             if self.best is None or sign * (value - self.best) > self.min_delta:
@@ -97,7 +98,7 @@ class EarlyStopping:
                 return f"validation metric {value:.6g} reached the target {self.target}"
             if self.patience is not None and self.wait >= self.patience:
                 return f"no improvement for {self.wait} epochs (best {self.best:.6g} at epoch {self.best_epoch})"
-        if self.min_weight_change is not None and weight_change < self.min_weight_change:
+        if weight_change is not None and weight_change < self.min_weight_change:
             return f"weights changed by {weight_change:.3g} < {self.min_weight_change} (relative)"
         return None
 
@@ -265,7 +266,8 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     try:
         for epoch in range(start_epoch, config.epochs + 1):
             t0 = time.perf_counter()
-            old_params = jax.device_get(state.params)
+            # A host copy of the weights only when a stopping rule needs their change.
+            old_params = jax.device_get(state.params) if config.min_weight_change is not None else None
             first_step = int(state.step)
             sums = []
             for b in iterate_batches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
@@ -285,17 +287,16 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
             history.append(record)
             if bar is not None:
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_"))})
-            reason = stopper.update(
-                epoch,
-                record.get(f"val_{task.monitor}"),
-                _relative_change(jax.device_get(state.params), old_params),
-            )
-            _log(metrics_path, record)
+            weight_change = (None if old_params is None
+                             else _relative_change(jax.device_get(state.params), old_params))
+            reason = stopper.update(epoch, record.get(f"val_{task.monitor}"), weight_change)
             if checkpointer is not None:
                 checkpointer.save(epoch, state, {
                     "epoch": epoch, "history": history, "early_stopping": stopper.state_dict(),
                     "stopped": reason is not None, "stop_reason": reason,
                 })
+            # Logged once saved: a resumed run repeats no line of metrics.jsonl.
+            _log(metrics_path, record)
             if reason is not None:
                 stop_reason = reason
                 break
