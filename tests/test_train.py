@@ -11,7 +11,6 @@ import jax
 import numpy as np
 import pytest
 
-import zoo
 from zoo.data import Dataset, load_dataset
 from zoo.train import CheckpointError, NonFiniteLossError, evaluate, fit
 

@@ -6,7 +6,8 @@ import ast
 
 
 def parse_assignments(pairs: list[str], flag: str) -> dict:
-    """["k=v", ...] -> {k: literal(v)}; a value that is not a Python literal stays a string.
+    """["k=v", ...] -> {k: literal(v)}; a value that is not a Python literal stays a string
+    (a bare word such as relu), and a list becomes a tuple (module configs are hashable).
 
     Raises ValueError naming ``flag`` for an item without "=".
     """
@@ -16,7 +17,8 @@ def parse_assignments(pairs: list[str], flag: str) -> dict:
         if not sep or not key:
             raise ValueError(f"{flag} expects key=value, got {pair!r}")
         try:
-            out[key] = ast.literal_eval(value)
+            parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            out[key] = value
+            parsed = value
+        out[key.strip()] = tuple(parsed) if isinstance(parsed, list) else parsed
     return out

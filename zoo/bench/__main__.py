@@ -1,0 +1,119 @@
+"""``python -m zoo.bench``: benchmark one model or the standard suite.
+
+    python -m zoo.bench --model mlp --compare torch,flax
+    python -m zoo.bench --model lstm --batch-size 32 --seq-len 256 --dtype bfloat16 --json out.json
+    python -m zoo.bench --all --compare torch,flax      # writes benchmarks/results-<device>.md
+
+Exit status: 0 when every benchmark ran or is absent, 1 when one failed, 2 on a usage
+error (unknown model, bad option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shlex
+import sys
+
+import jax
+
+from zoo import bench, registry
+from zoo.bench import harness
+from zoo.bench.suite import DTYPES, MODES
+from zoo.cli import parse_assignments
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m zoo.bench",
+        description="Time a zoo model's train (or forward) step on the default JAX device, "
+        "optionally side by side with PyTorch and Flax stock-layer versions.",
+    )
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--model", help="suite entry or registered model name (--list shows the suite)")
+    what.add_argument("--all", action="store_true",
+                      help="run the standard suite and write benchmarks/results-<device>.md")
+    what.add_argument("--list", action="store_true", help="list the suite's entries and exit")
+    p.add_argument("--batch-size", type=int, help="examples per step (default: the entry's)")
+    p.add_argument("--seq-len", type=int, help="sequence length of sequence entries")
+    p.add_argument("--image-size", type=int, help="image side of image entries")
+    p.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="bfloat16 casts parameters and float inputs")
+    p.add_argument("--mode", choices=MODES, default="train",
+                   help="train: the engine's train step incl. the SGD update; forward: inference apply")
+    p.add_argument("--steps", type=int, help="timed steps per contender per round (default: enough for "
+                   f"~{harness.AUTO_BLOCK_S} s, {harness.AUTO_MIN_STEPS} to {harness.AUTO_MAX_STEPS})")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5; ratios need >= 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling (default 2)")
+    p.add_argument("--compare", default="", help=f"comma-separated references: {','.join(bench.REFERENCES)}")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override, a Python literal (repeatable), e.g. hidden_sizes=(64,64)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--results-dir", default="benchmarks", help="where --all writes its Markdown (default benchmarks)")
+    return p
+
+
+def _parse_compare(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in bench.REFERENCES]
+    if unknown:
+        raise ValueError(f"unknown --compare reference(s) {', '.join(unknown)}; valid: {', '.join(bench.REFERENCES)}")
+    return names
+
+
+def _list_suite() -> str:
+    present = set(registry.list_models())
+    lines = ["| benchmark | model | status | torch twin | flax stock | description |", "|---|---|---|---|---|---|"]
+    for e in bench.SUITE:
+        lines.append(
+            f"| {e.name} | {e.model} | {'registered' if e.model in present else 'absent'} "
+            f"| {e.torch_twin or '–'} | {'yes' if e.flax_stock else '–'} | {e.description} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    if args.list:
+        print(_list_suite())
+        return 0
+    try:
+        if not (args.model or args.all):
+            raise ValueError("give --model NAME or --all")
+        compare = _parse_compare(args.compare)
+        overrides = parse_assignments(args.set, "--set")
+        entries = bench.SUITE if args.all else (bench.resolve_entry(args.model),)
+        results = []
+        for i, entry in enumerate(entries, 1):
+            print(f"[{i}/{len(entries)}] {entry.name} ...", file=sys.stderr, flush=True)
+            workload = entry.workload(batch_size=args.batch_size, seq_len=args.seq_len, image_size=args.image_size,
+                                      dtype=args.dtype, mode=args.mode, strict=not args.all)
+            results.append(bench.run_entry(entry, workload, overrides=overrides, compare=compare,
+                                           steps=args.steps, rounds=args.rounds, warmup=args.warmup))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    dtypes = ("float32", "bfloat16") if args.dtype == "bfloat16" else ("float32",)
+    metadata = bench.run_metadata("python -m zoo.bench " + shlex.join(argv), compare=compare, steps=args.steps,
+                                  rounds=args.rounds, warmup=args.warmup, dtypes=dtypes)
+    text = bench.report_markdown(results, metadata)
+    print(text)
+    if args.json:
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.json).write_text(json.dumps(bench.report_json(results, metadata), indent=2) + "\n")
+    if args.all:
+        out = pathlib.Path(args.results_dir) / f"results-{jax.devices()[0].platform}.md"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+    for r in results:
+        if r.status == "failed":
+            print(f"error: {r.entry} failed: {r.reason}\n{r.traceback}", file=sys.stderr)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

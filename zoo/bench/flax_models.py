@@ -1,0 +1,214 @@
+"""The suite's architectures built from Flax's own stock layers, for ``--compare flax``.
+
+What a user would write with plain ``flax.linen`` (``nn.Dense``, ``nn.Conv``,
+``nn.BatchNorm``, ``nn.max_pool``, ``nn.RNN(nn.OptimizedLSTMCell)`` ...), trained by the
+zoo's own train step, so that a zoo/flax ratio isolates the model definition. Builders
+take the zoo model's full config, like the torch twins (`zoo.bench.torch_models`), and
+raise ``ValueError`` for config values they do not replicate. Every module takes
+``(x, train=False)`` as the zoo's models do.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from zoo.bench.reference_config import num_classes, require
+
+_ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "sigmoid": nn.sigmoid, "gelu": nn.gelu}
+
+
+class MLP(nn.Module):
+    hidden_sizes: Sequence[int]
+    num_outputs: int
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        h = x.reshape(x.shape[0], -1)
+        for n in self.hidden_sizes:
+            h = _ACTIVATIONS[self.activation](nn.Dense(int(n))(h))
+        return nn.Dense(self.num_outputs)(h)
+
+
+def mlp(config: Mapping) -> nn.Module:
+    activation = require(config, "activation", tuple(_ACTIVATIONS), "MLP")
+    require(config, "output_activation", ("identity",), "MLP")
+    require(config, "dropout_rate", (0.0, 0), "MLP")
+    require(config, "batch_norm", (False,), "MLP")
+    return MLP(tuple(config["hidden_sizes"]), num_classes(config), activation)
+
+
+class LeNet5(nn.Module):
+    """Modern LeNet-5 (see `zoo.bench.torch_models.LeNet5`), NHWC."""
+
+    num_classes: int = 10
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.max_pool(nn.relu(nn.Conv(6, (5, 5), padding=2)(x)), (2, 2), (2, 2))
+        x = nn.max_pool(nn.relu(nn.Conv(16, (5, 5), padding="VALID")(x)), (2, 2), (2, 2))
+        x = nn.relu(nn.Dense(120)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.num_classes)(nn.relu(nn.Dense(84)(x)))
+
+
+def lenet5(config: Mapping) -> nn.Module:
+    return LeNet5(num_classes(config))
+
+
+class _ConvBN(nn.Module):
+    features: int
+    kernel: int
+    stride: int = 1
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        pad = self.kernel // 2
+        x = nn.Conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, padding=[(pad, pad)] * 2, use_bias=False)(x)
+        # PyTorch's batch-norm defaults (momentum 0.1 there is 0.9 here), as the twins use.
+        return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)(x)
+
+
+class _BasicBlock(nn.Module):
+    width: int
+    stride: int
+    expansion = 1
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        h = nn.relu(_ConvBN(self.width, 3, self.stride)(x, train))
+        h = _ConvBN(self.width, 3)(h, train)
+        if self.stride != 1 or x.shape[-1] != self.width:
+            x = _ConvBN(self.width, 1, self.stride)(x, train)
+        return nn.relu(h + x)
+
+
+class _Bottleneck(nn.Module):
+    width: int
+    stride: int
+    expansion = 4
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        out = self.width * self.expansion
+        h = nn.relu(_ConvBN(self.width, 1)(x, train))
+        h = nn.relu(_ConvBN(self.width, 3, self.stride)(h, train))
+        h = _ConvBN(out, 1)(h, train)
+        if self.stride != 1 or x.shape[-1] != out:
+            x = _ConvBN(out, 1, self.stride)(x, train)
+        return nn.relu(h + x)
+
+
+class ResNet(nn.Module):
+    """ImageNet ResNet (see `zoo.bench.torch_models.ResNet`), NHWC."""
+
+    block: type
+    depths: Sequence[int]
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        x = nn.relu(_ConvBN(64, 7, 2)(x, train))
+        x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
+        for stage, depth in enumerate(self.depths):
+            for i in range(depth):
+                x = self.block(64 * 2**stage, 2 if (i == 0 and stage > 0) else 1)(x, train)
+        return nn.Dense(self.num_classes)(jnp.mean(x, axis=(1, 2)))
+
+
+def resnet18(config: Mapping) -> nn.Module:
+    return ResNet(_BasicBlock, (2, 2, 2, 2), num_classes(config))
+
+
+def resnet50(config: Mapping) -> nn.Module:
+    return ResNet(_Bottleneck, (3, 4, 6, 3), num_classes(config))
+
+
+VGG11_LAYERS = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+
+
+class VGG(nn.Module):
+    """VGG as in the paper (see `zoo.bench.torch_models.VGG`), NHWC."""
+
+    layers: Sequence
+    num_classes: int
+    dropout_rate: float = 0.5
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        for item in self.layers:
+            if item == "M":
+                x = nn.max_pool(x, (2, 2), (2, 2))
+            else:
+                x = nn.relu(nn.Conv(item, (3, 3), padding=1)(x))
+        x = x.reshape(x.shape[0], -1)
+        for _ in range(2):
+            x = nn.Dropout(self.dropout_rate, deterministic=not train)(nn.relu(nn.Dense(4096)(x)))
+        return nn.Dense(self.num_classes)(x)
+
+
+def vgg11(config: Mapping) -> nn.Module:
+    return VGG(VGG11_LAYERS, num_classes(config), float(config.get("dropout_rate", 0.5)))
+
+
+_CELLS = {"lstm": nn.OptimizedLSTMCell, "gru": nn.GRUCell, "rnn": nn.SimpleCell}
+
+
+class RecurrentClassifier(nn.Module):
+    """``nn.RNN(cell)`` over (B, T, I), then a dense layer on the last step."""
+
+    kind: str
+    hidden_size: int
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        outputs = nn.RNN(_CELLS[self.kind](self.hidden_size))(x)
+        return nn.Dense(self.num_classes)(outputs[:, -1])
+
+
+def lstm(config: Mapping) -> nn.Module:
+    return RecurrentClassifier("lstm", int(config["hidden_size"]), num_classes(config))
+
+
+def gru(config: Mapping) -> nn.Module:
+    return RecurrentClassifier("gru", int(config["hidden_size"]), num_classes(config))
+
+
+def rnn(config: Mapping) -> nn.Module:
+    return RecurrentClassifier("rnn", int(config["hidden_size"]), num_classes(config))
+
+
+class Seq2SeqAttention(nn.Module):
+    """LSTM encoder-decoder with Luong "general" attention (see
+    `zoo.bench.torch_models.Seq2SeqAttention`): (B, 2, T) token ids -> (B, T, V) logits."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    embed_dim: int
+    hidden_size: int
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        source, decoder_input = x[:, 0], x[:, 1]
+        carry, encoded = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size), return_carry=True)(
+            nn.Embed(self.src_vocab_size, self.embed_dim)(source)
+        )
+        decoded = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(
+            nn.Embed(self.tgt_vocab_size, self.embed_dim)(decoder_input), initial_carry=carry
+        )
+        scores = jnp.einsum("btd,bsd->bts", decoded, nn.Dense(self.hidden_size, use_bias=False)(encoded))
+        context = jnp.einsum("bts,bsd->btd", nn.softmax(scores, axis=-1), encoded)
+        combined = jnp.concatenate([context, decoded], axis=-1)
+        attentional = jnp.tanh(nn.Dense(self.hidden_size, use_bias=False)(combined))
+        return nn.Dense(self.tgt_vocab_size)(attentional)
+
+
+def seq2seq_attention(config: Mapping) -> nn.Module:
+    return Seq2SeqAttention(
+        int(config["src_vocab_size"]), int(config["tgt_vocab_size"]),
+        int(config["embed_dim"]), int(config["hidden_size"]),
+    )
+
