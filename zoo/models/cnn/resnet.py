@@ -1,0 +1,1 @@
+"""Placeholder: filled in by the convolutional-family work (issue 6)."""
