@@ -96,7 +96,7 @@ def test_every_parameter_receives_a_gradient(name):
         # Random weights so no parameter's contributions cancel out.
         return jnp.sum(y * jax.random.normal(jax.random.PRNGKey(3), y.shape))
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)  # jit: eager dispatch of deep nets is slow
     for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert bool(jnp.all(jnp.isfinite(g))), jax.tree_util.keystr(path)
         assert float(jnp.abs(g).max()) > 0, f"{name}: no gradient reaches {jax.tree_util.keystr(path)}"

@@ -16,40 +16,100 @@ lecun_uniform      U[-sqrt(3/fan_in), +sqrt(3/fan_in)]
 
 The seed's forward-only Xavier variance 1/size^(L-1) is LeCun's; its "both paths" form is
 Glorot's. Normal variants are untruncated, so the variance is exactly the one above.
+
+Every initializer here compiles once per size bucket, not once per shape: jax's own
+initializers compile a few XLA programs for every new parameter shape when ``init`` runs
+eagerly (seconds per shape on a small CPU, minutes for a deep CNN). These draw a
+power-of-two number of values with one jitted program per bucket and slice. Under tracing
+(jit, eval_shape) they are ordinary jax code. The distributions are jax's.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
-from jax.nn import initializers as jinit
+import jax.numpy as jnp
+import numpy as np
 
 from zoo._choices import unknown_name_error
 
 Initializer = jax.nn.initializers.Initializer
+_STD_TRUNCATED = 0.87962566103423978  # std of N(0, 1) truncated to [-2, 2]
 
 
-def _normal(scale: float = 0.01) -> Initializer:
-    return jinit.normal(stddev=scale)
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draws(key, n: int, distribution: str):
+    if distribution == "normal":
+        return jax.random.normal(key, (n,), jnp.float32)
+    if distribution == "truncated_normal":
+        return jax.random.truncated_normal(key, -2.0, 2.0, (n,), jnp.float32) / _STD_TRUNCATED
+    return jax.random.uniform(key, (n,), jnp.float32, -1.0, 1.0)
 
 
-def _uniform(scale: float = 0.05) -> Initializer:
-    # jax's uniform draws from [0, scale); the seed's is symmetric around zero.
-    def init(key, shape, dtype=jax.numpy.float32):
-        return jax.random.uniform(key, shape, dtype, -scale, scale)
+def _sample(key, shape, dtype, distribution: str, scale: float):
+    """``scale`` times unit draws (std 1 for the normals, U[-1, 1] for uniform), bucketed."""
+    shape = tuple(int(d) for d in shape)
+    size = int(np.prod(shape))
+    z = _draws(key, 1 << max(size - 1, 1).bit_length(), distribution)
+    if isinstance(key, jax.core.Tracer):
+        return (z[:size].reshape(shape) * scale).astype(dtype)
+    return jnp.asarray((np.asarray(z)[:size].reshape(shape) * scale).astype(dtype))
+
+
+def fans(shape) -> tuple[int, int]:
+    """(fan_in, fan_out) of a kernel: (in, out) for Dense, (*window, in, out) for Conv."""
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    fan_in = shape[-2] * receptive if len(shape) > 1 else shape[-1]
+    return fan_in, shape[-1] * receptive
+
+
+def variance_scaling(scale: float, mode: str = "fan_in", distribution: str = "normal") -> Initializer:
+    """Variance ``scale / fan`` (fan: "fan_in", "fan_out" or "fan_avg"), from a normal,
+    a normal truncated at two standard deviations (rescaled to keep the variance) or a
+    uniform distribution — ``jax.nn.initializers.variance_scaling``'s definition."""
+    if mode not in ("fan_in", "fan_out", "fan_avg"):
+        raise ValueError(f"mode must be fan_in, fan_out or fan_avg, got {mode!r}")
+    if distribution not in ("normal", "truncated_normal", "uniform"):
+        raise ValueError(f"distribution must be normal, truncated_normal or uniform, got {distribution!r}")
+
+    def init(key, shape, dtype=jnp.float32):
+        fan_in, fan_out = fans(shape)
+        fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+        std = float(np.sqrt(scale / fan))
+        return _sample(key, shape, dtype, distribution, std * np.sqrt(3.0) if distribution == "uniform" else std)
 
     return init
 
 
+def constant(value: float) -> Initializer:
+    """Every entry ``value`` (built in numpy: no compilation)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jnp.asarray(np.full(tuple(shape), value, dtype=np.dtype(dtype)))
+
+    return init
+
+
+def _normal(scale: float = 0.01) -> Initializer:
+    return lambda key, shape, dtype=jnp.float32: _sample(key, shape, dtype, "normal", scale)
+
+
+def _uniform(scale: float = 0.05) -> Initializer:
+    # Symmetric around zero, as the seed's (jax's uniform draws from [0, scale)).
+    return lambda key, shape, dtype=jnp.float32: _sample(key, shape, dtype, "uniform", scale)
+
+
 _INITIALIZERS = {
-    "zeros": lambda: jinit.zeros,
+    "zeros": lambda: constant(0.0),
     "normal": _normal,
     "uniform": _uniform,
-    "xavier_normal": lambda: jinit.variance_scaling(1.0, "fan_avg", "normal"),
-    "xavier_uniform": lambda: jinit.variance_scaling(1.0, "fan_avg", "uniform"),
-    "he_normal": lambda: jinit.variance_scaling(2.0, "fan_in", "normal"),
-    "he_uniform": lambda: jinit.variance_scaling(2.0, "fan_in", "uniform"),
-    "lecun_normal": lambda: jinit.variance_scaling(1.0, "fan_in", "normal"),
-    "lecun_uniform": lambda: jinit.variance_scaling(1.0, "fan_in", "uniform"),
+    "xavier_normal": lambda: variance_scaling(1.0, "fan_avg", "normal"),
+    "xavier_uniform": lambda: variance_scaling(1.0, "fan_avg", "uniform"),
+    "he_normal": lambda: variance_scaling(2.0, "fan_in", "normal"),
+    "he_uniform": lambda: variance_scaling(2.0, "fan_in", "uniform"),
+    "lecun_normal": lambda: variance_scaling(1.0, "fan_in", "normal"),
+    "lecun_uniform": lambda: variance_scaling(1.0, "fan_in", "uniform"),
 }
 # Common spellings.
 _ALIASES = {

@@ -1,1 +1,233 @@
-"""Placeholder: filled in by the convolutional-family work (issue 6)."""
+"""LeNet-5: LeCun, Bottou, Bengio & Haffner 1998 (seed: khanzhina), and the modern variant.
+
+``lenet5_1998`` follows the paper: 32x32x1 input, C1 6@5x5, S2 trainable subsampling,
+C3 16@5x5 with the partial connection table (Table I), S4, C5 120@5x5, F6 84 and Euclidean
+RBF output units with fixed +-1 codes; 60,000 trainable parameters. ``lenet5`` is the
+common modern variant (28x28x1, padded conv1, full C3, ReLU, max pooling, dense output;
+61,706 parameters). Inputs are NHWC ``(B, H, W, 1)`` float32; outputs ``(B, num_classes)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoo.nn import check_input
+from zoo.nn.layers import lecun_normal, max_pool
+from zoo.registry import register_model
+
+# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
+_Conv = functools.partial(nn.Conv, kernel_init=lecun_normal)
+_Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
+
+PAPER_1998 = "LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document recognition"
+SEED = "khanzhina (LeNet)"
+
+# Table I of the paper: the S2 feature maps each C3 feature map is connected to.
+C3_TABLE: tuple[tuple[int, ...], ...] = (
+    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),  # 3 contiguous
+    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),  # 4 contiguous
+    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),  # 4 non-contiguous
+    (0, 1, 2, 3, 4, 5),  # all six
+)
+
+
+def c3_connection_matrix(table=C3_TABLE, num_inputs: int = 6) -> np.ndarray:
+    """(num_inputs, len(table)) 0/1 matrix: entry [i, j] = 1 iff C3 map j sees S2 map i."""
+    m = np.zeros((num_inputs, len(table)), np.int32)
+    for j, inputs in enumerate(table):
+        m[list(inputs), j] = 1
+    return m
+
+
+def scaled_tanh(a):
+    """The paper's squashing function f(a) = A tanh(S a), A = 1.7159, S = 2/3 (Appendix A)."""
+    return 1.7159 * jnp.tanh(a * (2.0 / 3.0))
+
+
+def rbf_codes(num_classes: int, dim: int = 84) -> np.ndarray:
+    """Fixed +-1 output codes, (num_classes, dim).
+
+    The paper's codes are stylised 7x12 bitmaps of the characters, which the seeds do not
+    give. We use rows 1..num_classes of the 128x128 Sylvester-Hadamard matrix (row 0, all
+    ones, is skipped), truncated to the first ``dim`` columns: deterministic, +-1, and
+    mutually far apart (distinct rows; for dim=84 and 10 classes the pairwise Hamming
+    distances are all >= 36).
+    """
+    if not 1 <= num_classes <= 127:
+        raise ValueError(f"rbf_codes supports 1..127 classes, got {num_classes}")
+    h = np.array([[1.0]], np.float32)
+    while h.shape[0] < 128:
+        h = np.block([[h, h], [h, -h]])
+    return h[1 : num_classes + 1, :dim].astype(np.float32)
+
+
+class TrainableSubsampling(nn.Module):
+    """LeNet's S layers: each map's 2x2 average times a trainable coefficient plus a
+    trainable bias, then `scaled_tanh`. (B, H, W, C) -> (B, H//2, W//2, C); 2C parameters."""
+
+    @nn.compact
+    def __call__(self, x):
+        c = x.shape[-1]
+        coefficient = self.param("coefficient", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        pooled = nn.avg_pool(x, (2, 2), (2, 2))
+        return scaled_tanh(pooled * coefficient + bias)
+
+
+class PartialConv(nn.Module):
+    """A VALID convolution where output map j only sees the input maps ``table[j]``.
+
+    Only the connected kernels are parameters: ``kernel`` is (F, F, sum_j |table[j]|),
+    scattered into a dense (F, F, C_in, C_out) kernel whose other entries are exactly zero.
+    """
+
+    table: tuple[tuple[int, ...], ...] = C3_TABLE
+    num_inputs: int = 6
+    kernel_size: int = 5
+
+    @nn.compact
+    def __call__(self, x):
+        if x.shape[-1] != self.num_inputs:
+            raise ValueError(f"PartialConv expects {self.num_inputs} input maps, got {x.shape[-1]}")
+        ins = np.array([i for inputs in self.table for i in inputs])
+        outs = np.array([j for j, inputs in enumerate(self.table) for _ in inputs])
+        f = self.kernel_size
+        fan_in = np.array([len(t) for t in self.table])[outs] * f * f  # per connection
+        def init(key, shape, dtype=jnp.float32):
+            # LeCun normal per output map (variance 1 / fan-in of that map).
+            return nn.initializers.normal(1.0)(key, shape, dtype) / jnp.sqrt(fan_in).astype(dtype)
+        kernel = self.param("kernel", init, (f, f, len(ins)))
+        bias = self.param("bias", nn.initializers.zeros, (len(self.table),))
+        dense = jnp.zeros((f, f, self.num_inputs, len(self.table)), kernel.dtype)
+        dense = dense.at[:, :, ins, outs].set(kernel)
+        y = jax_conv(x, dense)
+        return y + bias
+
+
+def jax_conv(x, kernel):
+    """VALID, stride-1 NHWC cross-correlation with an HWIO kernel."""
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _check_shape(input_shape, min_hw: int, name: str):
+    if len(input_shape) != 3 or any(int(d) <= 0 for d in input_shape):
+        raise ValueError(f"{name}: input_shape must be (H, W, C) with positive sizes, got {tuple(input_shape)}")
+    if min(input_shape[:2]) < min_hw:
+        raise ValueError(f"{name}: input height and width must be at least {min_hw}, got {tuple(input_shape)}")
+
+
+class LeNet5_1998(nn.Module):
+    """LeNet-5 exactly as in LeCun et al. 1998: (B, 32, 32, 1) -> (B, num_classes).
+
+    C1 conv 6@5x5 -> (28, 28, 6); S2 -> (14, 14, 6); C3 partial conv 16@5x5 -> (10, 10, 16);
+    S4 -> (5, 5, 16); C5 conv 120@5x5 -> (1, 1, 120); F6 dense 84; output: Euclidean RBF
+    units ``y_c = sum_i (f6_i - w_ci)^2`` with fixed +-1 codes `rbf_codes` stored in the
+    "constants" collection (not trainable). Logits are ``-y_c`` so argmax picks the nearest
+    code. Every unit up to F6 passes through `scaled_tanh`. Trainable parameters: C1 156,
+    S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164; 60,000 in all. The paper normalises
+    inputs so background is -0.1 and foreground 1.175 (left to the data pipeline).
+
+    ``forward_features``: (B, H, W, 1) -> (B, 120 * h5 * w5) (the flattened C5 maps; 120 at
+    32x32). ``head``: F6 and the RBF layer.
+    """
+
+    input_shape: tuple[int, ...] = (32, 32, 1)
+    num_classes: int = 10
+
+    def __post_init__(self):
+        _check_shape(self.input_shape, 32, "LeNet5_1998")
+        if not 1 <= self.num_classes <= 127:
+            raise ValueError(f"LeNet5_1998: num_classes must be in 1..127 (fixed RBF codes), got {self.num_classes}")
+        super().__post_init__()
+
+    def setup(self):
+        self.C1 = _Conv(6, (5, 5), padding="VALID")
+        self.S2 = TrainableSubsampling()
+        self.C3 = PartialConv(C3_TABLE, 6, 5)
+        self.S4 = TrainableSubsampling()
+        self.C5 = _Conv(120, (5, 5), padding="VALID")
+        self.F6 = _Dense(84)
+        self.codes = self.variable("constants", "rbf_codes", lambda: jnp.asarray(rbf_codes(self.num_classes, 84)))
+
+    def forward_features(self, x, train: bool = False):
+        check_input(x, self.input_shape, model=f"LeNet5_1998(input_shape={tuple(self.input_shape)})")
+        h = self.S2(scaled_tanh(self.C1(x)))
+        h = self.S4(scaled_tanh(self.C3(h)))
+        h = scaled_tanh(self.C5(h))
+        return h.reshape(h.shape[0], -1)
+
+    def head(self, h, train: bool = False):
+        f6 = scaled_tanh(self.F6(h))
+        codes = self.codes.value
+        d2 = (f6 * f6).sum(-1, keepdims=True) - 2.0 * f6 @ codes.T + (codes * codes).sum(-1)
+        return -d2
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train), train)
+
+
+class LeNet5(nn.Module):
+    """The common modern LeNet-5: (B, 28, 28, 1) -> (B, num_classes).
+
+    conv 6@5x5 SAME (padding 2) -> ReLU -> max pool 2 -> (14, 14, 6); conv 16@5x5 VALID
+    (full connections) -> ReLU -> max pool 2 -> (5, 5, 16); dense 120 -> ReLU -> 84 -> ReLU
+    -> num_classes. 61,706 parameters at 10 classes. ``forward_features`` returns the
+    flattened last pooled map (B, 400); ``head`` the dense layers.
+    """
+
+    input_shape: tuple[int, ...] = (28, 28, 1)
+    num_classes: int = 10
+
+    def __post_init__(self):
+        _check_shape(self.input_shape, 8, "LeNet5")
+        if self.num_classes <= 0:
+            raise ValueError(f"LeNet5: num_classes must be positive, got {self.num_classes}")
+        super().__post_init__()
+
+    def setup(self):
+        self.conv1 = _Conv(6, (5, 5), padding=((2, 2), (2, 2)))
+        self.conv2 = _Conv(16, (5, 5), padding="VALID")
+        self.fc1 = _Dense(120)
+        self.fc2 = _Dense(84)
+        self.fc3 = _Dense(self.num_classes)
+
+    def forward_features(self, x, train: bool = False):
+        check_input(x, self.input_shape, model=f"LeNet5(input_shape={tuple(self.input_shape)})")
+        h = max_pool(nn.relu(self.conv1(x)), 2, 2)
+        h = max_pool(nn.relu(self.conv2(h)), 2, 2)
+        return h.reshape(h.shape[0], -1)
+
+    def head(self, h, train: bool = False):
+        return self.fc3(nn.relu(self.fc2(nn.relu(self.fc1(h)))))
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train), train)
+
+
+@register_model(
+    "lenet5_1998",
+    family="cnn",
+    paper=f"{PAPER_1998}; seed {SEED}. Partial C3 table, trainable subsampling, RBF output",
+    task="classification",
+    test_config={"num_classes": 5},
+)
+def lenet5_1998(*, input_shape=(32, 32, 1), num_classes=10):
+    """LeNet-5 as published (60,000 trainable parameters at 32x32x1, 10 classes)."""
+    return LeNet5_1998(input_shape=tuple(input_shape), num_classes=num_classes)
+
+
+@register_model(
+    "lenet5",
+    family="cnn",
+    paper=f"modern LeNet-5 variant after {PAPER_1998}; seed {SEED}",
+    task="classification",
+    test_config={"num_classes": 5},
+)
+def lenet5(*, input_shape=(28, 28, 1), num_classes=10):
+    """Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters."""
+    return LeNet5(input_shape=tuple(input_shape), num_classes=num_classes)

@@ -1,1 +1,229 @@
-"""Placeholder: filled in by the convolutional-family work (issue 6)."""
+"""ResNets: He et al. 2016, "Deep residual learning for image recognition" (seed:
+kang-lecture4, "ResNet").
+
+Two layouts share one block and one stage mechanism (`ResidualBlock`, `ResNet`):
+
+* ImageNet (Table 1 of the paper; torchvision's layout): 7x7/2 conv 64 -> BN -> ReLU ->
+  3x3/2 max pool -> four stages of basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4)
+  blocks with widths 64, 128, 256, 512 -> global average pool -> dense. Stages 2-4 start
+  with stride 2, on the 3x3 conv of a bottleneck ("ResNet v1.5", as torchvision).
+  Shortcuts are identities, or projections (1x1 conv + BN, option B) where the shape
+  changes. Convolutions have no bias (each is followed by BN).
+* CIFAR (section 4.2): 3x3 conv 16 -> BN -> ReLU -> three stages of n basic blocks with
+  16, 32, 64 filters -> GAP -> dense; depth 6n + 2. Shortcuts are option A: the identity,
+  subsampled by 2 where the stage strides and zero-padded with the extra channels (appended
+  after the existing ones); they have no parameters.
+
+Inputs are NHWC ``(B, H, W, C)`` float32; outputs ``(B, num_classes)`` logits. Batch norm
+statistics live in ``batch_stats`` (``use_running_average=not train``). Parameter counts
+(trainable: conv kernels, BN scale and bias, dense; running statistics not counted) at
+224x224x3 and 1000 classes: ResNet-18 11,689,512; -34 21,797,672; -50 25,557,032; -101
+44,549,160; -152 60,192,808. CIFAR at 32x32x3 and 10 classes: ResNet-20 269,722; -32
+464,154; -44 658,586; -56 853,018; -110 1,727,962.
+
+Split: ``feature_maps(x, train)`` is the last block's output (B, h, w, C) (after its
+ReLU, before pooling); ``forward_features`` its global average (B, C); ``head`` the dense
+layer. A class activation map is ``feature_maps(x) @ params["fc"]["kernel"]`` (GAP
+commutes with the linear head).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from zoo.nn import check_input
+from zoo.nn.layers import batch_norm, dense, he_normal_fan_out
+from zoo.registry import register_model
+
+PAPER = "He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition"
+SEED = "kang-lecture4 (ResNet)"
+
+
+conv_init = he_normal_fan_out  # torchvision's init: He normal (fan_out) convs, dense N(0, 1/fan_in)
+
+
+def _pad(k: int):
+    p = (k - 1) // 2
+    return ((p, p), (p, p))
+
+
+def _check_image_shape(input_shape, name: str):
+    if len(tuple(input_shape)) != 3 or any(int(d) <= 0 for d in input_shape):
+        raise ValueError(f"{name}: input_shape must be (H, W, C) with positive sizes, got {tuple(input_shape)}")
+
+
+def shortcut_a(x, filters: int, strides: int):
+    """Option A shortcut: identity, subsampled by ``strides``, with ``filters - C`` zero
+    channels appended. No parameters. (B, H, W, C) -> (B, ceil(H/s), ceil(W/s), filters)."""
+    if strides > 1:
+        x = x[:, ::strides, ::strides, :]
+    extra = filters - x.shape[-1]
+    if extra < 0:
+        raise ValueError(f"option A shortcut cannot reduce channels ({x.shape[-1]} -> {filters})")
+    if extra:
+        x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (0, extra)))
+    return x
+
+
+class ResidualBlock(nn.Module):
+    """A basic (two 3x3 convs) or bottleneck (1x1, 3x3 with the stride, 1x1 to 4x) block.
+
+    ``shortcut``: "B" (projection 1x1 conv + BN where the shape changes, identity otherwise)
+    or "A" (parameter-free `shortcut_a`). Output ``relu(F(x) + shortcut(x))``.
+    """
+
+    filters: int
+    strides: int = 1
+    bottleneck: bool = False
+    shortcut: str = "B"
+    expansion: int = 4  # bottleneck output = expansion * filters
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        conv = partial(nn.Conv, use_bias=False, kernel_init=conv_init)
+        norm = partial(batch_norm, use_running_average=not train)
+        s = self.strides
+        if self.bottleneck:
+            out = self.filters * self.expansion
+            y = nn.relu(norm(name="bn1")(conv(self.filters, (1, 1), name="conv1")(x)))
+            y = nn.relu(norm(name="bn2")(conv(self.filters, (3, 3), (s, s), _pad(3), name="conv2")(y)))
+            y = norm(name="bn3")(conv(out, (1, 1), name="conv3")(y))
+        else:
+            out = self.filters
+            y = nn.relu(norm(name="bn1")(conv(out, (3, 3), (s, s), _pad(3), name="conv1")(x)))
+            y = norm(name="bn2")(conv(out, (3, 3), padding=_pad(3), name="conv2")(y))
+        if s == 1 and x.shape[-1] == out:
+            r = x
+        elif self.shortcut == "A":
+            r = shortcut_a(x, out, s)
+        else:
+            r = norm(name="downsample_bn")(conv(out, (1, 1), (s, s), name="downsample_conv")(x))
+        return nn.relu(y + r)
+
+
+class ResNet(nn.Module):
+    """A ResNet: stem, ``len(stage_sizes)`` stages of residual blocks, GAP, dense.
+
+    ``stage_sizes[i]`` blocks in stage i with ``width * 2**i`` filters (x4 at the output of
+    a bottleneck); stages after the first start with stride 2. ``stem``: "imagenet" (7x7/2
+    conv + 3x3/2 max pool) or "cifar" (3x3 conv, stride 1). See the module docstring.
+    """
+
+    stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    bottleneck: bool = False
+    stem: str = "imagenet"
+    shortcut: str = "B"
+    width: int = 64
+    input_shape: tuple[int, ...] = (224, 224, 3)
+    num_classes: int = 1000
+    name_: str = "ResNet"
+
+    def __post_init__(self):
+        _check_image_shape(self.input_shape, self.name_)
+        if self.stem not in ("imagenet", "cifar"):
+            raise ValueError(f"{self.name_}: stem must be 'imagenet' or 'cifar', got {self.stem!r}")
+        if self.shortcut not in ("A", "B"):
+            raise ValueError(f"{self.name_}: shortcut must be 'A' or 'B', got {self.shortcut!r}")
+        if not self.stage_sizes or any(int(n) <= 0 for n in self.stage_sizes):
+            raise ValueError(f"{self.name_}: stage_sizes must be positive block counts, got {self.stage_sizes}")
+        if self.width <= 0 or self.num_classes <= 0:
+            raise ValueError(f"{self.name_}: width and num_classes must be positive, got {self.width}, {self.num_classes}")
+        super().__post_init__()
+
+    def setup(self):
+        if self.stem == "imagenet":
+            self.conv1 = nn.Conv(self.width, (7, 7), (2, 2), _pad(7), use_bias=False, kernel_init=conv_init)
+        else:
+            self.conv1 = nn.Conv(self.width, (3, 3), padding=_pad(3), use_bias=False, kernel_init=conv_init)
+        self.bn1 = batch_norm()
+        layers = []
+        for i, n in enumerate(self.stage_sizes):
+            stage = []
+            for j in range(int(n)):
+                stage.append(ResidualBlock(self.width * 2**i, strides=2 if (i > 0 and j == 0) else 1,
+                                           bottleneck=self.bottleneck, shortcut=self.shortcut))
+            layers.append(stage)
+        # layers[i][j] is torchvision's layer{i+1}.{j}; stored as "layers_i_j".
+        self.layers = layers
+        self.fc = dense(self.num_classes)
+
+    def feature_maps(self, x, train: bool = False):
+        """(B, H, W, C) -> the last block's output (B, h, w, C_out) before pooling."""
+        check_input(x, self.input_shape, model=f"{self.name_}(input_shape={tuple(self.input_shape)})")
+        h = nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
+        if self.stem == "imagenet":
+            h = nn.max_pool(h, (3, 3), (2, 2), _pad(3))
+        for stage in self.layers:
+            for block in stage:
+                h = block(h, train)
+        return h
+
+    def forward_features(self, x, train: bool = False):
+        """(B, H, W, C) -> globally average-pooled features (B, C_out)."""
+        return self.feature_maps(x, train).mean(axis=(1, 2))
+
+    def head(self, h, train: bool = False):
+        """(B, C_out) -> (B, num_classes)."""
+        return self.fc(h)
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train), train)
+
+
+# --------------------------------------------------------------------------------------
+# Registered networks.
+# --------------------------------------------------------------------------------------
+
+IMAGENET = {
+    "resnet18": ((2, 2, 2, 2), False, 11_689_512),
+    "resnet34": ((3, 4, 6, 3), False, 21_797_672),
+    "resnet50": ((3, 4, 6, 3), True, 25_557_032),
+    "resnet101": ((3, 4, 23, 3), True, 44_549_160),
+    "resnet152": ((3, 8, 36, 3), True, 60_192_808),
+}
+CIFAR = {  # depth 6n + 2
+    "resnet20": (3, 269_722),
+    "resnet32": (5, 464_154),
+    "resnet44": (7, 658_586),
+    "resnet56": (9, 853_018),
+    "resnet110": (18, 1_727_962),
+}
+
+_TEST_IMAGENET = {"input_shape": (32, 32, 3), "num_classes": 3, "stage_sizes": (1, 1), "width": 4}
+_TEST_CIFAR = {"input_shape": (16, 16, 3), "num_classes": 3, "stage_sizes": (1, 1, 1), "width": 4}
+
+
+def _register_imagenet(name: str, stages: tuple, bottleneck: bool, count: int):
+    def build(*, input_shape=(224, 224, 3), num_classes=1000, stage_sizes=stages, width=64):
+        return ResNet(stage_sizes=tuple(stage_sizes), bottleneck=bottleneck, stem="imagenet", shortcut="B",
+                      width=width, input_shape=tuple(input_shape), num_classes=num_classes,
+                      name_=name)
+
+    kind = "bottleneck" if bottleneck else "basic"
+    build.__doc__ = (f"{name}: ImageNet layout, {kind} blocks {tuple(stages)}, projection shortcuts; "
+                     f"{count:,} parameters at 224x224x3, 1000 classes.")
+    build.__name__ = build.__qualname__ = name
+    return register_model(name, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}",
+                          task="classification", test_config=_TEST_IMAGENET)(build)
+
+
+def _register_cifar(name: str, n: int, count: int):
+    def build(*, input_shape=(32, 32, 3), num_classes=10, stage_sizes=(n, n, n), width=16):
+        return ResNet(stage_sizes=tuple(stage_sizes), bottleneck=False, stem="cifar", shortcut="A",
+                      width=width, input_shape=tuple(input_shape), num_classes=num_classes, name_=name)
+
+    build.__doc__ = (f"{name}: CIFAR layout (section 4.2), n={n} basic blocks per stage, option A "
+                     f"shortcuts; {count:,} parameters at 10 classes.")
+    build.__name__ = build.__qualname__ = name
+    return register_model(name, family="cnn", paper=f"{PAPER}, section 4.2 (CIFAR-10, option A); seed {SEED}",
+                          task="classification", test_config=_TEST_CIFAR)(build)
+
+
+for _name, (_stages, _bottleneck, _count) in IMAGENET.items():
+    globals()[_name] = _register_imagenet(_name, _stages, _bottleneck, _count)
+for _name, (_n, _count) in CIFAR.items():
+    globals()[_name] = _register_cifar(_name, _n, _count)

@@ -1,1 +1,137 @@
-"""Placeholder: filled in by the convolutional-family work (issue 6)."""
+"""VGG: Simonyan & Zisserman 2014, "Very deep convolutional networks for large-scale image
+recognition" — configurations A, A-LRN, B, C, D, E of the paper's Table 1 (seed: duan's
+configuration table; kang-lecture4).
+
+Inputs are NHWC ``(B, H, W, 3)`` float32 (224x224 in the paper); outputs ``(B, num_classes)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+
+from zoo.nn import check_input
+from zoo.nn.layers import LocalResponseNorm, lecun_normal, max_pool
+from zoo.registry import register_model
+
+# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
+_Conv = functools.partial(nn.Conv, kernel_init=lecun_normal)
+_Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
+
+PAPER = "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
+SEED = "duan (VGG configuration table A, A-LRN, B, C, D, E); kang-lecture4"
+
+# Table 1 of the paper. Each stage is a list of (filters, kernel size) convolutions and
+# ends with a 2x2/2 max pool. "LRN" marks local response normalisation after that conv.
+CONFIGS: dict[str, tuple[tuple[tuple, ...], ...]] = {
+    "A": (((64, 3),), ((128, 3),), ((256, 3), (256, 3)), ((512, 3), (512, 3)), ((512, 3), (512, 3))),
+    "A-LRN": (((64, 3, "LRN"),), ((128, 3),), ((256, 3), (256, 3)), ((512, 3), (512, 3)),
+              ((512, 3), (512, 3))),
+    "B": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3), (256, 3)), ((512, 3), (512, 3)),
+          ((512, 3), (512, 3))),
+    "C": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3), (256, 3), (256, 1)),
+          ((512, 3), (512, 3), (512, 1)), ((512, 3), (512, 3), (512, 1))),
+    "D": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3),) * 3, ((512, 3),) * 3, ((512, 3),) * 3),
+    "E": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3),) * 4, ((512, 3),) * 4, ((512, 3),) * 4),
+}
+
+
+class VGG(nn.Module):
+    """VGG configuration ``config`` of Table 1: (B, H, W, C) -> (B, num_classes).
+
+    Five stages of stride-1 convolutions (3x3 with padding 1; C's 1x1 convs unpadded),
+    each followed by ReLU, and a 2x2/2 max pool after each stage: 224x224 -> (7, 7, 512).
+    A-LRN adds LRN (k=2, n=5, alpha=1e-4, beta=0.75, as in AlexNet) after the first conv.
+    Classifier: FC fc_size -> ReLU -> dropout -> FC fc_size -> ReLU -> dropout ->
+    num_classes. The first FC's input size follows the actual last map (H/32 x W/32 x 512),
+    so smaller inputs work. ``width_divisor`` divides every conv width (for fast tests).
+    Parameters at 224x224x3, 1000 classes: A 132,863,336 (A-LRN the same), B 133,047,848,
+    C 133,638,952, D 138,357,544, E 143,667,240.
+
+    ``forward_features``: (B, H, W, C) -> (B, (H/32)(W/32) * 512/width_divisor), the
+    flattened (NHWC order) last pooled map; ``head``: the three FC layers.
+    """
+
+    config: str = "D"
+    input_shape: tuple[int, ...] = (224, 224, 3)
+    num_classes: int = 1000
+    fc_size: int = 4096
+    dropout_rate: float = 0.5
+    width_divisor: int = 1
+
+    def __post_init__(self):
+        if self.config not in CONFIGS:
+            raise ValueError(f"VGG: unknown configuration {self.config!r}; expected one of {sorted(CONFIGS)}")
+        if len(self.input_shape) != 3 or any(int(d) <= 0 for d in self.input_shape):
+            raise ValueError(f"VGG: input_shape must be (H, W, C) with positive sizes, got {tuple(self.input_shape)}")
+        if min(self.input_shape[:2]) < 32:
+            raise ValueError(f"VGG: five 2x2 poolings need inputs of at least 32x32, got {tuple(self.input_shape)}")
+        if self.fc_size <= 0 or self.num_classes <= 0:
+            raise ValueError(f"VGG: fc_size and num_classes must be positive, got {self.fc_size}, {self.num_classes}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"VGG: dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if self.width_divisor < 1 or 64 % self.width_divisor:
+            raise ValueError(f"VGG: width_divisor must divide 64, got {self.width_divisor}")
+        super().__post_init__()
+
+    def setup(self):
+        convs = []
+        for stage, layers in enumerate(CONFIGS[self.config]):
+            for i, (filters, size, *extra) in enumerate(layers):
+                p = (size - 1) // 2
+                conv = _Conv(filters // self.width_divisor, (size, size), padding=((p, p), (p, p)),
+                               name=f"conv{stage + 1}_{i + 1}")
+                convs.append((stage, conv, "LRN" in extra))
+        self.convs = [c for _, c, _ in convs]
+        self._stage_of = tuple(s for s, _, _ in convs)
+        self._lrn_after = tuple(l for _, _, l in convs)
+        self.norm = LocalResponseNorm(size=5, k=2.0, alpha=1e-4, beta=0.75)
+        self.fc1 = _Dense(self.fc_size)
+        self.fc2 = _Dense(self.fc_size)
+        self.fc3 = _Dense(self.num_classes)
+        self.dropout = nn.Dropout(self.dropout_rate)
+
+    def forward_features(self, x, train: bool = False):
+        check_input(x, self.input_shape, model=f"VGG-{self.config}(input_shape={tuple(self.input_shape)})")
+        h = x
+        n = len(self.convs)
+        for i, conv in enumerate(self.convs):
+            h = nn.relu(conv(h))
+            if self._lrn_after[i]:
+                h = self.norm(h)
+            if i == n - 1 or self._stage_of[i + 1] != self._stage_of[i]:
+                h = max_pool(h, 2, 2)
+        return h.reshape(h.shape[0], -1)
+
+    def head(self, h, train: bool = False):
+        h = self.dropout(nn.relu(self.fc1(h)), deterministic=not train)
+        h = self.dropout(nn.relu(self.fc2(h)), deterministic=not train)
+        return self.fc3(h)
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train), train)
+
+
+_TEST = {"input_shape": (32, 32, 3), "num_classes": 5, "width_divisor": 16, "fc_size": 16}
+
+
+def _register(name: str, config: str, description: str):
+    def build(*, input_shape=(224, 224, 3), num_classes=1000, fc_size=4096, dropout_rate=0.5, width_divisor=1):
+        return VGG(config=config, input_shape=tuple(input_shape), num_classes=num_classes, fc_size=fc_size,
+                   dropout_rate=dropout_rate, width_divisor=width_divisor)
+
+    build.__doc__ = description
+    build.__name__ = build.__qualname__ = name
+    return register_model(name, family="cnn", paper=f"{PAPER}, configuration {config}; seed {SEED}",
+                          task="classification", test_config=_TEST)(build)
+
+
+vgg11 = _register("vgg11", "A", "VGG configuration A (11 weight layers): 132,863,336 parameters.")
+vgg11_lrn = _register("vgg11_lrn", "A-LRN", "VGG configuration A-LRN: A with LRN after the first conv "
+                      "(LRN has no parameters: 132,863,336).")
+vgg13 = _register("vgg13", "B", "VGG configuration B (13 weight layers): 133,047,848 parameters.")
+vgg16_c = _register("vgg16_c", "C", "VGG configuration C (16 weight layers, 1x1 convs as the third conv of "
+                    "stages 3-5): 133,638,952 parameters.")
+vgg16 = _register("vgg16", "D", "VGG configuration D (16 weight layers, all 3x3): 138,357,544 parameters.")
+vgg19 = _register("vgg19", "E", "VGG configuration E (19 weight layers): 143,667,240 parameters.")
