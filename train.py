@@ -4,6 +4,7 @@
     python train.py --model dff --epochs 40 --set dropout_rate=0.2
     python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
     python train.py --workdir runs/a --resume         # continue an interrupted run
+    python train.py --model resnet20 --init-from runs/a --trainable fc   # fine-tune a head
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=defaults.model, help="registered model name (default %(default)s)")
     p.add_argument("--dataset", default=defaults.dataset, help="dataset name (default %(default)s)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset's files (IDX or TFDS)")
+    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
+                   help="dataset option, e.g. --data image_size=28 (repeatable; "
+                        "zoo.data.describe_dataset(name) lists a dataset's options)")
     p.add_argument("--epochs", type=int, default=defaults.epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size,
                    help="1 = stochastic, N = mini-batch, >= train size = full-batch gradient descent")
@@ -52,6 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-devices", type=int, default=None, help="data-parallel devices (default all)")
     p.add_argument("--workdir", default=None, help="where config, metrics and checkpoints go")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
+    p.add_argument("--init-from", default=None, metavar="WORKDIR_OR_CKPT",
+                   help="start from the weights of an earlier run: its --workdir (latest epoch) "
+                        "or one checkpoint, WORKDIR/checkpoints/N; the output layer is re-initialised "
+                        "when the class count differs (transfer learning, see zoo.transfer)")
+    p.add_argument("--reset-head", action="store_true",
+                   help="with --init-from: re-initialise the output layer even when its size fits")
+    frozen = p.add_mutually_exclusive_group()
+    frozen.add_argument("--freeze", default=None, metavar="PATTERN[,PATTERN]",
+                        help="parameters to keep fixed, by path pattern, the rest trained; e.g. "
+                             "'layers_0_*,conv1,bn1' (paths as in zoo.transfer.variable_paths(params); "
+                             "a pattern matches a path or its leading part)")
+    frozen.add_argument("--trainable", default=None, metavar="PATTERN[,PATTERN]",
+                        help="parameters to train, by path pattern, the rest frozen; e.g. 'fc' "
+                             "(ResNet head) or 'layers_3_*,fc'")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override, e.g. --set hidden_sizes=(64,64) (repeatable)")
     p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
@@ -78,11 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         optimizer_kwargs["l2"] = args.l2
     config = zoo.train.TrainConfig(
         model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+        dataset_kwargs=parse_assignments(args.data, "--data"),
         model_overrides=parse_assignments(args.set, "--set"), epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
         optimizer_kwargs=optimizer_kwargs, init=args.init, seed=args.seed,
         validation_fraction=args.validation_fraction, patience=args.patience,
-        target=args.target, num_devices=args.num_devices,
+        target=args.target, num_devices=args.num_devices, init_from=args.init_from,
+        reset_head=args.reset_head, trainable=args.trainable or (), frozen=args.freeze or (),
     )
     print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
     print(f"devices: {jax.devices()}", flush=True)

@@ -493,3 +493,18 @@ def test_import_zoo_data_imports_neither_tfds_nor_sklearn():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=root, env={**os.environ, "PYTHONPATH": root})
     assert out.stdout.strip() == "[]"
+
+
+def test_image_size_option_resizes_every_split_bilinearly():
+    data = load_dataset("digits", image_size=28)
+    small = load_dataset("digits")
+    assert data.input_shape == (28, 28, 1) and data.num_train == small.num_train
+    np.testing.assert_array_equal(data.y_test, small.y_test)
+    assert data.x_train.dtype == np.float32 and 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    # Bilinear upsampling keeps the mean brightness of an image close to the original's.
+    np.testing.assert_allclose(data.x_test.mean(axis=(1, 2, 3)), small.x_test.mean(axis=(1, 2, 3)), atol=0.03)
+    assert load_dataset("digits", image_size=(16, 12)).input_shape == (16, 12, 1)
+    with pytest.raises(ValueError, match="not images"):
+        load_dataset("circles", image_size=28)
+    with pytest.raises(ValueError, match="positive"):
+        load_dataset("digits", image_size=0)

@@ -19,6 +19,10 @@ _LAZY = {
     "train": ("zoo.train", None),
     "nn": ("zoo.nn", None),
     "models": ("zoo.models", None),
+    "explain": ("zoo.explain", None),
+    "transfer": ("zoo.transfer", None),
+    "cam": ("zoo.explain", "cam"),
+    "saliency": ("zoo.explain", "saliency"),
 }
 
 
@@ -32,4 +36,4 @@ def __getattr__(name):
     return module if attr is None else getattr(module, attr)
 
 
-__all__ = ["create_model", "list_models", "model_info", "fit", "evaluate", "data", "optim"]
+__all__ = ["create_model", "list_models", "model_info", "fit", "evaluate", "data", "optim", "explain", "cam", "saliency", "transfer"]

@@ -196,11 +196,20 @@ def create_model(name: str, **overrides):
         raise ValueError(f"bad config for model {name!r}: {e}") from e
 
 
-def adapt_config(name: str, input_shape: tuple[int, ...], num_outputs: int | None) -> dict[str, Any]:
-    """Overrides that fit model ``name`` to data of ``input_shape`` with ``num_outputs`` targets."""
+def adapt_config(name: str, input_shape: tuple[int, ...], num_outputs: int | None,
+                 data_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Overrides that fit model ``name`` to data of ``input_shape`` with ``num_outputs`` targets.
+
+    ``data_config`` (a dataset's ``model_config``, e.g. ``{"vocab_size": 57}``) holds
+    values the data fixes; each applies to the models whose config has that key and is
+    ignored by the others, so one dataset serves every family.
+    """
     config = get_spec(name).config
     overrides: dict[str, Any] = {"input_shape": tuple(input_shape)}
     for key in ("num_classes", "num_outputs"):
         if key in config and num_outputs is not None:
             overrides[key] = num_outputs
+    for key, value in (data_config or {}).items():
+        if key in config:
+            overrides[key] = value
     return overrides

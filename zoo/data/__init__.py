@@ -7,8 +7,10 @@
 
 Modules: `base` (the Dataset record), `catalog` (name -> loader), `sources` (scikit-learn,
 IDX and TFDS loaders), `idx` (the IDX file format), `synthetic` (generated tasks),
-`batching` (epoch order and batches). Importing this package imports neither
-scikit-learn nor tensorflow_datasets; the loaders do, when called.
+`batching` (epoch order and batches), `text` (tokenizer, vocabulary, word vectors),
+`sentiment` (the generated sentiment task), `imdb` (IMDB reviews from TFDS). Importing
+this package imports neither scikit-learn nor tensorflow_datasets; the loaders do, when
+called.
 """
 
 from zoo.data.base import Dataset, DatasetNotFoundError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -26,6 +27,12 @@ class Dataset:
 
     ``target_mean`` / ``target_std`` (shape ``(k,)``) are set when a loader standardised
     regression targets; `unscale_targets` maps predictions back to the original units.
+
+    Text sets hold token ids, ``x_*: (N, T)`` int32 (0 = padding), and the
+    ``vocabulary`` (a `zoo.data.text.Vocabulary`) that maps them back to words.
+    ``model_config`` holds model config values the data fixes, e.g.
+    ``{"vocab_size": 57}``; `zoo.registry.adapt_config` applies each to every model
+    whose config has that key.
     """
 
     name: str
@@ -41,6 +48,8 @@ class Dataset:
     y_val: np.ndarray | None = None
     target_mean: np.ndarray | None = None
     target_std: np.ndarray | None = None
+    vocabulary: Any = None  # zoo.data.text.Vocabulary for text sets
+    model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test),
@@ -112,6 +121,28 @@ class Dataset:
             self, x_train=self.x_train[train], y_train=self.y_train[train],
             x_val=self.x_train[val], y_val=self.y_train[val], description=self.description + note,
         )
+
+    def resized(self, height: int, width: int) -> Dataset:
+        """A copy with every image split resized to ``(height, width)`` by bilinear
+        interpolation (antialiased when shrinking), e.g. digits' 8x8 to LeNet-5's 28x28.
+        Images stay float32 NHWC; labels are unchanged. Raises ValueError for a dataset
+        whose examples are not images ``(H, W, C)`` or for a non-positive size."""
+        if len(self.input_shape) != 3:
+            raise ValueError(f"dataset {self.name!r} has examples of shape {self.input_shape}, "
+                             "not images (H, W, C): it cannot be resized")
+        if int(height) <= 0 or int(width) <= 0:
+            raise ValueError(f"image size must be positive, got {height}x{width}")
+        import jax  # only resizing needs it; the data package stays light to import
+
+        def resize(x):
+            if x is None:
+                return None
+            out = jax.image.resize(x, (len(x), int(height), int(width), x.shape[-1]), "bilinear")
+            return np.asarray(out, dtype=np.float32)
+
+        note = f" Resized to {int(height)}x{int(width)} (bilinear)."
+        return dataclasses.replace(self, x_train=resize(self.x_train), x_test=resize(self.x_test),
+                                   x_val=resize(self.x_val), description=self.description + note)
 
     def __repr__(self) -> str:
         splits = ", ".join(f"{split}={len(x)}" for split, x in

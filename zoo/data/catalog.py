@@ -9,7 +9,7 @@ import types
 from typing import Callable, Mapping
 
 from zoo._choices import lookup
-from zoo.data import sources, synthetic
+from zoo.data import imdb, sentiment, sources, synthetic
 from zoo.data.base import Dataset
 
 # Each loader's docstring describes its data: source, shapes, split, preprocessing.
@@ -25,6 +25,8 @@ DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType({
     "cifar10": sources.load_cifar10,
     "cifar100": sources.load_cifar100,
     "svhn_cropped": sources.load_svhn_cropped,
+    "sentiment": sentiment.sentiment,
+    "imdb_reviews": imdb.load_imdb_reviews,
 })
 
 
@@ -40,13 +42,15 @@ def describe_dataset(name: str) -> str:
 
 
 def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None = None,
-                 **kwargs) -> Dataset:
+                 image_size: int | tuple[int, int] | None = None, **kwargs) -> Dataset:
     """Load dataset ``name`` (see `list_datasets`) into memory as NumPy arrays.
 
     ``seed`` fixes every random choice (train/test split, synthetic draws); datasets with
     an official split ignore it. ``data_dir`` is a folder with the dataset's files, for
     the datasets that read files. Other keyword arguments are the loader's options,
     e.g. ``load_dataset("circles", noise=0.1)``; `describe_dataset` lists them.
+    ``image_size`` (``S`` or ``(H, W)``) resizes the images of any image dataset, e.g.
+    ``load_dataset("digits", image_size=28)`` for LeNet-5 (see `Dataset.resized`).
 
     Raises ValueError for an unknown name (with near matches), an unknown option or a
     bad value, and DatasetNotFoundError (a FileNotFoundError) when files are missing.
@@ -71,4 +75,8 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None
         if "data_dir" not in parameters:
             raise ValueError(f"dataset {name!r} is built in and reads no files; leave data_dir unset")
         kwargs["data_dir"] = data_dir
-    return loader(**kwargs)
+    data = loader(**kwargs)
+    if image_size is not None:
+        height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+        data = data.resized(height, width)
+    return data

@@ -132,6 +132,25 @@ def _how_to_get(name: str) -> str:
     return advice
 
 
+def read_tfds_splits(name: str, data_dir: str | None, read_split, how_to_get: str):
+    """``({"train": read_split(source, name), "test": ...}, dataset_info)`` from TFDS's
+    prepared ``name`` through ``tfds.data_source`` (no TensorFlow, never downloads).
+    Raises DatasetNotFoundError ending in ``how_to_get`` when the data is not readable."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DatasetNotFoundError(f"reading {name!r} needs tensorflow-datasets: "
+                                   f"`pip install tensorflow-datasets`. {how_to_get}") from None
+    splits = {}
+    for split in ("train", "test"):
+        try:
+            source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+        except Exception as err:  # TFDS raises several kinds; diagnose from the files instead
+            raise _tfds_not_readable(tfds, name, data_dir, err) from err
+        splits[split] = read_split(source, name)
+    return splits, source.dataset_info
+
+
 def load_tfds_image_classification(name: str, data_dir: str | None = None) -> Dataset:
     """Read TFDS's prepared train and test splits of ``name`` into memory.
 
@@ -140,19 +159,8 @@ def load_tfds_image_classification(name: str, data_dir: str | None = None) -> Da
     ``~/tensorflow_datasets``); never downloads. Raises DatasetNotFoundError saying how
     to get the data when it is not prepared.
     """
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DatasetNotFoundError(f"reading {name!r} needs tensorflow-datasets: "
-                                   f"`pip install tensorflow-datasets`. {_how_to_get(name)}") from None
-    splits = {}
-    for split in ("train", "test"):
-        try:
-            source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        except Exception as err:  # TFDS raises several kinds; diagnose from the files instead
-            raise _tfds_not_readable(tfds, name, data_dir, err) from err
-        splits[split] = _read_image_source(source, name)
-    label_feature = source.dataset_info.features["label"]
+    splits, info = read_tfds_splits(name, data_dir, _read_image_source, _how_to_get(name))
+    label_feature = info.features["label"]
     return Dataset(
         name=name, task="classification",
         x_train=_images_to_unit_float(splits["train"][0]), y_train=splits["train"][1],

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 
 
 class CheckpointError(RuntimeError):
@@ -40,7 +41,9 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(
             self.directory,
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
-            item_names=("state", "meta"),
+            # Handlers named up front (not inferred from the first save or restore), so a
+            # checkpoint's layout can be read before restoring it (`restore_variables`).
+            item_handlers={"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler()},
         )
 
     def latest_epoch(self) -> int | None:
@@ -76,8 +79,62 @@ class Checkpointer:
             ) from e
         return restored["state"], restored["meta"]
 
+    def restore_variables(self, epoch: int | None = None) -> dict:
+        """The model variables ``{"params": ..., **model_state}`` of checkpoint ``epoch``
+        (default: latest) as NumPy arrays, laid out as saved: no target state is needed,
+        so another run (another head, another optimizer) can start from them."""
+        ocp = _ocp()
+        epoch = self.latest_epoch() if epoch is None else epoch
+        if epoch is None:
+            raise CheckpointError(f"no checkpoint in {self.directory}")
+        where = os.path.join(self.directory, str(epoch))
+        try:
+            saved = self._manager.item_metadata(epoch)["state"]
+            # NumPy targets: read on any device count, whatever the saving run's sharding.
+            target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), getattr(saved, "tree", saved))
+            state = self._manager.restore(epoch, args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(target)))["state"]
+        except Exception as e:  # orbax raises many types for unreadable files
+            raise CheckpointError(f"checkpoint {where} cannot be read ({type(e).__name__}: {e}); "
+                                  "it was left untouched") from e
+        if not isinstance(state, dict) or "params" not in state or "model_state" not in state:
+            raise CheckpointError(f"{where} is not a zoo training checkpoint (no params and model_state)")
+        return {"params": state["params"], **state["model_state"]}
+
     def close(self) -> None:
         self._manager.close()
+
+
+def read_variables(path: str) -> tuple[dict, str]:
+    """The model variables a run saved, and the checkpoint folder they come from.
+
+    ``path``: a work dir (its latest checkpoint), its ``checkpoints`` folder, or one
+    checkpoint ``checkpoints/N``. Reads only: nothing is created or changed under ``path``.
+    Raises CheckpointError when ``path`` does not exist, holds no checkpoint, or the
+    checkpoint cannot be read.
+    """
+    path = os.path.abspath(os.fspath(path))
+    layout = "a work dir written by zoo.fit / train.py --workdir, or its checkpoints/N"
+    if not os.path.isdir(path):
+        raise CheckpointError(f"{path} does not exist (expected {layout})")
+    epoch = None
+    if os.path.isdir(os.path.join(path, "checkpoints")):
+        workdir = path
+    elif os.path.basename(path) == "checkpoints":
+        workdir = os.path.dirname(path)
+    elif os.path.basename(path).isdigit() and os.path.basename(os.path.dirname(path)) == "checkpoints":
+        workdir, epoch = os.path.dirname(os.path.dirname(path)), int(os.path.basename(path))
+    else:
+        raise CheckpointError(f"{path} holds no checkpoints (expected {layout})")
+    # The checkpoints folder exists here, so the manager creates nothing.
+    checkpointer = Checkpointer(workdir, max_to_keep=None)
+    try:
+        if checkpointer.latest_epoch() is None:
+            raise CheckpointError(f"no checkpoint in {checkpointer.directory} (expected {layout})")
+        epoch = checkpointer.latest_epoch() if epoch is None else epoch
+        return checkpointer.restore_variables(epoch), os.path.join(checkpointer.directory, str(epoch))
+    finally:
+        checkpointer.close()
 
 
 def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:

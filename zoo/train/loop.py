@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from zoo import optim, registry
+from zoo import optim, registry, transfer
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.train.checkpoint import Checkpointer, write_config
 from zoo.train.sharding import make_mesh, replicate, shard_batch
@@ -58,8 +58,21 @@ class TrainConfig:
     min_weight_change: float | None = None  # stop when ||dw|| / ||w|| over an epoch is below it
     num_devices: int | None = None  # data-parallel devices (default: all)
     data_dir: str | None = None
+    # Transfer learning (zoo.transfer). Patterns select parameters by path, e.g. "fc" or
+    # "layers_3_*"; give trainable (the rest frozen) or frozen (the rest trained).
+    init_from: str | None = None  # an earlier run's work dir or checkpoints/N: start from its weights
+    reset_head: bool = False  # with init_from: re-initialise the output layer even if its size fits
+    trainable: tuple[str, ...] = ()
+    frozen: tuple[str, ...] = ()
 
     def __post_init__(self):
+        for name in ("trainable", "frozen"):  # "a,b" or ["a", "b"] -> ("a", "b")
+            value = getattr(self, name)
+            setattr(self, name, tuple(value.split(",")) if isinstance(value, str) else tuple(value or ()))
+        if self.trainable and self.frozen:
+            raise ValueError("give trainable (the rest frozen) or frozen (the rest trained), not both")
+        if self.reset_head and self.init_from is None:
+            raise ValueError("reset_head applies only when starting from a checkpoint (init_from)")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -130,7 +143,7 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
     if not isinstance(model, str):
         return model, None, None
     spec = registry.get_spec(model)
-    overrides = registry.adapt_config(model, data.input_shape, data.num_outputs)
+    overrides = registry.adapt_config(model, data.input_shape, data.num_outputs, data.model_config)
     if config.init is not None:
         if "kernel_init" not in spec.config:
             raise ValueError(f"model {model!r} takes no kernel_init, so --init does not apply")
@@ -226,14 +239,25 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
 
     n_train = len(data.x_train)
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
-    tx = optim.create(
-        config.optimizer,
-        config.learning_rate,
-        num_examples=n_train,
-        **config.optimizer_kwargs,
-    )
-    state = create_train_state(module, tx, data.input_shape, seed=config.seed)
+    optimizer_kwargs = dict(config.optimizer_kwargs)
+    if optimizer_kwargs.get("schedule") in ("cosine", "warmup_cosine"):
+        # The run knows its length: decay over all of it unless told otherwise.
+        optimizer_kwargs["schedule_kwargs"] = {"decay_steps": config.epochs * steps_per_epoch,
+                                               **(optimizer_kwargs.get("schedule_kwargs") or {})}
+    tx = optim.create(config.optimizer, config.learning_rate, num_examples=n_train, **optimizer_kwargs)
+    if config.trainable or config.frozen:
+        # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
+        tx = transfer.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
+    state = create_train_state(module, tx, data.input_shape, seed=config.seed, dtype=data.x_train.dtype)
+    if config.init_from is not None:
+        # Read before the work dir is touched: a bad source leaves no half-made run behind.
+        variables = transfer.init_from_checkpoint(module, state.variables, config.init_from,
+                                                  reset_head=config.reset_head)
+        params = variables.pop("params")
+        state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
     learns_by_rule = spec is not None and not spec.learns_by_gradient
+    if learns_by_rule and (config.trainable or config.frozen):
+        raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     train_step = (_learning_rule_step(spec, module, task, config) if learns_by_rule

@@ -1,4 +1,5 @@
-"""Convolutional networks (seeds kang-lecture4, duan, khanzhina). Inputs are NHWC:
-``x: (B, H, W, C) float32``. Importing this package registers every CNN."""
+"""Convolutional networks (seeds kang-lecture4, duan, khanzhina). Image inputs are NHWC:
+``x: (B, H, W, C) float32``; the text CNN (`textcnn`) reads token ids ``(B, T)`` int32.
+Importing this package registers every CNN."""
 
-from zoo.models.cnn import alexnet, densenet, googlenet, lenet, resnet, vgg  # noqa: F401
+from zoo.models.cnn import alexnet, densenet, googlenet, lenet, resnet, textcnn, vgg  # noqa: F401

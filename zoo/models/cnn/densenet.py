@@ -27,7 +27,7 @@ Split: ``feature_maps`` is the map after the final BN and ReLU (B, h, w, C);
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -80,6 +80,8 @@ class DenseNet(nn.Module):
     """Dense blocks of ``block_config[i]`` bottleneck layers with growth ``growth_rate``,
     transitions with ``compression`` between blocks, ``num_init_features`` stem filters
     (None: 2 * growth_rate). ``stem``: "imagenet" or "cifar" (see the module docstring)."""
+
+    cam_classifier: ClassVar[str] = "classifier"  # the final dense layer after GAP (zoo.cam)
 
     block_config: Sequence[int] = (6, 12, 24, 16)
     growth_rate: int = 32

@@ -42,6 +42,8 @@ params["fc"]["kernel"]``).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -133,6 +135,8 @@ class GoogLeNet(nn.Module):
 
     ``width_divisor`` divides every width (for fast tests; 1 is the paper).
     """
+
+    cam_classifier: ClassVar[str] = "fc"  # the final dense layer after GAP (zoo.cam)
 
     input_shape: tuple[int, ...] = (224, 224, 3)
     num_classes: int = 1000

@@ -17,12 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo.nn import check_input
-from zoo.nn.layers import lecun_normal, max_pool
+from zoo.nn import fastconv
+from zoo.nn.layers import lecun_normal
 from zoo.registry import register_model
 
 # LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
 _Conv = functools.partial(nn.Conv, kernel_init=lecun_normal)
 _Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
+_FastConv = functools.partial(fastconv.Conv, kernel_init=lecun_normal)
 
 PAPER_1998 = "LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document recognition"
 SEED = "khanzhina (LeNet)"
@@ -178,28 +180,38 @@ class LeNet5(nn.Module):
     (full connections) -> ReLU -> max pool 2 -> (5, 5, 16); dense 120 -> ReLU -> 84 -> ReLU
     -> num_classes. 61,706 parameters at 10 classes. ``forward_features`` returns the
     flattened last pooled map (B, 400); ``head`` the dense layers.
+
+    ``conv_impl``: how the convolutions and poolings run (same variables and numbers
+    either way, see `zoo.nn.fastconv`): "xla" (``lax.conv_general_dilated`` and
+    ``nn.max_pool``, the plain path), "im2col" or "banded" (matmul convolutions, reshape
+    pooling) or "auto" (per-convolution choice measured on CPU — "banded" for both
+    convolutions here; XLA's ops on other platforms).
     """
 
     input_shape: tuple[int, ...] = (28, 28, 1)
     num_classes: int = 10
+    conv_impl: str = "auto"
 
     def __post_init__(self):
         _check_shape(self.input_shape, 8, "LeNet5")
         if self.num_classes <= 0:
             raise ValueError(f"LeNet5: num_classes must be positive, got {self.num_classes}")
+        if self.conv_impl not in fastconv.CONV_IMPLS:
+            raise ValueError(f"LeNet5: conv_impl must be one of {fastconv.CONV_IMPLS}, got {self.conv_impl!r}")
         super().__post_init__()
 
     def setup(self):
-        self.conv1 = _Conv(6, (5, 5), padding=((2, 2), (2, 2)))
-        self.conv2 = _Conv(16, (5, 5), padding="VALID")
+        self.conv1 = _FastConv(6, (5, 5), padding=((2, 2), (2, 2)), conv_impl=self.conv_impl)
+        self.conv2 = _FastConv(16, (5, 5), padding="VALID", conv_impl=self.conv_impl)
         self.fc1 = _Dense(120)
         self.fc2 = _Dense(84)
         self.fc3 = _Dense(self.num_classes)
 
     def forward_features(self, x, train: bool = False):
         check_input(x, self.input_shape, model=f"LeNet5(input_shape={tuple(self.input_shape)})")
-        h = max_pool(nn.relu(self.conv1(x)), 2, 2)
-        h = max_pool(nn.relu(self.conv2(h)), 2, 2)
+        pool_impl = "xla" if self.conv_impl == "xla" else "auto"
+        h = fastconv.max_pool(nn.relu(self.conv1(x)), 2, 2, impl=pool_impl)
+        h = fastconv.max_pool(nn.relu(self.conv2(h)), 2, 2, impl=pool_impl)
         return h.reshape(h.shape[0], -1)
 
     def head(self, h, train: bool = False):
@@ -228,6 +240,7 @@ def lenet5_1998(*, input_shape=(32, 32, 1), num_classes=10):
     task="classification",
     test_config={"num_classes": 5},
 )
-def lenet5(*, input_shape=(28, 28, 1), num_classes=10):
-    """Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters."""
-    return LeNet5(input_shape=tuple(input_shape), num_classes=num_classes)
+def lenet5(*, input_shape=(28, 28, 1), num_classes=10, conv_impl="auto"):
+    """Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters.
+    ``conv_impl``: "auto", "xla" (plain), "im2col" or "banded" (see `zoo.nn.fastconv`)."""
+    return LeNet5(input_shape=tuple(input_shape), num_classes=num_classes, conv_impl=conv_impl)

@@ -30,12 +30,12 @@ commutes with the linear head).
 from __future__ import annotations
 
 from functools import partial
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoo.nn import check_input
+from zoo.nn import check_input, fastconv
 from zoo.nn.layers import batch_norm, dense, he_normal_fan_out
 from zoo.registry import register_model
 
@@ -81,10 +81,11 @@ class ResidualBlock(nn.Module):
     bottleneck: bool = False
     shortcut: str = "B"
     expansion: int = 4  # bottleneck output = expansion * filters
+    conv_impl: str = "auto"  # see `ResNet`
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        conv = partial(nn.Conv, use_bias=False, kernel_init=conv_init)
+        conv = partial(fastconv.Conv, use_bias=False, kernel_init=conv_init, conv_impl=self.conv_impl)
         norm = partial(batch_norm, use_running_average=not train)
         s = self.strides
         if self.bottleneck:
@@ -111,7 +112,15 @@ class ResNet(nn.Module):
     ``stage_sizes[i]`` blocks in stage i with ``width * 2**i`` filters (x4 at the output of
     a bottleneck); stages after the first start with stride 2. ``stem``: "imagenet" (7x7/2
     conv + 3x3/2 max pool) or "cifar" (3x3 conv, stride 1). See the module docstring.
+
+    ``conv_impl``: how convolutions and the stem's max pool run (same variables and
+    numbers either way, see `zoo.nn.fastconv`): "xla" (``lax.conv_general_dilated`` and
+    ``nn.max_pool``, the plain path), "im2col" or "banded" (matmul convolutions, slice
+    pooling) or "auto" (a per-convolution choice measured on CPU; XLA's ops on other
+    platforms).
     """
+
+    cam_classifier: ClassVar[str] = "fc"  # the final dense layer after GAP (zoo.cam)
 
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
     bottleneck: bool = False
@@ -121,6 +130,7 @@ class ResNet(nn.Module):
     input_shape: tuple[int, ...] = (224, 224, 3)
     num_classes: int = 1000
     name_: str = "ResNet"
+    conv_impl: str = "auto"
 
     def __post_init__(self):
         _check_image_shape(self.input_shape, self.name_)
@@ -132,20 +142,24 @@ class ResNet(nn.Module):
             raise ValueError(f"{self.name_}: stage_sizes must be positive block counts, got {self.stage_sizes}")
         if self.width <= 0 or self.num_classes <= 0:
             raise ValueError(f"{self.name_}: width and num_classes must be positive, got {self.width}, {self.num_classes}")
+        if self.conv_impl not in fastconv.CONV_IMPLS:
+            raise ValueError(f"{self.name_}: conv_impl must be one of {fastconv.CONV_IMPLS}, got {self.conv_impl!r}")
         super().__post_init__()
 
     def setup(self):
+        conv = partial(fastconv.Conv, use_bias=False, kernel_init=conv_init, conv_impl=self.conv_impl)
         if self.stem == "imagenet":
-            self.conv1 = nn.Conv(self.width, (7, 7), (2, 2), _pad(7), use_bias=False, kernel_init=conv_init)
+            self.conv1 = conv(self.width, (7, 7), (2, 2), _pad(7))
         else:
-            self.conv1 = nn.Conv(self.width, (3, 3), padding=_pad(3), use_bias=False, kernel_init=conv_init)
+            self.conv1 = conv(self.width, (3, 3), padding=_pad(3))
         self.bn1 = batch_norm()
         layers = []
         for i, n in enumerate(self.stage_sizes):
             stage = []
             for j in range(int(n)):
                 stage.append(ResidualBlock(self.width * 2**i, strides=2 if (i > 0 and j == 0) else 1,
-                                           bottleneck=self.bottleneck, shortcut=self.shortcut))
+                                           bottleneck=self.bottleneck, shortcut=self.shortcut,
+                                           conv_impl=self.conv_impl))
             layers.append(stage)
         # layers[i][j] is torchvision's layer{i+1}.{j}; stored as "layers_i_j".
         self.layers = layers
@@ -156,7 +170,7 @@ class ResNet(nn.Module):
         check_input(x, self.input_shape, model=f"{self.name_}(input_shape={tuple(self.input_shape)})")
         h = nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
         if self.stem == "imagenet":
-            h = nn.max_pool(h, (3, 3), (2, 2), _pad(3))
+            h = fastconv.max_pool(h, 3, 2, 1, impl="xla" if self.conv_impl == "xla" else "auto")
         for stage in self.layers:
             for block in stage:
                 h = block(h, train)
@@ -198,10 +212,10 @@ _TEST_CIFAR = {"input_shape": (16, 16, 3), "num_classes": 3, "stage_sizes": (1, 
 
 
 def _register_imagenet(name: str, stages: tuple, bottleneck: bool, count: int):
-    def build(*, input_shape=(224, 224, 3), num_classes=1000, stage_sizes=stages, width=64):
+    def build(*, input_shape=(224, 224, 3), num_classes=1000, stage_sizes=stages, width=64, conv_impl="auto"):
         return ResNet(stage_sizes=tuple(stage_sizes), bottleneck=bottleneck, stem="imagenet", shortcut="B",
                       width=width, input_shape=tuple(input_shape), num_classes=num_classes,
-                      name_=name)
+                      name_=name, conv_impl=conv_impl)
 
     kind = "bottleneck" if bottleneck else "basic"
     build.__doc__ = (f"{name}: ImageNet layout, {kind} blocks {tuple(stages)}, projection shortcuts; "
@@ -212,9 +226,10 @@ def _register_imagenet(name: str, stages: tuple, bottleneck: bool, count: int):
 
 
 def _register_cifar(name: str, n: int, count: int):
-    def build(*, input_shape=(32, 32, 3), num_classes=10, stage_sizes=(n, n, n), width=16):
+    def build(*, input_shape=(32, 32, 3), num_classes=10, stage_sizes=(n, n, n), width=16, conv_impl="auto"):
         return ResNet(stage_sizes=tuple(stage_sizes), bottleneck=False, stem="cifar", shortcut="A",
-                      width=width, input_shape=tuple(input_shape), num_classes=num_classes, name_=name)
+                      width=width, input_shape=tuple(input_shape), num_classes=num_classes, name_=name,
+                      conv_impl=conv_impl)
 
     build.__doc__ = (f"{name}: CIFAR layout (section 4.2), n={n} basic blocks per stage, option A "
                      f"shortcuts; {count:,} parameters at 10 classes.")

@@ -11,12 +11,12 @@ import functools
 
 import flax.linen as nn
 
-from zoo.nn import check_input
-from zoo.nn.layers import LocalResponseNorm, lecun_normal, max_pool
+from zoo.nn import check_input, fastconv
+from zoo.nn.layers import LocalResponseNorm, lecun_normal
 from zoo.registry import register_model
 
 # LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
-_Conv = functools.partial(nn.Conv, kernel_init=lecun_normal)
+_Conv = functools.partial(fastconv.Conv, kernel_init=lecun_normal)
 _Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
 
 PAPER = "Simonyan & Zisserman 2014, Very deep convolutional networks for large-scale image recognition"
@@ -51,6 +51,11 @@ class VGG(nn.Module):
 
     ``forward_features``: (B, H, W, C) -> (B, (H/32)(W/32) * 512/width_divisor), the
     flattened (NHWC order) last pooled map; ``head``: the three FC layers.
+
+    ``conv_impl``: how convolutions and poolings run (same variables and numbers either
+    way, see `zoo.nn.fastconv`): "xla" (``lax.conv_general_dilated`` and ``nn.max_pool``,
+    the plain path), "im2col", "banded" or "auto" (a per-convolution choice measured on
+    CPU; XLA's ops on other platforms).
     """
 
     config: str = "D"
@@ -59,6 +64,7 @@ class VGG(nn.Module):
     fc_size: int = 4096
     dropout_rate: float = 0.5
     width_divisor: int = 1
+    conv_impl: str = "auto"
 
     def __post_init__(self):
         if self.config not in CONFIGS:
@@ -73,6 +79,8 @@ class VGG(nn.Module):
             raise ValueError(f"VGG: dropout_rate must be in [0, 1), got {self.dropout_rate}")
         if self.width_divisor < 1 or 64 % self.width_divisor:
             raise ValueError(f"VGG: width_divisor must divide 64, got {self.width_divisor}")
+        if self.conv_impl not in fastconv.CONV_IMPLS:
+            raise ValueError(f"VGG: conv_impl must be one of {fastconv.CONV_IMPLS}, got {self.conv_impl!r}")
         super().__post_init__()
 
     def setup(self):
@@ -81,7 +89,7 @@ class VGG(nn.Module):
             for i, (filters, size, *extra) in enumerate(layers):
                 p = (size - 1) // 2
                 conv = _Conv(filters // self.width_divisor, (size, size), padding=((p, p), (p, p)),
-                               name=f"conv{stage + 1}_{i + 1}")
+                           name=f"conv{stage + 1}_{i + 1}", conv_impl=self.conv_impl)
                 convs.append((stage, conv, "LRN" in extra))
         self.convs = [c for _, c, _ in convs]
         self._stage_of = tuple(s for s, _, _ in convs)
@@ -101,7 +109,7 @@ class VGG(nn.Module):
             if self._lrn_after[i]:
                 h = self.norm(h)
             if i == n - 1 or self._stage_of[i + 1] != self._stage_of[i]:
-                h = max_pool(h, 2, 2)
+                h = fastconv.max_pool(h, 2, 2, impl="xla" if self.conv_impl == "xla" else "auto")
         return h.reshape(h.shape[0], -1)
 
     def head(self, h, train: bool = False):
@@ -117,9 +125,10 @@ _TEST = {"input_shape": (32, 32, 3), "num_classes": 5, "width_divisor": 16, "fc_
 
 
 def _register(name: str, config: str, description: str):
-    def build(*, input_shape=(224, 224, 3), num_classes=1000, fc_size=4096, dropout_rate=0.5, width_divisor=1):
+    def build(*, input_shape=(224, 224, 3), num_classes=1000, fc_size=4096, dropout_rate=0.5, width_divisor=1,
+              conv_impl="auto"):
         return VGG(config=config, input_shape=tuple(input_shape), num_classes=num_classes, fc_size=fc_size,
-                   dropout_rate=dropout_rate, width_divisor=width_divisor)
+                   dropout_rate=dropout_rate, width_divisor=width_divisor, conv_impl=conv_impl)
 
     build.__doc__ = description
     build.__name__ = build.__qualname__ = name

@@ -1,0 +1,445 @@
+"""Text CNN (Kim 2014), its word localisation, and the text data it reads: the tokenizer,
+vocabulary and word-vector loader of zoo.data.text, the generated `sentiment` task and
+`imdb_reviews` through TFDS mock data."""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import require_module
+from test_data import tfds  # noqa: F401  (the TFDS fixture with mock_data's batched reads repaired)
+
+import zoo
+from zoo import registry
+from zoo.data import DatasetNotFoundError, imdb, load_dataset
+from zoo.data.sentiment import NEGATIONS, NEGATIVE_WORDS, POSITIVE_WORDS, generate_reviews
+from zoo.data.text import PAD, UNK, Vocabulary, load_word_vectors, pad_or_truncate, tokenize
+from zoo.models.cnn.textcnn import word_importance
+from zoo.train.state import create_train_state
+from zoo.train.steps import make_train_step
+from zoo.train.tasks import get_task
+
+
+def _param_count(tree) -> int:
+    return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(tree))
+
+
+def _vectors(vocab_size, dim, seed=0):
+    return np.random.default_rng(seed).uniform(-0.25, 0.25, (vocab_size, dim)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------------------
+
+# Kim's configuration at vocab 1000 x dim 300, widths 3/4/5 x 100 maps, 2 classes, by hand:
+KIM_EMBEDDING = 1000 * 300  # 300,000
+KIM_CONVS = sum(h * 300 * 100 + 100 for h in (3, 4, 5))  # 90,100 + 120,100 + 150,100 = 360,300
+KIM_DENSE = 300 * 2 + 2  # 602
+
+
+@pytest.mark.parametrize("mode, trained, frozen", [
+    ("rand", 660_902, 0),
+    ("non-static", 660_902, 0),
+    ("static", 360_902, 300_000),
+    ("multichannel", 660_902, 300_000),
+])
+def test_kim_configuration_parameter_count_by_hand(mode, trained, frozen):
+    assert KIM_EMBEDDING + KIM_CONVS + KIM_DENSE == 660_902
+    vectors = None if mode == "rand" else _vectors(1000, 300)
+    model = zoo.create_model("text_cnn", vocab_size=1000, embedding_mode=mode, pretrained_vectors=vectors)
+    shapes = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((2, 64), jnp.int32))
+    assert _param_count(shapes["params"]) == trained
+    assert _param_count(shapes.get("constants", {})) == frozen
+
+
+def test_static_mode_keeps_vectors_out_of_params_and_out_of_gradients():
+    vectors = _vectors(20, 4)
+    model = zoo.create_model("text_cnn", input_shape=(6,), vocab_size=20, embedding_dim=4, num_filters=2,
+                             embedding_mode="static", pretrained_vectors=vectors)
+    x = jnp.arange(2, 14, dtype=jnp.int32).reshape(2, 6)
+    variables = model.init(jax.random.PRNGKey(0), x)
+    assert "embedding" not in variables["params"]
+    np.testing.assert_array_equal(variables["constants"]["static_embedding"], vectors)
+    # Even differentiating with respect to every variable, stop_gradient leaves it at zero.
+    grads = jax.grad(lambda v: jnp.sum(model.apply(v, x) ** 2))(variables)
+    np.testing.assert_array_equal(grads["constants"]["static_embedding"], 0)
+    assert float(jnp.abs(grads["params"]["classifier"]["kernel"]).max()) > 0
+
+
+def test_multichannel_structure_and_shared_filters():
+    """Each filter is applied to both channels and the results added (Kim): the same
+    logits as one channel holding the sum of the two embeddings."""
+    vectors = _vectors(25, 5)
+    kw = dict(input_shape=(7,), vocab_size=25, embedding_dim=5, filter_widths=(2, 3), num_filters=4,
+              num_classes=3)
+    multi = zoo.create_model("text_cnn", embedding_mode="multichannel", pretrained_vectors=vectors, **kw)
+    x = jnp.asarray([[3, 4, 5, 6, 0, 0, 0], [7, 8, 9, 10, 11, 12, 13]], jnp.int32)
+    variables = multi.init(jax.random.PRNGKey(0), x)
+    params = variables["params"]
+    assert set(params) == {"embedding", "convs_0", "convs_1", "classifier"}
+    assert set(variables["constants"]) == {"static_embedding"}
+    assert params["embedding"].shape == variables["constants"]["static_embedding"].shape == (25, 5)
+    assert params["convs_0"]["kernel"].shape == (2, 5, 4)  # one kernel per filter, not per channel
+    assert params["convs_1"]["kernel"].shape == (3, 5, 4)
+    assert params["classifier"]["kernel"].shape == (8, 3)
+    logits = multi.apply(variables, x)
+    assert logits.shape == (2, 3)
+    assert multi.apply(variables, x, method=multi.forward_features).shape == (2, 8)
+
+    trained = params["embedding"] + 0.1  # make the two channels differ
+    single = zoo.create_model("text_cnn", embedding_mode="non-static",
+                              pretrained_vectors=np.asarray(trained) + vectors, **kw)
+    single_params = {**params, "embedding": trained + vectors}
+    np.testing.assert_allclose(
+        multi.apply({"params": {**params, "embedding": trained}, "constants": variables["constants"]}, x),
+        single.apply({"params": single_params}, x), rtol=1e-5, atol=1e-6)
+
+
+def _numpy_reference(params, ids, widths, target):
+    """Kim's forward pass and the word-importance definition, in NumPy."""
+    emb = np.asarray(params["embedding"])[ids] * (ids != PAD)[..., None]
+    batch, num_tokens = ids.shape
+    pooled, scores = [], np.zeros((batch, num_tokens))
+    kernel = np.asarray(params["classifier"]["kernel"])
+    offset = 0
+    for k, h in enumerate(widths):
+        w, b = np.asarray(params[f"convs_{k}"]["kernel"]), np.asarray(params[f"convs_{k}"]["bias"])
+        positions = num_tokens - h + 1
+        maps = np.zeros((batch, positions, w.shape[-1]))
+        for i in range(positions):
+            maps[:, i] = np.maximum(np.einsum("bjd,jdf->bf", emb[:, i:i + h], w) + b, 0)
+        pooled.append(maps.max(axis=1))
+        for n in range(batch):
+            for f in range(w.shape[-1]):
+                start = int(np.argmax(maps[n, :, f]))
+                scores[n, start:start + h] += kernel[offset + f, target[n]] * maps[n, start, f] / h
+        offset += w.shape[-1]
+    features = np.concatenate(pooled, axis=-1)
+    logits = features @ kernel + np.asarray(params["classifier"]["bias"])
+    return features, logits, scores
+
+
+def test_max_over_time_and_word_importance_match_numpy():
+    widths = (2, 3)
+    model = zoo.create_model("text_cnn", input_shape=(6,), vocab_size=9, embedding_dim=3,
+                             filter_widths=widths, num_filters=2, num_classes=2)
+    ids = np.array([[2, 3, 4, 5, 0, 0], [8, 7, 6, 5, 4, 3]], np.int32)
+    variables = model.init(jax.random.PRNGKey(3), ids)
+    features, logits, scores = _numpy_reference(variables["params"], ids, widths, target=[1, 0])
+    np.testing.assert_allclose(model.apply(variables, ids, method=model.forward_features), features,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.apply(variables, ids), logits, rtol=1e-5, atol=1e-6)
+    importance = word_importance(model, variables, ids, target_class=jnp.array([1, 0]))
+    assert importance.shape == (2, 6) and importance.dtype == jnp.float32
+    np.testing.assert_allclose(importance, scores, rtol=1e-5, atol=1e-6)
+    # The scores of a text add up to its logit minus the output bias.
+    bias = np.asarray(variables["params"]["classifier"]["bias"])
+    np.testing.assert_allclose(np.asarray(importance).sum(1), logits[[0, 1], [1, 0]] - bias[[1, 0]],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_padding_embeds_to_zero():
+    model = zoo.create_model("text_cnn", input_shape=(5,), vocab_size=6, embedding_dim=2, num_filters=2)
+    ids = jnp.asarray([[2, 0, 3, 0, 0]])
+    variables = model.init(jax.random.PRNGKey(0), ids)
+    vectors = model.apply(variables, ids, method=lambda m, x: m.embed(x))
+    np.testing.assert_array_equal(vectors[0, [1, 3, 4]], 0)
+    np.testing.assert_array_equal(vectors[0, 0], variables["params"]["embedding"][2])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"embedding_mode": "dynamic"}, "unknown embedding_mode 'dynamic'"),
+    ({"embedding_mode": "static"}, "needs pretrained_vectors"),
+    ({"embedding_mode": "non-static", "pretrained_vectors": np.zeros((10, 300), np.float32)},
+     r"shape \(10, 300\) but the model has vocab_size=20000"),
+    ({"pretrained_vectors": np.zeros((20000, 300), np.float32)}, "'rand' trains random vectors"),
+    ({"input_shape": (4,)}, "shorter than the widest filter"),
+    ({"filter_widths": (3, 0)}, "filter_widths must be positive"),
+    ({"dropout_rate": 1.0}, "dropout_rate"),
+])
+def test_bad_configs_are_value_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.create_model("text_cnn", **overrides)
+
+
+def test_bad_token_ids_are_value_errors():
+    model = zoo.create_model("text_cnn", input_shape=(6,), vocab_size=10, embedding_dim=2, num_filters=2)
+    ids = jnp.ones((2, 6), jnp.int32)
+    variables = model.init(jax.random.PRNGKey(0), ids)
+    with pytest.raises(ValueError, match=r"token ids must be in \[0, 10\).*from 1 to 10"):
+        model.apply(variables, ids.at[0, 0].set(10))
+    with pytest.raises(ValueError, match=r"expects input of shape \(B, 6\)"):
+        model.apply(variables, jnp.ones((2, 7), jnp.int32))
+    with pytest.raises(ValueError, match="fractional"):
+        model.apply(variables, jnp.full((2, 6), 1.5))
+    with pytest.raises(ValueError, match=r"target_class must be in \[0, 2\)"):
+        word_importance(model, variables, ids, target_class=2)
+
+
+def test_adapt_config_takes_vocab_size_from_the_data():
+    data_config = {"vocab_size": 57, "not_a_model_key": 1}
+    assert registry.adapt_config("text_cnn", (20,), 2, data_config) == {
+        "input_shape": (20,), "num_classes": 2, "vocab_size": 57}
+    # Models without the key ignore it: one dataset serves every family.
+    assert registry.adapt_config("mlp", (20,), 2, data_config) == {"input_shape": (20,), "num_outputs": 2}
+
+
+# --------------------------------------------------------------------------------------
+# Training on the generated task, and word localisation
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """Kim's text CNN ("rand", 32-d vectors, widths 3/4/5 x 16 maps) trained 4 epochs by
+    zoo.fit on the generated sentiment task (2,000 train / 500 test reviews, 25% negated)."""
+    data = load_dataset("sentiment")
+    overrides = registry.adapt_config("text_cnn", data.input_shape, data.num_outputs, data.model_config)
+    overrides.update(embedding_dim=32, num_filters=16)
+    result = zoo.fit("text_cnn", data, epochs=4, batch_size=50, learning_rate=1e-2,
+                     validation_fraction=0.0, progress=False, model_overrides=overrides)
+    return data, result
+
+
+def test_short_training_on_the_sentiment_task(trained):
+    data, result = trained
+    assert result.model.vocab_size == len(data.vocabulary) == data.model_config["vocab_size"]
+    assert result.test_metrics["accuracy"] >= 0.95
+    assert result.history[-1]["train_accuracy"] > result.history[0]["train_accuracy"]
+
+
+def test_optimizer_step_moves_the_non_static_channel_only(tmp_path):
+    """Vectors read from a GloVe-format file into a multichannel model; after one train
+    step of the engine (Adam), the static channel (constants) is bit-identical to them
+    while the non-static channel (params) moved."""
+    vocab = Vocabulary.build([" ".join(f"w{i}" for i in range(28))])  # 30 tokens with PAD, UNK
+    rng = np.random.default_rng(0)
+    path = tmp_path / "vectors.txt"
+    path.write_text("".join(f"w{i} " + " ".join(f"{v:.4f}" for v in rng.normal(0, 0.3, 6)) + "\n"
+                            for i in range(0, 28, 2)))
+    vectors = load_word_vectors(path, vocab, dim=6)
+    model = zoo.create_model("text_cnn", input_shape=(8,), vocab_size=len(vocab), embedding_dim=6,
+                             num_filters=3, embedding_mode="multichannel", pretrained_vectors=vectors)
+    tx = optax.adam(0.1)
+    state = create_train_state(model, tx, (8,), seed=0)
+    np.testing.assert_array_equal(state.model_state["constants"]["static_embedding"], vectors)
+    np.testing.assert_array_equal(state.params["embedding"], vectors)  # both start pre-trained
+    batch = {"x": np.arange(2, 26, dtype=np.int32).reshape(3, 8), "y": np.array([0, 1, 0], np.int32),
+             "mask": np.ones(3, np.float32)}
+    state, _ = make_train_step(model, get_task("classification"), tx)(state, batch)
+    np.testing.assert_array_equal(state.model_state["constants"]["static_embedding"], vectors)
+    moved = np.abs(np.asarray(state.params["embedding"]) - vectors).max(axis=1)
+    # Max-over-time passes gradient only to the tokens of each feature's winning window.
+    assert np.count_nonzero(moved[2:26]) >= 8
+    np.testing.assert_array_equal(moved[[0, 1, 26, 27, 28, 29]], 0)  # tokens not in the batch
+
+
+def test_word_importance_ranks_the_sentiment_word_highest(trained):
+    data, result = trained
+    vocab = data.vocabulary
+    sentiment_ids = [vocab.token_id(w) for w in POSITIVE_WORDS + NEGATIVE_WORDS]
+    negation_ids = [vocab.token_id(w) for w in NEGATIONS]
+    plain = ~np.isin(data.x_test, negation_ids).any(axis=1)  # reviews without a negation
+    x = data.x_test[plain]
+    scores = np.asarray(word_importance(result.model, result.variables, x, data.y_test[plain]))
+    top_token = x[np.arange(len(x)), scores.argmax(axis=1)]
+    assert len(x) > 300
+    assert np.mean(np.isin(top_token, sentiment_ids)) >= 0.8
+    # And nearly always among the two highest-scored tokens of its review.
+    sentiment_score = scores[np.isin(x, sentiment_ids)]  # one sentiment word per review
+    assert np.mean((scores > sentiment_score[:, None]).sum(axis=1) <= 1) >= 0.95
+
+
+# --------------------------------------------------------------------------------------
+# zoo.data.text: tokenizer, vocabulary, word vectors
+# --------------------------------------------------------------------------------------
+
+
+def test_tokenize():
+    assert tokenize("It's NOT good, 10/10!") == ["it's", "not", "good", "10", "10"]
+    assert tokenize("Café -- naïve_word") == ["café", "naïve", "word"]
+    assert tokenize("") == []
+    with pytest.raises(ValueError, match="expects a str"):
+        tokenize(b"bytes")
+
+
+def test_vocabulary_build_order_min_count_and_max_size():
+    texts = ["b a c a", "a b d", "e"]
+    vocab = Vocabulary.build(texts)
+    # a:3, b:2, then c, d, e once each in alphabetical order.
+    assert vocab.tokens == ("<pad>", "<unk>", "a", "b", "c", "d", "e")
+    assert Vocabulary.build(texts, min_count=2).tokens == ("<pad>", "<unk>", "a", "b")
+    assert Vocabulary.build(texts, max_size=4).tokens == ("<pad>", "<unk>", "a", "b")
+    assert len(Vocabulary.build(texts, max_size=4)) == 4  # the specials count
+    assert Vocabulary(vocab.tokens).tokens == vocab.tokens
+    with pytest.raises(ValueError, match="min_count"):
+        Vocabulary.build(texts, min_count=0)
+    with pytest.raises(ValueError, match="max_size"):
+        Vocabulary.build(texts, max_size=2)
+    with pytest.raises(ValueError, match="appears twice"):
+        Vocabulary(("<pad>", "<unk>", "a", "a"))
+    with pytest.raises(ValueError, match="starts with"):
+        Vocabulary(("a", "b"))
+
+
+def test_vocabulary_encode_pad_truncate_decode():
+    vocab = Vocabulary.build(["the movie was good", "the movie was bad"])
+    assert (PAD, UNK) == (0, 1)
+    ids = vocab.encode("The movie was GREAT")
+    assert ids.dtype == np.int32
+    assert ids.tolist() == [vocab.token_id("the"), vocab.token_id("movie"), vocab.token_id("was"), UNK]
+    assert vocab.decode(ids) == "the movie was <unk>"
+    padded = vocab.encode("the movie", length=4)
+    assert padded.tolist() == [vocab.token_id("the"), vocab.token_id("movie"), PAD, PAD]
+    assert vocab.decode(padded) == "the movie"
+    assert vocab.decode(padded, skip_padding=False) == "the movie <pad> <pad>"
+    assert vocab.encode("the movie was good", length=2).tolist() == vocab.encode("the movie").tolist()
+    batch = vocab.encode_batch(["good", "the movie was bad indeed"], 3)
+    assert batch.shape == (2, 3) and batch.dtype == np.int32
+    assert [vocab.decode(row) for row in batch] == ["good", "the movie was"]
+    assert pad_or_truncate([5, 6], 4).tolist() == [5, 6, 0, 0]
+    with pytest.raises(ValueError, match="out of range"):
+        vocab.decode([len(vocab)])
+    with pytest.raises(ValueError, match="length"):
+        vocab.encode_batch(["good"], 0)
+
+
+def test_load_word_vectors_glove_format(tmp_path):
+    vocab = Vocabulary.build(["good bad movie", "good unseen"])  # good, bad, movie, unseen
+    path = tmp_path / "glove.txt"
+    path.write_text("good 0.5 1.0 -1.5\nbad -0.5 -1.0 1.5\nMovie 2 3 4\nmovie 7 8 9\nother 1 1 1\n\n")
+    matrix = load_word_vectors(path, vocab, dim=3, seed=1)
+    assert matrix.shape == (len(vocab), 3) and matrix.dtype == np.float32
+    np.testing.assert_array_equal(matrix[vocab.token_id("good")], [0.5, 1.0, -1.5])
+    np.testing.assert_array_equal(matrix[vocab.token_id("bad")], [-0.5, -1.0, 1.5])
+    np.testing.assert_array_equal(matrix[vocab.token_id("movie")], [7, 8, 9])  # exact spelling wins
+    np.testing.assert_array_equal(matrix[PAD], 0)
+    unseen = matrix[[UNK, vocab.token_id("unseen")]]
+    assert np.all(np.abs(unseen) <= 0.25) and np.all(unseen != 0)  # U[-0.25, 0.25], Kim
+    np.testing.assert_array_equal(load_word_vectors(path, vocab, seed=1), matrix)  # seeded
+    zero = load_word_vectors(path, vocab, unknown="zero")
+    np.testing.assert_array_equal(zero[[UNK, vocab.token_id("unseen")]], 0)
+
+
+def test_load_word_vectors_word2vec_header_and_case_folding(tmp_path):
+    vocab = Vocabulary.build(["good movie"])
+    path = tmp_path / "w2v.txt"
+    path.write_text("2 2\nGood 1 2\nMovie 3 4\n")  # GoogleNews vectors are cased
+    matrix = load_word_vectors(path, vocab, unknown="zero")
+    np.testing.assert_array_equal(matrix[vocab.token_id("good")], [1, 2])
+    np.testing.assert_array_equal(matrix[vocab.token_id("movie")], [3, 4])
+
+
+@pytest.mark.parametrize("content, message", [
+    ("good 1 2 3\nbad 1 2\n", "line 2: expected a word and 3 numbers, found 3 fields"),
+    ("good 1 2 3\nbad 1 2 3 4\n", "line 2: 4 numbers after the word, expected 3"),
+    ("good 1 2 3\nbad 1 x 3\n", "line 2: 'x' is not a number"),
+    ("3 2\ngood 1 2\nbad 3 4\n", "header announces 3 vectors but the file holds 2"),
+    ("good\n", "line 1: a word without a vector"),
+    ("", "no word vectors"),
+])
+def test_load_word_vectors_rejects_malformed_files(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as info:
+        load_word_vectors(path, Vocabulary.build(["good bad"]))
+    assert str(path) in str(info.value)
+
+
+def test_load_word_vectors_dimension_binary_and_missing(tmp_path):
+    vocab = Vocabulary.build(["good"])
+    path = tmp_path / "v.txt"
+    path.write_text("good 1 2 3\n")
+    with pytest.raises(ValueError, match="holds 3-dimensional vectors, expected dim=300"):
+        load_word_vectors(path, vocab, dim=300)
+    binary = tmp_path / "v.bin"
+    binary.write_bytes(b"1 3\ngood \x00\x00\x80?\x00\x00\x00@\x00\x00@@\n")
+    with pytest.raises(ValueError, match="line 2: binary data"):
+        load_word_vectors(binary, vocab)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_word_vectors(tmp_path / "nowhere.txt", vocab)
+    with pytest.raises(ValueError, match="unknown must be"):
+        load_word_vectors(path, vocab, unknown="mean")
+
+
+def test_loaded_vectors_feed_a_static_model(tmp_path):
+    vocab = Vocabulary.build(["good bad movie"])
+    path = tmp_path / "v.txt"
+    path.write_text("good 1 0\nbad 0 1\n")
+    vectors = load_word_vectors(path, vocab, unknown="zero")
+    model = zoo.create_model("text_cnn", input_shape=(5,), vocab_size=len(vocab), embedding_dim=2,
+                             num_filters=2, embedding_mode="static", pretrained_vectors=vectors)
+    ids = vocab.encode_batch(["good movie", "bad"], 5)
+    variables = model.init(jax.random.PRNGKey(0), ids)
+    np.testing.assert_array_equal(variables["constants"]["static_embedding"], vectors)
+    assert model.apply(variables, ids).shape == (2, 2)
+    assert "PretrainedVectors(shape=(5, 2))" in repr(model)  # the run config stays short
+
+
+# --------------------------------------------------------------------------------------
+# The generated sentiment task and imdb_reviews
+# --------------------------------------------------------------------------------------
+
+
+def test_sentiment_dataset_shapes_determinism_and_split():
+    data = load_dataset("sentiment", num_examples=400, num_test_examples=100, max_length=18)
+    assert data.x_train.shape == (400, 18) and data.x_test.shape == (100, 18)
+    assert data.x_train.dtype == np.int32 and data.y_train.dtype == np.int32
+    assert data.num_classes == 2 and data.class_names == ("negative", "positive")
+    assert np.bincount(data.y_train).tolist() == [200, 200] and np.bincount(data.y_test).tolist() == [50, 50]
+    assert data.model_config == {"vocab_size": len(data.vocabulary)}
+    assert data.x_train.max() < len(data.vocabulary)
+    texts = {data.vocabulary.decode(row) for row in data.x_train}
+    assert len(texts) == 400  # distinct reviews
+    assert texts.isdisjoint(data.vocabulary.decode(row) for row in data.x_test)
+    again = load_dataset("sentiment", num_examples=400, num_test_examples=100, max_length=18)
+    np.testing.assert_array_equal(again.x_test, data.x_test)
+    np.testing.assert_array_equal(again.y_train, data.y_train)
+    other = load_dataset("sentiment", seed=1, num_examples=400, num_test_examples=100, max_length=18)
+    assert not np.array_equal(other.x_train, data.x_train)
+
+
+def test_sentiment_labels_follow_the_sentiment_word_and_negation():
+    for negation_rate in (0.0, 1.0):
+        labels = np.arange(300) % 2
+        texts = generate_reviews(labels, seed=2, negation_rate=negation_rate)
+        for text, label in zip(texts, labels):
+            words = tokenize(text)
+            assert len(words) <= 18
+            positive = sum(w in POSITIVE_WORDS for w in words)
+            negative = sum(w in NEGATIVE_WORDS for w in words)
+            negated = any(w in NEGATIONS for w in words)
+            assert positive + negative == 1 and negated == (negation_rate == 1.0), text
+            assert label == ((positive == 1) != negated), text
+    with pytest.raises(ValueError, match="negation_rate"):
+        load_dataset("sentiment", negation_rate=1.5)
+    with pytest.raises(ValueError, match="num_examples"):
+        load_dataset("sentiment", num_examples=1)
+
+
+def test_imdb_reviews_through_mock_data(tfds, tmp_path):  # noqa: F811
+    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, num_examples=6):
+        data = load_dataset("imdb_reviews", data_dir=tmp_path, max_length=16, min_count=1)
+        first = tfds.data_source("imdb_reviews", split="train", download=False)[0]
+    assert data.x_train.shape == (6, 16) and data.x_test.shape == (6, 16)
+    assert data.x_train.dtype == np.int32 and data.y_train.dtype == np.int32
+    assert set(np.unique(data.y_train)) <= {0, 1} and data.num_classes == 2
+    assert data.model_config == {"vocab_size": len(data.vocabulary)}
+    text = first["text"].decode() if isinstance(first["text"], bytes) else first["text"]
+    np.testing.assert_array_equal(data.x_train[0], data.vocabulary.encode(text, 16))
+    assert data.vocabulary.decode(data.x_train[0]) == " ".join(tokenize(text)[:16])
+    assert "Maas" in data.description
+    assert "tensorflow" not in sys.modules
+
+
+def test_imdb_html_breaks_and_missing_data(tmp_path):
+    assert tokenize(imdb._clean(b"Great film.<br /><br />Loved it")) == ["great", "film", "loved", "it"]
+    require_module("tensorflow_datasets")
+    with pytest.raises(DatasetNotFoundError, match="not prepared.*tfds build imdb_reviews"):
+        load_dataset("imdb_reviews", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="max_length"):
+        load_dataset("imdb_reviews", data_dir=tmp_path, max_length=0)

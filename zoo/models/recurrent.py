@@ -1,0 +1,563 @@
+"""Recurrent networks: Elman RNN, LSTM (plain and peephole), GRU (three forms), and the
+layers that run them (one direction, bidirectional, stacked) with variable lengths.
+
+Seeds: surf2019-cha-rnn-hierarchical-a ("Recurrent Neural Networks", "Long Short Term
+Memory", "LSTM with Peephole Connection", "Gated Recurrent Unit") and kang-lecture4
+("RNN Basic: LSTM / GRU", "Bidirectional RNN", "Deep-Bidirectional RNN").
+
+Design
+------
+A *cell* is a small Linen module that owns its weights; calling it with the input size
+returns a pure step function ``step(carry, x_t) -> (carry, y_t)`` (weights closed over),
+``x_t: (B, I) -> y_t: (B, H)``. A carry is ``h`` (B, H), or ``(c, h)`` for the LSTMs.
+Every cell is run by the one scan runner, `scan_cell` (``jax.lax.scan`` over time, so
+the compiled program does not grow with the sequence length), which also does masking
+for variable lengths, reversal and optional rematerialisation.
+
+Weight layout (a performance choice measured in DESIGN.md: one fused matmul per step,
+``concat([x_t, h]) @ concat([W; U])``, was the fastest LSTM step on CPU):
+
+=============  ================================================================
+cell           parameters
+=============  ================================================================
+Elman          kernel (I+H, H) = [W; U], bias (H,)
+LSTM           kernel (I+H, 4H), bias (4H,); gate blocks in PyTorch's order
+               (i, f, a, o) — the seed's input, forget, candidate a, output gates.
+peephole       as LSTM, plus peephole_i, peephole_f, peephole_o: (H, H) matrices
+               (the seed's ``C P``) or (H,) vectors (Gers & Schmidhuber, diagonal)
+GRU, reset     input_kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,),
+after          recurrent_bias (H,); blocks (r, z, n) as in PyTorch
+GRU, reset     kernel (I+H, 2H) blocks (r, z), bias (2H,); candidate_kernel (I+H, H),
+before         candidate_bias (H,)
+=============  ================================================================
+
+Mapping PyTorch weights (`from_torch`): ``kernel = concat([weight_ih.T, weight_hh.T])``
+with the gate order unchanged (identity permutation), LSTM/RNN ``bias = bias_ih + bias_hh``;
+GRU ``input_kernel = weight_ih.T``, ``recurrent_kernel = weight_hh.T``,
+``bias = bias_ih + [bias_hh_r, bias_hh_z, 0]``, ``recurrent_bias = bias_hh_n`` (the
+n-gate's recurrent bias sits inside ``r * (...)`` and cannot be merged).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoo.nn import check_input, get_activation
+from zoo.registry import register_model
+
+SURF = "surf2019-cha-rnn-hierarchical-a (Cha, Recurrent Neural Networks)"
+KANG = "kang-lecture4 (Pilsung Kang, Lecture 4: Neural Networks)"
+
+UPDATE_CONVENTIONS = ("keep", "take")  # z keeps the old state / z takes the candidate
+PEEPHOLES = ("full", "diagonal")
+MERGES = ("concat", "sum")
+
+Step = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
+
+
+def _torch_uniform(hidden_size: int):
+    """PyTorch's recurrent init: U(-1/sqrt(H), 1/sqrt(H))."""
+    bound = 1.0 / math.sqrt(hidden_size)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def carry_output(carry):
+    """The output (B, H) a carry stands for: ``h`` of ``h`` or ``(c, h)``."""
+    return carry[1] if isinstance(carry, tuple) else carry
+
+
+# --------------------------------------------------------------------------------------
+# Step functions: pure, weights as arguments.
+# --------------------------------------------------------------------------------------
+
+
+def elman_step(w, h, x, *, activation: Callable = jnp.tanh):
+    """Elman: s_t = f(W x_t + U s_{t-1} + b); x (B, I), h (B, H) -> (h, h)."""
+    h = activation(jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0))
+    return h, h
+
+
+def lstm_step(w, carry, x, *, peephole: str | None = None):
+    """LSTM (seed): gates i, f, o, candidate a; C_t = a*i + f*C_{t-1}; h_t = tanh(C_t)*o.
+
+    With ``peephole`` the forget and input gates also see C_{t-1} and the output gate
+    sees C_t, through full matrices (``"full"``, the seed's C P) or element-wise weights
+    (``"diagonal"``, Gers & Schmidhuber). carry = (c, h), each (B, H).
+    """
+    c, h = carry
+    gates = jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0)
+    i, f, a, o = jnp.split(gates, 4, axis=-1)
+    if peephole == "full":
+        i, f = i + c @ w["peephole_i"], f + c @ w["peephole_f"]
+    elif peephole == "diagonal":
+        i, f = i + c * w["peephole_i"], f + c * w["peephole_f"]
+    c = jnp.tanh(a) * jax.nn.sigmoid(i) + jax.nn.sigmoid(f) * c
+    if peephole == "full":
+        o = o + c @ w["peephole_o"]
+    elif peephole == "diagonal":
+        o = o + c * w["peephole_o"]
+    h = jnp.tanh(c) * jax.nn.sigmoid(o)
+    return (c, h), h
+
+
+def gru_step(w, h, x, *, reset_after: bool = True, update_convention: str = "keep"):
+    """GRU. Reset gate before the recurrent product (Cho et al.; both seeds):
+    a = tanh(W_a x + U_a (r*h) + b_a); after it (PyTorch/cuDNN):
+    n = tanh(W_in x + b_in + r*(W_hn h + b_hn)). Then, with ``update_convention="keep"``
+    (surf2019, PyTorch) h' = (1-z)*a + z*h; with ``"take"`` (kang-lecture4)
+    h' = (1-z)*h + z*a.
+    """
+    size = h.shape[-1]
+    if reset_after:
+        gx = x @ w["input_kernel"] + w.get("bias", 0.0)
+        gh = h @ w["recurrent_kernel"]
+        r = jax.nn.sigmoid(gx[:, :size] + gh[:, :size])
+        z = jax.nn.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
+        a = jnp.tanh(gx[:, 2 * size:] + r * (gh[:, 2 * size:] + w.get("recurrent_bias", 0.0)))
+    else:
+        rz = jax.nn.sigmoid(jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0))
+        r, z = rz[:, :size], rz[:, size:]
+        a = jnp.tanh(jnp.concatenate([x, r * h], -1) @ w["candidate_kernel"]
+                     + w.get("candidate_bias", 0.0))
+    h = (1.0 - z) * a + z * h if update_convention == "keep" else (1.0 - z) * h + z * a
+    return h, h
+
+
+# --------------------------------------------------------------------------------------
+# Cells: Linen modules owning the weights; ``cell(input_size)`` returns the step.
+# --------------------------------------------------------------------------------------
+
+
+class _Cell(nn.Module):
+    hidden_size: int = 32
+    use_bias: bool = True
+
+    def __post_init__(self):
+        if int(self.hidden_size) <= 0:
+            raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
+        super().__post_init__()
+
+    def initial_carry(self, batch_size: int, dtype=jnp.float32):
+        """Zero state: (B, H)."""
+        return jnp.zeros((batch_size, self.hidden_size), dtype)
+
+    def _weights(self, shapes: dict[str, tuple]) -> dict[str, jax.Array]:
+        init = _torch_uniform(self.hidden_size)
+        return {name: self.param(name, nn.initializers.zeros if name.startswith("peephole") else init,
+                                 shape)
+                for name, shape in shapes.items()
+                if self.use_bias or not name.endswith("bias")}
+
+
+class ElmanCell(_Cell):
+    """Elman cell, s_t = f(W x_t + U s_{t-1} + b) (surf2019 "RNNs"); torch.nn.RNN's cell."""
+
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, input_size: int) -> Step:
+        H = self.hidden_size
+        w = self._weights({"kernel": (input_size + H, H), "bias": (H,)})
+        return functools.partial(elman_step, w, activation=get_activation(self.activation))
+
+
+class LSTMCell(_Cell):
+    """LSTM cell (surf2019), optionally with peepholes: ``peephole`` None, "full", "diagonal"."""
+
+    peephole: str | None = None
+
+    def __post_init__(self):
+        if self.peephole not in (None, *PEEPHOLES):
+            raise ValueError(f"peephole must be None or one of {PEEPHOLES}, got {self.peephole!r}")
+        super().__post_init__()
+
+    def initial_carry(self, batch_size: int, dtype=jnp.float32):
+        """Zero state (c, h), each (B, H)."""
+        zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
+        return zeros, zeros
+
+    @nn.compact
+    def __call__(self, input_size: int) -> Step:
+        H = self.hidden_size
+        shapes = {"kernel": (input_size + H, 4 * H), "bias": (4 * H,)}
+        if self.peephole is not None:
+            p = (H, H) if self.peephole == "full" else (H,)
+            shapes.update(peephole_i=p, peephole_f=p, peephole_o=p)
+        return functools.partial(lstm_step, self._weights(shapes), peephole=self.peephole)
+
+
+class GRUCell(_Cell):
+    """GRU cell; ``reset_after`` True is PyTorch's form, False Cho et al.'s and the seeds';
+    ``update_convention`` "keep" (z keeps h: surf2019, PyTorch) or "take" (z takes the
+    candidate: kang-lecture4)."""
+
+    reset_after: bool = True
+    update_convention: str = "keep"
+
+    def __post_init__(self):
+        if self.update_convention not in UPDATE_CONVENTIONS:
+            raise ValueError(f"update_convention must be one of {UPDATE_CONVENTIONS}, "
+                             f"got {self.update_convention!r}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, input_size: int) -> Step:
+        H = self.hidden_size
+        if self.reset_after:
+            shapes = {"input_kernel": (input_size, 3 * H), "recurrent_kernel": (H, 3 * H),
+                      "bias": (3 * H,), "recurrent_bias": (H,)}
+        else:
+            shapes = {"kernel": (input_size + H, 2 * H), "bias": (2 * H,),
+                      "candidate_kernel": (input_size + H, H), "candidate_bias": (H,)}
+        return functools.partial(gru_step, self._weights(shapes), reset_after=self.reset_after,
+                                 update_convention=self.update_convention)
+
+
+CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+
+
+def make_cell(kind: str, hidden_size: int, **options) -> _Cell:
+    """A cell by name ("rnn", "lstm", "gru") with its options (e.g. ``peephole="full"``)."""
+    if kind not in CELLS:
+        raise ValueError(f"unknown cell {kind!r}; expected one of {tuple(CELLS)}")
+    return CELLS[kind](hidden_size=int(hidden_size), **options)
+
+
+def _validate_cell(kind: str, hidden_size: int, options: dict | None) -> None:
+    """Raise ValueError now for a bad cell config (builds an unbound cell: parent=None keeps
+    it from being registered as a child of whatever module is being set up)."""
+    if kind not in CELLS:
+        raise ValueError(f"unknown cell {kind!r}; expected one of {tuple(CELLS)}")
+    CELLS[kind](hidden_size=int(hidden_size), parent=None, **(options or {}))
+
+
+def from_torch(kind: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict[str, np.ndarray]:
+    """One PyTorch direction/layer's weights (``weight_ih_l0`` ...) as this module's cell
+    parameters for ``kind`` "rnn", "lstm" or "gru" (reset-after). Arrays, not tensors."""
+    w_ih, w_hh = np.asarray(weight_ih, np.float32), np.asarray(weight_hh, np.float32)
+    if kind == "gru":
+        H = w_hh.shape[1]
+        out = {"input_kernel": w_ih.T, "recurrent_kernel": w_hh.T}
+        if bias_ih is not None:
+            b_ih, b_hh = np.asarray(bias_ih, np.float32), np.asarray(bias_hh, np.float32)
+            out["bias"] = b_ih + np.concatenate([b_hh[:2 * H], np.zeros(H, np.float32)])
+            out["recurrent_bias"] = b_hh[2 * H:]
+        return out
+    if kind not in ("rnn", "lstm"):
+        raise ValueError(f"unknown cell {kind!r}; expected one of {tuple(CELLS)}")
+    out = {"kernel": np.concatenate([w_ih.T, w_hh.T], 0)}
+    if bias_ih is not None:
+        out["bias"] = np.asarray(bias_ih, np.float32) + np.asarray(bias_hh, np.float32)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The one scan runner.
+# --------------------------------------------------------------------------------------
+
+
+def scan_cell(step: Step, carry, xs, *, lengths=None, reverse: bool = False, remat: bool = False,
+              return_sequences: bool = True):
+    """Run ``step`` over time: xs (B, T, I) batch-major -> (final carry, ys (B, T, H) or None).
+
+    With ``lengths`` (B,) int, steps t >= lengths[b] leave sequence b's state unchanged and
+    its output zero, so the final carry is the state at each sequence's own last step; with
+    ``reverse`` the scan runs from t = T-1 to 0, so a reversed sequence starts at its own
+    last valid step (as PyTorch's packed sequences do). ``remat`` checkpoints the step
+    (recomputed in the backward pass instead of stored).
+    """
+    xs_t = jnp.swapaxes(xs, 0, 1)  # (T, B, I): scan runs over the leading axis
+    if lengths is None:
+        valid = None
+    else:
+        valid = jnp.arange(xs.shape[1])[:, None] < jnp.asarray(lengths)[None, :]  # (T, B)
+
+    def body(carry, inputs):
+        x_t, valid_t = inputs
+        new, y = step(carry, x_t)
+        # Keep the carry's dtype (e.g. bfloat16 inputs with float32 weights promote).
+        new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, carry)
+        if valid_t is not None:
+            keep = valid_t[:, None]
+            new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, carry)
+            y = jnp.where(keep, y, jnp.zeros_like(y))
+        return new, (y if return_sequences else None)
+
+    if remat:
+        body = jax.checkpoint(body)
+    carry, ys = jax.lax.scan(body, carry, (xs_t, valid), reverse=reverse)
+    return carry, (None if ys is None else jnp.swapaxes(ys, 0, 1))
+
+
+# --------------------------------------------------------------------------------------
+# Layers.
+# --------------------------------------------------------------------------------------
+
+
+class RNN(nn.Module):
+    """One recurrent layer, one direction: x (B, T, I) -> (final carry, outputs).
+
+    outputs are (B, T, H) with ``return_sequences``, else the last valid output (B, H)
+    (for ``reverse`` the output at t = 0, which has seen the whole sequence).
+    ``initial_carry`` defaults to zeros; ``lengths`` (B,) masks as in `scan_cell`.
+    """
+
+    cell: _Cell
+    return_sequences: bool = True
+    reverse: bool = False
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x, initial_carry=None, lengths=None):
+        if x.ndim != 3:
+            raise ValueError(f"RNN expects input of shape (B, T, I), got {tuple(x.shape)}")
+        step = self.cell(x.shape[-1])
+        carry = self.cell.initial_carry(x.shape[0], x.dtype) if initial_carry is None else initial_carry
+        carry, ys = scan_cell(step, carry, x, lengths=lengths, reverse=self.reverse, remat=self.remat,
+                              return_sequences=self.return_sequences)
+        return carry, (ys if self.return_sequences else carry_output(carry))
+
+
+class Bidirectional(nn.Module):
+    """Two `RNN` layers, the second reversed; outputs merged by "concat" (forward first,
+    as PyTorch) or "sum". Carries are returned and taken as a (forward, backward) pair."""
+
+    forward_rnn: RNN
+    backward_rnn: RNN
+    merge: str = "concat"
+
+    def __post_init__(self):
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
+        super().__post_init__()
+
+    def __call__(self, x, initial_carry=None, lengths=None):
+        c_f, c_b = (None, None) if initial_carry is None else initial_carry
+        c_f, y_f = self.forward_rnn(x, c_f, lengths)
+        c_b, y_b = self.backward_rnn(x, c_b, lengths)
+        y = jnp.concatenate([y_f, y_b], -1) if self.merge == "concat" else y_f + y_b
+        return (c_f, c_b), y
+
+
+class StackedRNN(nn.Module):
+    """``num_layers`` recurrent layers (each optionally bidirectional), dropout between
+    layers in train mode (``dropout`` rng): x (B, T, I) -> (final carries, outputs).
+
+    Carries are a list over layers (a (forward, backward) pair per bidirectional layer);
+    outputs are the top layer's (B, T, D*H), or its last valid outputs (B, D*H) when
+    ``return_sequences`` is False (D = 2 for "concat" bidirectional layers, else 1).
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 32
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge: str = "concat"
+    dropout: float = 0.0
+    remat: bool = False
+    return_sequences: bool = True
+    cell_options: dict | None = None
+
+    def __post_init__(self):
+        if int(self.num_layers) < 1:
+            raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
+        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        super().__post_init__()
+
+    def setup(self):
+        def rnn(i, reverse):
+            last = i == self.num_layers - 1
+            return RNN(make_cell(self.cell, self.hidden_size, **(self.cell_options or {})),
+                       return_sequences=self.return_sequences or not last,
+                       reverse=reverse, remat=self.remat)
+
+        self.layers = [
+            Bidirectional(rnn(i, False), rnn(i, True), merge=self.merge) if self.bidirectional
+            else rnn(i, False)
+            for i in range(self.num_layers)
+        ]
+        self.drop = nn.Dropout(self.dropout)
+
+    def __call__(self, x, initial_carry=None, lengths=None, train: bool = False):
+        carries = []
+        for i, layer in enumerate(self.layers):
+            if i > 0 and self.dropout > 0:
+                x = self.drop(x, deterministic=not train)
+            carry, x = layer(x, None if initial_carry is None else initial_carry[i], lengths)
+            carries.append(carry)
+        return carries, x
+
+
+# --------------------------------------------------------------------------------------
+# Sequence classifiers (many-to-one).
+# --------------------------------------------------------------------------------------
+
+
+class SequenceClassifier(nn.Module):
+    """Recurrent encoder, then a dense layer on the last valid output:
+    x (B, T, *F) float32 -> (B, num_classes) logits.
+
+    ``input_shape`` is (T, *F) (T may be None); each step's features F are flattened, so
+    digits images (8, 8, 1) read as 8 steps of 8 pixels. ``lengths`` (B,) gives each
+    sequence's valid length. A bidirectional encoder's features are the forward
+    direction's last valid output and the backward direction's output at t = 0, merged.
+    """
+
+    input_shape: tuple = (8, 8)
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge: str = "concat"
+    dropout: float = 0.0
+    remat: bool = False
+    num_classes: int = 10
+    cell_options: dict | None = None
+
+    def __post_init__(self):
+        if len(self.input_shape) < 2:
+            raise ValueError(f"input_shape must be (T, features...), got {tuple(self.input_shape)}")
+        if int(self.num_classes) <= 0:
+            raise ValueError(f"num_classes must be positive, got {self.num_classes}")
+        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        super().__post_init__()
+
+    def setup(self):
+        self.encoder = StackedRNN(
+            cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
+            bidirectional=self.bidirectional, merge=self.merge, dropout=self.dropout,
+            remat=self.remat, return_sequences=False, cell_options=self.cell_options)
+        self.out = nn.Dense(self.num_classes)
+
+    def forward_features(self, x, train: bool = False, lengths=None):
+        """(B, T, *F) -> (B, D*H): the top layer's last valid output(s)."""
+        name = f"SequenceClassifier(cell={self.cell!r}, input_shape={tuple(self.input_shape)})"
+        check_input(x, self.input_shape, model=name)
+        if x.ndim != len(self.input_shape) + 1:
+            shape = ", ".join("*" if d is None else str(d) for d in self.input_shape)
+            raise ValueError(f"{name} expects input of shape (B, {shape}), got {tuple(x.shape)}")
+        x = x.reshape(x.shape[:2] + (-1,))
+        _, features = self.encoder(x, lengths=lengths, train=train)
+        return features
+
+    def head(self, h):
+        """(B, D*H) -> (B, num_classes)."""
+        return self.out(h)
+
+    def __call__(self, x, train: bool = False, lengths=None):
+        return self.head(self.forward_features(x, train, lengths))
+
+
+def _classifier(cell, input_shape, hidden_size, num_layers, bidirectional, merge, dropout, remat,
+                num_classes, **cell_options):
+    return SequenceClassifier(
+        input_shape=tuple(input_shape), cell=cell, hidden_size=int(hidden_size),
+        num_layers=int(num_layers), bidirectional=bool(bidirectional), merge=merge,
+        dropout=float(dropout), remat=bool(remat), num_classes=int(num_classes),
+        cell_options=cell_options)
+
+
+_TEST = {"input_shape": (5, 3), "hidden_size": 4, "num_layers": 2, "bidirectional": True,
+         "dropout": 0.1, "num_classes": 3}
+
+
+@register_model(
+    "rnn", family="recurrent", task="classification",
+    paper=f"Elman 1990; {SURF}, s_t = f(W x_t + U s_(t-1) + b); {KANG}, RNN basics",
+    test_config=_TEST,
+)
+def rnn(*, input_shape=(8, 8), hidden_size=128, num_layers=1, bidirectional=False, merge="concat",
+        dropout=0.0, remat=False, num_classes=10, activation="tanh"):
+    """Elman RNN classifier (torch.nn.RNN's cell); dense head on the last valid output."""
+    return _classifier("rnn", input_shape, hidden_size, num_layers, bidirectional, merge, dropout,
+                       remat, num_classes, activation=activation)
+
+
+@register_model(
+    "lstm", family="recurrent", task="classification",
+    paper=f"Hochreiter & Schmidhuber 1997; {SURF}, LSTM; {KANG}, RNN Basic: LSTM",
+    test_config=_TEST,
+)
+def lstm(*, input_shape=(8, 8), hidden_size=128, num_layers=1, bidirectional=False, merge="concat",
+         dropout=0.0, remat=False, num_classes=10):
+    """LSTM classifier, C_t = a*i + f*C_(t-1), h_t = tanh(C_t)*o (torch.nn.LSTM's cell)."""
+    return _classifier("lstm", input_shape, hidden_size, num_layers, bidirectional, merge, dropout,
+                       remat, num_classes)
+
+
+@register_model(
+    "peephole_lstm", family="recurrent", task="classification",
+    paper=(f"Gers & Schmidhuber 2000; {SURF}, LSTM with Peephole Connection (full matrices "
+           "C P; peephole='diagonal' gives Gers & Schmidhuber's element-wise form)"),
+    test_config={**_TEST, "peephole": "diagonal"},
+)
+def peephole_lstm(*, input_shape=(8, 8), hidden_size=128, num_layers=1, bidirectional=False,
+                  merge="concat", dropout=0.0, remat=False, num_classes=10, peephole="full"):
+    """Peephole LSTM: f, i see C_(t-1), o sees C_t; peephole "full" (seed) or "diagonal"."""
+    return _classifier("lstm", input_shape, hidden_size, num_layers, bidirectional, merge, dropout,
+                       remat, num_classes, peephole=peephole)
+
+
+def _gru(input_shape, hidden_size, num_layers, bidirectional, merge, dropout, remat, num_classes,
+         reset_after, update_convention, use_bias):
+    return _classifier("gru", input_shape, hidden_size, num_layers, bidirectional, merge, dropout,
+                       remat, num_classes, reset_after=bool(reset_after),
+                       update_convention=update_convention, use_bias=bool(use_bias))
+
+
+@register_model(
+    "gru", family="recurrent", task="classification",
+    paper="Cho et al. 2014; PyTorch/cuDNN form, reset gate applied after the recurrent product",
+    test_config=_TEST,
+)
+def gru(*, input_shape=(8, 8), hidden_size=128, num_layers=1, bidirectional=False, merge="concat",
+        dropout=0.0, remat=False, num_classes=10, reset_after=True, update_convention="keep",
+        use_bias=True):
+    """GRU classifier (torch.nn.GRU's cell by default): n = tanh(W_in x + b_in +
+    r*(W_hn h + b_hn)), h' = (1-z)*n + z*h."""
+    return _gru(input_shape, hidden_size, num_layers, bidirectional, merge, dropout, remat,
+                num_classes, reset_after, update_convention, use_bias)
+
+
+@register_model(
+    "gru_seed", family="recurrent", task="classification",
+    paper=(f"{SURF}, GRU: a_t = tanh(W_a x_t + U_a (r_t*C_(t-1)) + b_a), "
+           "C_t = (1-z_t)*a_t + z_t*C_(t-1) (reset before the product, Cho et al. 2014)"),
+    test_config=_TEST,
+)
+def gru_seed(*, input_shape=(8, 8), hidden_size=128, num_layers=1, bidirectional=False,
+             merge="concat", dropout=0.0, remat=False, num_classes=10, reset_after=False,
+             update_convention="keep", use_bias=True):
+    """GRU in the surf2019 seed's form (state C, z keeps the old state)."""
+    return _gru(input_shape, hidden_size, num_layers, bidirectional, merge, dropout, remat,
+                num_classes, reset_after, update_convention, use_bias)
+
+
+@register_model(
+    "gru_kang", family="recurrent", task="classification",
+    paper=(f"{KANG}, RNN Basic: GRU: h~ = tanh(W [r*h, x]), h_t = (1-z)*h_(t-1) + z*h~ "
+           "(no biases; z takes the candidate)"),
+    test_config=_TEST,
+)
+def gru_kang(*, input_shape=(8, 8), hidden_size=128, num_layers=1, bidirectional=False,
+             merge="concat", dropout=0.0, remat=False, num_classes=10, reset_after=False,
+             update_convention="take", use_bias=False):
+    """GRU in the kang-lecture4 seed's form (no biases, z gates the candidate)."""
+    return _gru(input_shape, hidden_size, num_layers, bidirectional, merge, dropout, remat,
+                num_classes, reset_after, update_convention, use_bias)

@@ -1,0 +1,649 @@
+"""Fast 2-D convolution and max pooling for CPU training steps (NHWC, HWIO).
+
+XLA's CPU convolution is slow on the small convolutions of LeNet-sized networks and on
+the small-spatial, many-channel convolutions of ResNet's later stages, where PyTorch
+(oneDNN) is 2-3x faster (DESIGN.md, "Performance facts"). This module computes the same
+convolution as ``lax.conv_general_dilated`` in a second way, *im2col*: the ``kh * kw``
+shifted (strided) slices of the padded input are concatenated along the channel axis
+and multiplied by the kernel reshaped to ``(kh * kw * C_in, C_out)`` in one matmul.
+Its backward pass is written out (`jax.custom_vjp`) as matmuls too: the kernel gradient
+is ``patches^T @ dy`` and the input gradient ``dy @ W^T`` folded back onto the input
+(col2im, a sum of shifted slices); only the input, not the 25x larger patch matrix, is
+kept for the backward pass.
+
+Which of the two is faster depends on the shape, so ``impl="auto"`` picks one per
+convolution from `choose_conv_impl` (a rule measured on a 2-core x86 CPU; see
+`choose_conv_impl`). On accelerators "auto" always means XLA's convolution.
+
+Public pieces:
+
+* `conv2d(x, kernel, strides, padding, impl)` — the pure function (``impl`` one of
+  ``"xla"``, ``"im2col"``, ``"auto"``); `conv2d_xla`, `conv2d_im2col` the two ways.
+* `Conv` — a Linen module with `flax.linen.Conv`'s parameters (``kernel`` of shape
+  ``(kh, kw, C_in, features)``, ``bias`` of shape ``(features,)``), so state dicts map
+  onto it exactly as onto ``nn.Conv``; ``conv_impl`` selects the way.
+* `max_pool(x, window, stride, padding, impl)` — the same function as
+  `zoo.nn.layers.max_pool` (``nn.max_pool``: -inf padding, floor output size, the
+  gradient of a window going to the *first* of its maximal elements in row-major order,
+  as XLA's select-and-scatter does) computed from reshapes or strided slices and an
+  explicit backward pass instead of ``reduce_window`` / ``select_and_scatter``.
+
+Both ways give the same numbers up to float summation order (tests/test_fastconv.py
+checks outputs and gradients against ``lax.conv_general_dilated`` and ``nn.max_pool``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+CONV_IMPLS = ("auto", "xla", "im2col", "banded", "winograd")
+POOL_IMPLS = ("auto", "xla", "slices")
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+Pads = tuple[tuple[int, int], tuple[int, int]]
+
+
+# --------------------------------------------------------------------------------------
+# Shapes and padding
+# --------------------------------------------------------------------------------------
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    v = tuple(int(a) for a in v)
+    if len(v) != 2:
+        raise ValueError(f"{name} must be an int or a pair, got {v}")
+    return v
+
+
+def conv_padding(padding, kernel_size, strides, spatial) -> Pads:
+    """Explicit ``((top, bottom), (left, right))`` padding of a 2-D convolution, from any
+    form `flax.linen.Conv` accepts for it: "SAME", "VALID", an int, a pair of ints, or a
+    pair of (low, high) pairs. ``spatial`` is the input's (H, W)."""
+    kernel_size, strides = _pair(kernel_size, "kernel_size"), _pair(strides, "strides")
+    if isinstance(padding, str):
+        if padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"fast conv supports SAME, VALID or explicit padding, got {padding!r}")
+        pads = lax.padtype_to_pads(tuple(spatial), kernel_size, strides, padding.upper())
+        return tuple((int(lo), int(hi)) for lo, hi in pads)  # type: ignore[return-value]
+    if isinstance(padding, (int, np.integer)):
+        return ((int(padding),) * 2,) * 2  # type: ignore[return-value]
+    padding = tuple(padding)
+    if len(padding) != 2:
+        raise ValueError(f"2-D padding needs two entries, got {padding}")
+    return tuple(_pair(p, "padding") for p in padding)  # type: ignore[return-value]
+
+
+def _out_size(size: int, k: int, s: int, pad: tuple[int, int]) -> int:
+    return (size + pad[0] + pad[1] - k) // s + 1
+
+
+# --------------------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------------------
+
+
+def conv2d_xla(x, kernel, strides=1, padding="VALID", precision=None):
+    """``lax.conv_general_dilated`` on NHWC inputs and HWIO kernels (the plain path)."""
+    pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
+    return lax.conv_general_dilated(x, kernel, _pair(strides, "strides"), pads,
+                                    dimension_numbers=_DIMENSION_NUMBERS, precision=precision)
+
+
+def im2col(x, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
+    """(B, H, W, C) -> patches (B, Ho, Wo, kh * kw * C), ordered (i, j, c) like an HWIO
+    kernel reshaped to (kh * kw * C, O): entry [b, y, x, (i * kw + j) * C + c] is
+    ``padded[b, y * sh + i, x * sw + j, c]``."""
+    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size"), _pair(strides, "strides")
+    b, h, w, c = x.shape
+    ho, wo = _out_size(h, kh, sh, padding[0]), _out_size(w, kw, sw, padding[1])
+    if any(p for pair in padding for p in pair):
+        x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+    cols = [lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+            for i in range(kh) for j in range(kw)]
+    return jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
+
+
+def col2im(patch_grads, input_shape, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
+    """The transpose of `im2col`: (B, Ho, Wo, kh * kw * C) -> (B, H, W, C), each patch
+    entry added back onto the input cell it was read from."""
+    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size"), _pair(strides, "strides")
+    b, h, w, c = input_shape
+    ho, wo = patch_grads.shape[1:3]
+    hp, wp = h + padding[0][0] + padding[0][1], w + padding[1][0] + padding[1][1]
+    zero = jnp.zeros((), patch_grads.dtype)
+    total = None
+    for n in range(kh * kw):
+        i, j = divmod(n, kw)
+        piece = lax.slice_in_dim(patch_grads, n * c, (n + 1) * c, axis=3)
+        config = ((0, 0, 0), (i, hp - i - sh * (ho - 1) - 1, sh - 1), (j, wp - j - sw * (wo - 1) - 1, sw - 1), (0, 0, 0))
+        placed = lax.pad(piece, zero, config)
+        total = placed if total is None else total + placed
+    return lax.slice(total, (0, padding[0][0], padding[1][0], 0), (b, padding[0][0] + h, padding[1][0] + w, c))
+
+
+def _matmul(a, b, precision):
+    """(..., K) @ (K, N)."""
+    return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())), precision=precision)
+
+
+# A patch matrix of more than PATCH_WHOLE_BYTES is built and multiplied one batch chunk
+# of at most PATCH_CHUNK_BYTES at a time (a `lax.scan` over chunks), so that each chunk's
+# patches stay in the CPU caches. Measured on ResNet-18's convolutions at B=16 (fwd+bwd):
+# 32x32x64 (38 MB of patches) 91 ms whole, 71 ms in 4 chunks, 49 ms in 8, 63 ms in 16;
+# 16x16x128 (19 MB) 55 ms whole, 42-43 ms in 2-8 chunks; 32x32x64 -> 128 stride 2
+# (9.4 MB) 22 ms whole, 27 ms in 2 chunks.
+PATCH_CHUNK_BYTES = 6 * 2**20
+PATCH_WHOLE_BYTES = 10 * 2**20
+
+
+def _is_pointwise(kernel_shape, pads) -> bool:
+    return tuple(kernel_shape[:2]) == (1, 1) and pads == ((0, 0), (0, 0))
+
+
+def _patches(x, kernel_shape, strides, pads):
+    if _is_pointwise(kernel_shape, pads):
+        return x if strides == (1, 1) else x[:, ::strides[0], ::strides[1], :]
+    return im2col(x, kernel_shape[:2], strides, pads)
+
+
+def _im2col_forward(x, kernel, strides, pads, precision):
+    kh, kw, c, o = kernel.shape
+    patches = _patches(x, kernel.shape, strides, pads)
+    y = _matmul(patches.reshape(-1, kh * kw * c), kernel.reshape(kh * kw * c, o), precision)
+    return y.reshape(*patches.shape[:3], o)
+
+
+def _im2col_backward(x, kernel, dy, strides, pads, precision, patches=None):
+    """(dx, dkernel) of `_im2col_forward` for the output cotangent ``dy``."""
+    kh, kw, c, o = kernel.shape
+    k = kh * kw * c
+    if patches is None:
+        patches = _patches(x, kernel.shape, strides, pads)
+    dkernel = lax.dot_general(patches.reshape(-1, k), dy.reshape(-1, o), (((0,), (0,)), ((), ())),
+                              precision=precision).reshape(kernel.shape)
+    if _DX_FLIP and strides == (1, 1) and not _is_pointwise(kernel.shape, pads):
+        # Input gradient of a stride-1 convolution: the full correlation of dy with the
+        # flipped kernel, as im2col of dy (K = kh*kw*O) times one matrix.
+        b, h, w, _ = x.shape
+        ho, wo = dy.shape[1:3]
+        back = ((kh - 1 - pads[0][0], h + pads[0][0] - ho), (kw - 1 - pads[1][0], w + pads[1][0] - wo))
+        flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2).reshape(kh * kw * o, c)
+        dpat = im2col(dy, (kh, kw), (1, 1), back)
+        dx = _matmul(dpat.reshape(-1, kh * kw * o), flipped, precision).reshape(b, h, w, c)
+        return dx, dkernel
+    dpatches = lax.dot_general(dy, kernel.reshape(k, o), (((3,), (1,)), ((), ())), precision=precision)
+    if not _is_pointwise(kernel.shape, pads):
+        return col2im(dpatches, x.shape, (kh, kw), strides, pads), dkernel
+    if strides == (1, 1):
+        return dpatches, dkernel
+    b, h, w, _ = x.shape
+    ho, wo = dy.shape[1:3]
+    config = ((0, 0, 0), (0, h - strides[0] * (ho - 1) - 1, strides[0] - 1),
+              (0, w - strides[1] * (wo - 1) - 1, strides[1] - 1), (0, 0, 0))
+    return lax.pad(dpatches, jnp.zeros((), dpatches.dtype), config), dkernel
+
+
+def _num_chunks(x_shape, kernel_shape, strides, pads, itemsize) -> int:
+    """Batch chunks for the im2col convolution: 1 if the whole patch matrix fits in
+    PATCH_WHOLE_BYTES, else the fewest that keep one chunk's patches within
+    PATCH_CHUNK_BYTES (1 for pointwise convolutions, which build no patches)."""
+    if _is_pointwise(kernel_shape, pads):
+        return 1
+    b, h, w, c = x_shape
+    kh, kw = kernel_shape[:2]
+    per_example = _out_size(h, kh, strides[0], pads[0]) * _out_size(w, kw, strides[1], pads[1]) * kh * kw * c
+    if b * per_example * itemsize <= PATCH_WHOLE_BYTES:
+        return 1
+    for n in range(1, b + 1):
+        if b % n == 0 and (b // n) * per_example * itemsize <= PATCH_CHUNK_BYTES:
+            return n
+    return b
+
+
+def _split(a, n):
+    return a.reshape(n, a.shape[0] // n, *a.shape[1:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_im2col(x, kernel, strides, pads, precision, chunks):
+    return _conv_im2col_fwd(x, kernel, strides, pads, precision, chunks)[0]
+
+
+_DX_FLIP = False  # experiment: input gradient of stride-1 convs as im2col of dy
+_SAVE_PATCHES = False  # experiment: keep the forward's patches for the backward pass
+
+
+def _fwd_with_patches(x, kernel, strides, pads, precision):
+    kh, kw, c, o = kernel.shape
+    patches = _patches(x, kernel.shape, strides, pads)
+    y = _matmul(patches.reshape(-1, kh * kw * c), kernel.reshape(kh * kw * c, o), precision)
+    return y.reshape(*patches.shape[:3], o), patches
+
+
+def _conv_im2col_fwd(x, kernel, strides, pads, precision, chunks):
+    if _SAVE_PATCHES:
+        if chunks == 1:
+            y, patches = _fwd_with_patches(x, kernel, strides, pads, precision)
+        else:
+            ys, patches = lax.map(lambda xc: _fwd_with_patches(xc, kernel, strides, pads, precision), _split(x, chunks))
+            y = ys.reshape(x.shape[0], *ys.shape[2:])
+        return y, (x, kernel, patches)
+    if chunks == 1:
+        y = _im2col_forward(x, kernel, strides, pads, precision)
+    else:
+        ys = lax.map(lambda xc: _im2col_forward(xc, kernel, strides, pads, precision), _split(x, chunks))
+        y = ys.reshape(x.shape[0], *ys.shape[2:])
+    return y, (x, kernel, None)
+
+
+def _conv_im2col_bwd(strides, pads, precision, chunks, residuals, dy):
+    x, kernel, patches = residuals
+    dy = dy.astype(x.dtype)
+    if chunks == 1:
+        dx, dkernel = _im2col_backward(x, kernel, dy, strides, pads, precision, patches)
+    else:
+        def body(acc, chunk):
+            xc, dyc, pc = chunk
+            dxc, dkc = _im2col_backward(xc, kernel, dyc, strides, pads, precision, pc)
+            return acc + dkc, dxc
+
+        dkernel, dxs = lax.scan(body, jnp.zeros(kernel.shape, dy.dtype), (_split(x, chunks), _split(dy, chunks), patches))
+        dx = dxs.reshape(x.shape)
+    return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
+
+
+_conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
+
+
+_PREPAD = False  # experiment: pad the whole batch once, chunks then slice without padding
+
+
+def conv2d_im2col(x, kernel, strides=1, padding="VALID", precision=None, chunks: int | None = None):
+    """The convolution of `conv2d_xla` as im2col + one matmul, with a matmul backward pass
+    (kernel gradient ``patches^T @ dy``, input gradient `col2im` of ``dy @ W^T``). Large
+    patch matrices are processed in ``chunks`` batch chunks (None: `_num_chunks`)."""
+    strides = _pair(strides, "strides")
+    pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
+    if chunks is None:
+        chunks = _num_chunks(x.shape, kernel.shape, strides, pads, jnp.dtype(x.dtype).itemsize)
+    if x.shape[0] % chunks:
+        raise ValueError(f"chunks={chunks} does not divide the batch of {x.shape[0]}")
+    if _PREPAD and chunks > 1 and any(p for pair in pads for p in pair):
+        x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+        pads = ((0, 0), (0, 0))
+    return _conv_im2col(x, kernel, strides, pads, precision, int(chunks))
+
+
+def banded_kernel(kernel, block_w: int, stride_w: int = 1):
+    """The kernel of `conv2d_banded` as a matrix: (kh, kw, C, O) -> (kh * win * C,
+    block_w * O) with ``win = stride_w * (block_w - 1) + kw``; entry [(i, p, c), (v, o)] is
+    ``kernel[i, p - stride_w * v, c, o]`` (zero where that index is outside 0..kw-1): a
+    block-Toeplitz matrix that maps ``win`` input columns to ``block_w`` output columns."""
+    kh, kw, c, o = kernel.shape
+    win = stride_w * (block_w - 1) + kw
+    columns = [jnp.pad(kernel, ((0, 0), (stride_w * v, win - stride_w * v - kw), (0, 0), (0, 0)))
+               for v in range(block_w)]
+    return jnp.stack(columns, axis=3).reshape(kh * win * c, block_w * o)
+
+
+def conv2d_banded(x, kernel, strides=1, padding="VALID", precision=None, block_w: int | None = None):
+    """The convolution of `conv2d_xla` as one matmul over row patches and a banded kernel.
+
+    Each output row is cut into blocks of ``block_w`` columns; a block reads a window of
+    ``win = sw * (block_w - 1) + kw`` padded input columns from each of the ``kh`` input
+    rows it touches. Those ``kh`` windows (contiguous runs of ``win * C`` values) are
+    concatenated into one patch row and multiplied by `banded_kernel` in one matmul.
+    ``block_w = 1`` is im2col; larger blocks copy less (``kh * win * C / block_w`` values
+    per output pixel instead of ``kh * kw * C``) at the price of multiplying by the
+    band's zeros (``win / kw`` times the FLOPs) — a good trade for convolutions with few
+    channels, such as LeNet's and the RGB stem of ResNet. Differentiated by autodiff (its
+    backward pass is matmuls and slice sums too). ``block_w``: None picks
+    `choose_block_width`.
+    """
+    strides = _pair(strides, "strides")
+    pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
+    kh, kw, c, o = kernel.shape
+    (sh, sw) = strides
+    b, h, w, _ = x.shape
+    ho, wo = _out_size(h, kh, sh, pads[0]), _out_size(w, kw, sw, pads[1])
+    bw = min(block_w or choose_block_width(x.shape, kernel.shape, strides, pads), wo)
+    nb = -(-wo // bw)
+    win = sw * (bw - 1) + kw
+    extra = max(0, sw * bw * (nb - 1) + win - (w + pads[1][0] + pads[1][1]))
+    if any(p for pair in pads for p in pair) or extra:
+        x = jnp.pad(x, ((0, 0), pads[0], (pads[1][0], pads[1][1] + extra), (0, 0)))
+    hp, wp = x.shape[1:3]
+    rows = x.reshape(b, hp, wp * c)
+    pieces = [lax.slice(rows, (0, i, n * bw * sw * c), (b, i + sh * (ho - 1) + 1, (n * bw * sw + win) * c), (1, sh, 1))
+              for n in range(nb) for i in range(kh)]
+    patches = jnp.concatenate(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
+    patches = patches.reshape(b * ho * nb, kh * win * c)
+    y = _matmul(patches, banded_kernel(kernel, bw, sw), precision).reshape(b, ho, nb * bw, o)
+    return y[:, :, :wo, :] if nb * bw != wo else y
+
+
+# Winograd F(2x2, 3x3) (Lavin & Gray 2016): a 4x4 input tile d gives a 2x2 output tile
+# A^T [(G g G^T) * (B^T d B)] A, 16 multiplications instead of 36.
+_WINO_BT = ((1, 0, -1, 0), (0, 1, 1, 0), (0, -1, 1, 0), (0, 1, 0, -1))
+_WINO_G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
+_WINO_AT = ((1, 1, 1, 0), (0, 1, -1, -1))
+
+
+def _combine(coefficients, terms):
+    """sum_i coefficients[i] * terms[i] with exact small coefficients (0, +-1 skip the multiply)."""
+    total = None
+    for c, t in zip(coefficients, terms):
+        if c == 0:
+            continue
+        v = t if c == 1 else -t if c == -1 else c * t
+        total = v if total is None else total + v
+    return total
+
+
+def _winograd_tiles(x, pads, th, tw):
+    """The 16 transformed input planes B^T d B of the 4x4 tiles at stride 2, each (B*th*tw, C)."""
+    b, h, w, c = x.shape
+    x = jnp.pad(x, ((0, 0), (pads[0][0], 2 * th + 2 - h - pads[0][0]), (pads[1][0], 2 * tw + 2 - w - pads[1][0]), (0, 0)))
+    d = [[lax.slice(x, (0, i, j, 0), (b, i + 2 * th - 1, j + 2 * tw - 1, c), (1, 2, 2, 1)) for j in range(4)]
+         for i in range(4)]
+    rows = [[_combine(_WINO_BT[r], [d[i][j] for i in range(4)]) for j in range(4)] for r in range(4)]
+    return [_combine(_WINO_BT[q], rows[r]).reshape(-1, c) for r in range(4) for q in range(4)]
+
+
+def _winograd_kernel(kernel):
+    """The 16 transformed kernel planes G g G^T, each (C, O), as elementwise sums of the
+    9 kernel taps (no einsum: with 512 channels that was a 10x slower transpose-and-dot)."""
+    taps = [[kernel[a, b] for b in range(3)] for a in range(3)]
+    rows = [[_combine(_WINO_G[i], [taps[a][b] for a in range(3)]) for b in range(3)] for i in range(4)]
+    return [_combine(_WINO_G[j], rows[i]) for i in range(4) for j in range(4)]
+
+
+def _winograd_forward(x, kernel, pads, precision):
+    """Stride-1 3x3 convolution by Winograd F(2x2, 3x3): 16 matmuls (B*th*tw, C) @ (C, O)."""
+    b, h, w, c = x.shape
+    o = kernel.shape[3]
+    ho, wo = _out_size(h, 3, 1, pads[0]), _out_size(w, 3, 1, pads[1])
+    th, tw = -(-ho // 2), -(-wo // 2)
+    v = _winograd_tiles(x, pads, th, tw)
+    u = _winograd_kernel(kernel)
+    m = [_matmul(v[k], u[k], precision) for k in range(16)]
+    rows = [[_combine(_WINO_AT[p], [m[i * 4 + j] for i in range(4)]) for j in range(4)] for p in range(2)]
+    y = [[_combine(_WINO_AT[q], rows[p]).reshape(b, th, tw, o) for q in range(2)] for p in range(2)]
+    y = jnp.stack([jnp.stack(y[p], axis=3) for p in range(2)], axis=2).reshape(b, 2 * th, 2 * tw, o)
+    return y[:, :ho, :wo, :] if (2 * th, 2 * tw) != (ho, wo) else y
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv_winograd(x, kernel, pads, precision):
+    return _winograd_forward(x, kernel, pads, precision)
+
+
+def _conv_winograd_fwd(x, kernel, pads, precision):
+    return _winograd_forward(x, kernel, pads, precision), (x, kernel)
+
+
+def _conv_winograd_bwd(pads, precision, residuals, dy):
+    """Kernel gradient in the Winograd domain (16 matmuls V_k^T @ dM_k, then G^T dU G);
+    input gradient as the Winograd convolution of dy with the flipped, transposed kernel."""
+    x, kernel = residuals
+    dy = dy.astype(x.dtype)
+    b, h, w, c = x.shape
+    ho, wo = dy.shape[1:3]
+    th, tw = -(-ho // 2), -(-wo // 2)
+    dyp = jnp.pad(dy, ((0, 0), (0, 2 * th - ho), (0, 2 * tw - wo), (0, 0)))
+    o = dy.shape[3]
+    dyt = [[lax.slice(dyp, (0, p, q, 0), (b, p + 2 * th - 1, q + 2 * tw - 1, o), (1, 2, 2, 1)).reshape(-1, o)
+            for q in range(2)] for p in range(2)]
+    at = np.asarray(_WINO_AT)
+    rows = [[_combine(at[:, i], [dyt[p][q] for p in range(2)]) for q in range(2)] for i in range(4)]
+    dm = [_combine(at[:, j], rows[i]) for i in range(4) for j in range(4)]
+    v = _winograd_tiles(x, pads, th, tw)
+    du = [lax.dot_general(v[k], dm[k], (((0,), (0,)), ((), ())), precision=precision) for k in range(16)]
+    gt = np.asarray(_WINO_G).T  # dkernel[a, b] = sum_ij G[i, a] G[j, b] dU[i, j]
+    rows = [[_combine(gt[a], [du[i * 4 + j] for i in range(4)]) for j in range(4)] for a in range(3)]
+    dkernel = jnp.stack([jnp.stack([_combine(gt[b], rows[a]) for b in range(3)]) for a in range(3)])
+    back = ((2 - pads[0][0], h + pads[0][0] - ho), (2 - pads[1][0], w + pads[1][0] - wo))
+    dx = _winograd_forward(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2), back, precision)
+    return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
+
+
+_conv_winograd.defvjp(_conv_winograd_fwd, _conv_winograd_bwd)
+
+
+def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
+    """The convolution of `conv2d_xla` for 3x3 kernels at stride 1 by Winograd's minimal
+    filtering F(2x2, 3x3): 16 instead of 36 multiplications per 2x2 output tile, as 16
+    matmuls over the transformed tiles; the backward pass is Winograd too (custom_vjp).
+    Agrees with the direct convolution to float32 rounding (the transforms' coefficients
+    are 0, +-1/2, +-1). Other kernels or strides fall back to `conv2d_im2col`."""
+    strides = _pair(strides, "strides")
+    pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
+    if tuple(kernel.shape[:2]) != (3, 3) or strides != (1, 1) or min(pads[0] + pads[1]) < 0 or max(pads[0] + pads[1]) > 2:
+        return conv2d_im2col(x, kernel, strides, pads, precision)
+    return _conv_winograd(x, kernel, pads, precision)
+
+
+# Cost model of `choose_block_width`, per output pixel, in multiply-add units: the matmul
+# (kh * win * C * O multiply-adds, the band's zeros included) at an efficiency of
+# 1 / (1 + _NARROW_N / N) for N = block_w * O output columns (narrow products run below
+# peak), plus _COPY_COST per patch value copied, which grows with the number of pieces
+# concatenated per patch row (XLA's concatenate picks an operand per element). Fitted to
+# LeNet's two convolutions (block widths 4 and 5 measured fastest) and ResNet's 7x7/2 RGB
+# stem (2 fastest, 1 slowest) on a 2-core x86 CPU.
+_NARROW_N, _COPY_COST, _PIECES = 24.0, 15.0, 512.0
+
+
+def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") -> int:
+    """Output columns per block for `conv2d_banded`: the width with the lowest modelled
+    cost per output pixel (see the cost model above), counting the columns wasted when
+    the width does not divide the output width."""
+    _, h, w, c = input_shape
+    kh, kw, _, o = kernel_shape
+    sw = _pair(strides, "strides")[1]
+    pads = conv_padding(padding, (kh, kw), strides, (h, w))
+    wo = _out_size(w, kw, sw, pads[1])
+    best, best_cost = 1, float("inf")
+    # Runs of fewer than 16 values (kw * C at block width 1) copy slowly: VGG's 3x3 RGB conv
+    # measured 35 ms at width 1, 30 ms at 2 and 4.
+    smallest = 2 if kw * c < 16 and wo > 1 else 1
+    for bw in range(smallest, min(wo, 32) + 1):
+        win = sw * (bw - 1) + kw
+        blocks = -(-wo // bw)
+        matmul = kh * win * c * o * (1 + _NARROW_N / (bw * o))
+        copy = _COPY_COST * kh * win * c / bw * (1 + blocks * kh / _PIECES)
+        cost = blocks * bw / wo * (matmul + copy)
+        if cost < best_cost - 1e-9:
+            best, best_cost = bw, cost
+    return best
+
+
+def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None = None) -> str:
+    """"xla", "im2col" or "banded" for a convolution of an NHWC ``input_shape`` with an HWIO
+    ``kernel_shape``: the faster on this platform by the measurements in the module's
+    notes. Anything but a CPU gets "xla"."""
+    platform = platform or jax.default_backend()
+    if platform != "cpu":
+        return "xla"
+    _, h, w, c = input_shape
+    kh, kw = kernel_shape[:2]
+    if c <= 8:
+        return "banded"
+    if (kh, kw) == (3, 3) and _pair(strides, "strides") == (1, 1) and h * w >= 64:
+        return "winograd"
+    return "im2col"
+
+
+def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=None):
+    """2-D cross-correlation of NHWC ``x`` with an HWIO ``kernel`` (``lax.conv_general_dilated``
+    semantics; ``padding`` in any form `conv_padding` accepts). ``impl``: "xla", "im2col"
+    or "auto" (`choose_conv_impl`)."""
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS}")
+    if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
+        raise ValueError(f"conv2d needs NHWC input and HWIO kernel with matching channels, got "
+                         f"{x.shape} and {kernel.shape}")
+    if impl == "auto":
+        impl = choose_conv_impl(x.shape, kernel.shape, _pair(strides, "strides"))
+    fn = {"xla": conv2d_xla, "im2col": conv2d_im2col, "banded": conv2d_banded, "winograd": conv2d_winograd}[impl]
+    return fn(x, kernel, strides, padding, precision)
+
+
+class Conv(nn.Module):
+    """A 2-D `flax.linen.Conv` (NHWC) whose convolution is `conv2d` with ``conv_impl``.
+
+    Same fields (for 2-D, ungrouped, undilated convolutions), defaults and variables as
+    ``nn.Conv``: ``kernel`` (kh, kw, C_in, features) and ``bias`` (features,). Inputs
+    without a batch axis (H, W, C) are accepted as ``nn.Conv`` accepts them.
+    """
+
+    features: int
+    kernel_size: int | Sequence[int]
+    strides: int | Sequence[int] = 1
+    padding: Any = "SAME"
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    precision: Any = None
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros_init()
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"Conv: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, inputs):
+        kernel_size = _pair(self.kernel_size, "kernel_size")
+        unbatched = inputs.ndim == 3
+        if unbatched:
+            inputs = inputs[None]
+        if inputs.ndim != 4:
+            raise ValueError(f"Conv expects (B, H, W, C) or (H, W, C) inputs, got shape {inputs.shape}")
+        kernel = self.param("kernel", self.kernel_init, kernel_size + (inputs.shape[-1], self.features),
+                            self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
+        inputs, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+        y = conv2d(inputs, kernel, self.strides, self.padding, self.conv_impl, self.precision)
+        if bias is not None:
+            y = y + bias
+        return y[0] if unbatched else y
+
+
+# --------------------------------------------------------------------------------------
+# Max pooling
+# --------------------------------------------------------------------------------------
+
+
+def _pool_geometry(x, window, stride, padding):
+    (kh, kw), (sh, sw) = _pair(window, "window"), _pair(stride, "stride")
+    pads = ((padding, padding), (padding, padding)) if isinstance(padding, (int, np.integer)) else \
+        tuple(_pair(p, "padding") for p in padding)
+    _, h, w, _ = x.shape
+    return (kh, kw), (sh, sw), pads, _out_size(h, kh, sh, pads[0]), _out_size(w, kw, sw, pads[1])
+
+
+def _pool_windows(x, window, stride, pads, ho, wo):
+    """The kh*kw strided views of the -inf padded input, in row-major window order."""
+    (kh, kw), (sh, sw) = window, stride
+    b, _, _, c = x.shape
+    if any(p for pair in pads for p in pair):
+        x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
+    return [lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+            for i in range(kh) for j in range(kw)]
+
+
+def _max_pool_forward(x, window, stride, pads):
+    (kh, kw), (sh, sw) = window, stride
+    b, h, w, c = x.shape
+    ho, wo = _out_size(h, kh, sh, pads[0]), _out_size(w, kw, sw, pads[1])
+    if (kh, kw) == (sh, sw) and pads == ((0, 0), (0, 0)):
+        # Non-overlapping windows: crop the remainder and reduce over reshaped axes.
+        xc = x[:, :ho * kh, :wo * kw, :]
+        return xc.reshape(b, ho, kh, wo, kw, c).max(axis=(2, 4))
+    views = _pool_windows(x, window, stride, pads, ho, wo)
+    return functools.reduce(jnp.maximum, views)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
+def _max_pool(x, window, stride, pads):
+    return _max_pool_forward(x, window, stride, pads)
+
+
+def _max_pool_fwd(x, window, stride, pads):
+    y = _max_pool_forward(x, window, stride, pads)
+    return y, (x, y)
+
+
+def _max_pool_bwd(window, stride, pads, residuals, dy):
+    """Each window's gradient goes to the first (row-major) of its maximal elements."""
+    x, y = residuals
+    (kh, kw), (sh, sw) = window, stride
+    b, h, w, c = x.shape
+    ho, wo = y.shape[1:3]
+    zero = jnp.zeros((), dy.dtype)
+    if (kh, kw) == (sh, sw) and pads == ((0, 0), (0, 0)):
+        xc = x[:, :ho * kh, :wo * kw, :].reshape(b, ho, kh, wo, kw, c)
+        ym, g = y[:, :, None, :, None, :], dy[:, :, None, :, None, :]
+        taken = jnp.zeros(ym.shape, bool)
+        parts = []
+        for i in range(kh):
+            row = []
+            for j in range(kw):
+                hit = (xc[:, :, i:i + 1, :, j:j + 1, :] == ym) & ~taken
+                taken = taken | hit
+                row.append(jnp.where(hit, g, zero))
+            parts.append(jnp.concatenate(row, axis=4) if kw > 1 else row[0])
+        dx = (jnp.concatenate(parts, axis=2) if kh > 1 else parts[0]).reshape(b, ho * kh, wo * kw, c)
+        if (ho * kh, wo * kw) != (h, w):
+            dx = jnp.pad(dx, ((0, 0), (0, h - ho * kh), (0, w - wo * kw), (0, 0)))
+        return (dx,)
+    views = _pool_windows(x, window, stride, pads, ho, wo)
+    hp, wp = h + pads[0][0] + pads[0][1], w + pads[1][0] + pads[1][1]
+    taken = jnp.zeros(y.shape, bool)
+    total = None
+    for n, view in enumerate(views):
+        i, j = divmod(n, kw)
+        hit = (view == y) & ~taken
+        taken = taken | hit
+        config = ((0, 0, 0), (i, hp - i - sh * (ho - 1) - 1, sh - 1), (j, wp - j - sw * (wo - 1) - 1, sw - 1),
+                  (0, 0, 0))
+        placed = lax.pad(jnp.where(hit, dy, zero), zero, config)
+        total = placed if total is None else total + placed
+    dx = lax.slice(total, (0, pads[0][0], pads[1][0], 0), (b, pads[0][0] + h, pads[1][0] + w, c))
+    return (dx,)
+
+
+_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+def max_pool(x, window, stride, padding=0, impl: str = "auto"):
+    """Max pooling over H, W of an NHWC map: the function of `zoo.nn.layers.max_pool`
+    (``nn.max_pool`` with ``padding`` cells of -inf on each side; ``window``, ``stride``
+    ints or pairs, ``padding`` an int or ((top, bottom), (left, right))).
+
+    ``impl``: "xla" (``nn.max_pool``: reduce_window, select_and_scatter backward),
+    "slices" (reshape-and-max for non-overlapping windows, a max of strided slices
+    otherwise; explicit first-maximum backward) or "auto" ("slices" on CPU)."""
+    if impl not in POOL_IMPLS:
+        raise ValueError(f"unknown pool impl {impl!r}; expected one of {POOL_IMPLS}")
+    if x.ndim != 4:
+        raise ValueError(f"max_pool expects (B, H, W, C) input, got shape {x.shape}")
+    window_, stride_, pads, ho, wo = _pool_geometry(x, window, stride, padding)
+    if ho <= 0 or wo <= 0:
+        raise ValueError(f"max_pool window {window_} larger than the padded input {x.shape[1:3]}")
+    if impl == "auto":
+        impl = "slices" if jax.default_backend() == "cpu" else "xla"
+    if impl == "xla":
+        return nn.max_pool(x, window_, stride_, pads)
+    return _max_pool(x, window_, stride_, pads)
