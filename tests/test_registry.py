@@ -34,6 +34,11 @@ def _build(name):
     return spec, model, x, variables
 
 
+def _main_output(y):
+    """A model's output array; seq2seq models return a dict whose main array is "logits"."""
+    return y["logits"] if isinstance(y, dict) else y
+
+
 def _expected_output_shape(spec, model, x):
     config = {**spec.config, **spec.test_config}
     if spec.task == "binary_classification" or spec.name == "xor_sign_net":
@@ -43,6 +48,10 @@ def _expected_output_shape(spec, model, x):
             return (BATCH, config[key])
     if spec.task == "reconstruction":
         return x.shape
+    if "output_frames" in config:  # frame forecasters: (B, T_in, H, W, C) -> (B, T_out, H, W, C)
+        return (BATCH, config["output_frames"], *x.shape[2:])
+    if hasattr(model, "output_shape"):  # sequence models: (T_out, V) logits or (T, F) reconstructions
+        return (BATCH, *model.output_shape)
     raise AssertionError(f"the registry test does not know {spec.name}'s output shape: extend it")
 
 
@@ -65,11 +74,11 @@ def test_model_info_is_complete(name):
 @pytest.mark.parametrize("name", ALL)
 def test_forward_shape_dtype_finite_and_jit(name):
     spec, model, x, variables = _build(name)
-    y = model.apply(variables, x)
+    y = _main_output(model.apply(variables, x))
     assert y.shape == _expected_output_shape(spec, model, x)
     assert y.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(y)))
-    y_jit = jax.jit(lambda v, x: model.apply(v, x))(variables, x)
+    y_jit = jax.jit(lambda v, x: _main_output(model.apply(v, x)))(variables, x)
     np.testing.assert_allclose(y_jit, y, rtol=1e-5, atol=1e-6)
 
 
@@ -93,6 +102,7 @@ def test_every_parameter_receives_a_gradient(name):
     def loss(p):
         out = model.apply({"params": p, **state}, x, train=True, rngs=rngs, mutable=mutable)
         y, _ = out  # mutable=[] still returns (outputs, state)
+        y = _main_output(y)
         # Random weights so no parameter's contributions cancel out.
         return jnp.sum(y * jax.random.normal(jax.random.PRNGKey(3), y.shape))
 
@@ -108,8 +118,8 @@ def test_features_and_head_compose_to_the_forward_pass(name):
     if not hasattr(model, "forward_features"):
         pytest.fail(f"{name}: gradient models split forward_features / head (timm contract)")
     h = model.apply(variables, x, method=model.forward_features)
-    y = model.apply(variables, h, method=model.head)
-    np.testing.assert_allclose(y, model.apply(variables, x), rtol=1e-5, atol=1e-6)
+    y = _main_output(model.apply(variables, h, method=model.head))
+    np.testing.assert_allclose(y, _main_output(model.apply(variables, x)), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", RULE)

@@ -258,8 +258,14 @@ def test_one_train_step_leaves_frozen_params_bit_identical():
     rng = np.random.default_rng(0)
     batch = {"x": rng.normal(size=(8, 16, 16, 3)).astype(np.float32),
              "y": rng.integers(0, 3, size=8).astype(np.int32), "mask": np.ones(8, np.float32)}
-    state, _ = make_train_step(model, get_task("classification"), tx)(state, batch)
+    keep = transfer.frozen_state(state.model_state, trainable=["layers_1_*", "fc"])
+    stats_before = _flat(jax.device_get(state.model_state["batch_stats"]))
+    state, _ = make_train_step(model, get_task("classification"), tx, keep)(state, batch)
     after = _flat(jax.device_get(state.params))
+    # Frozen layers' batch-norm running statistics stay as loaded; trainable ones move.
+    stats_after = _flat(jax.device_get(state.model_state["batch_stats"]))
+    moved = {p for p in stats_before if not np.array_equal(stats_after[p], stats_before[p])}
+    assert moved and moved == {p for p in stats_before if p.startswith("layers_1_")}
     trained = {p for p in before if p.startswith(("layers_1_", "fc/"))}
     assert trained and len(trained) < len(before)
     for path in before:
@@ -317,7 +323,11 @@ def test_fine_tune_new_head_from_checkpoint(pretrained):
     digits_0_4 = _digit_classes(load_dataset("digits"), [0, 1, 2, 3, 4], "digits_0_4")
     result = fit("resnet20", digits_0_4, epochs=4, init_from=pretrained, reset_head=True, trainable="fc",
                  **{**RUN, "learning_rate": 5e-2})
-    saved = _flat(transfer.load_checkpoint_variables(pretrained)["params"])
+    loaded = transfer.load_checkpoint_variables(pretrained)
+    # The backbone's batch-norm statistics are frozen with it (evaluation uses them).
+    for path, value in _flat(loaded["batch_stats"]).items():
+        np.testing.assert_array_equal(_flat(jax.device_get(result.state.model_state["batch_stats"]))[path], value)
+    saved = _flat(loaded["params"])
     tuned = _flat(jax.device_get(result.state.params))
     assert set(saved) == set(tuned)
     for path, value in saved.items():

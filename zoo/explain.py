@@ -22,8 +22,11 @@ statistics, dropout is off), so examples do not interact and both are jit-able w
 
     maps, logits = jax.jit(lambda v, x: zoo.cam(model, v, x, classes=(3,)))(variables, x)
 
-``zoo.cam`` and ``zoo.saliency`` are these functions. For the text CNN's word-level maps (CAM
-over time) see `zoo.models.cnn.textcnn.word_importance`, re-exported here.
+``zoo.cam`` and ``zoo.saliency`` are these functions. Re-exported here from beside their models:
+the text CNN's word-level maps (CAM over time), `zoo.models.cnn.textcnn.word_importance`; an
+attention-pooling recurrent classifier's per-token weights (which words decided the class),
+`zoo.models.recurrent.attention_weights`; and the norm of dLoss/dh_t at every step of a
+recurrent model (vanishing gradients, kang-lecture4), `zoo.models.recurrent.gradient_norms_through_time`.
 
 Which models support CAM: the ones whose class names their final dense layer in a
 ``cam_classifier`` attribute (the key of its kernel and bias in ``variables["params"]``), and
@@ -162,10 +165,18 @@ def saliency(model, variables, x, classes: int | Sequence[int] | None = None):
     return jax.vmap(one_example)(x)
 
 
-def __getattr__(name):
-    # The text CNN's CAM over time, without importing the text model with this module.
-    if name == "word_importance":
-        from zoo.models.cnn.textcnn import word_importance
+# Explanations that live beside their models, re-exported here; imported on first use, so
+# that importing this module does not import every model family.
+_MODEL_EXPLANATIONS = {
+    "word_importance": "zoo.models.cnn.textcnn",  # text CNN: CAM over time
+    "attention_weights": "zoo.models.recurrent",  # attention pooling: per-step weights (B, T)
+    "gradient_norms_through_time": "zoo.models.recurrent",  # ||dLoss/dh_t|| per layer
+}
 
-        return word_importance
+
+def __getattr__(name):
+    if name in _MODEL_EXPLANATIONS:
+        import importlib
+
+        return getattr(importlib.import_module(_MODEL_EXPLANATIONS[name]), name)
     raise AttributeError(f"module 'zoo.explain' has no attribute {name!r}")

@@ -165,7 +165,7 @@ def freeze(tx: optax.GradientTransformation, *, trainable: str | Sequence[str] |
     a pattern that matches nothing raises ValueError at ``tx.init(params)``. Only the
     trainable parameters hold optimizer state (Adam's moments), and weight decay or L1/L2
     penalties inside ``tx`` touch only them. Batch-norm running statistics are not
-    parameters: in training mode they still follow the new data.
+    parameters: `frozen_state` says which to hold fixed (`zoo.fit` does both).
     """
     _one_of(trainable, frozen)  # bad arguments fail here, before any params exist
 
@@ -173,6 +173,25 @@ def freeze(tx: optax.GradientTransformation, *, trainable: str | Sequence[str] |
         return freeze_labels(params, trainable=trainable, frozen=frozen)
 
     return optax.multi_transform({TRAINABLE: tx, FROZEN: optax.set_to_zero()}, labels)
+
+
+def frozen_state(model_state, *, trainable: str | Sequence[str] | None = None,
+                 frozen: str | Sequence[str] | None = None):
+    """A tree like ``model_state`` (e.g. ``{"batch_stats": ...}``) of bools: True where the
+    variable belongs to a frozen module and must keep its value through a train step.
+
+    Patterns as in `freeze_labels`, matched against the path under the collection, so
+    ``trainable="fc"`` freezes the running statistics of every batch norm outside ``fc``.
+    Frozen batch norms still normalise by the batch's statistics in training mode; only
+    their running averages (what evaluation uses) stay as loaded.
+    """
+    mode, patterns = _one_of(trainable, frozen)
+
+    def keep(keypath, _):
+        hit = any(_matches(_path_of(keypath[1:]), p) for p in patterns.values())  # [1:]: skip collection
+        return not hit if mode == TRAINABLE else hit
+
+    return jax.tree_util.tree_map_with_path(keep, model_state)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,13 +8,16 @@ from typing import Iterator
 import numpy as np
 
 
-def _check_count(value, what: str, minimum: int) -> int:
+def check_count(value, what: str, minimum: int, owner: str | None = None) -> int:
+    """``value`` as an int if it is an integer >= ``minimum``, else ValueError naming
+    ``what`` (and the ``owner``, e.g. a dataset, when given)."""
+    prefix = f"{owner}: " if owner else ""
     try:
         value = operator.index(value)  # Python and NumPy integers; rejects floats
     except TypeError:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}") from None
+        raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value!r}") from None
     if value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value}")
+        raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value}")
     return value
 
 
@@ -24,8 +27,8 @@ def num_batches(num_examples: int, batch_size: int, drop_remainder: bool = False
     ``batch_size >= num_examples`` gives one batch (full-batch gradient descent), even
     with ``drop_remainder``.
     """
-    num_examples = _check_count(num_examples, "num_examples", 0)
-    batch_size = _check_count(batch_size, "batch_size", 1)
+    num_examples = check_count(num_examples, "num_examples", 0)
+    batch_size = check_count(batch_size, "batch_size", 1)
     if num_examples == 0:
         return 0
     if batch_size >= num_examples:
@@ -41,11 +44,11 @@ def epoch_order(num_examples: int, *, seed: int, epoch: int, shuffle: bool = Tru
     A pure function of (seed, epoch), so a run resumed at any epoch sees the same data
     order as one that never stopped.
     """
-    num_examples = _check_count(num_examples, "num_examples", 0)
+    num_examples = check_count(num_examples, "num_examples", 0)
     if not shuffle:
         return np.arange(num_examples)
-    seed = _check_count(seed, "seed", 0)
-    epoch = _check_count(epoch, "epoch", 0)
+    seed = check_count(seed, "seed", 0)
+    epoch = check_count(epoch, "epoch", 0)
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
@@ -72,7 +75,7 @@ def iterate_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, see
     n = len(x)
     if y is not None and len(y) != n:
         raise ValueError(f"x has {n} examples but y has {len(y)}")
-    batch_size = _check_count(batch_size, "batch_size", 1)
+    batch_size = check_count(batch_size, "batch_size", 1)
     order = epoch_order(n, seed=seed, epoch=epoch, shuffle=shuffle)
     if n == 0:
         return

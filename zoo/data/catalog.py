@@ -9,7 +9,7 @@ import types
 from typing import Callable, Mapping
 
 from zoo._choices import lookup
-from zoo.data import imdb, sentiment, sources, synthetic
+from zoo.data import imdb, sentiment, seq2seq_tasks, sequence_tasks, sources, synthetic
 from zoo.data.base import Dataset
 
 # Each loader's docstring describes its data: source, shapes, split, preprocessing.
@@ -27,6 +27,12 @@ DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType({
     "svhn_cropped": sources.load_svhn_cropped,
     "sentiment": sentiment.sentiment,
     "imdb_reviews": imdb.load_imdb_reviews,
+    "adding_problem": sequence_tasks.adding_problem,
+    "moving_digits": sequence_tasks.moving_digits,
+    "copy": seq2seq_tasks.copy_task,
+    "reverse": seq2seq_tasks.reverse_task,
+    "dates": seq2seq_tasks.dates,
+    "long_word": seq2seq_tasks.long_word,
 })
 
 

@@ -7,11 +7,11 @@ localisation can be checked against the word that decides the label.
 
 from __future__ import annotations
 
-import operator
 
 import numpy as np
 
 from zoo.data.base import Dataset
+from zoo.data.batching import check_count
 from zoo.data.text import Vocabulary
 
 POSITIVE_WORDS = ("good", "great", "excellent", "wonderful", "brilliant", "enjoyable",
@@ -37,16 +37,6 @@ CLASS_NAMES = ("negative", "positive")
 # The longest sentence: prefix (3) + core (2 + 1 + 1 + 1 + 1) + conjunction (1) + neutral
 # clause (2 + 1 + 1) + suffix (4) = 18 tokens.
 LONGEST_SENTENCE = 18
-
-
-def _check_count(value, what: str, minimum: int) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"sentiment: {what} must be an integer >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"sentiment: {what} must be an integer >= {minimum}, got {value}")
-    return value
 
 
 def _sentence(rng: np.random.Generator, positive: bool, negated: bool) -> str:
@@ -118,9 +108,9 @@ def sentiment(*, seed: int = 0, num_examples: int = 2000, num_test_examples: int
     ``vocab_size``. Train and test are disjoint sets of distinct reviews, drawn together
     from ``seed`` and split in order, so the same seed gives the same split everywhere.
     """
-    num_examples = _check_count(num_examples, "num_examples", 2)
-    num_test_examples = _check_count(num_test_examples, "num_test_examples", 2)
-    max_length = _check_count(max_length, "max_length", 1)
+    num_examples = check_count(num_examples, "num_examples", 2, "sentiment")
+    num_test_examples = check_count(num_test_examples, "num_test_examples", 2, "sentiment")
+    max_length = check_count(max_length, "max_length", 1, "sentiment")
     # Each split balanced (up to one), in a seeded order; the reviews drawn together so
     # that train and test share none.
     label_rng = np.random.default_rng([seed, 1])

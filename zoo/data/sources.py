@@ -146,7 +146,7 @@ def read_tfds_splits(name: str, data_dir: str | None, read_split, how_to_get: st
         try:
             source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
         except Exception as err:  # TFDS raises several kinds; diagnose from the files instead
-            raise _tfds_not_readable(tfds, name, data_dir, err) from err
+            raise _tfds_not_readable(tfds, name, data_dir, err, how_to_get) from err
         splits[split] = read_split(source, name)
     return splits, source.dataset_info
 
@@ -171,15 +171,16 @@ def load_tfds_image_classification(name: str, data_dir: str | None = None) -> Da
     )
 
 
-def _tfds_not_readable(tfds, name: str, data_dir: str | None, err: Exception) -> Exception:
-    """The error to raise when ``tfds.data_source`` failed: missing, or the wrong format."""
+def _tfds_not_readable(tfds, name: str, data_dir: str | None, err: Exception, how_to_get: str) -> Exception:
+    """The error to raise when ``tfds.data_source`` failed: missing, or the wrong format;
+    ``how_to_get`` is the loader's own advice (image and text sets differ)."""
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         return DatasetNotFoundError(f"dataset {name!r} is not prepared in {builder.data_dir}; zoo reads "
-                                    f"prepared data and never downloads. {_how_to_get(name)}")
+                                    f"prepared data and never downloads. {how_to_get}")
     return ValueError(f"dataset {name!r} is prepared in {builder.data_dir} but cannot be read by "
                       f"random access ({err}). Prepare it again with --file_format=array_record. "
-                      f"{_how_to_get(name)}")
+                      f"{how_to_get}")
 
 
 def _read_image_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:

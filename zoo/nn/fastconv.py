@@ -1,35 +1,45 @@
 """Fast 2-D convolution and max pooling for CPU training steps (NHWC, HWIO).
 
-XLA's CPU convolution is slow on the small convolutions of LeNet-sized networks and on
-the small-spatial, many-channel convolutions of ResNet's later stages, where PyTorch
-(oneDNN) is 2-3x faster (DESIGN.md, "Performance facts"). This module computes the same
-convolution as ``lax.conv_general_dilated`` in a second way, *im2col*: the ``kh * kw``
-shifted (strided) slices of the padded input are concatenated along the channel axis
-and multiplied by the kernel reshaped to ``(kh * kw * C_in, C_out)`` in one matmul.
-Its backward pass is written out (`jax.custom_vjp`) as matmuls too: the kernel gradient
-is ``patches^T @ dy`` and the input gradient ``dy @ W^T`` folded back onto the input
-(col2im, a sum of shifted slices); only the input, not the 25x larger patch matrix, is
-kept for the backward pass.
+On the 2-core x86 CPUs this project is benchmarked on, XLA's own convolutions are slow:
+small ones (<= 16 channels) run on Eigen at ~20 GFLOP/s, and every larger one goes to
+YNNPACK, whose convolutions are 2x (forward, input gradient) to 5x (kernel gradient)
+slower than Eigen's (measured for issue 6). This module computes the same convolution
+as ``lax.conv_general_dilated`` from matmuls, which XLA runs near the machine's peak, in
+three ways, each with a backward pass of matmuls too:
 
-Which of the two is faster depends on the shape, so ``impl="auto"`` picks one per
-convolution from `choose_conv_impl` (a rule measured on a 2-core x86 CPU; see
-`choose_conv_impl`). On accelerators "auto" always means XLA's convolution.
+* *im2col* (`conv2d_im2col`): the ``kh * kw`` shifted slices of the padded input are
+  concatenated into a patch matrix and multiplied by the kernel reshaped to
+  ``(kh * kw * C_in, C_out)``. custom_vjp: kernel gradient ``patches^T @ dy``, input
+  gradient `col2im` of ``dy @ W^T``; only the input is kept for the backward pass. Big
+  patch matrices are processed in batch chunks (a scan) so they stay in cache.
+* *banded* (`conv2d_banded`): one patch row per block of ``block_w`` output columns,
+  made of ``kh`` contiguous row windows, times a block-Toeplitz matrix of the kernel
+  (`banded_kernel`). Copies far less than im2col for few input channels, at the price
+  of multiplying by the band's zeros. Autodiff backward.
+* *winograd* (`conv2d_winograd`): 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3),
+  16 matmuls over transformed 4x4 tiles (2.25x fewer multiplications); custom_vjp
+  with the kernel gradient in the Winograd domain and the input gradient as a
+  Winograd convolution of ``dy`` with the flipped kernel.
+
+``impl="auto"`` picks per convolution (`choose_conv_impl`, measured on that CPU):
+banded for <= 8 input channels (LeNet, RGB stems), Winograd for 3x3 stride-1 convs on
+maps of >= 64 pixels, im2col otherwise; XLA's convolution on any other platform.
 
 Public pieces:
 
-* `conv2d(x, kernel, strides, padding, impl)` — the pure function (``impl`` one of
-  ``"xla"``, ``"im2col"``, ``"auto"``); `conv2d_xla`, `conv2d_im2col` the two ways.
-* `Conv` — a Linen module with `flax.linen.Conv`'s parameters (``kernel`` of shape
-  ``(kh, kw, C_in, features)``, ``bias`` of shape ``(features,)``), so state dicts map
-  onto it exactly as onto ``nn.Conv``; ``conv_impl`` selects the way.
-* `max_pool(x, window, stride, padding, impl)` — the same function as
-  `zoo.nn.layers.max_pool` (``nn.max_pool``: -inf padding, floor output size, the
-  gradient of a window going to the *first* of its maximal elements in row-major order,
-  as XLA's select-and-scatter does) computed from reshapes or strided slices and an
-  explicit backward pass instead of ``reduce_window`` / ``select_and_scatter``.
+* `conv2d(x, kernel, strides, padding, impl)` — the pure function; `conv2d_xla` (the
+  plain path), `conv2d_im2col`, `conv2d_banded`, `conv2d_winograd`.
+* `Conv` — a Linen module with `flax.linen.Conv`'s fields and variables (``kernel``
+  ``(kh, kw, C_in, features)``, ``bias`` ``(features,)``), so state dicts map onto it
+  exactly as onto ``nn.Conv``; ``conv_impl`` selects the way ("xla" is ``nn.Conv``).
+* `max_pool(x, window, stride, padding, impl)` — the function of
+  `zoo.nn.layers.max_pool` (``nn.max_pool``: -inf padding, floor output size, each
+  window's gradient to the *first* of its maximal elements in row-major order, as XLA's
+  select-and-scatter does) from reshapes or strided slices with an explicit backward
+  pass; XLA CPU rewrites ``nn.max_pool``'s select-and-scatter into iotas and a scatter.
 
-Both ways give the same numbers up to float summation order (tests/test_fastconv.py
-checks outputs and gradients against ``lax.conv_general_dilated`` and ``nn.max_pool``).
+All ways agree with the plain path to float32 rounding (tests/test_fastconv.py checks
+values and gradients against ``lax.conv_general_dilated``, ``nn.Conv``, ``nn.max_pool``).
 """
 
 from __future__ import annotations
@@ -162,24 +172,13 @@ def _im2col_forward(x, kernel, strides, pads, precision):
     return y.reshape(*patches.shape[:3], o)
 
 
-def _im2col_backward(x, kernel, dy, strides, pads, precision, patches=None):
+def _im2col_backward(x, kernel, dy, strides, pads, precision):
     """(dx, dkernel) of `_im2col_forward` for the output cotangent ``dy``."""
     kh, kw, c, o = kernel.shape
     k = kh * kw * c
-    if patches is None:
-        patches = _patches(x, kernel.shape, strides, pads)
+    patches = _patches(x, kernel.shape, strides, pads)
     dkernel = lax.dot_general(patches.reshape(-1, k), dy.reshape(-1, o), (((0,), (0,)), ((), ())),
                               precision=precision).reshape(kernel.shape)
-    if _DX_FLIP and strides == (1, 1) and not _is_pointwise(kernel.shape, pads):
-        # Input gradient of a stride-1 convolution: the full correlation of dy with the
-        # flipped kernel, as im2col of dy (K = kh*kw*O) times one matrix.
-        b, h, w, _ = x.shape
-        ho, wo = dy.shape[1:3]
-        back = ((kh - 1 - pads[0][0], h + pads[0][0] - ho), (kw - 1 - pads[1][0], w + pads[1][0] - wo))
-        flipped = jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2).reshape(kh * kw * o, c)
-        dpat = im2col(dy, (kh, kw), (1, 1), back)
-        dx = _matmul(dpat.reshape(-1, kh * kw * o), flipped, precision).reshape(b, h, w, c)
-        return dx, dkernel
     dpatches = lax.dot_general(dy, kernel.reshape(k, o), (((3,), (1,)), ((), ())), precision=precision)
     if not _is_pointwise(kernel.shape, pads):
         return col2im(dpatches, x.shape, (kh, kw), strides, pads), dkernel
@@ -218,53 +217,31 @@ def _conv_im2col(x, kernel, strides, pads, precision, chunks):
     return _conv_im2col_fwd(x, kernel, strides, pads, precision, chunks)[0]
 
 
-_DX_FLIP = False  # experiment: input gradient of stride-1 convs as im2col of dy
-_SAVE_PATCHES = False  # experiment: keep the forward's patches for the backward pass
-
-
-def _fwd_with_patches(x, kernel, strides, pads, precision):
-    kh, kw, c, o = kernel.shape
-    patches = _patches(x, kernel.shape, strides, pads)
-    y = _matmul(patches.reshape(-1, kh * kw * c), kernel.reshape(kh * kw * c, o), precision)
-    return y.reshape(*patches.shape[:3], o), patches
-
-
 def _conv_im2col_fwd(x, kernel, strides, pads, precision, chunks):
-    if _SAVE_PATCHES:
-        if chunks == 1:
-            y, patches = _fwd_with_patches(x, kernel, strides, pads, precision)
-        else:
-            ys, patches = lax.map(lambda xc: _fwd_with_patches(xc, kernel, strides, pads, precision), _split(x, chunks))
-            y = ys.reshape(x.shape[0], *ys.shape[2:])
-        return y, (x, kernel, patches)
     if chunks == 1:
         y = _im2col_forward(x, kernel, strides, pads, precision)
     else:
         ys = lax.map(lambda xc: _im2col_forward(xc, kernel, strides, pads, precision), _split(x, chunks))
         y = ys.reshape(x.shape[0], *ys.shape[2:])
-    return y, (x, kernel, None)
+    return y, (x, kernel)
 
 
 def _conv_im2col_bwd(strides, pads, precision, chunks, residuals, dy):
-    x, kernel, patches = residuals
+    x, kernel = residuals
     dy = dy.astype(x.dtype)
     if chunks == 1:
-        dx, dkernel = _im2col_backward(x, kernel, dy, strides, pads, precision, patches)
+        dx, dkernel = _im2col_backward(x, kernel, dy, strides, pads, precision)
     else:
         def body(acc, chunk):
-            xc, dyc, pc = chunk
-            dxc, dkc = _im2col_backward(xc, kernel, dyc, strides, pads, precision, pc)
+            dxc, dkc = _im2col_backward(chunk[0], kernel, chunk[1], strides, pads, precision)
             return acc + dkc, dxc
 
-        dkernel, dxs = lax.scan(body, jnp.zeros(kernel.shape, dy.dtype), (_split(x, chunks), _split(dy, chunks), patches))
+        dkernel, dxs = lax.scan(body, jnp.zeros(kernel.shape, dy.dtype), (_split(x, chunks), _split(dy, chunks)))
         dx = dxs.reshape(x.shape)
     return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
 
 _conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
-
-
-_PREPAD = False  # experiment: pad the whole batch once, chunks then slice without padding
 
 
 def conv2d_im2col(x, kernel, strides=1, padding="VALID", precision=None, chunks: int | None = None):
@@ -277,9 +254,6 @@ def conv2d_im2col(x, kernel, strides=1, padding="VALID", precision=None, chunks:
         chunks = _num_chunks(x.shape, kernel.shape, strides, pads, jnp.dtype(x.dtype).itemsize)
     if x.shape[0] % chunks:
         raise ValueError(f"chunks={chunks} does not divide the batch of {x.shape[0]}")
-    if _PREPAD and chunks > 1 and any(p for pair in pads for p in pair):
-        x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-        pads = ((0, 0), (0, 0))
     return _conv_im2col(x, kernel, strides, pads, precision, int(chunks))
 
 
@@ -367,15 +341,23 @@ def _winograd_kernel(kernel):
     return [_combine(_WINO_G[j], rows[i]) for i in range(4) for j in range(4)]
 
 
-def _winograd_forward(x, kernel, pads, precision):
-    """Stride-1 3x3 convolution by Winograd F(2x2, 3x3): 16 matmuls (B*th*tw, C) @ (C, O)."""
+# Flipping a 3x3 kernel in both spatial axes permutes its Winograd planes: G J = P G with
+# J the reversal and P the swap of rows 0 and 3, so the plane (i, j) of the flipped kernel
+# is the plane (p(i), p(j)) of the kernel.
+_WINO_FLIP = tuple(p * 4 + q for p in (3, 1, 2, 0) for q in (3, 1, 2, 0))
+
+
+def _winograd_forward(x, planes, pads, precision, transposed=False):
+    """Stride-1 3x3 convolution by Winograd F(2x2, 3x3) from the 16 transformed kernel
+    ``planes`` ((C, O) each; (O, C) used transposed when ``transposed``): 16 matmuls of
+    the (B*th*tw, C) transformed input tiles, then the output transform."""
     b, h, w, c = x.shape
-    o = kernel.shape[3]
+    o = planes[0].shape[0 if transposed else 1]
     ho, wo = _out_size(h, 3, 1, pads[0]), _out_size(w, 3, 1, pads[1])
     th, tw = -(-ho // 2), -(-wo // 2)
     v = _winograd_tiles(x, pads, th, tw)
-    u = _winograd_kernel(kernel)
-    m = [_matmul(v[k], u[k], precision) for k in range(16)]
+    contract = (((1,), (1,)), ((), ())) if transposed else (((1,), (0,)), ((), ()))
+    m = [lax.dot_general(v[k], planes[k], contract, precision=precision) for k in range(16)]
     rows = [[_combine(_WINO_AT[p], [m[i * 4 + j] for i in range(4)]) for j in range(4)] for p in range(2)]
     y = [[_combine(_WINO_AT[q], rows[p]).reshape(b, th, tw, o) for q in range(2)] for p in range(2)]
     y = jnp.stack([jnp.stack(y[p], axis=3) for p in range(2)], axis=2).reshape(b, 2 * th, 2 * tw, o)
@@ -384,17 +366,19 @@ def _winograd_forward(x, kernel, pads, precision):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def _conv_winograd(x, kernel, pads, precision):
-    return _winograd_forward(x, kernel, pads, precision)
+    return _winograd_forward(x, _winograd_kernel(kernel), pads, precision)
 
 
 def _conv_winograd_fwd(x, kernel, pads, precision):
-    return _winograd_forward(x, kernel, pads, precision), (x, kernel)
+    planes = _winograd_kernel(kernel)
+    return _winograd_forward(x, planes, pads, precision), (x, kernel, planes)
 
 
 def _conv_winograd_bwd(pads, precision, residuals, dy):
     """Kernel gradient in the Winograd domain (16 matmuls V_k^T @ dM_k, then G^T dU G);
-    input gradient as the Winograd convolution of dy with the flipped, transposed kernel."""
-    x, kernel = residuals
+    input gradient as the Winograd convolution of dy with the flipped, transposed kernel
+    (the forward's planes, permuted and used transposed)."""
+    x, kernel, planes = residuals
     dy = dy.astype(x.dtype)
     b, h, w, c = x.shape
     ho, wo = dy.shape[1:3]
@@ -412,7 +396,7 @@ def _conv_winograd_bwd(pads, precision, residuals, dy):
     rows = [[_combine(gt[a], [du[i * 4 + j] for i in range(4)]) for j in range(4)] for a in range(3)]
     dkernel = jnp.stack([jnp.stack([_combine(gt[b], rows[a]) for b in range(3)]) for a in range(3)])
     back = ((2 - pads[0][0], h + pads[0][0] - ho), (2 - pads[1][0], w + pads[1][0] - wo))
-    dx = _winograd_forward(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2), back, precision)
+    dx = _winograd_forward(dy, [planes[k] for k in _WINO_FLIP], back, precision, transposed=True)
     return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
 
@@ -467,9 +451,14 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
 
 
 def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None = None) -> str:
-    """"xla", "im2col" or "banded" for a convolution of an NHWC ``input_shape`` with an HWIO
-    ``kernel_shape``: the faster on this platform by the measurements in the module's
-    notes. Anything but a CPU gets "xla"."""
+    """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``.
+
+    Anything but a CPU: "xla". On a CPU (ms, fwd+bwd at B=16, measured interleaved with
+    torch on 2 cores): "banded" for <= 8 input channels (LeNet's convs 2.65 vs XLA 12.4,
+    ResNet's RGB stem 71 vs 175); "winograd" for 3x3 stride-1 convs on >= 64-pixel maps
+    (ResNet 32x32x64 46 vs im2col 53-61 vs XLA 76-102; 16x16x128 22 vs 40 vs 45; 8x8x256
+    28 vs 28-52 vs 39); "im2col" otherwise (4x4x512 26-30 vs Winograd 59 vs XLA 45-48;
+    stride-2 and 1x1 convs 1.4-3x faster than XLA)."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         return "xla"
@@ -484,8 +473,8 @@ def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None 
 
 def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=None):
     """2-D cross-correlation of NHWC ``x`` with an HWIO ``kernel`` (``lax.conv_general_dilated``
-    semantics; ``padding`` in any form `conv_padding` accepts). ``impl``: "xla", "im2col"
-    or "auto" (`choose_conv_impl`)."""
+    semantics; ``padding`` in any form `conv_padding` accepts). ``impl``: one of
+    `CONV_IMPLS` ("auto": `choose_conv_impl`)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS}")
     if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:

@@ -27,7 +27,7 @@ from zoo import optim, registry, transfer
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.train.checkpoint import Checkpointer, write_config
 from zoo.train.sharding import make_mesh, replicate, shard_batch
-from zoo.train.state import TrainState, create_train_state
+from zoo.train.state import TrainState, create_train_state, example_inputs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
 from zoo.train.tasks import Task, get_task
 
@@ -190,7 +190,8 @@ def evaluate(model, variables, x, y, *, task: str | Task = "classification",
              batch_size: int = 512, mesh=None) -> dict:
     """Mean metrics of ``model`` with ``variables`` on ``(x, y)`` in inference mode.
 
-    x: (N, *input_shape); y: (N,) labels or (N, K) targets. Returns e.g.
+    x: (N, *input_shape); y: (N,) labels, (N, K) targets or (N, T) target tokens (the
+    task says whether the model also sees y: ``Task.inputs``). Returns e.g.
     ``{"loss": ..., "accuracy": ...}``.
     """
     task = get_task(task) if isinstance(task, str) else task
@@ -248,7 +249,10 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = transfer.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
-    state = create_train_state(module, tx, data.input_shape, seed=config.seed, dtype=data.x_train.dtype)
+    # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
+    inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:],
+                            data.y_train.dtype)
+    state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     if config.init_from is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
         variables = transfer.init_from_checkpoint(module, state.variables, config.init_from,
@@ -260,8 +264,11 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
         raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
+    keep_state = (transfer.frozen_state({k: state.model_state[k] for k in state.mutable},
+                                        trainable=config.trainable or None, frozen=config.frozen or None)
+                  if config.trainable or config.frozen else None)
     train_step = (_learning_rule_step(spec, module, task, config) if learns_by_rule
-                  else make_train_step(module, task, tx))
+                  else make_train_step(module, task, tx, keep_state))
     eval_step = make_eval_step(module, task)
 
     stopper = EarlyStopping(task.mode, config.patience, config.min_delta, config.target,

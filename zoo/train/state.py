@@ -43,17 +43,32 @@ def step_rngs(rng, step) -> dict:
     return dict(zip(RNG_STREAMS, keys))
 
 
-def init_variables(model, input_shape, key, dtype=jnp.float32) -> dict:
-    """Initialise ``model`` on a batch of two zero examples of ``input_shape``."""
+def init_variables(model, input_shape, key, dtype=jnp.float32, *, inputs: tuple | None = None) -> dict:
+    """Initialise ``model`` on a batch of two zero examples of ``input_shape``, or on
+    ``inputs``, the model call's positional arguments (e.g. a seq2seq model's
+    ``(x, y)``; `example_inputs` builds them from a dataset and a task)."""
     params_key, rest = jax.random.split(key)
     rngs = {"params": params_key, **dict(zip(RNG_STREAMS, jax.random.split(rest, len(RNG_STREAMS))))}
-    return model.init(rngs, jnp.zeros((2, *input_shape), dtype))
+    if inputs is None:
+        inputs = (jnp.zeros((2, *input_shape), dtype),)
+    return model.init(rngs, *inputs)
 
 
-def create_train_state(model, tx, input_shape, *, seed: int, dtype=jnp.float32) -> TrainState:
-    """A fresh state: variables initialised from ``seed``, optimizer state from ``tx``."""
+def example_inputs(task, x_shape, x_dtype, y_shape=None, y_dtype=None) -> tuple:
+    """The model call's arguments for two zero examples: ``task.inputs`` of a batch with
+    x ``(2, *x_shape)`` and, when given, y ``(2, *y_shape)``."""
+    batch = {"x": jnp.zeros((2, *x_shape), x_dtype)}
+    if y_shape is not None:
+        batch["y"] = jnp.zeros((2, *y_shape), y_dtype)
+    return task.inputs(batch)
+
+
+def create_train_state(model, tx, input_shape, *, seed: int, dtype=jnp.float32,
+                       inputs: tuple | None = None) -> TrainState:
+    """A fresh state: variables initialised from ``seed`` (on ``inputs`` when given, see
+    `init_variables`), optimizer state from ``tx``."""
     init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))
-    variables = dict(init_variables(model, input_shape, init_key, dtype))
+    variables = dict(init_variables(model, input_shape, init_key, dtype, inputs=inputs))
     params = variables.pop("params", {})
     return TrainState(
         step=jnp.zeros((), jnp.int32),

@@ -1,7 +1,8 @@
 """The jit'd steps: one train step and one eval step serve every task kind.
 
 Batches are dicts ``{"x": (B, ...), "y": (B, ...), "mask": (B,) float32}``; rows with
-mask 0 are padding and count in neither losses nor metrics.
+mask 0 are padding and count in neither losses nor metrics. The task says which of them
+the model is called with (``task.inputs(batch)``: x, or x and y for teacher forcing).
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ def masked_sums(per_example: dict, mask) -> dict:
     return sums
 
 
-def make_train_step(model, task: Task, tx: optax.GradientTransformation):
-    """``step(state, batch) -> (state, sums)``: one gradient step on the masked mean loss."""
+def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_state=None):
+    """``step(state, batch) -> (state, sums)``: one gradient step on the masked mean loss.
+
+    ``keep_state``: a tree like the model state of bools (`zoo.transfer.frozen_state`);
+    variables marked True keep their value (frozen layers' batch-norm statistics)."""
 
     def train_step(state: TrainState, batch):
         mask = batch["mask"]
@@ -30,7 +34,7 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation):
         def loss_fn(params):
             outputs, new_model_state = model.apply(
                 {"params": params, **state.model_state},
-                batch["x"],
+                *task.inputs(batch),
                 train=True,
                 rngs=step_rngs(state.rng, state.step),
                 mutable=state.mutable,
@@ -43,6 +47,11 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation):
             state.params
         )
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        if keep_state is not None:
+            new_model_state = {
+                k: jax.tree.map(lambda keep, old, new: old if keep else new, keep_state[k],
+                                state.model_state[k], v) if k in keep_state else v
+                for k, v in new_model_state.items()}
         state = state.replace(
             step=state.step + 1,
             params=optax.apply_updates(state.params, updates),
@@ -61,7 +70,7 @@ def make_rule_step(model, task: Task, rule, **hparams):
     the gradient step."""
 
     def rule_step(state: TrainState, batch):
-        outputs = model.apply(state.variables, batch["x"], train=False)
+        outputs = model.apply(state.variables, *task.inputs(batch), train=False)
         variables = rule(state.variables, batch["x"], batch["y"], mask=batch["mask"], **hparams)
         state = state.replace(step=state.step + 1, params=variables["params"])
         return state, masked_sums(task.per_example(outputs, batch), batch["mask"])
@@ -74,7 +83,7 @@ def make_eval_step(model, task: Task):
     no dropout)."""
 
     def eval_step(variables, batch):
-        outputs = model.apply(variables, batch["x"], train=False)
+        outputs = model.apply(variables, *task.inputs(batch), train=False)
         return masked_sums(task.per_example(outputs, batch), batch["mask"])
 
     return jax.jit(eval_step)

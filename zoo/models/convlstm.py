@@ -1,0 +1,228 @@
+"""Convolutional LSTM (Shi, Chen, Wang, Yeung, Wong & Woo 2015, "Convolutional LSTM network:
+a machine learning approach for precipitation nowcasting") and its encoder-forecaster
+for next-frame prediction.
+
+Seed: khanzhina (C-LSTM: the LSTM whose input-to-state and state-to-state products are
+convolutions, so states keep the frames' spatial layout). The cell, with ``*`` a
+convolution and ``∘`` the Hadamard (element-wise) product::
+
+    i_t = σ(W_xi * X_t + W_hi * H_{t-1} + W_ci ∘ C_{t-1} + b_i)
+    f_t = σ(W_xf * X_t + W_hf * H_{t-1} + W_cf ∘ C_{t-1} + b_f)
+    C_t = f_t ∘ C_{t-1} + i_t ∘ tanh(W_xc * X_t + W_hc * H_{t-1} + b_c)
+    o_t = σ(W_xo * X_t + W_ho * H_{t-1} + W_co ∘ C_t + b_o)
+    H_t = o_t ∘ tanh(C_t)
+
+X_t (B, H, W, C_in); H_t, C_t (B, H, W, F). The peepholes W_ci, W_cf, W_co are
+per-position weights of shape (H, W, F), as in the paper (so the frame size is fixed at
+initialisation). Convolutions are cross-correlations with "same" zero padding, stride 1.
+
+Layout: one convolution per step over ``concat([X_t, H_{t-1}])`` with a kernel
+(k, k, C_in + F, 4F), gate blocks (i, f, c, o) — the same fused layout as the dense cells
+of `zoo.models.recurrent` (one product per step). The cell is a step function run by
+`zoo.models.recurrent.scan_cell`, the zoo's one scan runner.
+
+Convolutions go through `zoo.nn.fastconv.conv2d` (``conv_impl="auto"``: matmul-based on
+CPU, XLA's elsewhere). Why: on this project's 2-core CPU, XLA's own convolution *inside a
+scan* has a very slow backward pass — 10 steps of a 3x3, 33->33-channel "same" conv on
+(16, 24, 24) maps, forward+backward: 2,444 ms in a scan vs 110 ms unrolled; Winograd
+from matmuls (fastconv) 171 ms in the scan. A whole ConvLSTM training step (B=16,
+features (16, 16), 24x24 frames, 5 in + 5 out) took 8.7 s with XLA's convolution and
+0.66 s with "auto" (same process, same machine).
+
+Encoder-forecaster (Shi et al., section 3.2): a stack of ConvLSTM layers reads the
+T_in input frames; a second stack, its states initialised with the encoder's final
+states (layer by layer), runs T_out more steps with no input of its own (the first
+forecaster layer sees nothing but its state; each higher layer sees the layer below);
+all forecaster layers' states are concatenated and a 1x1 convolution maps them to the
+frame channels. The paper ends in a cross-entropy over pixels; here a sigmoid gives
+frames in [0, 1], trained by the zoo's regression task (squared error).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from zoo.models.recurrent import hidden_state_perturbation, scan_cell
+from zoo.nn import check_input
+from zoo.nn.fastconv import CONV_IMPLS, conv2d
+from zoo.registry import register_model
+
+PAPER = ("Shi et al. 2015, Convolutional LSTM network: a machine learning approach for "
+         "precipitation nowcasting (NeurIPS)")
+SEED = "khanzhina (C-LSTM)"
+
+
+def convlstm_step(w, carry, x, *, conv_impl: str = "auto"):
+    """One ConvLSTM step (Shi et al. 2015, equation 3): x (B, H, W, C_in), carry (c, h)
+    each (B, H, W, F) -> ((c, h), h). ``w``: kernel (k, k, C_in + F, 4F), bias (4F,),
+    peephole_i, peephole_f, peephole_o (H, W, F). ``conv_impl``: how the "same"
+    cross-correlation is computed (`zoo.nn.fastconv.conv2d`)."""
+    c, h = carry
+    # A zero-channel x (the forecaster's first layer has no input) concatenates to h alone.
+    gates = conv2d(jnp.concatenate([x, h], -1), w["kernel"], 1, "SAME", conv_impl) + w["bias"]
+    i, f, a, o = jnp.split(gates, 4, axis=-1)
+    i = jax.nn.sigmoid(i + w["peephole_i"] * c)
+    f = jax.nn.sigmoid(f + w["peephole_f"] * c)
+    c = f * c + i * jnp.tanh(a)
+    o = jax.nn.sigmoid(o + w["peephole_o"] * c)
+    h = o * jnp.tanh(c)
+    return (c, h), h
+
+
+def _uniform_fan_in(fan_in: int):
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for convolutions and for its
+    recurrent cells (the dense cells here use the same rule with fan_in = H)."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class ConvLSTMCell(nn.Module):
+    """A ConvLSTM cell owning its weights; ``cell((H, W, C_in))`` returns the step
+    ``(carry, x_t) -> (carry, h_t)`` for frames of that size (see `convlstm_step`)."""
+
+    features: int = 16
+    kernel_size: int = 3
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"ConvLSTM conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+        if int(self.features) <= 0:
+            raise ValueError(f"ConvLSTM features must be positive, got {self.features}")
+        if int(self.kernel_size) <= 0 or int(self.kernel_size) % 2 == 0:
+            raise ValueError(f"ConvLSTM kernel_size must be a positive odd number (so 'same' padding "
+                             f"is symmetric), got {self.kernel_size}")
+        super().__post_init__()
+
+    def initial_carry(self, batch_size: int, frame_size: tuple[int, int], dtype=jnp.float32):
+        """Zero state (c, h), each (B, H, W, F)."""
+        zeros = jnp.zeros((batch_size, *frame_size, self.features), dtype)
+        return zeros, zeros
+
+    @nn.compact
+    def __call__(self, input_shape):
+        height, width, channels = input_shape
+        k, F = self.kernel_size, self.features
+        init = _uniform_fan_in(k * k * (channels + F))
+        w = {"kernel": self.param("kernel", init, (k, k, channels + F, 4 * F)),
+             "bias": self.param("bias", init, (4 * F,))}
+        for gate in ("i", "f", "o"):
+            # Zero peepholes: the cell starts as a plain ConvLSTM without them and learns them.
+            w[f"peephole_{gate}"] = self.param(f"peephole_{gate}", nn.initializers.zeros, (height, width, F))
+        return functools.partial(convlstm_step, w, conv_impl=self.conv_impl)
+
+
+class ConvLSTM(nn.Module):
+    """One ConvLSTM layer: x (B, T, H, W, C_in) -> (final carry (c, h), outputs
+    (B, T, H, W, F)). ``initial_carry`` defaults to zeros; ``remat`` checkpoints the step."""
+
+    features: int = 16
+    kernel_size: int = 3
+    remat: bool = False
+    conv_impl: str = "auto"
+
+    @nn.compact
+    def __call__(self, x, initial_carry=None):
+        if x.ndim != 5:
+            raise ValueError(f"ConvLSTM expects input of shape (B, T, H, W, C), got {tuple(x.shape)}")
+        cell = ConvLSTMCell(self.features, self.kernel_size, self.conv_impl, name="cell")
+        step = cell(x.shape[2:])
+        carry = cell.initial_carry(x.shape[0], x.shape[2:4], x.dtype) if initial_carry is None else initial_carry
+        eps = hidden_state_perturbation(self, x.shape[:4] + (self.features,), carry[1].dtype)
+        return scan_cell(step, carry, x, remat=self.remat, perturbations=eps)
+
+
+class ConvLSTMForecaster(nn.Module):
+    """Encoder-forecaster ConvLSTM (Shi et al. 2015) for next-frame prediction:
+    x (B, T_in, H, W, C) float32 -> (B, output_frames, H, W, C) in [0, 1].
+
+    ``input_shape`` (T_in, H, W, C) (T_in may be None); ``features`` the channels of each
+    stacked layer (encoder and forecaster alike); ``kernel_size`` the (odd) square
+    convolution size. ``forward_features``: the forecaster's concatenated states
+    (B, output_frames, H, W, sum(features)); ``head``: the 1x1 convolution and sigmoid.
+    """
+
+    input_shape: tuple = (5, 24, 24, 1)
+    output_frames: int = 5
+    features: tuple[int, ...] = (16, 16)
+    kernel_size: int = 3
+    remat: bool = False
+    conv_impl: str = "auto"
+
+    def __post_init__(self):
+        shape = tuple(self.input_shape)
+        if len(shape) != 4 or any(d is not None and int(d) <= 0 for d in shape) or None in shape[1:]:
+            raise ValueError(f"ConvLSTMForecaster: input_shape must be (T_in, H, W, C) with positive "
+                             f"H, W, C (T_in may be None), got {shape}")
+        if int(self.output_frames) <= 0:
+            raise ValueError(f"ConvLSTMForecaster: output_frames must be positive, got {self.output_frames}")
+        if not tuple(self.features) or any(int(f) <= 0 for f in self.features):
+            raise ValueError(f"ConvLSTMForecaster: features must be positive channel counts, one per "
+                             f"layer, got {tuple(self.features)}")
+        if int(self.kernel_size) <= 0 or int(self.kernel_size) % 2 == 0:
+            raise ValueError(f"ConvLSTMForecaster: kernel_size must be a positive odd number, got "
+                             f"{self.kernel_size}")
+        if self.conv_impl not in CONV_IMPLS:
+            raise ValueError(f"ConvLSTMForecaster: conv_impl must be one of {CONV_IMPLS}, got "
+                             f"{self.conv_impl!r}")
+        super().__post_init__()
+
+    def setup(self):
+        layer = functools.partial(ConvLSTM, kernel_size=self.kernel_size, remat=self.remat,
+                                  conv_impl=self.conv_impl)
+        self.encoder = [layer(f) for f in self.features]
+        self.forecaster = [layer(f) for f in self.features]
+        self.readout = nn.Conv(self.input_shape[-1], (1, 1))
+
+    def forward_features(self, x, train: bool = False):
+        """(B, T_in, H, W, C) -> the forecaster's states (B, output_frames, H, W, sum(features))."""
+        name = f"ConvLSTMForecaster(input_shape={tuple(self.input_shape)})"
+        check_input(x, self.input_shape, model=name)
+        if x.ndim != 5:
+            shape = ", ".join("*" if d is None else str(d) for d in self.input_shape)
+            raise ValueError(f"{name} expects input of shape (B, {shape}), got {tuple(x.shape)}")
+        carries = []
+        for layer in self.encoder:
+            carry, x = layer(x)
+            carries.append(carry)
+        # The first forecaster layer has no input: a zero-channel sequence only sets T_out.
+        x = jnp.zeros((x.shape[0], self.output_frames, *x.shape[2:4], 0), x.dtype)
+        states = []
+        for layer, carry in zip(self.forecaster, carries):
+            _, x = layer(x, carry)
+            states.append(x)
+        return jnp.concatenate(states, axis=-1)
+
+    def head(self, states):
+        """(B, T_out, H, W, sum(features)) -> frames (B, T_out, H, W, C) in [0, 1]."""
+        return jax.nn.sigmoid(self.readout(states))
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train))
+
+
+@register_model(
+    "convlstm", family="recurrent", task="regression",
+    paper=f"{PAPER}; Hadamard peepholes; encoder-forecaster; seed {SEED}",
+    test_config={"input_shape": (3, 6, 5, 2), "output_frames": 2, "features": (3, 2)},
+)
+def convlstm(*, input_shape=(5, 24, 24, 1), output_frames=5, features=(16, 16), kernel_size=3,
+             remat=False, conv_impl="auto"):
+    """ConvLSTM encoder-forecaster (Shi et al. 2015): frames (B, T_in, H, W, C) ->
+    the next ``output_frames`` frames (B, T_out, H, W, C) in [0, 1] (sigmoid); stacked
+    layers of ``features`` channels, ``kernel_size`` x ``kernel_size`` convolutions,
+    per-position Hadamard peepholes. Trains on ``moving_digits`` (which sets
+    ``output_frames``). ``conv_impl``: "auto" (matmul-based convolutions on CPU, XLA's
+    elsewhere), "xla", "im2col", "banded" or "winograd" (`zoo.nn.fastconv`)."""
+    return ConvLSTMForecaster(input_shape=tuple(input_shape), output_frames=int(output_frames),
+                              features=tuple(int(f) for f in features), kernel_size=int(kernel_size),
+                              remat=bool(remat), conv_impl=conv_impl)

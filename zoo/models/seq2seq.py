@@ -1,0 +1,662 @@
+"""Sequence to sequence: encoder-decoder RNNs with Bahdanau and Luong attention, the RNN
+autoencoder, and a character-level language model.
+
+Seeds: kang-lecture4 ("Sequence to Sequence (Seq2seq)", "RNN: Attention" — Bahdanau and
+Luong attention, "RNN autoencoder") and surf2019-cha-rnn-hierarchical-a ("What if words
+are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis": the character model).
+
+Design
+------
+Everything recurrent reuses zoo.models.recurrent: the encoder is a `StackedRNN`, the
+decoder is a stack of the same cells (`make_cell`), and teacher forcing runs the decoder
+step with the one scan runner, `scan_cell`. Greedy decoding feeds each step its own
+previous output, so it has no input sequence to scan over: it is its own ``lax.scan``
+over ``length`` steps (fixed trip count: one compiled body whatever the length).
+
+As in recurrent.py, modules own weights and hand back *pure* functions (`Affine`,
+`Attention`, the cells): Linen submodules cannot be called inside a raw ``lax.scan``,
+closures over arrays can.
+
+Token conventions (zoo.data.seq2seq_tasks): id 0 padding, 1 unknown, 2 start (BOS),
+3 end (EOS). A target ``y`` ends with EOS and is padded with 0 after it; the decoder
+reads ``[BOS, y_0, ..., y_{T-2}]`` (teacher forcing) and is scored on ``y``.
+
+Outputs of `Seq2Seq` and `CharRNN` (a dict, so the engine's one eval step gets both the
+teacher-forced logits for the loss and greedy tokens for exact match):
+
+=====================  ==============================================================
+key                    value
+=====================  ==============================================================
+``logits``             (B, T_out, V) float32 — teacher-forced when a target ``y`` is
+                       given, else those of greedy decoding
+``attention``          (B, T_out, T_in) — the attention weights of the same pass (absent
+                       without attention); rows sum to 1 over the valid source tokens
+``predictions``        (B, T_out) int32 — greedy decoding, in inference mode
+                       (``train=False``) or whenever no target is given; 0 after EOS
+``predicted_attention`` (B, T_out, T_in) — greedy decoding's weights (zero after EOS),
+                       when a target is given in inference mode
+=====================  ==============================================================
+
+Attention (``attention=``): ``"none"``; ``"bahdanau"`` (additive score
+``v^T tanh(W_1 h_s + W_2 s_{t-1})`` on the previous decoder state, the context fed to
+the decoder's input, readout ``W_o [s_t; c_t]``); Luong's ``"dot"`` ``h_t^T h_s``,
+``"general"`` ``h_t^T W_a h_s`` and ``"concat"`` ``v^T tanh(W_a [h_t; h_s])`` (the
+paper's; the kang-lecture4 slide writes ``v^T tanh(W_c [c_t; h_t])``, which is circular:
+c_t is computed from these very scores), scored on the current decoder state h_t, with
+the attentional state ``h~_t = tanh(W_c [c_t; h_t])`` and readout ``softmax(W_s h~_t)``;
+``input_feeding`` feeds h~_{t-1} to the next step's input (Luong et al. 3.3). Kernels are
+stored as Flax stores them, ``(in, out)``: the paper's ``W x`` is ``x @ W`` here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoo.data.seq2seq_tasks import BOS, EOS, strip_ids
+from zoo.data.text import PAD
+from zoo.models.recurrent import CELLS, KANG, SURF, StackedRNN, _validate_cell, carry_output, make_cell, scan_cell
+from zoo.metrics import corpus_bleu, exact_match
+from zoo.nn import check_input
+from zoo.registry import register_model
+
+ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat")
+LUONG = ("dot", "general", "concat")
+SCORES = ("additive", "dot", "general", "concat")
+SCORE_OF = {"bahdanau": "additive", "dot": "dot", "general": "general", "concat": "concat"}
+
+
+def _check_choice(value, choices, what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {choices}")
+
+
+# --------------------------------------------------------------------------------------
+# Attention: pure functions of the weights, and the module that owns them.
+# --------------------------------------------------------------------------------------
+
+
+def project_keys(score: str, w: dict, memory):
+    """The part of the score that depends on the source alone, computed once per sequence
+    instead of once per decoder step: memory (B, S, Dk) -> keys (B, S, K).
+
+    dot: h_s; general: W_a h_s (K = Dq); additive: W_1 h_s (K = A); concat: the h_s
+    block of W_a [h_t; h_s] (K = A).
+    """
+    if score == "dot":
+        return memory
+    if score == "general":
+        return memory @ w["W_a"].T  # w["W_a"]: (Dq, Dk), so h_t^T W_a h_s = h_t . (W_a h_s)
+    if score == "additive":
+        return memory @ w["W_1"]
+    if score == "concat":
+        return memory @ w["W_a"][w["W_a"].shape[0] - memory.shape[-1]:]
+    raise ValueError(f"unknown attention score {score!r}; expected one of {SCORES}")
+
+
+def attention_scores(score: str, w: dict, query, keys):
+    """query (B, Dq), keys (B, S, K) from `project_keys` -> scores (B, S)."""
+    if score in ("dot", "general"):
+        return jnp.einsum("bsk,bk->bs", keys, query)
+    if score == "additive":
+        return jnp.tanh(keys + (query @ w["W_2"])[:, None, :]) @ w["v"]
+    if score == "concat":
+        query_block = w["W_a"][: query.shape[-1]]
+        return jnp.tanh(keys + (query @ query_block)[:, None, :]) @ w["v"]
+    raise ValueError(f"unknown attention score {score!r}; expected one of {SCORES}")
+
+
+def attend(score: str, w: dict, memory, keys, mask, query):
+    """One decoder step's attention: query (B, Dq) -> (context (B, Dk), weights (B, S)).
+
+    mask (B, S) bool: False marks padded source positions; they get weight exactly 0
+    (a row with no valid position gets a zero context).
+    """
+    scores = attention_scores(score, w, query, keys)
+    scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+    weights = jnp.where(mask, jax.nn.softmax(scores, axis=-1), 0.0)
+    return jnp.einsum("bs,bsd->bd", weights, memory), weights
+
+
+class Attention(nn.Module):
+    """Attention weights for one ``score`` (see `SCORES`); ``units`` is A of the additive
+    and concat scores (default: the query size). Called with the encoder memory
+    (B, S, Dk), its mask (B, S) and the query size Dq, returns the pure step
+    ``attend(query (B, Dq)) -> (context (B, Dk), weights (B, S))``.
+
+    Parameters: general ``W_a`` (Dq, Dk); additive ``W_1`` (Dk, A), ``W_2`` (Dq, A),
+    ``v`` (A,); concat ``W_a`` (Dq + Dk, A), ``v`` (A,); dot none (needs Dq == Dk).
+    """
+
+    score: str = "general"
+    units: int | None = None
+
+    def __post_init__(self):
+        _check_choice(self.score, SCORES, "attention score")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, memory, mask, query_size: int) -> Callable:
+        dk, units = memory.shape[-1], self.units or query_size
+        init = nn.initializers.lecun_normal()
+        if self.score == "dot":
+            if dk != query_size:
+                raise ValueError(f"dot attention needs decoder states as wide as the encoder outputs, "
+                                 f"got {query_size} and {dk}")
+            w = {}
+        elif self.score == "general":
+            w = {"W_a": self.param("W_a", init, (query_size, dk))}
+        elif self.score == "additive":
+            w = {"W_1": self.param("W_1", init, (dk, units)), "W_2": self.param("W_2", init, (query_size, units)),
+                 "v": self.param("v", nn.initializers.normal(1.0 / units**0.5), (units,))}
+        else:
+            w = {"W_a": self.param("W_a", init, (query_size + dk, units)),
+                 "v": self.param("v", nn.initializers.normal(1.0 / units**0.5), (units,))}
+        return functools.partial(attend, self.score, w, memory, project_keys(self.score, w, memory), mask)
+
+
+def affine(kernel, bias, x):
+    return x @ kernel if bias is None else x @ kernel + bias
+
+
+class Affine(nn.Module):
+    """``x W + b`` whose weights this module owns; called with the input size it returns
+    the pure function ``x (..., in) -> (..., features)`` (usable inside ``lax.scan``)."""
+
+    features: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, in_features: int) -> Callable:
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (in_features, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,)) if self.use_bias else None
+        return functools.partial(affine, kernel, bias)
+
+
+# --------------------------------------------------------------------------------------
+# The decoder: one step function, run by teacher forcing (scan_cell) or greedily.
+# --------------------------------------------------------------------------------------
+
+
+class DecoderFns(NamedTuple):
+    """The decoder as pure functions (weights closed over).
+
+    embed: ids (...) int -> (..., E); step: (carry, e_t (B, E)) -> (carry, (o_t (B, Do),
+    a_t (B, S))); logits: o (..., Do) -> (..., V); attention_size S (0 without attention).
+    """
+
+    embed: Callable
+    step: Callable
+    logits: Callable
+    attention_size: int
+
+
+def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool, carry, e_t):
+    """One decoder step: carry = (per-layer cell carries, h~_{t-1} or a (B, 0) stand-in),
+    e_t (B, E) -> (carry, (o_t, a_t)): o_t the readout's input, a_t (B, S) the weights
+    ((B, 0) without attention). See the module docstring for each attention's equations.
+    """
+    layers, feed = carry
+    x = e_t
+    context = alpha = None
+    if kind == "bahdanau":  # scored on the previous state s_{t-1}; context joins the input
+        context, alpha = attend_fn(carry_output(layers[-1]))
+        x = jnp.concatenate([x, context], -1)
+    elif input_feeding:
+        x = jnp.concatenate([x, feed], -1)
+    new_layers = []
+    for step, c in zip(cell_steps, layers):
+        c, x = step(c, x)
+        new_layers.append(c)
+    if kind in LUONG:  # scored on the current state h_t
+        context, alpha = attend_fn(x)
+        out = jnp.tanh(combine(jnp.concatenate([context, x], -1)))  # h~_t = tanh(W_c [c_t; h_t])
+        feed = out if input_feeding else feed
+    elif kind == "bahdanau":
+        out = jnp.concatenate([x, context], -1)
+    else:
+        out = x
+    if alpha is None:
+        alpha = jnp.zeros((x.shape[0], 0), x.dtype)
+    return (tuple(new_layers), feed), (out, alpha)
+
+
+def teacher_forced(fns: DecoderFns, carry, inputs):
+    """inputs (B, T) int: the decoder's input tokens ([BOS, y_0, ...]) -> (logits
+    (B, T, V), attention (B, T, S)), the decoder run by `scan_cell`."""
+
+    def packed(c, e_t):  # scan_cell's steps emit one array: readout input and weights side by side
+        c, (out, alpha) = fns.step(c, e_t)
+        return c, jnp.concatenate([out, alpha], -1)
+
+    _, ys = scan_cell(packed, carry, fns.embed(inputs))
+    size = ys.shape[-1] - fns.attention_size
+    return fns.logits(ys[..., :size]), ys[..., size:]
+
+
+def greedy_decode(fns: DecoderFns, carry, first, length: int, eos_id: int = EOS) -> dict:
+    """Greedy decoding: first (B,) int, the first input token (BOS, or a word's first
+    letter) -> {"predictions": (B, length) int32, "logits": (B, length, V), "attention":
+    (B, length, S)}. Each step feeds back its argmax; after a sequence emits ``eos_id``
+    its later predictions are 0 (padding) and its attention rows zero."""
+
+    def body(state, _):
+        c, token, done = state
+        c, (out, alpha) = fns.step(c, fns.embed(token))
+        logits = fns.logits(out)
+        token = jnp.where(done, PAD, jnp.argmax(logits, -1).astype(jnp.int32))
+        alpha = jnp.where(done[:, None], 0.0, alpha)
+        return (c, token, done | (token == eos_id)), (token, logits, alpha)
+
+    done = jnp.zeros(first.shape, bool)
+    _, (tokens, logits, alpha) = jax.lax.scan(body, (carry, first.astype(jnp.int32), done), None,
+                                              length=length)
+    t = lambda a: jnp.swapaxes(a, 0, 1)
+    return {"predictions": t(tokens), "logits": t(logits), "attention": t(alpha)}
+
+
+class Decoder(nn.Module):
+    """Token embedding, ``num_layers`` cells of ``hidden_size``, optional attention over an
+    encoder memory, and the output layer. `functions` returns it as `DecoderFns`."""
+
+    vocab_size: int
+    embed_dim: int = 32
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    attention: str = "none"
+    attention_units: int | None = None
+    input_feeding: bool = False
+    cell_options: dict | None = None
+
+    def setup(self):
+        self.embedding = self.param("embedding", nn.linear.default_embed_init, (self.vocab_size, self.embed_dim))
+        self.cells = [make_cell(self.cell, self.hidden_size, **(self.cell_options or {}))
+                      for _ in range(self.num_layers)]
+        if self.attention != "none":
+            self.attend = Attention(score=SCORE_OF[self.attention], units=self.attention_units)
+        if self.attention in LUONG:
+            self.combine = Affine(self.hidden_size, use_bias=False)  # W_c (Luong has no bias)
+        self.output = Affine(self.vocab_size)
+
+    def initial_carry(self, batch_size: int, dtype=jnp.float32):
+        """Zero state: (per-layer cell carries, input-feeding vector (B, H) or (B, 0))."""
+        feed = jnp.zeros((batch_size, self.hidden_size if self.input_feeding else 0), dtype)
+        return tuple(c.initial_carry(batch_size, dtype) for c in self.cells), feed
+
+    def functions(self, memory=None, mask=None) -> DecoderFns:
+        """The decoder over memory (B, S, Dk) with mask (B, S) (None without attention)."""
+        H, dk = self.hidden_size, 0 if memory is None else memory.shape[-1]
+        if (memory is None) != (self.attention == "none"):
+            raise ValueError(f"attention {self.attention!r} needs an encoder memory exactly when it is not 'none'")
+        in_size = self.embed_dim + (dk if self.attention == "bahdanau" else 0) + (H if self.input_feeding else 0)
+        steps = [cell(in_size if i == 0 else H) for i, cell in enumerate(self.cells)]
+        attend_fn = self.attend(memory, mask, H) if memory is not None else None
+        combine = self.combine(dk + H) if self.attention in LUONG else None
+        logits = self.output(H + (dk if self.attention == "bahdanau" else 0))
+        embedding = self.embedding
+        step = functools.partial(decoder_step, tuple(steps), attend_fn, combine, self.attention,
+                                 self.input_feeding)
+        return DecoderFns(lambda ids: jnp.take(embedding, ids, axis=0), step, logits,
+                          0 if memory is None else memory.shape[1])
+
+
+def _check_positive(value, what: str) -> int:
+    if int(value) <= 0:
+        raise ValueError(f"{what} must be positive, got {value}")
+    return int(value)
+
+
+# --------------------------------------------------------------------------------------
+# Encoder-decoder.
+# --------------------------------------------------------------------------------------
+
+
+class Seq2Seq(nn.Module):
+    """RNN encoder-decoder (Sutskever et al. 2014; Cho et al. 2014) with optional attention.
+
+    Tokens (``vocab_size`` set): x (B, T_in) int, 0 = padding at the end; y (B, T_out)
+    int target (EOS-terminated, 0-padded) or None -> the output dict of the module
+    docstring. Float sequences (``vocab_size=None``, the RNN autoencoder's "regression"
+    form): x (B, T, F) float -> reconstruction (B, T, F), decoded from the encoder's final
+    state alone by an unconditioned decoder (Srivastava et al. 2015: each step's input is
+    empty, the state carries everything).
+
+    The encoder is a `StackedRNN` (``bidirectional`` concatenates both directions); the
+    decoder has ``num_layers`` cells of the encoder's output width (2H if bidirectional)
+    and starts from the encoder's final states, both directions concatenated per layer.
+    ``output_length`` is how many tokens greedy decoding writes when no target gives the
+    length. ``dropout`` acts between encoder layers in train mode.
+    """
+
+    input_shape: tuple = (10,)
+    vocab_size: int | None = 24
+    target_vocab_size: int | None = None  # default: vocab_size
+    output_length: int = 11
+    embed_dim: int = 32
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = False
+    attention: str = "none"
+    attention_units: int | None = None
+    input_feeding: bool = False
+    dropout: float = 0.0
+    cell_options: dict | None = None
+    bos_id: int = BOS
+    eos_id: int = EOS
+
+    def __post_init__(self):
+        _check_choice(self.attention, ATTENTIONS, "attention")
+        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        if self.tokens:
+            _check_positive(self.vocab_size, "vocab_size")
+            if len(self.input_shape) != 1:
+                raise ValueError(f"a token model's input_shape is (T_in,), got {tuple(self.input_shape)}")
+        else:
+            if len(self.input_shape) != 2:
+                raise ValueError(f"a float-sequence model's input_shape is (T, F), got {tuple(self.input_shape)}")
+            if self.attention != "none":
+                raise ValueError("attention needs token targets: float sequences (vocab_size=None) "
+                                 "take attention='none'")
+        if self.input_feeding and self.attention not in LUONG:
+            raise ValueError(f"input_feeding feeds Luong's attentional state: it needs attention in {LUONG}, "
+                             f"got {self.attention!r}")
+        _check_positive(self.output_length, "output_length")
+        _check_positive(self.embed_dim, "embed_dim")
+        _check_positive(self.num_layers, "num_layers")
+        super().__post_init__()
+
+    @property
+    def tokens(self) -> bool:
+        return self.vocab_size is not None
+
+    @property
+    def output_shape(self) -> tuple:
+        """One example's main output: logits (T_out, V), or the reconstruction (T, F)."""
+        if self.tokens:
+            return (self.output_length, self.target_vocab_size or self.vocab_size)
+        return tuple(self.input_shape)
+
+    def setup(self):
+        if self.tokens:
+            self.source_embedding = nn.Embed(self.vocab_size, self.embed_dim)
+        self.encoder = StackedRNN(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
+                                  bidirectional=self.bidirectional, dropout=self.dropout,
+                                  cell_options=self.cell_options)
+        width = self.hidden_size * (2 if self.bidirectional else 1)
+        if self.tokens:
+            self.decoder = Decoder(
+                vocab_size=self.target_vocab_size or self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
+                hidden_size=width, num_layers=self.num_layers, attention=self.attention,
+                attention_units=self.attention_units, input_feeding=self.input_feeding,
+                cell_options=self.cell_options)
+        else:
+            self.cells = [make_cell(self.cell, width, **(self.cell_options or {})) for _ in range(self.num_layers)]
+            self.output = Affine(self.input_shape[-1])
+
+    def forward_features(self, x, train: bool = False) -> dict:
+        """Encode: x (B, T_in) int or (B, T, F) float -> {"memory": (B, T_in, D*H) encoder
+        outputs, "mask": (B, T_in) bool, "carry": the decoder's initial per-layer carries}."""
+        name = f"Seq2Seq(cell={self.cell!r}, attention={self.attention!r})"
+        check_input(x, self.input_shape, model=name, dtype_kind="int" if self.tokens else "float")
+        if x.ndim != len(self.input_shape) + 1:
+            shape = ", ".join("*" if d is None else str(d) for d in self.input_shape)
+            raise ValueError(f"{name} expects input of shape (B, {shape}), got {tuple(x.shape)}")
+        if self.tokens:
+            mask = x != PAD
+            carries, memory = self.encoder(self.source_embedding(x), lengths=jnp.sum(mask, -1), train=train)
+        else:
+            mask = jnp.ones(x.shape[:2], bool)
+            carries, memory = self.encoder(x, train=train)
+        if self.bidirectional:  # decoder width 2H: forward and backward final states side by side
+            carries = [jax.tree.map(lambda f, b: jnp.concatenate([f, b], -1), *pair) for pair in carries]
+        return {"memory": memory, "mask": mask, "carry": tuple(carries)}
+
+    def head(self, features: dict, y=None, train: bool = False):
+        """Decode the features of `forward_features`; y (B, T_out) int or None. Returns the
+        output dict (tokens) or the reconstruction (B, T, F) (float sequences)."""
+        carry = features["carry"]
+        if not self.tokens:
+            steps = [cell(0 if i == 0 else cell.hidden_size) for i, cell in enumerate(self.cells)]
+
+            def step(c, x_t):  # unconditioned: the input is empty, the state carries the sequence
+                new = []
+                for s, layer_carry in zip(steps, c):
+                    layer_carry, x_t = s(layer_carry, x_t)
+                    new.append(layer_carry)
+                return tuple(new), x_t
+
+            B, T = features["memory"].shape[:2]
+            _, hs = scan_cell(step, carry, jnp.zeros((B, T, 0), features["memory"].dtype))
+            return self.output(hs.shape[-1])(hs)
+
+        attentive = self.attention != "none"
+        fns = self.decoder.functions(features["memory"] if attentive else None,
+                                     features["mask"] if attentive else None)
+        B = features["memory"].shape[0]
+        # The decoder starts from the encoder's final states (and input feeding from h~_0 = 0).
+        state = (carry, self.decoder.initial_carry(B, features["memory"].dtype)[1])
+        start = jnp.full((B,), self.bos_id, jnp.int32)
+        if y is None:
+            out = greedy_decode(fns, state, start, self.output_length, self.eos_id)
+            return out if attentive else {k: v for k, v in out.items() if k != "attention"}
+        if y.ndim != 2 or y.shape[0] != B or jnp.issubdtype(y.dtype, jnp.floating):
+            raise ValueError(f"Seq2Seq expects targets y of shape (B, T_out) = ({B}, T_out), int, "
+                             f"got {tuple(y.shape)} {y.dtype}")
+        inputs = jnp.concatenate([start[:, None], y[:, :-1].astype(jnp.int32)], 1)
+        logits, alpha = teacher_forced(fns, state, inputs)
+        out = {"logits": logits}
+        if attentive:
+            out["attention"] = alpha
+        if not train:
+            greedy = greedy_decode(fns, state, start, y.shape[1], self.eos_id)
+            out["predictions"] = greedy["predictions"]
+            if attentive:
+                out["predicted_attention"] = greedy["attention"]
+        return out
+
+    def __call__(self, x, y=None, train: bool = False):
+        return self.head(self.forward_features(x, train), y, train)
+
+
+# --------------------------------------------------------------------------------------
+# Character-level language model.
+# --------------------------------------------------------------------------------------
+
+
+class CharRNN(nn.Module):
+    """Next-token model (many-to-many): x (B, T) int -> {"logits": (B, T, V)}, logits[:, t]
+    predicting token t+1 from tokens 0..t, plus in inference mode "predictions" (B, T):
+    greedy generation from each sequence's first token (x[:, 0]), stopping at EOS.
+
+    It is the seq2seq `Decoder` without encoder or attention, so training uses the
+    sequence_to_sequence task's loss unchanged (its target y is x shifted left, ending in
+    EOS); the call takes y for that task's uniform ``model(x, y)`` and ignores it, since
+    the teacher's tokens are x itself.
+    """
+
+    input_shape: tuple = (45,)
+    vocab_size: int = 30
+    embed_dim: int = 16
+    cell: str = "lstm"
+    hidden_size: int = 64
+    num_layers: int = 1
+    cell_options: dict | None = None
+    eos_id: int = EOS
+
+    def __post_init__(self):
+        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        _check_positive(self.vocab_size, "vocab_size")
+        _check_positive(self.num_layers, "num_layers")
+        if len(self.input_shape) != 1:
+            raise ValueError(f"CharRNN's input_shape is (T,), got {tuple(self.input_shape)}")
+        super().__post_init__()
+
+    @property
+    def output_shape(self) -> tuple:
+        return (self.input_shape[0], self.vocab_size)
+
+    def setup(self):
+        self.decoder = Decoder(vocab_size=self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
+                               hidden_size=self.hidden_size, num_layers=self.num_layers,
+                               cell_options=self.cell_options)
+
+    def _start(self, batch_size: int):
+        return self.decoder.initial_carry(batch_size)
+
+    def forward_features(self, x, train: bool = False):
+        """x (B, T) int -> the top layer's outputs (B, T, H)."""
+        name = f"CharRNN(cell={self.cell!r})"
+        check_input(x, self.input_shape, model=name, dtype_kind="int")
+        if x.ndim != 2:
+            raise ValueError(f"{name} expects input of shape (B, {self.input_shape[0]}), got {tuple(x.shape)}")
+        fns = self.decoder.functions()
+
+        def step(c, e_t):  # scan_cell's steps emit one array: the readout input (no attention here)
+            c, (out, _) = fns.step(c, e_t)
+            return c, out
+
+        _, hs = scan_cell(step, self._start(x.shape[0]), fns.embed(x.astype(jnp.int32)))
+        return hs
+
+    def head(self, h):
+        """(B, T, H) -> logits (B, T, V)."""
+        return self.decoder.functions().logits(h)
+
+    def generate(self, first, length: int) -> dict:
+        """Greedy generation: first (B,) int -> `greedy_decode`'s dict for ``length`` steps."""
+        fns = self.decoder.functions()
+        return greedy_decode(fns, self._start(first.shape[0]), first, length, self.eos_id)
+
+    def __call__(self, x, y=None, train: bool = False):
+        out = {"logits": self.head(self.forward_features(x, train))}
+        if not train:
+            out["predictions"] = self.generate(x[:, 0], x.shape[1])["predictions"]
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Registry.
+# --------------------------------------------------------------------------------------
+
+_PAPERS = {
+    "none": "Sutskever et al. 2014; Cho et al. 2014",
+    "bahdanau": "Bahdanau et al. 2015 (additive attention)",
+    "luong": "Luong et al. 2015 (global attention: dot, general, concat)",
+}
+_TEST = {"input_shape": (5,), "vocab_size": 7, "output_length": 6, "embed_dim": 3, "hidden_size": 4,
+         "num_layers": 2, "bidirectional": True}
+
+
+def _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
+             num_layers, bidirectional, attention, attention_units, input_feeding, dropout, cell_options):
+    return Seq2Seq(input_shape=tuple(input_shape), vocab_size=None if vocab_size is None else int(vocab_size),
+                   target_vocab_size=target_vocab_size, output_length=int(output_length),
+                   embed_dim=int(embed_dim), cell=cell, hidden_size=int(hidden_size),
+                   num_layers=int(num_layers), bidirectional=bool(bidirectional), attention=attention,
+                   attention_units=attention_units, input_feeding=bool(input_feeding),
+                   dropout=float(dropout), cell_options=dict(cell_options or {}))
+
+
+@register_model(
+    "seq2seq", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+    paper=f"{_PAPERS['none']}; {KANG}, Sequence to Sequence (Seq2seq), RNN: Attention",
+    test_config={**_TEST, "attention": "concat", "input_feeding": True},
+)
+def seq2seq(*, input_shape=(10,), vocab_size=24, target_vocab_size=None, output_length=11, embed_dim=32,
+            cell="lstm", hidden_size=64, num_layers=1, bidirectional=False, attention="none",
+            attention_units=None, input_feeding=False, dropout=0.0, cell_options=None):
+    """RNN encoder-decoder; attention "none", "bahdanau", or Luong's "dot", "general", "concat"."""
+    return _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
+                    num_layers, bidirectional, attention, attention_units, input_feeding, dropout, cell_options)
+
+
+@register_model(
+    "seq2seq_bahdanau", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+    paper=f"{_PAPERS['bahdanau']}: v^T tanh(W_1 h_s + W_2 s_(t-1)); {KANG}, Bahdanau attention",
+    test_config=_TEST,
+)
+def seq2seq_bahdanau(*, input_shape=(10,), vocab_size=24, target_vocab_size=None, output_length=11,
+                     embed_dim=32, cell="gru", hidden_size=64, num_layers=1, bidirectional=True,
+                     attention_units=None, dropout=0.0, cell_options=None):
+    """Bahdanau et al.: bidirectional GRU encoder, additive attention on s_(t-1), context fed
+    to the decoder input; readout W_o [s_t; c_t]."""
+    return _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
+                    num_layers, bidirectional, "bahdanau", attention_units, False, dropout, cell_options)
+
+
+@register_model(
+    "seq2seq_luong", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+    paper=(f"{_PAPERS['luong']}: h~_t = tanh(W_c [c_t; h_t]), p = softmax(W_s h~_t); {KANG}, Luong "
+           "attention (the slide's concat score v^T tanh(W_c [c_t; h_t]) is circular; the paper's "
+           "v^T tanh(W_a [h_t; h_s]) is used)"),
+    test_config={**_TEST, "attention": "dot"},
+)
+def seq2seq_luong(*, input_shape=(10,), vocab_size=24, target_vocab_size=None, output_length=11,
+                  embed_dim=32, cell="lstm", hidden_size=64, num_layers=1, bidirectional=False,
+                  attention="general", attention_units=None, input_feeding=True, dropout=0.0,
+                  cell_options=None):
+    """Luong et al.: global attention on the current state h_t (score "dot", "general" or
+    "concat"), attentional state h~_t, input feeding."""
+    _check_choice(attention, LUONG, "Luong attention score")
+    return _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
+                    num_layers, bidirectional, attention, attention_units, input_feeding, dropout, cell_options)
+
+
+@register_model(
+    "rnn_autoencoder", family="recurrent", task="regression",
+    paper=(f"{KANG}, RNN autoencoder (encoder's final state -> decoder reconstructs the input); "
+           "Srivastava et al. 2015 (unconditioned decoder)"),
+    test_config={"input_shape": (5, 2), "hidden_size": 4, "num_layers": 2},
+)
+def rnn_autoencoder(*, input_shape=(10, 1), vocab_size=None, output_length=11, embed_dim=32, cell="lstm",
+                    hidden_size=64, num_layers=1, bidirectional=False, dropout=0.0, cell_options=None):
+    """Sequence in, reconstruction out, through the encoder's final state alone (no attention).
+    Float sequences (vocab_size None): x (B, T, F) -> (B, T, F), trained on the "regression"
+    task (MSE). Tokens (vocab_size set, as a token dataset's model_config does): a seq2seq
+    model without attention, trained on a copy task (the sequence to itself)."""
+    return _seq2seq(input_shape, vocab_size, None, output_length, embed_dim, cell, hidden_size, num_layers,
+                    bidirectional, "none", None, False, dropout, cell_options)
+
+
+@register_model(
+    "char_rnn", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+    paper=(f"{SURF}, RNNs: 'What if words are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis' "
+           "(character-level next-token model)"),
+    test_config={"input_shape": (6,), "vocab_size": 7, "embed_dim": 3, "hidden_size": 4, "num_layers": 2},
+)
+def char_rnn(*, input_shape=(45,), vocab_size=30, embed_dim=16, cell="lstm", hidden_size=64, num_layers=1,
+             cell_options=None):
+    """Character-level RNN (cell "rnn", "lstm" or "gru"): predicts each next character."""
+    if cell not in CELLS:
+        raise ValueError(f"unknown cell {cell!r}; expected one of {tuple(CELLS)}")
+    return CharRNN(input_shape=tuple(input_shape), vocab_size=int(vocab_size), embed_dim=int(embed_dim),
+                   cell=cell, hidden_size=int(hidden_size), num_layers=int(num_layers),
+                   cell_options=dict(cell_options or {}))
+
+
+# --------------------------------------------------------------------------------------
+# Scoring decoded outputs.
+# --------------------------------------------------------------------------------------
+
+
+def translate(model, variables, x, *, batch_size: int = 256):
+    """Greedy decoding of every row of x (N, T_in) int: (N, output_length) int32 numpy
+    (a jit'd ``model.apply(variables, x)``, batch by batch)."""
+    run = jax.jit(lambda v, xb: model.apply(v, xb)["predictions"])
+    return np.concatenate([np.asarray(run(variables, x[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)])
+
+
+def score_translations(predictions, targets) -> dict:
+    """Exact match and corpus BLEU (zoo.metrics; tokens of each row up to EOS) of
+    predictions against targets, both (N, T) int: {"exact_match", "bleu"}."""
+    hyps = [strip_ids(p) for p in predictions]
+    refs = [strip_ids(t) for t in targets]
+    return {"exact_match": exact_match(refs, hyps), "bleu": corpus_bleu([[r] for r in refs], hyps)}
