@@ -64,7 +64,7 @@ def test_lstm_sequence_equals_scan_of_lstm_step(return_sequences, reverse, chunk
 
     def plain(w, c0, h0, x):
         return R.scan_cell(functools.partial(R.lstm_step, w), (c0, h0), x, reverse=reverse,
-                           return_sequences=return_sequences)
+                           return_sequences=return_sequences, fast=False)
 
     def fast(w, c0, h0, x):
         return fastrnn.lstm_sequence(w, (c0, h0), x, reverse=reverse,
@@ -88,7 +88,7 @@ def test_gru_sequence_equals_scan_of_gru_step(update_convention, return_sequence
 
     def plain(w, h0, x):
         step = functools.partial(R.gru_step, w, reset_after=True, update_convention=update_convention)
-        return R.scan_cell(step, h0, x, reverse=reverse, return_sequences=return_sequences)
+        return R.scan_cell(step, h0, x, reverse=reverse, return_sequences=return_sequences, fast=False)
 
     def fast(w, h0, x):
         return fastrnn.gru_sequence(w, h0, x, update_convention=update_convention, reverse=reverse,
@@ -105,7 +105,7 @@ def test_time_major_and_jit():
     w = _lstm_weights(key)
     (c, h), ys = jax.jit(functools.partial(fastrnn.lstm_sequence, time_major=True))(
         w, (c0, h0), jnp.swapaxes(x, 0, 1))
-    (c_ref, h_ref), ys_ref = R.scan_cell(functools.partial(R.lstm_step, w), (c0, h0), x)
+    (c_ref, h_ref), ys_ref = R.scan_cell(functools.partial(R.lstm_step, w), (c0, h0), x, fast=False)
     _close((c_ref, h_ref, ys_ref), (c, h, jnp.swapaxes(ys, 0, 1)))
 
 
@@ -133,3 +133,16 @@ def test_bad_update_convention():
     x, _, h0, key = _inputs()
     with pytest.raises(ValueError, match="update_convention"):
         fastrnn.gru_sequence(_gru_weights(key), h0, x, update_convention="other")
+
+
+def test_scan_cell_takes_the_fast_path_only_where_it_applies():
+    x, c0, h0, key = _inputs(4)
+    w = _lstm_weights(key)
+    step = functools.partial(R.lstm_step, w)
+    pick = functools.partial(R._fast_sequence, step, (c0, h0), x, remat=False, perturbations=None)
+    assert pick(lengths=None) is not None
+    assert pick(lengths=jnp.full((B,), T)) is None  # masking: the plain scan
+    assert R._fast_sequence(functools.partial(R.lstm_step, w, peephole=None), (c0, h0), x, lengths=None,
+                            remat=True, perturbations=None) is None
+    # The default (fast) and the plain scan agree through the public runner.
+    _close(R.scan_cell(step, (c0, h0), x), R.scan_cell(step, (c0, h0), x, fast=False))

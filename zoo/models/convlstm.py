@@ -41,13 +41,12 @@ frames in [0, 1], trained by the zoo's regression task (squared error).
 from __future__ import annotations
 
 import functools
-import math
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo.models.recurrent import hidden_state_perturbation, scan_cell
+from zoo.models.recurrent import hidden_state_perturbation, scan_cell, torch_uniform
 from zoo.nn import check_input
 from zoo.nn.fastconv import CONV_IMPLS, conv2d
 from zoo.registry import register_model
@@ -72,17 +71,6 @@ def convlstm_step(w, carry, x, *, conv_impl: str = "auto"):
     o = jax.nn.sigmoid(o + w["peephole_o"] * c)
     h = o * jnp.tanh(c)
     return (c, h), h
-
-
-def _uniform_fan_in(fan_in: int):
-    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for convolutions and for its
-    recurrent cells (the dense cells here use the same rule with fan_in = H)."""
-    bound = 1.0 / math.sqrt(fan_in)
-
-    def init(key, shape, dtype=jnp.float32):
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-
-    return init
 
 
 class ConvLSTMCell(nn.Module):
@@ -112,7 +100,7 @@ class ConvLSTMCell(nn.Module):
     def __call__(self, input_shape):
         height, width, channels = input_shape
         k, F = self.kernel_size, self.features
-        init = _uniform_fan_in(k * k * (channels + F))
+        init = torch_uniform(k * k * (channels + F))
         w = {"kernel": self.param("kernel", init, (k, k, channels + F, 4 * F)),
              "bias": self.param("bias", init, (4 * F,))}
         for gate in ("i", "f", "o"):

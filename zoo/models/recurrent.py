@@ -77,9 +77,10 @@ MERGES = ("concat", "sum")
 Step = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
 
 
-def _torch_uniform(hidden_size: int):
-    """PyTorch's recurrent init: U(-1/sqrt(H), 1/sqrt(H))."""
-    bound = 1.0 / math.sqrt(hidden_size)
+def torch_uniform(fan_in: int):
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's init of its recurrent cells (fan_in =
+    H) and default for convolutions (fan_in = k*k*C_in)."""
+    bound = 1.0 / math.sqrt(fan_in)
 
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -bound, bound)
@@ -168,7 +169,7 @@ class _Cell(nn.Module):
         return jnp.zeros((batch_size, self.hidden_size), dtype)
 
     def _weights(self, shapes: dict[str, tuple], inits: dict | None = None) -> dict[str, jax.Array]:
-        init = _torch_uniform(self.hidden_size)
+        init = torch_uniform(self.hidden_size)
         inits = inits or {}
         return {name: self.param(name, inits.get(name) or (nn.initializers.zeros if name.startswith("peephole")
                                                            else init), shape)
@@ -219,7 +220,7 @@ class LSTMCell(_Cell):
             shapes.update(peephole_i=p, peephole_f=p, peephole_o=p)
         inits = {}
         if self.forget_bias:
-            base, offset = _torch_uniform(H), float(self.forget_bias)
+            base, offset = torch_uniform(H), float(self.forget_bias)
 
             def bias_init(key, shape, dtype=jnp.float32):  # gate blocks (i, f, a, o)
                 return base(key, shape, dtype).at[H:2 * H].add(offset)
@@ -265,7 +266,7 @@ def make_cell(kind: str, hidden_size: int, **options) -> _Cell:
     return CELLS[kind](hidden_size=int(hidden_size), **options)
 
 
-def _validate_cell(kind: str, hidden_size: int, options: dict | None) -> None:
+def validate_cell(kind: str, hidden_size: int, options: dict | None) -> None:
     """Raise ValueError now for a bad cell config (builds an unbound cell: parent=None keeps
     it from being registered as a child of whatever module is being set up)."""
     if kind not in CELLS:
@@ -303,14 +304,11 @@ def _with_output(carry, h):
     return (carry[0], h) if isinstance(carry, tuple) else h
 
 
-USE_FASTRNN = True  # False: always the plain scan (for comparisons)
-
-
 def _fast_sequence(step, carry, xs, *, lengths, remat, perturbations):
     """`zoo.nn.fastrnn`'s whole-sequence runner for a plain ``lstm_step`` (no peephole) or a
     reset-after ``gru_step``, as a callable ``(reverse=, return_sequences=)``; None where
     it does not apply (masking, remat, perturbations, other cells, mixed dtypes)."""
-    if (not USE_FASTRNN or lengths is not None or remat or perturbations is not None
+    if (lengths is not None or remat or perturbations is not None
             or not isinstance(step, functools.partial) or len(step.args) != 1 or xs.ndim != 3):
         return None
     w, options = step.args[0], step.keywords
@@ -324,7 +322,7 @@ def _fast_sequence(step, carry, xs, *, lengths, remat, perturbations):
 
 
 def scan_cell(step: Step, carry, xs, *, lengths=None, reverse: bool = False, remat: bool = False,
-              return_sequences: bool = True, perturbations=None):
+              return_sequences: bool = True, perturbations=None, fast: bool = True):
     """Run ``step`` over time: xs (B, T, *I) batch-major -> (final carry, ys (B, T, *H) or None).
 
     Any step whose carry leaves are batch-major arrays works: the dense cells here
@@ -341,10 +339,17 @@ def scan_cell(step: Step, carry, xs, *, lengths=None, reverse: bool = False, rem
     the gradient of a loss with respect to ``perturbations[:, t]`` is dLoss/dh_t through
     every later step — back-propagation through time made visible
     (`gradient_norms_through_time`).
+
+    A plain LSTM step or a reset-after GRU step (a ``functools.partial`` of `lstm_step` /
+    `gru_step`) without lengths, remat or perturbations runs as `zoo.nn.fastrnn`'s
+    whole-sequence function: the same numbers (tests/test_fastrnn.py), a hand-written
+    backward with less memory traffic. ``fast=False`` always takes the plain scan (the
+    reference the fast path is checked and benchmarked against).
     """
-    fast = _fast_sequence(step, carry, xs, lengths=lengths, remat=remat, perturbations=perturbations)
-    if fast is not None:  # same result, hand-written backward (zoo.nn.fastrnn)
-        return fast(reverse=reverse, return_sequences=return_sequences)
+    runner = fast and _fast_sequence(step, carry, xs, lengths=lengths, remat=remat,
+                                     perturbations=perturbations)
+    if runner:
+        return runner(reverse=reverse, return_sequences=return_sequences)
     xs_t = jnp.swapaxes(xs, 0, 1)  # (T, B, *I): scan runs over the leading axis
     eps_t = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
     if lengths is None:
@@ -474,7 +479,7 @@ class StackedRNN(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.merge not in MERGES:
             raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
-        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        validate_cell(self.cell, self.hidden_size, self.cell_options)
         super().__post_init__()
 
     def setup(self):
@@ -609,7 +614,7 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.attention_size is not None and int(self.attention_size) <= 0:
             raise ValueError(f"attention_size must be positive or None, got {self.attention_size}")
-        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        validate_cell(self.cell, self.hidden_size, self.cell_options)
         super().__post_init__()
 
     def setup(self):

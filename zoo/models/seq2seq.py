@@ -60,7 +60,7 @@ import numpy as np
 
 from zoo.data.seq2seq_tasks import BOS, EOS, strip_ids
 from zoo.data.text import PAD
-from zoo.models.recurrent import CELLS, KANG, SURF, StackedRNN, _validate_cell, carry_output, make_cell, scan_cell
+from zoo.models.recurrent import CELLS, KANG, SURF, StackedRNN, carry_output, make_cell, scan_cell, validate_cell
 from zoo.metrics import corpus_bleu, exact_match
 from zoo.nn import check_input
 from zoo.registry import register_model
@@ -353,7 +353,7 @@ class Seq2Seq(nn.Module):
 
     def __post_init__(self):
         _check_choice(self.attention, ATTENTIONS, "attention")
-        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        validate_cell(self.cell, self.hidden_size, self.cell_options)
         if self.tokens:
             _check_positive(self.vocab_size, "vocab_size")
             if len(self.input_shape) != 1:
@@ -491,7 +491,7 @@ class CharRNN(nn.Module):
     eos_id: int = EOS
 
     def __post_init__(self):
-        _validate_cell(self.cell, self.hidden_size, self.cell_options)
+        validate_cell(self.cell, self.hidden_size, self.cell_options)
         _check_positive(self.vocab_size, "vocab_size")
         _check_positive(self.num_layers, "num_layers")
         if len(self.input_shape) != 1:
