@@ -12,12 +12,13 @@ vocabulary does not hold); the words follow from id 2, most frequent first.
 from __future__ import annotations
 
 import collections
-import operator
 import os
 import re
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
+from zoo.data.batching import check_count
 
 PAD, UNK = 0, 1
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
@@ -43,19 +44,9 @@ def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def _positive_int(value, what: str, minimum: int = 1) -> int:
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value}")
-    return value
-
-
 def pad_or_truncate(ids: Sequence[int], length: int, *, pad_id: int = PAD) -> np.ndarray:
     """``(length,)`` int32: the first ``length`` ids, padded at the end with ``pad_id``."""
-    length = _positive_int(length, "length")
+    length = check_count(length, "length", 1)
     out = np.full(length, pad_id, np.int32)
     kept = np.asarray(ids[:length], np.int32)
     out[: len(kept)] = kept
@@ -91,9 +82,9 @@ class Vocabulary:
         ``max_size`` caps ``len(vocabulary)``, PAD and UNK included (so it is the model's
         ``vocab_size``); the least frequent words are dropped first.
         """
-        min_count = _positive_int(min_count, "min_count")
+        min_count = check_count(min_count, "min_count", 1)
         if max_size is not None:
-            max_size = _positive_int(max_size, "max_size", len(SPECIAL_TOKENS) + 1)
+            max_size = check_count(max_size, "max_size", len(SPECIAL_TOKENS) + 1)
         counts = collections.Counter()
         for text in texts:
             counts.update(tokenizer(text))
@@ -131,7 +122,7 @@ class Vocabulary:
 
     def encode_batch(self, texts: Iterable[str | Sequence[str]], length: int) -> np.ndarray:
         """``(N, length)`` int32: every text encoded, padded or truncated to ``length``."""
-        length = _positive_int(length, "length")
+        length = check_count(length, "length", 1)
         rows = [self.encode(text, length) for text in texts]
         return np.stack(rows) if rows else np.zeros((0, length), np.int32)
 
@@ -198,7 +189,7 @@ def load_word_vectors(path: str | os.PathLike, vocab: Vocabulary, *, dim: int | 
     if not scale >= 0:
         raise ValueError(f"scale must be >= 0, got {scale!r}")
     if dim is not None:
-        dim = _positive_int(dim, "dim")
+        dim = check_count(dim, "dim", 1)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"word-vector file {path!r} does not exist")
 

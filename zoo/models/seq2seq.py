@@ -58,6 +58,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoo.data.batching import check_count
 from zoo.data.seq2seq_tasks import BOS, EOS, strip_ids
 from zoo.data.text import PAD
 from zoo.models.recurrent import CELLS, KANG, SURF, StackedRNN, carry_output, make_cell, scan_cell, validate_cell
@@ -306,12 +307,6 @@ class Decoder(nn.Module):
                           0 if memory is None else memory.shape[1])
 
 
-def _check_positive(value, what: str) -> int:
-    if int(value) <= 0:
-        raise ValueError(f"{what} must be positive, got {value}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------
 # Encoder-decoder.
 # --------------------------------------------------------------------------------------
@@ -355,7 +350,7 @@ class Seq2Seq(nn.Module):
         _check_choice(self.attention, ATTENTIONS, "attention")
         validate_cell(self.cell, self.hidden_size, self.cell_options)
         if self.tokens:
-            _check_positive(self.vocab_size, "vocab_size")
+            check_count(self.vocab_size, "vocab_size", 1)
             if len(self.input_shape) != 1:
                 raise ValueError(f"a token model's input_shape is (T_in,), got {tuple(self.input_shape)}")
         else:
@@ -367,9 +362,9 @@ class Seq2Seq(nn.Module):
         if self.input_feeding and self.attention not in LUONG:
             raise ValueError(f"input_feeding feeds Luong's attentional state: it needs attention in {LUONG}, "
                              f"got {self.attention!r}")
-        _check_positive(self.output_length, "output_length")
-        _check_positive(self.embed_dim, "embed_dim")
-        _check_positive(self.num_layers, "num_layers")
+        check_count(self.output_length, "output_length", 1)
+        check_count(self.embed_dim, "embed_dim", 1)
+        check_count(self.num_layers, "num_layers", 1)
         super().__post_init__()
 
     @property
@@ -492,8 +487,8 @@ class CharRNN(nn.Module):
 
     def __post_init__(self):
         validate_cell(self.cell, self.hidden_size, self.cell_options)
-        _check_positive(self.vocab_size, "vocab_size")
-        _check_positive(self.num_layers, "num_layers")
+        check_count(self.vocab_size, "vocab_size", 1)
+        check_count(self.num_layers, "num_layers", 1)
         if len(self.input_shape) != 1:
             raise ValueError(f"CharRNN's input_shape is (T,), got {tuple(self.input_shape)}")
         super().__post_init__()
