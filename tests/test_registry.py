@@ -66,7 +66,6 @@ def test_model_info_is_complete(name):
     info = zoo.model_info(name)
     for key in ("family", "paper", "config", "input_shape", "input_dtype", "task", "learning"):
         assert info[key] not in (None, ""), key
-    assert info["task"] in registry.TASKS
     assert info["learns_by_gradient"] == (info["learning"] == "gradient")
     assert info["input_shape"] == tuple(info["config"]["input_shape"])
 
@@ -170,13 +169,57 @@ def test_list_models_pattern_and_family():
     assert zoo.list_models(family="no-such-family") == []
 
 
-def test_register_rejects_incomplete_constructors():
-    with pytest.raises(TypeError, match="keyword-only"):
+def test_register_rejects_incomplete_models():
+    import flax.linen as nn
+
+    class NoDefault(nn.Module):
+        width: int  # no default
+        input_shape: tuple = (2,)
+
+    class NoInputShape(nn.Module):
+        width: int = 3
+
+    with pytest.raises(TypeError, match="width needs a default"):
+        registry.register_model("tmp_bad", NoDefault, family="x", paper="x", task="regression")
+    with pytest.raises(TypeError, match="input_shape field"):
+        registry.register_model("tmp_bad", NoInputShape, family="x", paper="x", task="regression")
+    with pytest.raises(TypeError, match="Linen module class"):
         registry.register_model("tmp_bad", family="x", paper="x", task="regression")(lambda n: n)
+    with pytest.raises(ValueError, match="unknown task 'reconstructing'"):
+        registry.register_model("tmp_bad", NoDefault, family="x", paper="x", task="reconstructing")
+    with pytest.raises(ValueError, match="unknown config key 'widht'"):
+        registry.register_model("tmp_bad", NoInputShape, family="x", paper="x", task="regression",
+                                defaults={"widht": 2})
     with pytest.raises(ValueError, match="learning_rule"):
         registry.register_model("tmp_bad2", family="x", paper="x", task="regression",
                                 learning="rosenblatt")
-    assert "tmp_bad" not in zoo.list_models()
+    assert not zoo.list_models("tmp_bad*")
+
+
+def test_every_registered_task_is_one_the_engine_trains():
+    from zoo.tasks import TASKS
+
+    for name in ALL:
+        assert registry.get_spec(name).task in TASKS, name
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"hidden_sizes": "abc"}, "hidden_sizes must be a tuple like"),
+    ({"hidden_sizes": 64}, "hidden_sizes must be a tuple like"),
+    ({"hidden_sizes": (64.5,)}, r"hidden_sizes\[0\] must be an integer, got float 64.5"),
+    ({"batch_norm": "maybe"}, "batch_norm must be True or False"),
+    ({"dropout_rate": "high"}, "dropout_rate must be a number"),
+    ({"num_outputs": 2.5}, "num_outputs must be an integer"),
+    ({"dropout": 0.1}, "unknown config key 'dropout'.*dropout_rate"),
+])
+def test_create_model_names_the_option_and_what_it_got(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.create_model("mlp", **overrides)
+
+
+def test_create_model_converts_lists_and_ints():
+    model = zoo.create_model("mlp", hidden_sizes=[8, 4], dropout_rate=0)  # as JSON configs give them
+    assert model.hidden_sizes == (8, 4) and isinstance(model.dropout_rate, float)
 
 
 def test_adapt_config_sets_input_and_outputs():

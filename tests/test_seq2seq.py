@@ -20,7 +20,7 @@ from zoo import metrics
 from zoo.data import Dataset, load_dataset
 from zoo.data import seq2seq_tasks as D
 from zoo.models import seq2seq as S
-from zoo.train.tasks import get_task
+from zoo.tasks import get_task
 
 B, SRC, DQ, DK, A = 3, 5, 4, 6, 7
 MASK = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0]], bool)

@@ -20,7 +20,7 @@ from zoo.data.text import PAD, UNK, Vocabulary, load_word_vectors, pad_or_trunca
 from zoo.models.cnn.textcnn import word_importance
 from zoo.train.state import create_train_state
 from zoo.train.steps import make_train_step
-from zoo.train.tasks import get_task
+from zoo.tasks import get_task
 
 
 def _param_count(tree) -> int:

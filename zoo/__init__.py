@@ -7,6 +7,7 @@
 """
 
 from zoo.registry import create_model, list_models, model_info
+from zoo import models  # noqa: F401  (registers every family: models import the registry, not back)
 
 __version__ = "0.1.0"
 
@@ -18,7 +19,6 @@ _LAZY = {
     "optim": ("zoo.optim", None),
     "train": ("zoo.train", None),
     "nn": ("zoo.nn", None),
-    "models": ("zoo.models", None),
     "explain": ("zoo.explain", None),
     "transfer": ("zoo.transfer", None),
     "cam": ("zoo.explain", "cam"),

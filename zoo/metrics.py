@@ -5,7 +5,7 @@
 
 Token sequences are lists of hashable tokens (words, characters or ids). The training
 engine's per-batch metrics (token accuracy, exact match on device) live in
-zoo.train.tasks; these work on decoded outputs, e.g. for a translation's test report.
+zoo.tasks; these work on decoded outputs, e.g. for a translation's test report.
 """
 
 from __future__ import annotations

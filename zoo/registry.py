@@ -1,17 +1,28 @@
-"""Model registry: name -> constructor, default config and metadata.
+"""Model registry: name -> module class, default config and metadata.
 
-Every model module registers its constructors next to their definitions::
+A model registers its Linen module class next to the definition; the module's dataclass
+fields are the config, declared once::
 
     @register_model("mlp", family="perceptron", paper="...", task="classification",
                     test_config={"hidden_sizes": (8,)})
-    def mlp(*, input_shape=(64,), hidden_sizes=(128,), num_outputs=10, ...):
-        return MLP(...)
+    class MLP(nn.Module):
+        input_shape: tuple = (8, 8, 1)
+        hidden_sizes: tuple = (256,)
+        ...
 
-The keyword arguments of the constructor (all keyword-only, all with defaults) are the
-model's config; ``create_model(name, **overrides)`` validates overrides against them.
-Every constructor takes ``input_shape`` (one example, no batch axis; ``None`` for a free
-axis such as sequence length), and classifiers take ``num_classes`` or ``num_outputs``,
-so the trainer can adapt any model to a dataset with `adapt_config`.
+    register_model("dff", MLP, defaults={"hidden_sizes": (256,) * 4, "batch_norm": True}, ...)
+
+``defaults`` overrides field defaults for one registered name (a second name for the same
+module is a variant: ``dff`` is an MLP with other defaults). ``create_model(name,
+**overrides)`` checks each override against the config (unknown keys, and values of the
+wrong kind: a float for an int field, a string for a bool) before building the module, whose
+``__post_init__`` checks the values. Every model has an ``input_shape`` field (one example,
+no batch axis; ``None`` for a free axis such as sequence length); classifiers have
+``num_classes`` or ``num_outputs``, so the trainer can adapt any model to a dataset with
+`adapt_config`.
+
+The package's ``__init__`` imports `zoo.models`, which registers every family: imports run
+one way (models -> registry), and the registry never imports a model.
 """
 
 from __future__ import annotations
@@ -19,10 +30,12 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
+import operator
 import types
 from typing import Any, Callable, Mapping
 
 from zoo._choices import lookup, unknown_name_error
+from zoo.tasks import TASKS
 
 # How a model learns. Anything but "gradient" gets its own contract test instead of the
 # gradient test that runs over every registered model.
@@ -30,21 +43,15 @@ LEARNING_KINDS = (
     "gradient",  # trained by zoo.fit with an optax optimizer
     "rosenblatt",  # the perceptron's threshold rule (error-driven, no gradient)
     "hand_wired",  # fixed weights given by the seed; nothing to learn
-    "hebbian",  # closed-form storage (Hopfield)
-    "contrastive_divergence",  # RBM / DBN sampling rule
 )
 
-TASKS = (
-    "classification",
-    "binary_classification",
-    "regression",
-    "reconstruction",
-    "segmentation",
-    "sequence_classification",
-    "sequence_to_sequence",
-    "multi_output",
-    "energy",
-)
+# Tasks whose output head is sized by num_classes/num_outputs: such a model serves
+# whatever the data asks (classification or regression), so the dataset picks the task.
+# Any other task is fixed by the model itself (e.g. sequence to sequence).
+DATA_DEFINED_TASKS = ("classification", "regression")
+
+# Linen's own dataclass fields, not part of any model's config.
+_MODULE_FIELDS = ("parent", "name")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +59,8 @@ class ModelSpec:
     """Everything the zoo knows about one registered model."""
 
     name: str
-    constructor: Callable[..., Any]
-    config: Mapping[str, Any]  # default keyword arguments of the constructor
+    module: type  # the Linen module class
+    config: Mapping[str, Any]  # the module's fields with this model's defaults
     family: str
     paper: str  # paper and/or seed reference
     task: str
@@ -69,6 +76,17 @@ class ModelSpec:
     @property
     def learns_by_gradient(self) -> bool:
         return self.learning == "gradient"
+
+    def build(self, **overrides):
+        """The module with this model's config updated by checked ``overrides``."""
+        config = dict(self.config)
+        for key, value in overrides.items():
+            if key not in self.config:
+                raise unknown_name_error("config key", key, self.config, f" for model {self.name!r}")
+            config[key] = _coerce(self.name, key, value, self.config[key])
+        if not isinstance(self.module, type):  # TRANSITION: function constructors, removed after the restructure
+            return self.module(**{k: v for k, v in config.items() if k in overrides})
+        return self.module(**config)
 
     def info(self) -> dict[str, Any]:
         """A plain-dict summary (what `zoo.model_info` returns)."""
@@ -86,55 +104,102 @@ class ModelSpec:
         }
 
 
-# Tasks whose output head is sized by num_classes/num_outputs: such a model serves
-# whatever the data asks (classification or regression), so the dataset picks the task.
-# Any other task is fixed by the model itself (e.g. reconstruction).
-DATA_DEFINED_TASKS = ("classification", "regression")
-
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def _config_of(fn: Callable[..., Any]) -> dict[str, Any]:
+def _kind(value) -> str:
+    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+
+
+def _coerce(model: str, key: str, value, default):
+    """``value`` for config ``key`` checked against the kind of its ``default``: ints stay
+    integers, floats take ints, bools and strings must be bools and strings, tuples take
+    tuples or lists (to a tuple, each element checked against the default's first). A
+    ``None`` default or any other type is left to the module's own checks."""
+    where = f"model {model!r}: {key}"
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be True or False, got {_kind(value)}")
+        return value
+    if isinstance(default, int):
+        try:
+            return operator.index(value)  # Python and NumPy integers, not floats or bools
+        except TypeError:
+            raise ValueError(f"{where} must be an integer, got {_kind(value)}") from None
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{where} must be a number, got {_kind(value)}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {_kind(value)}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"{where} must be a tuple like {default!r}, got {_kind(value)}")
+        if default and all(isinstance(d, type(default[0])) for d in default):
+            return tuple(_coerce(model, f"{key}[{i}]", v, default[0]) for i, v in enumerate(value))
+        return tuple(value)
+    return value
+
+
+def _config_of(module: type, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    if inspect.isfunction(module):  # TRANSITION: function constructors, removed after the restructure
+        return {p.name: p.default for p in inspect.signature(module).parameters.values()}
+    if not (isinstance(module, type) and dataclasses.is_dataclass(module)):
+        raise TypeError(f"model {name!r}: register a Flax Linen module class, got {module!r}")
     config = {}
-    for p in inspect.signature(fn).parameters.values():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY or p.default is inspect.Parameter.empty:
-            raise TypeError(
-                f"model constructor {fn.__qualname__}: parameter {p.name!r} must be keyword-only "
-                "with a default, so that the default config is complete"
-            )
-        config[p.name] = p.default
+    for f in dataclasses.fields(module):
+        if not f.init or f.name in _MODULE_FIELDS:
+            continue
+        if f.name in defaults:
+            config[f.name] = defaults[f.name]
+        elif f.default is not dataclasses.MISSING:
+            config[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            config[f.name] = f.default_factory()
+        else:
+            raise TypeError(f"model {name!r}: field {module.__name__}.{f.name} needs a default "
+                            "(in the class or in defaults=), so that the default config is complete")
+    _check_keys(name, defaults, config)
+    if "input_shape" not in config:
+        raise TypeError(f"model {name!r}: {module.__name__} must have an input_shape field")
     return config
 
 
 def register_model(
     name: str,
+    module: type | None = None,
     *,
     family: str,
     paper: str,
     task: str,
+    defaults: Mapping[str, Any] | None = None,
+    description: str | None = None,
     input_dtype: str = "float32",
     learning: str = "gradient",
     test_config: Mapping[str, Any] | None = None,
     learning_rule: Callable[..., Any] | None = None,
 ):
-    """Decorator registering a model constructor under ``name``."""
+    """Register Linen module class ``module`` under ``name`` (returns it); without
+    ``module``, a class decorator doing the same."""
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        raise ValueError(f"model {name!r}: unknown task {task!r}; expected one of {tuple(TASKS)}")
     if learning not in LEARNING_KINDS:
         raise ValueError(f"unknown learning kind {learning!r}; expected one of {LEARNING_KINDS}")
-    if learning != "gradient" and learning not in ("hand_wired",) and learning_rule is None:
+    if learning not in ("gradient", "hand_wired") and learning_rule is None:
         raise ValueError(f"model {name!r} learns by {learning!r} and must give its learning_rule")
 
-    def decorate(fn):
+    def decorate(cls):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        config = _config_of(fn)
-        if "input_shape" not in config:
-            raise TypeError(f"model constructor {fn.__qualname__} must take an input_shape keyword")
+        config = _config_of(cls, name, defaults or {})
         _check_keys(name, test_config or {}, config)
         _REGISTRY[name] = ModelSpec(
             name=name,
-            constructor=fn,
+            module=cls,
             config=types.MappingProxyType(config),
             family=family,
             paper=paper,
@@ -144,16 +209,11 @@ def register_model(
             learning=learning,
             test_config=types.MappingProxyType(dict(test_config or {})),
             learning_rule=learning_rule,
-            description=inspect.getdoc(fn) or "",
+            description=description or inspect.getdoc(cls) or "",
         )
-        return fn
+        return cls
 
-    return decorate
-
-
-def _ensure_loaded() -> None:
-    # Importing the model package runs every family's @register_model.
-    from zoo import models  # noqa: F401
+    return decorate if module is None else decorate(module)
 
 
 def _check_keys(name: str, overrides: Mapping[str, Any], config: Mapping[str, Any]) -> None:
@@ -163,13 +223,11 @@ def _check_keys(name: str, overrides: Mapping[str, Any], config: Mapping[str, An
 
 
 def get_spec(name: str) -> ModelSpec:
-    _ensure_loaded()
     return lookup(_REGISTRY, name, "model")
 
 
 def list_models(pattern: str = "*", *, family: str | None = None) -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (e.g. ``"resnet*"``)."""
-    _ensure_loaded()
     return sorted(
         n
         for n, s in _REGISTRY.items()
@@ -189,11 +247,12 @@ def create_model(name: str, **overrides):
       ValueError: unknown name, unknown config key, or a value the model rejects.
     """
     spec = get_spec(name)
-    _check_keys(name, overrides, spec.config)
     try:
-        return spec.constructor(**overrides)
+        return spec.build(**overrides)
     except (TypeError, ValueError) as e:
-        raise ValueError(f"bad config for model {name!r}: {e}") from e
+        message = str(e)
+        raise ValueError(message if message.startswith(("model ", "unknown config key"))
+                         else f"bad config for model {name!r}: {message}") from e
 
 
 def adapt_config(name: str, input_shape: tuple[int, ...], num_outputs: int | None,

@@ -36,7 +36,7 @@ from zoo import registry
 from zoo.bench.suite import Entry, Workload
 from zoo.train.state import create_train_state, init_variables
 from zoo.train.steps import make_train_step
-from zoo.train.tasks import get_task
+from zoo.tasks import get_task
 
 REFERENCES = ("torch", "flax")
 # A ratio to a reference is a median over rounds: at least this many (DESIGN.md).

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import operator
 from typing import Iterator
 
 import numpy as np
 
-
-def check_count(value, what: str, minimum: int, owner: str | None = None) -> int:
-    """``value`` as an int if it is an integer >= ``minimum``, else ValueError naming
-    ``what`` (and the ``owner``, e.g. a dataset, when given)."""
-    prefix = f"{owner}: " if owner else ""
-    try:
-        value = operator.index(value)  # Python and NumPy integers; rejects floats
-    except TypeError:
-        raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value}")
-    return value
+from zoo.nn.checks import check_count
 
 
 def num_batches(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.data.base import Dataset
-from zoo.data.batching import check_count
+from zoo.nn.checks import check_count
 from zoo.data.text import Vocabulary
 
 POSITIVE_WORDS = ("good", "great", "excellent", "wonderful", "brilliant", "enjoyable",

@@ -26,12 +26,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from zoo.data.base import Dataset
-from zoo.data.batching import check_count
-from zoo.data.text import PAD, SPECIAL_TOKENS, Vocabulary, tokenize
+from zoo.data.text import Vocabulary, tokenize
+from zoo.nn.checks import check_count
+from zoo.nn.tokens import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, strip_ids  # noqa: F401
 
-BOS, EOS = 2, 3
-BOS_TOKEN, EOS_TOKEN = "<s>", "</s>"
-SEQ2SEQ_SPECIALS = SPECIAL_TOKENS + (BOS_TOKEN, EOS_TOKEN)
 TASK = "sequence_to_sequence"
 
 
@@ -48,17 +46,6 @@ def encode_targets(vocab: Vocabulary, sequences: Sequence[Sequence[str]], length
         if len(ids) > length:
             raise ValueError(f"target of {len(ids)} tokens (EOS included) is longer than {length}")
         out[i, : len(ids)] = ids
-    return out
-
-
-def strip_ids(ids) -> list[int]:
-    """A decoded row (T,) int -> its ids before the first EOS, padding removed."""
-    out = []
-    for i in np.asarray(ids).reshape(-1).tolist():
-        if i == EOS:
-            break
-        if i != PAD:
-            out.append(int(i))
     return out
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.data.base import Dataset
-from zoo.data.batching import check_count
+from zoo.nn.checks import check_count
 
 DIGIT_SIZE = 8  # scikit-learn's digits are 8x8
 

@@ -18,19 +18,12 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from zoo.data.batching import check_count
-
-PAD, UNK = 0, 1
-PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
-SPECIAL_TOKENS = (PAD_TOKEN, UNK_TOKEN)
+from zoo.nn.checks import check_count
+from zoo.nn.tokens import KIM_UNKNOWN_SCALE, PAD, PAD_TOKEN, SPECIAL_TOKENS, UNK, UNK_TOKEN  # noqa: F401
 
 # A word: letters and digits (any script; not "_"), with inner apostrophes kept so that
 # "don't" and "it's" stay one token, as in the vocabularies of GloVe and word2vec.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-
-# Kim (2014) draws the vectors of words missing from word2vec from U[-a, a] with a = 0.25,
-# "so that the randomly initialized vectors have the same variance as the pre-trained ones".
-KIM_UNKNOWN_SCALE = 0.25
 
 
 def tokenize(text: str) -> list[str]:

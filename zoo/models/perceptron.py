@@ -100,28 +100,17 @@ def rosenblatt_rule(variables, x, t, *, mask=None, learning_rate: float = 1.0):
     return {**variables, "params": {**variables["params"], "unit": params}}
 
 
-@register_model(
-    "perceptron",
-    family="perceptron",
+register_model(
+    "perceptron", Perceptron, family="perceptron", task="binary_classification",
     paper=f"Rosenblatt 1958; {SEED}, sigmoid unit trained by gradient descent on squared loss",
-    task="binary_classification",
+    description="Sigmoid perceptron, ``w <- w - alpha (y - t) h (1 - h) x`` (gradient of (t-y)^2/2).",
 )
-def perceptron(*, input_shape=(2,), kernel_init="zeros"):
-    """Sigmoid perceptron, ``w <- w - alpha (y - t) h (1 - h) x`` (gradient of (t-y)^2/2)."""
-    return Perceptron(input_shape=tuple(input_shape), activation="sigmoid", kernel_init=kernel_init)
-
-
-@register_model(
-    "perceptron_rosenblatt",
-    family="perceptron",
+register_model(
+    "perceptron_rosenblatt", Perceptron, family="perceptron", task="binary_classification",
     paper="Rosenblatt 1958, The perceptron; threshold unit with the perceptron learning rule",
-    task="binary_classification",
-    learning="rosenblatt",
-    learning_rule=rosenblatt_rule,
+    defaults={"activation": "step"}, learning="rosenblatt", learning_rule=rosenblatt_rule,
+    description="Threshold unit y = [w.x + b >= 0], trained by `rosenblatt_rule` (no gradient).",
 )
-def perceptron_rosenblatt(*, input_shape=(2,), kernel_init="zeros"):
-    """Threshold unit y = [w.x + b >= 0], trained by `rosenblatt_rule` (no gradient)."""
-    return Perceptron(input_shape=tuple(input_shape), activation="step", kernel_init=kernel_init)
 
 
 # --------------------------------------------------------------------------------------
@@ -163,46 +152,22 @@ class XORNet(nn.Module):
         return _FixedLayer(self.output_kernel, self.output_bias, self.activation, name="output")(h)
 
 
-@register_model(
-    "xor_sigmoid_net",
-    family="perceptron",
+register_model(
+    "xor_sigmoid_net", XORNet, family="perceptron", task="binary_classification", learning="hand_wired",
     paper=f"{SEED}, MLP slide: sigmoid OR and NAND units feeding an AND unit",
-    task="binary_classification",
-    learning="hand_wired",
+    defaults={"hidden_kernel": ((20.0, -20.0), (20.0, -20.0)), "hidden_bias": (-10.0, 30.0),
+              "output_kernel": ((20.0,), (20.0,)), "output_bias": (-30.0,), "activation": "sigmoid"},
+    description=("XOR = AND(OR, NAND): h1 = s(20x1 + 20x2 - 10), h2 = s(-20x1 - 20x2 + 30), "
+                 "y = s(20h1 + 20h2 - 30); inputs in {0, 1}, output ~0/~1."),
 )
-def xor_sigmoid_net(*, input_shape=(2,)):
-    """XOR = AND(OR, NAND): h1 = s(20x1 + 20x2 - 10), h2 = s(-20x1 - 20x2 + 30),
-    y = s(20h1 + 20h2 - 30); inputs in {0, 1}, output ~0/~1."""
-    return XORNet(
-        hidden_kernel=((20.0, -20.0), (20.0, -20.0)),
-        hidden_bias=(-10.0, 30.0),
-        output_kernel=((20.0,), (20.0,)),
-        output_bias=(-30.0,),
-        activation="sigmoid",
-        input_shape=tuple(input_shape),
-    )
-
-
-@register_model(
-    "xor_sign_net",
-    family="perceptron",
-    paper=(
-        f"{SEED}, 'XOR problem revisited': sign units a1 = x1 + x2 - 3/2, a2 = x1 + x2 - 5/2; "
-        "output o = h1 - h2 - 1 (the slide prints h1 + h2 - 1, which contradicts its own table)"
-    ),
-    task="regression",
-    learning="hand_wired",
+register_model(
+    "xor_sign_net", XORNet, family="perceptron", task="regression", learning="hand_wired",
+    paper=(f"{SEED}, 'XOR problem revisited': sign units a1 = x1 + x2 - 3/2, a2 = x1 + x2 - 5/2; "
+           "output o = h1 - h2 - 1 (the slide prints h1 + h2 - 1, which contradicts its own table)"),
+    defaults={"hidden_kernel": ((1.0, 1.0), (1.0, 1.0)), "hidden_bias": (-1.5, -2.5),
+              "output_kernel": ((1.0,), (-1.0,)), "output_bias": (-1.0,), "activation": "sign"},
+    description="XOR on inputs in {1/2, 3/2} with sign units; outputs +-1.",
 )
-def xor_sign_net(*, input_shape=(2,)):
-    """XOR on inputs in {1/2, 3/2} with sign units; outputs +-1."""
-    return XORNet(
-        hidden_kernel=((1.0, 1.0), (1.0, 1.0)),
-        hidden_bias=(-1.5, -2.5),
-        output_kernel=((1.0,), (-1.0,)),
-        output_bias=(-1.0,),
-        activation="sign",
-        input_shape=tuple(input_shape),
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -220,7 +185,7 @@ class MLP(nn.Module):
     """
 
     input_shape: tuple[int, ...] = (64,)
-    hidden_sizes: Sequence[int] = (128,)
+    hidden_sizes: tuple[int, ...] = (128,)
     num_outputs: int = 10
     activation: str = "relu"
     output_activation: str = "identity"
@@ -279,66 +244,21 @@ class MLP(nn.Module):
         return self.head(self.forward_features(x, train))
 
 
-@register_model(
-    "mlp",
-    family="perceptron",
+register_model(
+    "mlp", MLP, family="perceptron", task="classification",
     paper=f"Rumelhart, Hinton & Williams 1986; {SEED}, Multi-Layer Perceptron",
-    task="classification",
+    defaults={"input_shape": (8, 8, 1), "hidden_sizes": (256,)},
     test_config={"hidden_sizes": (8,), "input_shape": (4,), "num_outputs": 3},
+    description="Multi-layer perceptron of any depth, width and activation (default: digits).",
 )
-def mlp(
-    *,
-    input_shape=(8, 8, 1),
-    hidden_sizes=(256,),
-    num_outputs=10,
-    activation="relu",
-    output_activation="identity",
-    kernel_init="xavier_uniform",
-    bias_init="zeros",
-    dropout_rate=0.0,
-    batch_norm=False,
-):
-    """Multi-layer perceptron of any depth, width and activation (default: digits)."""
-    return MLP(
-        input_shape=tuple(input_shape),
-        hidden_sizes=tuple(hidden_sizes),
-        num_outputs=num_outputs,
-        activation=activation,
-        output_activation=output_activation,
-        kernel_init=kernel_init,
-        bias_init=bias_init,
-        dropout_rate=dropout_rate,
-        batch_norm=batch_norm,
-    )
-
-
-@register_model(
-    "dff",
-    family="perceptron",
+register_model(
+    "dff", MLP, family="perceptron", task="classification",
     paper=f"{SEED}, Deep Feed Forward (DFF) in the Neural Network Zoo; He et al. 2015 init",
-    task="classification",
+    defaults={"input_shape": (8, 8, 1), "hidden_sizes": (256, 256, 256, 256), "kernel_init": "he_normal",
+              "dropout_rate": 0.1, "batch_norm": True},
     test_config={"hidden_sizes": (8, 8, 8), "input_shape": (4,), "num_outputs": 3},
+    description="Deep feed-forward net: many ReLU layers, He init, batch norm and dropout.",
 )
-def dff(
-    *,
-    input_shape=(8, 8, 1),
-    hidden_sizes=(256, 256, 256, 256),
-    num_outputs=10,
-    activation="relu",
-    kernel_init="he_normal",
-    dropout_rate=0.1,
-    batch_norm=True,
-):
-    """Deep feed-forward net: many ReLU layers, He init, batch norm and dropout."""
-    return mlp(
-        input_shape=input_shape,
-        hidden_sizes=hidden_sizes,
-        num_outputs=num_outputs,
-        activation=activation,
-        kernel_init=kernel_init,
-        dropout_rate=dropout_rate,
-        batch_norm=batch_norm,
-    )
 
 
 def backprop_example(activation: str = "sigmoid"):
@@ -444,6 +364,15 @@ class RBFNetwork(nn.Module):
         return self.head(self.forward_features(x, train))
 
 
+register_model(
+    "rbf", RBFNetwork, family="perceptron", task="classification",
+    paper=f"Broomhead & Lowe 1988; Moody & Darken 1989; {SEED}, Radial Basis Network (RBF)",
+    defaults={"input_shape": (8, 8, 1), "num_centres": 64},
+    test_config={"input_shape": (3,), "num_centres": 4, "num_outputs": 2},
+    description="Gaussian radial basis function network with a linear output layer.",
+)
+
+
 def rbf_from_data(x, num_centres: int, *, seed: int = 0, num_outputs: int = 10, **kwargs) -> RBFNetwork:
     """An RBF network whose centres are k-means centres of ``x`` (N, *input_shape) and whose
     width is Haykin's heuristic; ``kwargs`` go to `RBFNetwork`."""
@@ -456,33 +385,4 @@ def rbf_from_data(x, num_centres: int, *, seed: int = 0, num_outputs: int = 10, 
         width=rbf_width(centres),
         centres=tuple(map(tuple, centres.tolist())),
         **kwargs,
-    )
-
-
-@register_model(
-    "rbf",
-    family="perceptron",
-    paper=f"Broomhead & Lowe 1988; Moody & Darken 1989; {SEED}, Radial Basis Network (RBF)",
-    task="classification",
-    test_config={"input_shape": (3,), "num_centres": 4, "num_outputs": 2},
-)
-def rbf(
-    *,
-    input_shape=(8, 8, 1),
-    num_centres=64,
-    num_outputs=10,
-    width=1.0,
-    centres=None,
-    trainable_centres=True,
-    trainable_widths=True,
-):
-    """Gaussian radial basis function network with a linear output layer."""
-    return RBFNetwork(
-        input_shape=tuple(input_shape),
-        num_centres=num_centres,
-        num_outputs=num_outputs,
-        width=width,
-        centres=centres,
-        trainable_centres=trainable_centres,
-        trainable_widths=trainable_widths,
     )

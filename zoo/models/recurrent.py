@@ -708,7 +708,7 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
       model, variables: any zoo module whose recurrent layers are `RNN` layers (the
         sequence classifiers, `StackedRNN`, `RNN`) or ConvLSTM layers.
       x: its input batch; y: the targets.
-      loss: a task name of `zoo.train.tasks` ("classification", "regression"), whose mean
+      loss: a task name of `zoo.tasks` ("classification", "regression"), whose mean
         per-example loss is differentiated, or a function ``(outputs, y) -> scalar``.
       lengths: optional (B,) valid lengths, passed to the model.
 
@@ -718,7 +718,7 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
       the Frobenius norm of dLoss/dh_t over the batch (B, *H). Inference mode (no dropout).
     """
     if isinstance(loss, str):
-        from zoo.train.tasks import get_task  # lazily: the training package imports the models
+        from zoo.tasks import get_task  # lazily: the training package imports the models
 
         per_example = get_task(loss).per_example
 

@@ -17,7 +17,7 @@ As in recurrent.py, modules own weights and hand back *pure* functions (`Affine`
 `Attention`, the cells): Linen submodules cannot be called inside a raw ``lax.scan``,
 closures over arrays can.
 
-Token conventions (zoo.data.seq2seq_tasks): id 0 padding, 1 unknown, 2 start (BOS),
+Token conventions (zoo.nn.tokens): id 0 padding, 1 unknown, 2 start (BOS),
 3 end (EOS). A target ``y`` ends with EOS and is padded with 0 after it; the decoder
 reads ``[BOS, y_0, ..., y_{T-2}]`` (teacher forcing) and is scored on ``y``.
 
@@ -58,9 +58,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.data.batching import check_count
-from zoo.data.seq2seq_tasks import BOS, EOS, strip_ids
-from zoo.data.text import PAD
+from zoo.nn.checks import check_count
+from zoo.nn.tokens import BOS, EOS, PAD, strip_ids
 from zoo.models.recurrent import CELLS, KANG, SURF, StackedRNN, carry_output, make_cell, scan_cell, validate_cell
 from zoo.metrics import corpus_bleu, exact_match
 from zoo.nn import check_input

@@ -1,6 +1,9 @@
-"""Input validation at model entry points: wrong shapes fail with the expected shape."""
+"""Validation at public entry points: wrong shapes fail with the expected shape, bad counts
+name what they got."""
 
 from __future__ import annotations
+
+import operator
 
 import jax.numpy as jnp
 
@@ -20,3 +23,16 @@ def check_input(x, expected: tuple, *, model: str, dtype_kind: str = "float") ->
     is_float = jnp.issubdtype(x.dtype, jnp.floating)
     if (dtype_kind == "float") != is_float:
         raise ValueError(f"{model} expects {dtype_kind} input of shape {wanted}, got dtype {x.dtype}")
+
+
+def check_count(value, what: str, minimum: int, owner: str | None = None) -> int:
+    """``value`` as an int if it is an integer >= ``minimum``, else ValueError naming
+    ``what`` (and the ``owner``, e.g. a dataset, when given)."""
+    prefix = f"{owner}: " if owner else ""
+    try:
+        value = operator.index(value)  # Python and NumPy integers; rejects floats
+    except TypeError:
+        raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value!r}") from None
+    if value < minimum:
+        raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value}")
+    return value

@@ -3,7 +3,7 @@
 from zoo.train.checkpoint import CheckpointError
 from zoo.train.loop import EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, evaluate, fit
 from zoo.train.state import TrainState, create_train_state
-from zoo.train.tasks import TASKS, Task, get_task
+from zoo.tasks import TASKS, Task, get_task
 
 __all__ = [
     "CheckpointError", "EarlyStopping", "FitResult", "NonFiniteLossError", "TrainConfig",

@@ -29,7 +29,7 @@ from zoo.train.checkpoint import Checkpointer, write_config
 from zoo.train.sharding import make_mesh, replicate, shard_batch
 from zoo.train.state import TrainState, create_train_state, example_inputs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
-from zoo.train.tasks import Task, get_task
+from zoo.tasks import Task, get_task
 
 
 @dataclasses.dataclass

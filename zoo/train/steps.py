@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from zoo.train.state import TrainState, step_rngs
-from zoo.train.tasks import Task
+from zoo.tasks import Task
 
 
 def masked_sums(per_example: dict, mask) -> dict:

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.data.text import KIM_UNKNOWN_SCALE, PAD
+from zoo.nn.tokens import KIM_UNKNOWN_SCALE, PAD
 from zoo.nn import check_input
 from zoo.nn.layers import lecun_normal
 from zoo.registry import register_model

@@ -1,4 +1,6 @@
-"""Task kinds: how a model's outputs and a batch become per-example losses and metrics.
+"""Task kinds, the one table: how a model's outputs and a batch become per-example losses
+and metrics. The registry checks each model's task against it when the model registers,
+and the training engine trains by it; it lives below both so neither imports the other.
 
 A task is data plus two functions: ``inputs(batch) -> tuple`` (the positional arguments
 of the model call; ``(batch["x"],)`` for most tasks, ``(batch["x"], batch["y"])`` where
@@ -6,9 +8,7 @@ the model needs the target, as a seq2seq decoder does for teacher forcing) and
 ``per_example(outputs, batch) -> {name: (B,) array}``; the entry ``"loss"`` is what the
 train step minimises (its masked mean). The train and eval steps (zoo.train.steps) and
 the initialisation (zoo.train.state) are written once against this interface, so a new
-family adds a task here, not a training loop. Task kinds expected over the project:
-classification, regression, reconstruction (incl. VAE's ELBO, sparsity penalties),
-segmentation, sequence classification, sequence-to-sequence, multi-output.
+family adds a task here, not a training loop.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import optax
 
 from zoo._choices import lookup
-from zoo.data.text import PAD  # token id of padding in target sequences
+from zoo.nn.tokens import PAD
 
 PerExample = Callable[[object, Mapping[str, jnp.ndarray]], dict]
 ModelInputs = Callable[[Mapping[str, jnp.ndarray]], tuple]
