@@ -146,7 +146,7 @@ def _coerce(model: str, key: str, value, default):
 
 
 def _config_of(module: type, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    if inspect.isfunction(module):  # TRANSITION: function constructors, removed after the restructure
+    if inspect.isfunction(module) and module.__name__ != "<lambda>":  # TRANSITION: function constructors, removed after the restructure
         return {p.name: p.default for p in inspect.signature(module).parameters.values()}
     if not (isinstance(module, type) and dataclasses.is_dataclass(module)):
         raise TypeError(f"model {name!r}: register a Flax Linen module class, got {module!r}")
