@@ -564,3 +564,29 @@ def test_describe_gives_equation_reference_and_defaults():
     text = optim.describe("adam_slide")
     assert "sqrt(v_hat + eps)" in text and "slide 'Adam'" in text and "eps=1e-08" in text
     assert "learning_rate=1.0" in optim.describe("adadelta")
+
+
+@pytest.mark.parametrize("name, hyper, message", [
+    ("adam", {"beta1": 1.5}, r"beta1 must be a number in \[0, 1\), got 1.5"),
+    ("adam", {"beta2": 1.0}, r"beta2 must be a number in \[0, 1\), got 1.0"),
+    ("adam", {"eps": -1}, "eps must be a number > 0, got -1"),
+    ("adagrad", {"eps": 0}, "eps must be a number > 0, got 0"),
+    ("momentum", {"momentum": -5}, r"momentum must be a number in \[0, 1\), got -5"),
+    ("rmsprop", {"rho": "abc"}, "rho must be a number.*got 'abc'"),
+    ("adamw", {"weight_decay": -0.1}, "weight_decay must be a number >= 0"),
+])
+def test_hyper_parameters_out_of_range_are_refused(name, hyper, message):
+    with pytest.raises(ValueError, match=message):
+        optim.create(name, 1e-3, **hyper)
+
+
+@pytest.mark.parametrize("learning_rate", [0.0, -0.1, float("nan"), float("inf"), "fast", True])
+def test_learning_rate_must_be_positive_and_finite(learning_rate):
+    with pytest.raises(ValueError, match="learning rate must be a positive"):
+        optim.create("sgd", learning_rate)
+
+
+def test_range_edges_that_are_valid_are_accepted():
+    optim.create("momentum", 1e-3, momentum=0.0)
+    optim.create("adagrad", 1e-3, initial_accumulator=0.0)
+    optim.create("adamw", 1e-3, weight_decay=0.0, beta1=0.0)

@@ -3,93 +3,24 @@ r"""Every optimizer of the seeds, built from optax, behind one factory.
     tx = zoo.optim.create("adam", 1e-3, schedule="warmup_cosine",
                           schedule_kwargs={"warmup_steps": 100, "decay_steps": 1000},
                           clip_norm=1.0, l2=1e-2, num_examples=60000)
+    print(zoo.optim.describe("nesterov_slide"))   # equation, reference, defaults, notes
 
-Notation: w the weights, g_t the gradient of the cost at step t (t = 1, 2, ...), eta_t
-the learning rate at step t (a float, or a schedule evaluated at the step count t - 1),
-every product and square root elementwise. The paper forms are the defaults; a
-``_slide`` name is the form printed in kang-lecture4's "Gradient Descent Variations"
-slides, offered only where it differs from the paper.
+Each optimizer is one row of `OPTIMIZERS`: its update equation, paper, defaults and how
+it differs from its neighbours are written there once (`describe` prints them;
+`list_optimizers` names them). Notation: w the weights, g_t the gradient of the cost at
+step t (t = 1, 2, ...), eta_t the learning rate at step t (a float, or a schedule evaluated
+at the step count t - 1), every product and square root elementwise. The paper forms are
+the defaults; a ``_slide`` name is the form printed in kang-lecture4's "Gradient Descent
+Variations" slides, offered only where it differs from the paper (each tested against its
+own NumPy reference). Hyper-parameters go to `create` as keywords (``momentum``, ``rho``,
+``beta1``, ``beta2``, ``eps``, ``initial_accumulator``, ``weight_decay``) and are checked
+against their ranges (`HYPER_RANGES`).
 
-============== ========================================================= ======================
-name           update (defaults in brackets)                              paper / slide
-============== ========================================================= ======================
-gd, sgd        w <- w - eta g                                             Cauchy 1847; slide
-                                                                          "Gradient Descent
-                                                                          revisited"
-momentum       T = gamma T + g;  w <- w - eta T            [gamma 0.9]    Polyak 1964
-                                                                          (optax.sgd momentum)
-momentum_slide v = gamma v + eta g;  w <- w - v            [gamma 0.9]    slide "Momentum":
-                                                                          eta inside v
-nesterov       T = gamma T + g;  w <- w - eta (g + gamma T) [gamma 0.9]   Sutskever et al. 2013
-                                                                          (optax form)
-nesterov_slide v = gamma v + eta grad J(w - gamma v); w <- w - v          Nesterov 1983; slide
-               (held in look-ahead variables u = w - gamma v, below)      "NAG"
-adagrad        G = G + g^2;  w <- w - eta g / (sqrt(G) + eps)             Duchi et al. 2011
-               [G_0 0, eps 1e-8]
-adagrad_slide  G = G + g^2;  w <- w - eta g / sqrt(G + eps)               slide "Adagrad":
-               [G_0 0, eps 1e-8]                                          eps inside the root
-adadelta       E_g = rho E_g + (1-rho) g^2;                               Zeiler 2012
-               d = -sqrt(E_d + eps) / sqrt(E_g + eps) g;                  (optax.adadelta)
-               E_d = rho E_d + (1-rho) d^2;  w <- w + eta d
-               [rho 0.95, eps 1e-6; eta = 1 is the paper]
-rmsprop        E = rho E + (1-rho) g^2;  w <- w - eta g / sqrt(E + eps)   Hinton 2012 lecture 6e
-               [rho 0.9, eps 1e-8]                                        (optax.rmsprop)
-rmsprop_slide  alias of rmsprop: the slide's "RMSProp" is the same form    slide "RMSProp"
-adadelta_slide alias of rmsprop: the slide's "Adadelta" equation is        slide "Adadelta"
-               RMSProp (no E[dw^2] term), with gamma for rho
-adam           m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;               Kingma & Ba 2015
-               w <- w - eta m_hat / (sqrt(v_hat) + eps)                   (optax.adam)
-               m_hat = m / (1-b1^t), v_hat = v / (1-b2^t)
-               [b1 0.9, b2 0.999, eps 1e-8]
-adam_slide     as adam but w <- w - eta m_hat / sqrt(v_hat + eps)         slide "Adam"
-                                                                          (optax.adam eps=0,
-                                                                          eps_root=eps)
-adamw          w <- w - eta (m_hat / (sqrt(v_hat) + eps) + lambda w)      Loshchilov & Hutter
-               [b1 0.9, b2 0.999, eps 1e-8, weight_decay lambda 1e-4]     2019 (optax.adamw)
-============== ========================================================= ======================
+Gradient descent, stochastic and mini-batch ("gd", "sgd") share one update; which of the
+three it is depends only on the batch size the trainer is given, not on the optimizer.
 
-Hyper-parameters go to `create` as keywords: ``momentum`` (the slides' gamma), ``rho``
-(RMSProp's and Adadelta's decay, the slides' gamma), ``beta1``, ``beta2``, ``eps``,
-``initial_accumulator`` (Adagrad's G_0), ``weight_decay`` (AdamW's lambda).
-
-Where the forms differ, and where they do not:
-
-* momentum vs momentum_slide. With a constant eta the two give the same iterates
-  (v = eta T). Under a schedule they differ: optax scales the whole trace by today's
-  eta_t, the slide folds each step's eta into v when the gradient arrives. The slide's
-  "w_t = w_{t+1} - v_t" is a typo for w_{t+1} = w_t - v_t.
-* nesterov_slide. An optax transform sees only the gradient at the params it holds, so
-  the slide's look-ahead gradient grad J(w_t - gamma v_{t-1}) is had by holding the
-  look-ahead point u_t = w_t - gamma v_{t-1} as the params (u_0 = w_0). Then
-  u_{t+1} - u_t = -(1 + gamma) v_t + gamma v_{t-1} = -eta_t g_t - gamma v_t, and
-  ``nesterov_slide_weights(params, opt_state)`` gives back w_t = u_t + gamma v_{t-1}.
-  With a constant eta, optax's ``nesterov`` iterates are exactly these u_t (v = eta T,
-  no rescaling); under a schedule the two differ, as for momentum.
-* adagrad vs adagrad_slide: eps outside (Duchi's delta) or inside the root, both from
-  G_0 = 0 (optax.adagrad's own default G_0 is 0.1). The slide's
-  "g_{t,i} = grad J(w_t - gamma v_{t-1})" is a copy of the NAG slide: Adagrad uses the
-  plain gradient g_t = grad J(w_t).
-* rmsprop: optax.rmsprop puts eps inside the square root (``eps_in_sqrt=True``), as the
-  slide does; Hinton's lecture has no eps. (PyTorch and Keras put it outside.) The
-  slide's second line, eta / sqrt(RMS[g]_t + eps), takes a root of a root: it means
-  eta / RMS[g]_t with RMS[g]_t = sqrt(E[g^2]_t + eps), the same update.
-* adadelta: Zeiler's update has no learning rate; ``learning_rate=1.0`` reproduces it
-  (`create`'s default 1e-3 shrinks every step a thousandfold). With another eta, the
-  E[dw^2] accumulator still tracks the unscaled Zeiler step d (optax's choice).
-* adamw: optax (like PyTorch) multiplies the decay by eta; the paper multiplies it by
-  the schedule multiplier only, so with a constant eta the paper's lambda is
-  eta * weight_decay.
-
-Gradient descent, stochastic and mini-batch ("gd", "sgd") share one update; which of
-the three it is depends only on the batch size the trainer is given (all N examples:
-batch GD; 1: stochastic; n: mini-batch), not on the optimizer.
-
-Learning-rate schedules (`make_schedule`): ``constant``; ``step`` (eta * decay^floor(t /
-step_size), or eta * decay^k from the k-th of a list of ``boundaries`` on); ``cosine``;
-``warmup`` (linear from ``init_value`` to eta, then constant); ``warmup_cosine``.
-
-Gradient clipping (``clip_value``: each element into [-c, c]; ``clip_norm``: the global
-norm to at most c) acts on the gradient of the loss as it comes in.
+Learning-rate schedules: `make_schedule`. Gradient clipping (``clip_value``: each element
+into [-c, c]; ``clip_norm``: the global norm to at most c) acts on the incoming gradient.
 
 L1 / L2 regularization, slide "Regularization": the cost is
     Cost = Loss + lambda / (2m) * sum_i |w_i|     (L1)
@@ -272,7 +203,6 @@ class _ScheduleSpec:
     build: Callable[..., optax.Schedule]  # build(learning_rate, **kwargs)
     required: tuple[str, ...]
     optional: dict[str, Any]
-    doc: str
 
 
 def _step_schedule(learning_rate, step_size=None, decay=0.1, boundaries=None):
@@ -318,21 +248,16 @@ def _check_positive_steps(**steps) -> None:
 
 
 _SCHEDULES: dict[str, _ScheduleSpec] = {
-    "constant": _ScheduleSpec(lambda lr: optax.constant_schedule(lr), (), {}, "eta"),
+    "constant": _ScheduleSpec(lambda lr: optax.constant_schedule(lr), (), {}),
     "step": _ScheduleSpec(
-        _step_schedule, (), {"step_size": None, "decay": 0.1, "boundaries": None},
-        "eta * decay^floor(t / step_size); or eta * decay^k from the k-th boundary on"),
+        _step_schedule, (), {"step_size": None, "decay": 0.1, "boundaries": None}),
     "cosine": _ScheduleSpec(
-        _cosine_schedule, ("decay_steps",), {"alpha": 0.0},
-        "eta * ((1 - alpha) (1 + cos(pi min(t, decay_steps) / decay_steps)) / 2 + alpha)"),
+        _cosine_schedule, ("decay_steps",), {"alpha": 0.0}),
     "warmup": _ScheduleSpec(
-        _warmup_schedule, ("warmup_steps",), {"init_value": 0.0},
-        "linear from init_value to eta over warmup_steps, then eta"),
+        _warmup_schedule, ("warmup_steps",), {"init_value": 0.0}),
     "warmup_cosine": _ScheduleSpec(
         _warmup_cosine_schedule, ("warmup_steps", "decay_steps"),
-        {"init_value": 0.0, "end_value": 0.0},
-        "linear from init_value to eta over warmup_steps, then cosine to end_value at "
-        "step decay_steps (the total, warmup included)"),
+        {"init_value": 0.0, "end_value": 0.0}),
 }
 
 
@@ -439,7 +364,8 @@ _RMSPROP = OptimizerSpec(
     "E = rho E + (1 - rho) g^2; w <- w - eta g / sqrt(E + eps)",
     "Hinton, Srivastava & Swersky 2012, Neural Networks for ML lecture 6e (optax.rmsprop, "
     "eps inside the root)",
-    "the slide's 'RMSProp' and 'Adadelta' equations are this form")
+    "the slide's 'RMSProp' and 'Adadelta' equations are this form; PyTorch and Keras put "
+    "eps outside the root, Hinton's lecture has none")
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "gd": _GD,
@@ -447,7 +373,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "momentum": OptimizerSpec(
         _momentum, {"momentum": 0.9}, "T = gamma T + g; w <- w - eta T",
         "Polyak 1964, heavy ball (optax.sgd(momentum=gamma))",
-        "equals momentum_slide under a constant eta (v = eta T), not under a schedule"),
+        "equals momentum_slide under a constant eta (v = eta T); under a schedule optax "
+        "scales the whole trace by today's eta_t, the slide folds each step's eta into v"),
     "momentum_slide": OptimizerSpec(
         _momentum_slide, {"momentum": 0.9}, "v = gamma v + eta g; w <- w - v",
         "kang-lecture4 slide 'Momentum' (its 'w_t = w_{t+1} - v_t' read as "
@@ -466,7 +393,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "adagrad": OptimizerSpec(
         _adagrad, {"eps": 1e-8, "initial_accumulator": 0.0},
         "G = G + g^2; w <- w - eta g / (sqrt(G) + eps)",
-        "Duchi, Hazan & Singer 2011 (eps is their delta, outside the root)"),
+        "Duchi, Hazan & Singer 2011 (eps is their delta, outside the root)",
+        "G_0 = 0 as in the paper and the slide (optax.adagrad's own default G_0 is 0.1)"),
     "adagrad_slide": OptimizerSpec(
         _adagrad_slide, {"eps": 1e-8, "initial_accumulator": 0.0},
         "G = G + g^2; w <- w - eta g / sqrt(G + eps)",
@@ -477,7 +405,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         "E_g = rho E_g + (1 - rho) g^2; d = -sqrt(E_d + eps) / sqrt(E_g + eps) g; "
         "E_d = rho E_d + (1 - rho) d^2; w <- w + eta d",
         "Zeiler 2012 (optax.adadelta)",
-        "the paper has no learning rate: pass learning_rate=1.0 to reproduce it"),
+        "the paper has no learning rate: pass learning_rate=1.0 to reproduce it (with another "
+        "eta, E_d still tracks the unscaled step d, optax's choice)"),
     "rmsprop": _RMSPROP,
     "rmsprop_slide": dataclasses.replace(
         _RMSPROP, reference="kang-lecture4 slide 'RMSProp'",
@@ -503,6 +432,46 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         "Loshchilov & Hutter 2019 (optax.adamw; decay scaled by eta as in PyTorch)",
         "decay acts on every array; the paper's lambda is eta * weight_decay at constant eta"),
 }
+
+
+# Each hyper-parameter's valid range: (low, high, low included, high included).
+HYPER_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "momentum": (0.0, 1.0, True, False),
+    "rho": (0.0, 1.0, True, False),
+    "beta1": (0.0, 1.0, True, False),
+    "beta2": (0.0, 1.0, True, False),
+    "eps": (0.0, float("inf"), False, False),
+    "initial_accumulator": (0.0, float("inf"), True, False),
+    "weight_decay": (0.0, float("inf"), True, False),
+}
+
+
+def _range_text(low, high, low_in, high_in) -> str:
+    if high == float("inf"):
+        return f"{'>=' if low_in else '>'} {low:g}"
+    return f"in {'[' if low_in else '('}{low:g}, {high:g}{']' if high_in else ')'}"
+
+
+def _check_hyper(name: str, key: str, value) -> float:
+    """``value`` as a float within ``HYPER_RANGES[key]``, else one ValueError line."""
+    low, high, low_in, high_in = HYPER_RANGES[key]
+    where = f"optimizer {name!r}: {key} must be a number {_range_text(low, high, low_in, high_in)}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{where}, got {value!r}")
+    value = float(value)
+    inside = (value >= low if low_in else value > low) and (value <= high if high_in else value < high)
+    if not inside:
+        raise ValueError(f"{where}, got {value!r}")
+    return value
+
+
+def _check_learning_rate(learning_rate) -> None:
+    if callable(learning_rate):
+        return
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)):
+        raise ValueError(f"learning rate must be a positive number or an optax schedule, got {learning_rate!r}")
+    if not (0 < learning_rate < float("inf")):
+        raise ValueError(f"learning rate must be a positive finite number, got {learning_rate!r}")
 
 
 def list_optimizers() -> list[str]:
@@ -548,6 +517,8 @@ def create(name: str, learning_rate: LearningRate = 1e-3, *, schedule: str | Non
         valid = ", ".join(spec.defaults) or "none"
         raise ValueError(f"optimizer {name!r} got unknown hyper-parameter(s) "
                          f"{', '.join(unknown)}; valid for {name!r}: {valid}")
+    hyper = {k: _check_hyper(name, k, v) for k, v in hyper.items()}
+    _check_learning_rate(learning_rate)
     eta = _resolve_learning_rate(learning_rate, schedule, schedule_kwargs)
 
     parts = []
@@ -579,7 +550,7 @@ def _resolve_learning_rate(learning_rate, schedule, schedule_kwargs) -> Learning
 
 
 def _check_clip(key: str, value: float) -> None:
-    if not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{key} must be > 0, got {value!r}")
 
 

@@ -8,9 +8,9 @@ import flax
 import jax
 import jax.numpy as jnp
 
-# Random streams every model may draw from during training: dropout masks, sampling
-# (VAE reparameterisation, RBM Gibbs steps) and input noise (denoising autoencoders).
-RNG_STREAMS = ("dropout", "sample", "noise")
+# Random streams a model may draw from during training (a family that samples adds its
+# stream here).
+RNG_STREAMS = ("dropout",)
 # Collections that exist in ``model_state`` but never change while training.
 FROZEN_COLLECTIONS = ("constants",)
 
