@@ -1,6 +1,7 @@
 """Golden tests from the seed kang-lecture4: perceptron training, hand-wired XOR networks,
 the back-propagation worked example; plus MLP / RBF behaviour."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,7 +96,7 @@ def test_rosenblatt_mask_skips_padding_rows():
     x = jnp.array([[3.0, 3.0]])
     v = model.init(jax.random.PRNGKey(0), x)
     after = spec.learning_rule(v, x, jnp.array([0.0]), mask=jnp.array([0.0]))
-    jax.tree.map(np.testing.assert_array_equal, after, v)
+    chex.assert_trees_all_equal(after, v)
 
 
 # --------------------------------------------------------------------------------------

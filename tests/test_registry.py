@@ -4,6 +4,7 @@ by gradients — pass a non-zero gradient to every parameter array in train mode
 that learn by another rule get their own contract tests. New models are covered for free.
 """
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -129,19 +130,18 @@ def test_learning_rule_contract(name):
     t = 1.0 - (model.apply(variables, x)[:, 0] >= 0.5).astype(jnp.float32)  # all wrong
     rule = jax.jit(spec.learning_rule)
     after = rule(variables, x, t)
-    assert jax.tree.structure(after) == jax.tree.structure(variables)
-    jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape, b.shape), after, variables)
+    chex.assert_trees_all_equal_shapes_and_dtypes(after, variables)
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), after["params"], variables["params"])
     assert any(jax.tree.leaves(changed))
     unchanged = rule(variables, x, t, mask=jnp.zeros(BATCH))
-    jax.tree.map(np.testing.assert_array_equal, unchanged, variables)
+    chex.assert_trees_all_equal(unchanged, variables)
 
 
 @pytest.mark.parametrize("name", HAND_WIRED)
 def test_hand_wired_weights_do_not_depend_on_the_key(name):
     spec, model, x, variables = _build(name)
     other = model.init(jax.random.PRNGKey(123), x)
-    jax.tree.map(np.testing.assert_array_equal, other, variables)
+    chex.assert_trees_all_equal(other, variables)
     assert spec.learning_rule is None
 
 

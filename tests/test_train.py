@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -22,11 +23,6 @@ def _run(code: str, env_extra=None, timeout=300):
     env = {**os.environ, **(env_extra or {})}
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def _assert_trees_equal(a, b, atol=0.0):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=0, atol=atol)
 
 
 def test_fit_mlp_on_digits_short_run():
@@ -70,8 +66,8 @@ def test_resume_gives_identical_parameters(tmp_path):
     full = fit("dff", "digits", workdir=str(tmp_path / "full"), **kwargs)
     fit("dff", "digits", workdir=str(tmp_path / "split"), **{**kwargs, "epochs": 2})
     resumed = fit("dff", "digits", workdir=str(tmp_path / "split"), resume=True, **kwargs)
-    _assert_trees_equal(resumed.state.params, full.state.params)
-    _assert_trees_equal(resumed.state.model_state, full.state.model_state)
+    chex.assert_trees_all_equal(resumed.state.params, full.state.params)
+    chex.assert_trees_all_equal(resumed.state.model_state, full.state.model_state)
     assert int(resumed.state.step) == int(full.state.step)
     assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
 
