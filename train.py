@@ -126,3 +126,9 @@ if __name__ == "__main__":
         # User errors (bad name, bad config, missing data, diverged run): one clear line.
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except OSError as e:  # the file system said no: read-only, full, not a folder
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt as e:  # zoo.train.TrainingInterrupted says what was saved
+        print(f"\n{e or 'interrupted'}", file=sys.stderr)
+        sys.exit(130)

@@ -64,6 +64,46 @@ class Dataset:
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names for "
                              f"{self.num_classes} classes")
+        self.check_values()
+
+    def splits(self):
+        """``(split name, x, y)`` for every split present: train, val, test."""
+        return [(split, x, y) for split, x, y in (("train", self.x_train, self.y_train),
+                                                  ("val", self.x_val, self.y_val),
+                                                  ("test", self.x_test, self.y_test)) if x is not None]
+
+    def check_values(self) -> None:
+        """Raise ValueError unless every split's values fit the dataset: finite inputs and
+        targets, and for classification integer labels in ``[0, num_classes)``.
+
+        Runs when a dataset is built and again when `zoo.fit` receives one (arrays can be
+        changed in place after construction): a NaN pixel or a label 10 of 10 classes would
+        otherwise train to a result that looks right and is not.
+        """
+        for split, x, y in self.splits():
+            for what, a in ((f"x_{split}", x), (f"y_{split}", y)):
+                a = np.asarray(a)
+                if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
+                    bad = ~np.isfinite(a)
+                    if bad.any():
+                        first = int(np.argwhere(bad)[0][0])
+                        raise ValueError(f"dataset {self.name!r}: {what} holds {int(bad.sum())} non-finite "
+                                         f"value(s) (NaN or inf), the first in example {first}")
+                elif not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+                    raise ValueError(f"dataset {self.name!r}: {what} must hold numbers, got dtype {a.dtype}")
+            if self.task == "classification":
+                self._check_labels(f"y_{split}", np.asarray(y))
+
+    def _check_labels(self, what: str, y: np.ndarray) -> None:
+        if y.size == 0:
+            return
+        if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
+            raise ValueError(f"dataset {self.name!r}: {what} must be integer class labels, got "
+                             f"non-integer values such as {y[y != np.round(y)].flat[0]!r}")
+        low, high = y.min(), y.max()
+        if low < 0 or high >= self.num_classes:
+            raise ValueError(f"dataset {self.name!r}: {what} labels must be in [0, {self.num_classes}) "
+                             f"(num_classes={self.num_classes}), got labels from {low} to {high}")
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -1,11 +1,13 @@
 """Training engine: train state, jit'd steps per task kind, the loop, checkpoints, sharding."""
 
 from zoo.train.checkpoint import CheckpointError
-from zoo.train.loop import EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, evaluate, fit
+from zoo.train.loop import (
+    EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, TrainingInterrupted, evaluate, fit,
+)
 from zoo.train.state import TrainState, create_train_state
 from zoo.tasks import TASKS, Task, get_task
 
 __all__ = [
-    "CheckpointError", "EarlyStopping", "FitResult", "NonFiniteLossError", "TrainConfig",
+    "CheckpointError", "EarlyStopping", "FitResult", "NonFiniteLossError", "TrainConfig", "TrainingInterrupted",
     "TrainState", "Task", "TASKS", "create_train_state", "evaluate", "fit", "get_task",
 ]

@@ -3,18 +3,24 @@
 Layout of a work dir::
 
     workdir/config.json       the run's full config (written once, checked on resume)
-    workdir/metrics.jsonl     one JSON object per epoch (and per evaluation)
+    workdir/metrics.jsonl     one JSON object per epoch (and per evaluation): the history
     workdir/checkpoints/N/    orbax checkpoint after epoch N: "state" and "meta"
+    workdir/unreadable/N/     a checkpoint that could not be restored, moved aside on resume
+    workdir/.lock             held (flock) by the one run writing to the work dir
 
 orbax writes each checkpoint to a temporary directory and renames it when complete, so an
-interrupted save never replaces a good checkpoint. Nothing here deletes a checkpoint
-that cannot be read: the error says where it is.
+interrupted save never replaces a good checkpoint. The metrics line of an epoch is written
+before its checkpoint, and a resume cuts metrics.jsonl back to the restored epoch, so the
+two agree after a kill at any point. Nothing here deletes a checkpoint that cannot be read.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 from typing import Any
 
 import jax
@@ -23,6 +29,44 @@ import numpy as np
 
 class CheckpointError(RuntimeError):
     """A checkpoint or work dir that cannot be used; the message says which and why."""
+
+
+# Keys every checkpoint's meta holds (`zoo.train.loop`); a checkpoint without them is unusable.
+META_KEYS = ("epoch", "early_stopping", "stopped")
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message``, cut to ``limit`` characters (orbax's errors
+    run to dozens of lines of TensorStore specs)."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str):
+    """Make ``workdir`` (if needed) and hold an exclusive lock on it while the block runs:
+    a second run into the same work dir is refused instead of interleaving its writes."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        handle = open(os.path.join(workdir, ".lock"), "a+")
+    except OSError as e:
+        raise CheckpointError(f"cannot use work dir {workdir}: {_first_line(e)}") from e
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise CheckpointError(f"work dir {workdir} is in use by another run ({holder}); wait for "
+                                  "it to finish or choose another work dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock
 
 
 def _ocp():
@@ -57,12 +101,16 @@ class Checkpointer:
         )
         self._manager.wait_until_finished()
 
+    def epochs(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
     def restore(self, target_state, epoch: int | None = None):
         """(state, meta) of checkpoint ``epoch`` (default: latest), laid out like ``target_state``."""
         ocp = _ocp()
         epoch = self.latest_epoch() if epoch is None else epoch
         if epoch is None:
             raise CheckpointError(f"no checkpoint to resume from in {self.directory}")
+        where = os.path.join(self.directory, str(epoch))
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
         try:
             restored = self._manager.restore(
@@ -72,12 +120,48 @@ class Checkpointer:
                 ),
             )
         except Exception as e:  # orbax raises many types for unreadable files
-            raise CheckpointError(
-                f"checkpoint {os.path.join(self.directory, str(epoch))} cannot be restored "
-                f"({type(e).__name__}: {e}). It was left untouched; move it aside to resume "
-                "from an earlier epoch, or start a new work dir."
-            ) from e
-        return restored["state"], restored["meta"]
+            raise CheckpointError(f"checkpoint {where} cannot be restored ({_first_line(e)})") from e
+        meta = restored["meta"]
+        missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
+        if missing:
+            raise CheckpointError(f"checkpoint {where} has no {', '.join(missing)} in its meta")
+        return restored["state"], meta
+
+    def restore_latest_intact(self, target_state):
+        """(state, meta, skipped) of the newest checkpoint that restores, trying older ones
+        when the newest cannot be read; ``skipped`` lists ``(epoch, reason)`` of those that
+        failed, newest first. Raises CheckpointError when none restores. Nothing is moved
+        or deleted here (see `move_aside`)."""
+        skipped = []
+        for epoch in reversed(self.epochs()):
+            try:
+                state, meta = self.restore(target_state, epoch)
+            except CheckpointError as e:
+                skipped.append((epoch, str(e)))
+                continue
+            return state, meta, skipped
+        raise CheckpointError(f"no checkpoint in {self.directory} can be restored, all were left "
+                              "untouched (start a new work dir): " + "; ".join(r for _, r in skipped))
+
+    def move_aside(self, epochs: list[int]) -> list[str]:
+        """Move unreadable checkpoints to ``workdir/unreadable/N`` (never deleted, never
+        overwritten by a later save of the same epoch); returns their new paths."""
+        self._manager.wait_until_finished()
+        aside = os.path.join(os.path.dirname(self.directory), "unreadable")
+        moved = []
+        for epoch in epochs:
+            target = os.path.join(aside, str(epoch))
+            suffix = 1
+            while os.path.exists(target):
+                target, suffix = os.path.join(aside, f"{epoch}.{suffix}"), suffix + 1
+            os.makedirs(aside, exist_ok=True)
+            shutil.move(os.path.join(self.directory, str(epoch)), target)
+            moved.append(target)
+        self._manager.reload()
+        return moved
+
+    def delete(self, epoch: int) -> None:
+        self._manager.delete(epoch)
 
     def restore_variables(self, epoch: int | None = None) -> dict:
         """The model variables ``{"params": ..., **model_state}`` of checkpoint ``epoch``
@@ -95,7 +179,7 @@ class Checkpointer:
             state = self._manager.restore(epoch, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target)))["state"]
         except Exception as e:  # orbax raises many types for unreadable files
-            raise CheckpointError(f"checkpoint {where} cannot be read ({type(e).__name__}: {e}); "
+            raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); "
                                   "it was left untouched") from e
         if not isinstance(state, dict) or "params" not in state or "model_state" not in state:
             raise CheckpointError(f"{where} is not a zoo training checkpoint (no params and model_state)")
@@ -140,7 +224,6 @@ def read_variables(path: str) -> tuple[dict, str]:
 def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
     """Write ``config.json``; on resume, insist the saved config matches ``config``."""
     path = os.path.join(workdir, "config.json")
-    os.makedirs(workdir, exist_ok=True)
     config = json.loads(json.dumps(config, default=str))  # compare as saved (tuples -> lists)
     if os.path.exists(path):
         with open(path) as f:
@@ -157,9 +240,13 @@ def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
         differ = sorted(k for k in set(saved) | set(config)
                         if k != "epochs" and saved.get(k) != config.get(k))
         if differ:
+            hint = ("; the schedule decays over the run's length, which --epochs sets: resume with "
+                    "the saved epochs, or fix the length in both runs with "
+                    "schedule_kwargs={'decay_steps': N}" if "schedule_length" in differ else "")
             raise CheckpointError(
                 f"cannot resume {workdir}: config differs from the saved one in "
                 + ", ".join(f"{k} (saved {saved.get(k)!r}, now {config.get(k)!r})" for k in differ)
+                + hint
             )
     tmp = path + ".tmp"
     with open(tmp, "w") as f:

@@ -11,12 +11,17 @@ with exactly the parameters of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import itertools
 import json
+import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -25,11 +30,13 @@ import numpy as np
 
 from zoo import optim, registry, transfer
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
-from zoo.train.checkpoint import Checkpointer, write_config
+from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, shard_batch
 from zoo.train.state import TrainState, create_train_state, example_inputs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
 from zoo.tasks import Task, get_task
+
+logger = logging.getLogger("zoo")
 
 
 @dataclasses.dataclass
@@ -153,6 +160,34 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
     return registry.create_model(model, **overrides), spec, fixed_task
 
 
+def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None:
+    """Raise ValueError when ``data`` cannot train ``module`` on ``task`` as asked: values
+    that are not finite or labels out of range (`Dataset.check_values`), a binary model on
+    multi-class labels, a classifier on regression targets or the reverse, or a model
+    with fewer outputs than the data has classes."""
+    data.check_values()
+    what = f"model {model_name!r} ({task.name})"
+    if task.name == "binary_classification":
+        labels = np.unique(np.concatenate([np.asarray(y).reshape(-1) for _, _, y in data.splits()]))
+        if (data.num_classes is not None and data.num_classes != 2) or not set(labels.tolist()) <= {0, 1}:
+            raise ValueError(
+                f"{what} has one output unit for two classes (labels 0 and 1), but dataset "
+                f"{data.name!r} has {data.num_classes or len(labels)} classes (labels "
+                f"{labels.min():g} to {labels.max():g}): choose a 2-class dataset (xor, circles) or "
+                "a multi-class model (mlp)")
+    elif task.name == "classification" and data.task != "classification":
+        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} "
+                         "targets")
+    elif task.name == "regression" and data.task == "classification":
+        raise ValueError(f"{what} predicts real-valued targets, but dataset {data.name!r} has class "
+                         "labels: choose a classifier or a regression dataset")
+    outputs = next((getattr(module, k) for k in ("num_classes", "num_outputs")
+                    if isinstance(getattr(module, k, None), int)), None)
+    if task.name == "classification" and isinstance(outputs, int) and data.num_classes > outputs:
+        raise ValueError(f"{what} has {outputs} outputs, but dataset {data.name!r} has "
+                         f"{data.num_classes} classes (labels up to {data.num_classes - 1})")
+
+
 def _learning_rule_step(spec, model, task, config: TrainConfig):
     rule = spec.learning_rule
     params = inspect.signature(rule).parameters
@@ -174,9 +209,10 @@ def _check_finite(batch_sums: list[dict], first_step: int, epoch: int) -> None:
         i = int(bad[0])
         raise NonFiniteLossError(
             f"non-finite training loss ({losses[i]}) at step {first_step + i + 1} "
-            f"(epoch {epoch}, batch {i + 1}); training stopped. Try a smaller learning rate, "
-            "gradient clipping (clip_norm) or another initializer. Checkpoints of earlier "
-            "epochs, if any, are kept."
+            f"(epoch {epoch}, batch {i + 1}); training stopped. The data was checked (finite "
+            "inputs, labels in range), so the likely cause is the optimisation: try a smaller "
+            "learning rate, gradient clipping (clip_norm) or another initializer. Checkpoints "
+            "of earlier epochs, if any, are kept."
         )
 
 
@@ -207,12 +243,6 @@ def _eval(eval_step, variables, x, y, batch_size: int, mesh, prefix: str = "") -
     return _epoch_metrics(sums, prefix)
 
 
-def _log(path: str | None, record: dict) -> None:
-    if path is not None:
-        with open(path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-
-
 def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig | None = None,
         workdir: str | None = None, resume: bool = False, progress: bool = True,
         **overrides) -> FitResult:
@@ -235,16 +265,24 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
 
     module, spec, fixed_task = _resolve_model(config, model, data)
     task = get_task(config.task or fixed_task or data.task)
+    _check_data_fits(data, task, module, config.model)
+    learns_by_rule = spec is not None and not spec.learns_by_gradient
+    if learns_by_rule and (config.trainable or config.frozen):
+        raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
+    if learns_by_rule and spec.learning_rule is None:
+        raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     devices = jax.devices()[: config.num_devices] if config.num_devices else None
     mesh = make_mesh(devices)
 
     n_train = len(data.x_train)
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
     optimizer_kwargs = dict(config.optimizer_kwargs)
-    if optimizer_kwargs.get("schedule") in ("cosine", "warmup_cosine"):
+    schedule_length = None  # steps, when the schedule's length follows from config.epochs
+    schedule_kwargs = optimizer_kwargs.get("schedule_kwargs") or {}
+    if optimizer_kwargs.get("schedule") in ("cosine", "warmup_cosine") and "decay_steps" not in schedule_kwargs:
         # The run knows its length: decay over all of it unless told otherwise.
-        optimizer_kwargs["schedule_kwargs"] = {"decay_steps": config.epochs * steps_per_epoch,
-                                               **(optimizer_kwargs.get("schedule_kwargs") or {})}
+        schedule_length = config.epochs * steps_per_epoch
+        optimizer_kwargs["schedule_kwargs"] = {"decay_steps": schedule_length, **schedule_kwargs}
     tx = optim.create(config.optimizer, config.learning_rate, num_examples=n_train, **optimizer_kwargs)
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
@@ -259,11 +297,6 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
                                                   reset_head=config.reset_head)
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
-    learns_by_rule = spec is not None and not spec.learns_by_gradient
-    if learns_by_rule and (config.trainable or config.frozen):
-        raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
-    if learns_by_rule and spec.learning_rule is None:
-        raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     keep_state = (transfer.frozen_state({k: state.model_state[k] for k in state.mutable},
                                         trainable=config.trainable or None, frozen=config.frozen or None)
                   if config.trainable or config.frozen else None)
@@ -273,82 +306,217 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
 
     stopper = EarlyStopping(task.mode, config.patience, config.min_delta, config.target,
                             config.min_weight_change)
-    history: list[dict] = []
-    start_epoch, stop_reason = 1, "epoch limit reached"
-    metrics_path = checkpointer = None
-    if workdir is not None:
-        write_config(workdir, {**dataclasses.asdict(config), "module": repr(module)}, resume=resume)
-        metrics_path = os.path.join(workdir, "metrics.jsonl")
-        checkpointer = Checkpointer(workdir)
-        if resume and checkpointer.latest_epoch() is not None:
-            state, meta = checkpointer.restore(state)
-            start_epoch = meta["epoch"] + 1
-            history = meta["history"]
-            for k, v in meta["early_stopping"].items():
-                setattr(stopper, k, v)
-            stop_reason = meta.get("stop_reason") or stop_reason
-            if meta.get("stopped"):
-                start_epoch = config.epochs + 1  # it had finished; just report
-    elif resume:
+    if resume and workdir is None:
         raise ValueError("resume=True needs a workdir to resume from")
-
-    state = replicate(state, mesh)
-    bar = _progress_bar(progress, config.epochs, steps_per_epoch, start_epoch)
-    try:
-        for epoch in range(start_epoch, config.epochs + 1):
-            t0 = time.perf_counter()
-            # A host copy of the weights only when a stopping rule needs their change.
-            old_params = jax.device_get(state.params) if config.min_weight_change is not None else None
-            first_step = int(state.step)
-            sums = []
-            for b in iterate_batches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
-                                     epoch=epoch, drop_remainder=config.drop_remainder):
-                state, s = train_step(state, shard_batch(b, mesh))
-                sums.append(s)
-                if bar is not None:
-                    bar.update(1)
-                    if len(sums) % 10 == 1:
-                        bar.set_postfix(epoch=epoch, loss=f"{float(s['loss'] / s['count']):.4f}")
-            _check_finite(sums, first_step, epoch)
-            record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, "train_")}
-            if data.x_val is not None:
-                record.update(_eval(eval_step, state.variables, data.x_val, data.y_val,
-                                     config.eval_batch_size, mesh, "val_"))
-            record["epoch_seconds"] = time.perf_counter() - t0
-            history.append(record)
+    run = _Run(workdir, config, module, resume, schedule_length)
+    with run.lock():
+        state, stopper, start = run.start(state, stopper)
+        state = replicate(state, mesh)
+        bar = _progress_bar(progress, config.epochs, steps_per_epoch, start.epoch, start.batches)
+        interrupt = _Interrupt()
+        try:
+            with interrupt:
+                state, stop_reason = _train_epochs(
+                    state, train_step, eval_step, data, config, mesh, task, stopper, run, start,
+                    bar, interrupt)
+        finally:
             if bar is not None:
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_"))})
-            weight_change = (None if old_params is None
-                             else _relative_change(jax.device_get(state.params), old_params))
-            reason = stopper.update(epoch, record.get(f"val_{task.monitor}"), weight_change)
-            if checkpointer is not None:
-                checkpointer.save(epoch, state, {
-                    "epoch": epoch, "history": history, "early_stopping": stopper.state_dict(),
-                    "stopped": reason is not None, "stop_reason": reason,
-                })
-            # Logged once saved: a resumed run repeats no line of metrics.jsonl.
-            _log(metrics_path, record)
-            if reason is not None:
-                stop_reason = reason
-                break
-    finally:
+                bar.close()
+            run.close()
+
+        test_metrics = None
+        if data.x_test is not None and len(data.x_test):
+            test_metrics = _eval(eval_step, state.variables, data.x_test, data.y_test,
+                                 config.eval_batch_size, mesh)
+            run.log({"event": "test", **test_metrics})
+    return FitResult(module, state, run.history, test_metrics, stop_reason, task, config)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during `fit`: the run stopped at a step boundary; the message says
+    what was saved and how to resume."""
+
+
+class _Interrupt:
+    """While active (main thread only), SIGINT sets a flag the loop reads between steps,
+    instead of raising wherever Python happens to be (mid-save, inside a jit'd call)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+@dataclasses.dataclass
+class _Start:
+    epoch: int = 1  # the first epoch to run
+    batches: int = 0  # batches of that epoch already done (a run interrupted mid-epoch)
+    sums: list = dataclasses.field(default_factory=list)  # their metric sums
+    stop_reason: str = "epoch limit reached"
+    stopped: bool = False
+
+
+class _Run:
+    """A run's work dir: config, lock, checkpoints and the metrics log, kept in agreement.
+
+    The metrics log is the history: an epoch's line is written before its checkpoint, and
+    resuming cuts the log back to the restored epoch, so a kill between the two, or a
+    fallback to an older checkpoint, never leaves a line without its checkpoint or the
+    reverse. Without a work dir every method is a no-op and the history lives in memory.
+    """
+
+    def __init__(self, workdir, config, module, resume, schedule_length):
+        self.workdir, self.config, self.resume = workdir, config, resume
+        self.saved_config = {**dataclasses.asdict(config), "module": repr(module),
+                             "schedule_length": schedule_length}
+        self.history: list[dict] = []
+        self.checkpointer = None
+        self.metrics_path = None if workdir is None else os.path.join(workdir, "metrics.jsonl")
+
+    def lock(self):
+        return contextlib.nullcontext() if self.workdir is None else workdir_lock(self.workdir)
+
+    def start(self, state, stopper):
+        """(state, stopper, _Start): fresh, or restored from the newest intact checkpoint."""
+        start = _Start()
+        if self.workdir is None:
+            return state, stopper, start
+        write_config(self.workdir, self.saved_config, resume=self.resume)
+        self.checkpointer = Checkpointer(self.workdir)
+        if not self.resume or not self.checkpointer.epochs():
+            self._rewrite_log(last_epoch=0)
+            return state, stopper, start
+        state, meta, skipped = self.checkpointer.restore_latest_intact(state)
+        if skipped:
+            moved = self.checkpointer.move_aside([epoch for epoch, _ in skipped])
+            for (epoch, reason), path in zip(skipped, moved):
+                logger.warning("resume: skipped checkpoint of epoch %d (%s); moved to %s", epoch,
+                               reason.split(" cannot be restored ")[-1], path)
+        for k, v in meta["early_stopping"].items():
+            setattr(stopper, k, v)
+        partial = meta.get("partial")
+        if partial:
+            start = _Start(partial["epoch"], partial["batches"], partial["sums"])
+        else:
+            start = _Start(meta["epoch"] + 1)
+        if meta["stopped"]:
+            start = _Start(self.config.epochs + 1, stop_reason=meta.get("stop_reason") or start.stop_reason,
+                           stopped=True)
+        self._rewrite_log(last_epoch=meta["epoch"])
+        return state, stopper, start
+
+    def _rewrite_log(self, last_epoch: int) -> None:
+        """Keep the log's epoch lines up to ``last_epoch`` (the history), drop the rest."""
+        kept = []
+        if os.path.exists(self.metrics_path):
+            with open(self.metrics_path) as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by a kill mid-write
+                    if isinstance(record, dict) and isinstance(record.get("epoch"), int) \
+                            and record["epoch"] <= last_epoch:
+                        kept.append(record)
+        self.history = kept
+        tmp = self.metrics_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
+        os.replace(tmp, self.metrics_path)
+
+    def log(self, record: dict) -> None:
+        if self.metrics_path is not None:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def end_epoch(self, record: dict, state, stopper, reason) -> None:
+        self.history.append(record)
+        self.log(record)  # before the checkpoint: see the class docstring
+        if self.checkpointer is not None:
+            epoch = record["epoch"]
+            if epoch in self.checkpointer.epochs():  # the partial save of an interrupted epoch
+                self.checkpointer.delete(epoch)
+            self.checkpointer.save(epoch, state, {
+                "epoch": epoch, "early_stopping": stopper.state_dict(),
+                "stopped": reason is not None, "stop_reason": reason})
+
+    def save_partial(self, epoch: int, batches: int, sums: list, state, stopper) -> str:
+        """Checkpoint a run stopped after ``batches`` steps of ``epoch``; returns what to tell
+        the user."""
+        if self.checkpointer is None:
+            return "no work dir, so nothing was saved"
+        host_sums = [{k: float(v) for k, v in s.items()} for s in jax.device_get(sums)]
+        if epoch in self.checkpointer.epochs():
+            self.checkpointer.delete(epoch)
+        self.checkpointer.save(epoch, state, {
+            "epoch": epoch - 1, "early_stopping": stopper.state_dict(), "stopped": False,
+            "stop_reason": None, "partial": {"epoch": epoch, "batches": batches, "sums": host_sums}})
+        return (f"checkpoint saved after step {int(state.step)} (epoch {epoch}, batch {batches}); "
+                f"continue with: train.py ... --workdir {self.workdir} --resume")
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+
+
+def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stopper, run, start,
+                  bar, interrupt):
+    """The epoch loop; returns (state, stop reason)."""
+    if start.stopped:
+        return state, start.stop_reason
+    for epoch in range(start.epoch, config.epochs + 1):
+        t0 = time.perf_counter()
+        # A host copy of the weights only when a stopping rule needs their change.
+        old_params = jax.device_get(state.params) if config.min_weight_change is not None else None
+        skip = start.batches if epoch == start.epoch else 0
+        sums = list(start.sums) if skip else []
+        first_step = int(state.step) - skip
+        batches = iterate_batches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
+                                  epoch=epoch, drop_remainder=config.drop_remainder)
+        for b in itertools.islice(batches, skip, None):
+            state, s = train_step(state, shard_batch(b, mesh))
+            sums.append(s)
+            if bar is not None:
+                bar.update(1)
+                if len(sums) % 10 == 1:
+                    bar.set_postfix(epoch=epoch, loss=f"{float(s['loss'] / s['count']):.4f}")
+            if interrupt.requested:
+                raise TrainingInterrupted("interrupted: " + run.save_partial(epoch, len(sums), sums, state, stopper))
+        _check_finite(sums, first_step, epoch)
+        record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, "train_")}
+        if data.x_val is not None:
+            record.update(_eval(eval_step, state.variables, data.x_val, data.y_val,
+                                config.eval_batch_size, mesh, "val_"))
+        record["epoch_seconds"] = time.perf_counter() - t0
         if bar is not None:
-            bar.close()
-        if checkpointer is not None:
-            checkpointer.close()
-
-    test_metrics = None
-    if data.x_test is not None and len(data.x_test):
-        test_metrics = _eval(eval_step, state.variables, data.x_test, data.y_test,
-                             config.eval_batch_size, mesh)
-        _log(metrics_path, {"event": "test", **test_metrics})
-    return FitResult(module, state, history, test_metrics, stop_reason, task, config)
+            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_"))})
+        weight_change = (None if old_params is None
+                         else _relative_change(jax.device_get(state.params), old_params))
+        reason = stopper.update(epoch, record.get(f"val_{task.monitor}"), weight_change)
+        run.end_epoch(record, state, stopper, reason)
+        if reason is not None:
+            return state, reason
+    return state, "epoch limit reached"
 
 
-def _progress_bar(enabled: bool, epochs: int, steps_per_epoch: int, start_epoch: int):
+def _progress_bar(enabled: bool, epochs: int, steps_per_epoch: int, start_epoch: int, done: int = 0):
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=epochs * steps_per_epoch, initial=(start_epoch - 1) * steps_per_epoch,
+    return tqdm(total=epochs * steps_per_epoch, initial=(start_epoch - 1) * steps_per_epoch + done,
                 unit="step", file=sys.stderr, dynamic_ncols=True, desc="train")
