@@ -6,6 +6,10 @@ Layout of a work dir::
     workdir/metrics.jsonl     one JSON object per epoch (and per evaluation)
     workdir/checkpoints/N/    orbax checkpoint after epoch N: "state" and "meta"
 
+In a multi-process run the work dir is one folder that every process sees (a shared file
+system across hosts): process 0 writes config.json and metrics.jsonl, and orbax
+coordinates the processes' checkpoint writes.
+
 orbax writes each checkpoint to a temporary directory and renames it when complete, so an
 interrupted save never replaces a good checkpoint. Nothing here deletes a checkpoint
 that cannot be read: the error says where it is.
@@ -138,7 +142,29 @@ def read_variables(path: str) -> tuple[dict, str]:
 
 
 def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
-    """Write ``config.json``; on resume, insist the saved config matches ``config``."""
+    """Write ``config.json``; on resume, insist the saved config matches ``config``.
+
+    In a multi-process run every process calls this and process 0 alone writes (the work
+    dir is one folder shared by all processes); the others raise when process 0 could not.
+    """
+    if jax.process_count() == 1:
+        return _write_config(workdir, config, resume=resume)
+    from jax.experimental import multihost_utils
+
+    error = None
+    if jax.process_index() == 0:
+        try:
+            _write_config(workdir, config, resume=resume)
+        except Exception as e:  # noqa: BLE001 - re-raised below, once the others know
+            error = e
+    failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
+    if error is not None:
+        raise error
+    if failed:
+        raise CheckpointError(f"process 0 could not use the work dir {workdir} (its error says why)")
+
+
+def _write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
     path = os.path.join(workdir, "config.json")
     os.makedirs(workdir, exist_ok=True)
     config = json.loads(json.dumps(config, default=str))  # compare as saved (tuples -> lists)

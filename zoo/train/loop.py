@@ -26,7 +26,7 @@ import numpy as np
 from zoo import optim, registry, transfer
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.train.checkpoint import Checkpointer, write_config
-from zoo.train.sharding import make_mesh, replicate, shard_batch
+from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
 from zoo.train.state import TrainState, create_train_state, example_inputs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
 from zoo.tasks import Task, get_task
@@ -235,8 +235,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
 
     module, spec, fixed_task = _resolve_model(config, model, data)
     task = get_task(config.task or fixed_task or data.task)
-    devices = jax.devices()[: config.num_devices] if config.num_devices else None
-    mesh = make_mesh(devices)
+    mesh = make_mesh(select_devices(config.num_devices))
 
     n_train = len(data.x_train)
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
@@ -278,7 +277,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     metrics_path = checkpointer = None
     if workdir is not None:
         write_config(workdir, {**dataclasses.asdict(config), "module": repr(module)}, resume=resume)
-        metrics_path = os.path.join(workdir, "metrics.jsonl")
+        metrics_path = os.path.join(workdir, "metrics.jsonl") if jax.process_index() == 0 else None
         checkpointer = Checkpointer(workdir)
         if resume and checkpointer.latest_epoch() is not None:
             state, meta = checkpointer.restore(state)
