@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 import chex
 import jax
@@ -20,8 +21,8 @@ from zoo.train.sharding import check_process_args, initialize_distributed, selec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Small but not trivial: dropout draws and batch-norm statistics both cross the split.
-# 12% held out leaves 1264 training examples: 19 batches of 64 and one of 48, all even, so
-# no batch is padded for 2 devices (padding rows would enter the batch-norm statistics).
+# 12% held out leaves 1264 training examples: 19 batches of 64 and one of 48, so no batch is
+# padded for 4 devices (padding rows would enter the batch-norm statistics).
 RUN = dict(epochs=2, batch_size=64, seed=3, validation_fraction=0.12,
            model_overrides={"hidden_sizes": (32,), "dropout_rate": 0.1, "batch_norm": True})
 CLI_RUN = ["--epochs", "2", "--batch-size", "64", "--seed", "3", "--validation-fraction", "0.12",
@@ -36,17 +37,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env() -> dict:
-    # One CPU device per process, whatever accelerator or forced device count is around.
+def _env(devices_per_process: int = 1) -> dict:
+    # CPU devices only, whatever accelerator or forced device count is around.
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    return {**env, "JAX_PLATFORMS": "cpu"}
+    return {**env, "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
 
 
-def _run_processes(commands: list[list[str]], logs_dir, timeout: float = TIMEOUT) -> list[str]:
+def _run_processes(commands: list[list[str]], env: dict, logs_dir, timeout: float = TIMEOUT) -> list[str]:
     """Run the commands at once; return their outputs. Fails (killing the rest) as soon as
     one exits non-zero, or when ``timeout`` passes."""
     logs = [open(logs_dir / f"process{i}.log", "w+") for i in range(len(commands))]
-    procs = [subprocess.Popen(c, cwd=ROOT, env=_env(), stdout=f, stderr=subprocess.STDOUT, text=True)
+    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
              for c, f in zip(commands, logs)]
     deadline = time.monotonic() + timeout
     try:
@@ -74,22 +76,23 @@ def _run_processes(commands: list[list[str]], logs_dir, timeout: float = TIMEOUT
 
 
 def test_two_processes_train_like_one(tmp_path):
-    """train.py on 2 processes x 1 CPU device: the checkpointed weights equal one process's
-    fit on the same global batches within 1e-5; only process 0 prints and writes logs."""
+    """train.py on 2 processes x 2 CPU devices (one 4-device mesh): the checkpointed weights
+    equal one process's fit on one device on the same global batches within 1e-5; only
+    process 0 prints and writes logs."""
     require_module("orbax.checkpoint")
     port, workdir = _free_port(), tmp_path / "run"
     outputs = _run_processes([
-        [sys.executable, "train.py", *CLI_RUN, "--workdir", str(workdir), "--num-devices", "2",
+        [sys.executable, "train.py", *CLI_RUN, "--workdir", str(workdir), "--num-devices", "4",
          "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
          "--distributed-timeout", "60"]
         for i in range(2)
-    ], tmp_path)
+    ], _env(devices_per_process=2), tmp_path)
 
     one = fit("mlp", "digits", progress=False, num_devices=1, **RUN)
     two = read_variables(workdir)[0]  # the last epoch's checkpoint, written by both processes
     chex.assert_trees_all_close(two, jax.device_get(one.variables), atol=1e-5, rtol=0)
 
-    assert "2 process(es)" in outputs[0], outputs[0]
+    assert re.search(r"devices: \[(CpuDevice.*){4}\] \(2 process\(es\)\)", outputs[0]), outputs[0]
     test_line = re.search(r"^test: accuracy=([\d.]+)", outputs[0], re.M)
     assert test_line and abs(float(test_line[1]) - one.test_metrics["accuracy"]) < 1e-3
     assert "test:" not in outputs[1] and "config:" not in outputs[1], outputs[1]
@@ -107,6 +110,16 @@ def test_num_devices_must_fit_the_devices():
             select_devices(bad)
     with pytest.raises(ValueError, match="num_devices"):
         fit("mlp", "digits", epochs=1, num_devices=n + 4, progress=False)
+
+
+def test_num_devices_over_processes(monkeypatch):
+    """Each process keeps the same number of its own devices."""
+    fake = [types.SimpleNamespace(id=i, process_index=i // 2, platform="cpu") for i in range(4)]
+    monkeypatch.setattr(jax, "devices", lambda: fake)
+    assert [d.id for d in select_devices(2)] == [0, 2]
+    assert select_devices(4) == fake
+    with pytest.raises(ValueError, match="multiple of the process count 2"):
+        select_devices(3)
 
 
 def test_process_options_are_checked():
