@@ -5,6 +5,7 @@
     python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
     python train.py --workdir runs/a --resume         # continue an interrupted run
     python train.py --model resnet20 --init-from runs/a --trainable fc   # fine-tune a head
+    python train.py --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0   # and id 1
 """
 
 from __future__ import annotations
@@ -72,7 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
                              "(ResNet head) or 'layers_3_*,fc'")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override, e.g. --set hidden_sizes=(64,64) (repeatable)")
-    p.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize() first")
+    dist = p.add_argument_group(
+        "multi-process data parallelism",
+        "Every process runs this same command (its own --process-id) on the same data and "
+        "seed; the global batch is split over the devices of all processes. Only process 0 "
+        "prints and writes config.json / metrics.jsonl; all processes take part in checkpoint "
+        "writes, so --workdir must be one folder they all see.")
+    dist.add_argument("--distributed", action="store_true",
+                      help="join a multi-process run; alone, jax.distributed.initialize() detects "
+                           "the coordinator, process count and id (SLURM, Open MPI, TPU pods)")
+    dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                      help="address process 0 listens on, e.g. 127.0.0.1:12355 (implies --distributed)")
+    dist.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
+    dist.add_argument("--process-id", type=int, default=None, help="this process's rank, 0 .. N-1")
+    dist.add_argument("--distributed-timeout", type=int, default=300, metavar="SECONDS",
+                      help="how long to wait for every process to join (default %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -84,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     import zoo
     from zoo.cli import parse_assignments
 
-    if args.distributed:
-        jax.distributed.initialize()
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(v is not None for v in explicit):
+        zoo.train.sharding.initialize_distributed(*explicit, timeout_seconds=args.distributed_timeout)
+    primary = jax.process_index() == 0  # the one process that prints
     optimizer_kwargs = parse_assignments(args.opt, "--opt")
     for key, value in (("schedule", args.schedule), ("clip_norm", args.clip_norm)):
         if value is not None:
@@ -104,10 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         target=args.target, num_devices=args.num_devices, init_from=args.init_from,
         reset_head=args.reset_head, trainable=args.trainable or (), frozen=args.freeze or (),
     )
-    print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
-    print(f"devices: {jax.devices()}", flush=True)
+    if primary:
+        print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
+        print(f"devices: {jax.devices()} ({jax.process_count()} process(es))", flush=True)
     result = zoo.fit(config.model, None, config=config, workdir=args.workdir,
-                     resume=args.resume, progress=not args.no_progress)
+                     resume=args.resume, progress=primary and not args.no_progress)
+    if not primary:
+        return 0
     last = result.history[-1] if result.history else {}
     print(f"stopped: {result.stop_reason} after {len(result.history)} epochs")
     if last:

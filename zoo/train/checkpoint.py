@@ -8,6 +8,10 @@ Layout of a work dir::
     workdir/unreadable/N/     a checkpoint that could not be restored, moved aside on resume
     workdir/.lock             held (flock) by the one run writing to the work dir
 
+In a multi-process run the work dir is one folder that every process sees (a shared file
+system across hosts): process 0 writes config.json and metrics.jsonl, and orbax
+coordinates the processes' checkpoint writes.
+
 orbax writes each checkpoint to a temporary directory and renames it when complete, so an
 interrupted save never replaces a good checkpoint. The metrics line of an epoch is written
 before its checkpoint, and a resume cuts metrics.jsonl back to the restored epoch, so the
@@ -222,7 +226,29 @@ def read_variables(path: str) -> tuple[dict, str]:
 
 
 def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
-    """Write ``config.json``; on resume, insist the saved config matches ``config``."""
+    """Write ``config.json``; on resume, insist the saved config matches ``config``.
+
+    In a multi-process run every process calls this and process 0 alone writes (the work
+    dir is one folder shared by all processes); the others raise when process 0 could not.
+    """
+    if jax.process_count() == 1:
+        return _write_config(workdir, config, resume=resume)
+    from jax.experimental import multihost_utils
+
+    error = None
+    if jax.process_index() == 0:
+        try:
+            _write_config(workdir, config, resume=resume)
+        except Exception as e:  # noqa: BLE001 - re-raised below, once the others know
+            error = e
+    failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
+    if error is not None:
+        raise error
+    if failed:
+        raise CheckpointError(f"process 0 could not use the work dir {workdir} (its error says why)")
+
+
+def _write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
     path = os.path.join(workdir, "config.json")
     config = json.loads(json.dumps(config, default=str))  # compare as saved (tuples -> lists)
     if os.path.exists(path):

@@ -31,7 +31,7 @@ import numpy as np
 from zoo import optim, registry, transfer
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
-from zoo.train.sharding import make_mesh, replicate, shard_batch
+from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
 from zoo.train.state import TrainState, create_train_state, example_inputs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
 from zoo.tasks import Task, get_task
@@ -271,8 +271,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
         raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
-    devices = jax.devices()[: config.num_devices] if config.num_devices else None
-    mesh = make_mesh(devices)
+    mesh = make_mesh(select_devices(config.num_devices))
 
     n_train = len(data.x_train)
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
@@ -385,10 +384,14 @@ class _Run:
                              "schedule_length": schedule_length}
         self.history: list[dict] = []
         self.checkpointer = None
-        self.metrics_path = None if workdir is None else os.path.join(workdir, "metrics.jsonl")
+        # Every process of a multi-process run saves its shards of the checkpoints; process 0
+        # alone holds the lock and writes the log.
+        self.leader = jax.process_index() == 0
+        self.metrics_path = (os.path.join(workdir, "metrics.jsonl")
+                             if workdir is not None and self.leader else None)
 
     def lock(self):
-        return contextlib.nullcontext() if self.workdir is None else workdir_lock(self.workdir)
+        return workdir_lock(self.workdir) if self.workdir is not None and self.leader else contextlib.nullcontext()
 
     def start(self, state, stopper):
         """(state, stopper, _Start): fresh, or restored from the newest intact checkpoint."""
@@ -422,6 +425,8 @@ class _Run:
     def _rewrite_log(self, last_epoch: int) -> None:
         """Keep the log's epoch lines up to ``last_epoch`` (the history), drop the rest."""
         kept = []
+        if self.metrics_path is None:
+            return
         if os.path.exists(self.metrics_path):
             with open(self.metrics_path) as f:
                 for line in f:
