@@ -137,18 +137,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def run(argv: list[str] | None = None) -> int:
+    """`main` with user errors turned into one ``error:`` line on stderr: exit code 2 for
+    a bad option, data, config or work dir, 130 after Ctrl-C (what was saved is said)."""
     from zoo.train.checkpoint import CheckpointError
 
     try:
-        sys.exit(main())
+        return main(argv)
     except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError) as e:
         # User errors (bad name, bad config, missing data, diverged run): one clear line.
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     except OSError as e:  # the file system said no: read-only, full, not a folder
         print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt as e:  # zoo.train.TrainingInterrupted says what was saved
         print(f"\n{e or 'interrupted'}", file=sys.stderr)
-        sys.exit(130)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(run())

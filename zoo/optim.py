@@ -40,6 +40,7 @@ Assembly, for every name: optax.chain(clip_value, clip_norm, L1, L2, optimizer).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -286,6 +287,15 @@ def make_schedule(kind: str, learning_rate: float, **kwargs) -> optax.Schedule:
     missing = [k for k in spec.required if k not in kwargs]
     if missing:
         raise ValueError(f"schedule {kind!r} needs {', '.join(missing)}")
+    for key, value in kwargs.items():
+        if key != "boundaries" and value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+            raise ValueError(f"schedule {kind!r}: {key} must be a finite number, got {value!r}")
+    if kwargs.get("boundaries") is not None and (
+            not isinstance(kwargs["boundaries"], (list, tuple))
+            or not all(isinstance(b, int) and not isinstance(b, bool) for b in kwargs["boundaries"])):
+        raise ValueError(f"schedule {kind!r}: boundaries must be a list of step numbers, "
+                         f"got {kwargs['boundaries']!r}")
     return spec.build(learning_rate, **kwargs)
 
 

@@ -20,14 +20,15 @@ QUIET = dict(progress=False)
 
 
 def _epochs_logged(workdir):
-    return [json.loads(line).get("epoch") for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line).get("epoch") for line in f]
 
 
 def test_workdir_metrics_and_config(tmp_path):
     fit("mlp", "digits", epochs=2, workdir=str(tmp_path), **QUIET)
-    lines = [json.loads(l) for l in open(tmp_path / "metrics.jsonl")]
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [l.get("epoch") for l in lines[:2]] == [1, 2] and lines[-1]["event"] == "test"
-    config = json.load(open(tmp_path / "config.json"))
+    config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"] == "mlp" and config["epochs"] == 2 and config["dataset"] == "digits"
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1", "2"]
 
@@ -136,11 +137,11 @@ def test_resume_refuses_a_schedule_whose_length_followed_the_epochs(tmp_path, sc
 
 def test_one_writer_per_workdir(tmp_path):
     fit("mlp", "digits", epochs=1, workdir=str(tmp_path), **QUIET)
-    before = open(tmp_path / "metrics.jsonl").read()
+    before = (tmp_path / "metrics.jsonl").read_text()
     with workdir_lock(str(tmp_path)):
         with pytest.raises(CheckpointError, match=r"in use by another run \(pid \d+\)"):
             fit("mlp", "digits", epochs=2, workdir=str(tmp_path), resume=True, **QUIET)
-    assert open(tmp_path / "metrics.jsonl").read() == before
+    assert (tmp_path / "metrics.jsonl").read_text() == before
     fit("mlp", "digits", epochs=2, workdir=str(tmp_path), resume=True, **QUIET)  # released
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -172,6 +173,14 @@ class Dataset:
                              "not images (H, W, C): it cannot be resized")
         if int(height) <= 0 or int(width) <= 0:
             raise ValueError(f"image size must be positive, got {height}x{width}")
+        # Refuse before allocating: XLA aborts the whole process on an allocation it cannot make.
+        examples = sum(len(x) for _, x, _ in self.splits())
+        needed = examples * int(height) * int(width) * self.input_shape[-1] * 4
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        if needed > available // 2:
+            raise ValueError(f"resizing {self.name!r} to {int(height)}x{int(width)} needs "
+                             f"{needed / 2**30:.1f} GiB for its {examples} images; this machine has "
+                             f"{available / 2**30:.1f} GiB free: choose a smaller image size")
         import jax  # only resizing needs it; the data package stays light to import
 
         def resize(x):

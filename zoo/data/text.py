@@ -139,10 +139,15 @@ class Vocabulary:
 
 def _parse_floats(fields: Sequence[str], where: str) -> np.ndarray:
     try:
-        return np.asarray([float(f) for f in fields], np.float32)
+        vector = np.asarray([float(f) for f in fields], np.float64)
     except ValueError:
         bad = next(f for f in fields if not _is_number(f))
         raise ValueError(f"{where}: {bad!r} is not a number") from None
+    fits = np.isfinite(vector) & (np.abs(vector) <= np.finfo(np.float32).max)
+    if not fits.all():
+        bad = fields[int(np.flatnonzero(~fits)[0])]
+        raise ValueError(f"{where}: {bad!r} is not a finite number (NaN, inf, or beyond float32)")
+    return vector.astype(np.float32)
 
 
 def _is_number(field: str) -> bool:

@@ -188,6 +188,23 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
                          f"{data.num_classes} classes (labels up to {data.num_classes - 1})")
 
 
+def _does_not_fit(error: Exception, model_name: str, spec, data: Dataset) -> ValueError:
+    """The error of a model that cannot be built on the data's examples, in one line, with a
+    hint when the model was defined for images of another size."""
+    if isinstance(error, ValueError) and "expects" in str(error):
+        return error  # the model's own input check already names the expected shape
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    message = (f"model {model_name!r} cannot run on dataset {data.name!r}'s examples of shape "
+               f"{data.input_shape} ({type(error).__name__}: {first})")
+    defined = None if spec is None else tuple(spec.input_shape)
+    if defined and len(defined) == 3 and len(data.input_shape) == 3 and defined != data.input_shape:
+        message += (f"; it is defined on {defined[0]}x{defined[1]} images: resize the data, e.g. "
+                    f"--data image_size={defined[0]}")
+    elif defined and defined != data.input_shape:
+        message += f"; it is defined on examples of shape {defined}"
+    return ValueError(message)
+
+
 def _learning_rule_step(spec, model, task, config: TrainConfig):
     rule = spec.learning_rule
     params = inspect.signature(rule).parameters
@@ -289,7 +306,10 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
     inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:],
                             data.y_train.dtype)
-    state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
+    try:
+        state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
+    except (TypeError, ZeroDivisionError, IndexError, ValueError) as e:
+        raise _does_not_fit(e, config.model, spec, data) from e
     if config.init_from is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
         variables = transfer.init_from_checkpoint(module, state.variables, config.init_from,

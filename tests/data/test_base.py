@@ -1,0 +1,89 @@
+"""Dataset values are checked when a dataset is built and when `zoo.fit` receives one: a
+NaN pixel or an out-of-range label is an error that names the split, never a result."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import zoo
+from zoo.data import Dataset, load_dataset
+from zoo.data.text import Vocabulary, load_word_vectors
+
+QUIET = dict(progress=False, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.mark.parametrize("split, label, message", [
+    ("y_train", -1, r"y_train labels must be in \[0, 10\).*from -1"),
+    ("y_train", 10, r"y_train labels must be in \[0, 10\).*to 10"),
+    ("y_test", 99, r"y_test labels must be in \[0, 10\).*to 99"),
+])
+def test_labels_outside_the_classes_are_refused(digits, split, label, message):
+    y = getattr(digits, split).copy()
+    y[0] = label
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(digits, **{split: y})
+
+
+def test_non_integer_labels_are_refused(digits):
+    y = digits.y_train.astype(np.float32)
+    y[3] = 2.5
+    with pytest.raises(ValueError, match="integer class labels.*2.5"):
+        dataclasses.replace(digits, y_train=y)
+
+
+@pytest.mark.parametrize("split", ["x_train", "x_test"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_inputs_are_refused(digits, split, value):
+    x = getattr(digits, split).copy()
+    x[7, 2, 3, 0] = value
+    with pytest.raises(ValueError, match=f"{split} holds 1 non-finite value.*example 7"):
+        dataclasses.replace(digits, **{split: x})
+
+
+def test_fit_rechecks_arrays_changed_in_place():
+    data = load_dataset("digits").with_validation(0.1, seed=0)
+    data.x_val[4] = np.nan  # after construction: only fit can see it
+    with pytest.raises(ValueError, match="x_val holds 64 non-finite"):
+        zoo.fit("mlp", data, **QUIET)
+
+
+def test_a_binary_model_on_multi_class_labels_is_refused(digits):
+    with pytest.raises(ValueError, match=r"one output unit for two classes.*'digits' has 10 classes"):
+        zoo.fit("perceptron", digits, **QUIET)
+    zoo.fit("perceptron", "xor", **QUIET)  # two classes: fine
+
+
+def test_a_model_with_fewer_outputs_than_classes_is_refused(digits):
+    with pytest.raises(ValueError, match="has 5 outputs, but dataset 'digits' has 10 classes"):
+        zoo.fit("mlp", digits, model_overrides={"num_outputs": 5}, **QUIET)
+
+
+def test_a_classifier_on_regression_targets_is_refused():
+    data = load_dataset("diabetes")
+    with pytest.raises(ValueError, match="perceptron.*two classes|predicts class labels"):
+        zoo.fit("perceptron", data, **QUIET)
+
+
+def test_resizing_beyond_memory_is_refused_before_allocating(digits):
+    with pytest.raises(ValueError, match=r"needs \d+.* GiB .* choose a smaller image size"):
+        digits.resized(100_000, 100_000)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e39"])
+def test_word_vectors_must_be_finite(tmp_path, value):
+    path = tmp_path / "vectors.txt"
+    path.write_text(f"good 0.1 0.2\nbad 0.3 {value}\n")
+    with pytest.raises(ValueError, match=f"line 2.*'{value}' is not a finite number"):
+        load_word_vectors(str(path), Vocabulary.build(["good bad"]))
+
+
+def test_a_hand_made_dataset_with_good_values_is_accepted():
+    x = np.zeros((4, 2), np.float32)
+    Dataset(name="tiny", task="classification", x_train=x, y_train=np.array([0, 1, 1, 0]),
+            x_test=x, y_test=np.array([1, 1, 0, 0]), num_classes=2)
