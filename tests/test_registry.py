@@ -208,7 +208,7 @@ def test_every_registered_task_is_one_the_engine_trains():
     ({"hidden_sizes": 64}, "hidden_sizes must be a tuple like"),
     ({"hidden_sizes": (64.5,)}, r"hidden_sizes\[0\] must be an integer, got float 64.5"),
     ({"batch_norm": "maybe"}, "batch_norm must be True or False"),
-    ({"dropout_rate": "high"}, "dropout_rate must be a number"),
+    ({"dropout_rate": "high"}, "dropout_rate must be a finite number"),
     ({"num_outputs": 2.5}, "num_outputs must be an integer"),
     ({"dropout": 0.1}, "unknown config key 'dropout'.*dropout_rate"),
 ])

@@ -163,12 +163,12 @@ def _weights_only(params):
 
 
 def _check_penalty(kind: str, strength: float, num_examples: int | None) -> None:
-    if strength < 0:
-        raise ValueError(f"{kind} strength must be >= 0, got {strength}")
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength < math.inf:
+        raise ValueError(f"{kind} strength must be a finite number >= 0, got {strength!r}")
     if num_examples is None:
         raise ValueError(f"{kind} > 0 needs num_examples (m, the number of training "
                          f"examples): the slide's penalty is lambda / (2m) * sum ...")
-    if int(num_examples) != num_examples or num_examples < 1:
+    if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
         raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}")
 
 
@@ -538,10 +538,9 @@ def create(name: str, learning_rate: LearningRate = 1e-3, *, schedule: str | Non
     if clip_norm is not None:
         _check_clip("clip_norm", clip_norm)
         parts.append(optax.clip_by_global_norm(clip_norm))
-    if l1:
-        parts.append(l1_penalty(l1, num_examples, penalty_mask))
-    if l2:
-        parts.append(l2_penalty(l2, num_examples, penalty_mask))
+    for strength, penalty in ((l1, l1_penalty), (l2, l2_penalty)):
+        if strength != 0 or not isinstance(strength, (int, float)):
+            parts.append(penalty(strength, num_examples, penalty_mask))
     parts.append(spec.build(eta, **{**spec.defaults, **hyper}))
     return optax.chain(*parts)
 
@@ -560,7 +559,7 @@ def _resolve_learning_rate(learning_rate, schedule, schedule_kwargs) -> Learning
 
 
 def _check_clip(key: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ValueError(f"{key} must be > 0, got {value!r}")
 
 

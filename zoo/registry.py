@@ -30,11 +30,11 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import inspect
-import operator
 import types
 from typing import Any, Callable, Mapping
 
 from zoo._choices import lookup, unknown_name_error
+from zoo.nn.checks import check_like_default
 from zoo.tasks import TASKS
 
 # How a model learns. Anything but "gradient" gets its own contract test instead of the
@@ -83,7 +83,7 @@ class ModelSpec:
         for key, value in overrides.items():
             if key not in self.config:
                 raise unknown_name_error("config key", key, self.config, f" for model {self.name!r}")
-            config[key] = _coerce(self.name, key, value, self.config[key])
+            config[key] = check_like_default(f"model {self.name!r}: {key}", value, self.config[key])
         if not isinstance(self.module, type):  # TRANSITION: function constructors, removed after the restructure
             return self.module(**{k: v for k, v in config.items() if k in overrides})
         return self.module(**config)
@@ -105,44 +105,6 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-
-
-def _kind(value) -> str:
-    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
-
-
-def _coerce(model: str, key: str, value, default):
-    """``value`` for config ``key`` checked against the kind of its ``default``: ints stay
-    integers, floats take ints, bools and strings must be bools and strings, tuples take
-    tuples or lists (to a tuple, each element checked against the default's first). A
-    ``None`` default or any other type is left to the module's own checks."""
-    where = f"model {model!r}: {key}"
-    if value is None or default is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ValueError(f"{where} must be True or False, got {_kind(value)}")
-        return value
-    if isinstance(default, int):
-        try:
-            return operator.index(value)  # Python and NumPy integers, not floats or bools
-        except TypeError:
-            raise ValueError(f"{where} must be an integer, got {_kind(value)}") from None
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{where} must be a number, got {_kind(value)}")
-        return float(value)
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise ValueError(f"{where} must be a string, got {_kind(value)}")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, (tuple, list)):
-            raise ValueError(f"{where} must be a tuple like {default!r}, got {_kind(value)}")
-        if default and all(isinstance(d, type(default[0])) for d in default):
-            return tuple(_coerce(model, f"{key}[{i}]", v, default[0]) for i, v in enumerate(value))
-        return tuple(value)
-    return value
 
 
 def _config_of(module: type, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import types
 from typing import Callable, Mapping
 
 from zoo._choices import lookup
+from zoo.nn.checks import check_like_default
 from zoo.data import imdb, sentiment, seq2seq_tasks, sequence_tasks, sources, synthetic
 from zoo.data.base import Dataset
 
@@ -69,6 +70,10 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None
         accepted = ", ".join(options) if options else "none"
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; "
                          f"its options: {accepted}")
+    for key, value in kwargs.items():
+        default = parameters[key].default
+        if default is not inspect.Parameter.empty:
+            kwargs[key] = check_like_default(f"dataset {name!r}: {key}", value, default)
     try:
         valid_seed = operator.index(seed) >= 0
     except TypeError:
@@ -81,7 +86,10 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None
         if "data_dir" not in parameters:
             raise ValueError(f"dataset {name!r} is built in and reads no files; leave data_dir unset")
         kwargs["data_dir"] = data_dir
-    data = loader(**kwargs)
+    try:
+        data = loader(**kwargs)
+    except TypeError as e:  # a value of a kind the loader cannot use
+        raise ValueError(f"dataset {name!r}: bad option value ({e})") from e
     if image_size is not None:
         height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
         data = data.resized(height, width)

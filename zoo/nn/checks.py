@@ -3,6 +3,7 @@ name what they got."""
 
 from __future__ import annotations
 
+import math
 import operator
 
 import jax.numpy as jnp
@@ -35,4 +36,47 @@ def check_count(value, what: str, minimum: int, owner: str | None = None) -> int
         raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value!r}") from None
     if value < minimum:
         raise ValueError(f"{prefix}{what} must be an integer >= {minimum}, got {value}")
+    return value
+
+
+def _kind(value) -> str:
+    return "a list" if isinstance(value, list) else f"{type(value).__name__} {value!r}"
+
+
+def check_like_default(where: str, value, default, *, element: bool = False):
+    """``value`` checked against the kind of ``default`` (a config's or an option's): ints
+    stay integers, floats take ints (and must be finite), bools and strings must be bools
+    and strings, tuples take tuples or lists (to a tuple, each element checked against the
+    default's first; ``None`` elements pass, for free axes such as a sequence length). A
+    ``None`` default or any other type is left to the owner's own checks. ``where`` names
+    the option in the ValueError, e.g. "model 'mlp': hidden_sizes".
+    """
+    if default is None or (value is None and element):
+        return value
+    if value is None:
+        raise ValueError(f"{where} must be set (default {default!r}), got None")
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be True or False, got {_kind(value)}")
+        return value
+    if isinstance(default, int):
+        try:
+            return operator.index(value)  # Python and NumPy integers, not floats or bools
+        except TypeError:
+            raise ValueError(f"{where} must be an integer, got {_kind(value)}") from None
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{where} must be a finite number, got {_kind(value)}")
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{where} must be a string, got {_kind(value)}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, (tuple, list)):
+            raise ValueError(f"{where} must be a tuple like {default!r}, got {_kind(value)}")
+        if default and all(isinstance(d, type(default[0])) for d in default):
+            return tuple(check_like_default(f"{where}[{i}]", v, default[0], element=True)
+                         for i, v in enumerate(value))
+        return tuple(value)
     return value
