@@ -25,7 +25,6 @@ thread pool follows the affinity mask; torch's thread count is set here).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import resource
 import statistics
