@@ -1,4 +1,5 @@
-"""Where a classifier looks: class activation maps and gradient saliency maps.
+"""Explanations: where a classifier looks (class activation maps, gradient saliency maps,
+attention weights) and how the gradient flows back through time in a recurrent model.
 
 * `cam` — class activation maps (Zhou, Khosla, Lapedriza, Oliva & Torralba 2016, "Learning
   deep features for discriminative localization"; seed kang-lecture4, "Class Activation
@@ -15,18 +16,19 @@
   convolutional networks"): ``max over input channels of |d S_c / d x|``, one example at a
   time with ``jax.vmap`` (each example's gradient, not the gradient of the batch sum). Works
   for any image classifier in the zoo, GAP or not.
+* `attention_weights` — the per-step weights of an attention-pooling recurrent classifier
+  (Raffel & Ellis 2015): which words decided the class.
+* `gradient_norms_through_time` — ||dLoss/dh_t|| at every step of every recurrent layer:
+  the vanishing/exploding gradient picture of kang-lecture4, for any zoo recurrent model.
 
-Both run the model in evaluation mode (``train=False``: batch norm uses its running
+`cam` and `saliency` run the model in evaluation mode (``train=False``: batch norm uses its running
 statistics, dropout is off), so examples do not interact and both are jit-able with the model,
 ``classes`` and ``upsample`` held static::
 
     maps, logits = jax.jit(lambda v, x: zoo.cam(model, v, x, classes=(3,)))(variables, x)
 
-``zoo.cam`` and ``zoo.saliency`` are these functions. Re-exported here from beside their models:
-the text CNN's word-level maps (CAM over time), `zoo.models.cnn.textcnn.word_importance`; an
-attention-pooling recurrent classifier's per-token weights (which words decided the class),
-`zoo.models.recurrent.attention_weights`; and the norm of dLoss/dh_t at every step of a
-recurrent model (vanishing gradients, kang-lecture4), `zoo.models.recurrent.gradient_norms_through_time`.
+``zoo.cam`` and ``zoo.saliency`` are these functions. Re-exported here from beside its model:
+the text CNN's word-level maps (CAM over time), `zoo.models.cnn.textcnn.word_importance`.
 
 Which models support CAM: the ones whose class names their final dense layer in a
 ``cam_classifier`` attribute (the key of its kernel and bias in ``variables["params"]``), and
@@ -38,10 +40,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
-__all__ = ["cam", "saliency"]
+from zoo.nn.recurrence import PERTURBATIONS
+from zoo.tasks import get_task
+
+__all__ = ["cam", "saliency", "attention_weights", "gradient_norms_through_time"]
 
 
 def _classifier_name(model) -> str | None:
@@ -165,12 +172,85 @@ def saliency(model, variables, x, classes: int | Sequence[int] | None = None):
     return jax.vmap(one_example)(x)
 
 
-# Explanations that live beside their models, re-exported here; imported on first use, so
+def attention_weights(model, variables, x, lengths=None) -> jax.Array:
+    """Per-step attention weights of an attention-pooling classifier: ``(B, T)`` float32.
+
+    x: the model's input — token ids (B, T) int for a text model (lengths from the
+    padding), or (B, T, *F) float. Each row sums to 1 over the valid steps and is 0 on
+    padding: ``alpha_t`` is the share of the pooled vector that step t contributes, so
+    the largest weights mark the words that decided the class (Raffel & Ellis 2015; the
+    seed's attention for document classification).
+
+    model: an attention-pooling `zoo.models.recurrent.SequenceClassifier` (e.g.
+    "attention_lstm", or any recurrent classifier built with ``pooling="attention"``);
+    lengths: optional (B,) valid lengths (a text model takes them from the padding).
+    """
+    if not callable(getattr(model, "attention_weights", None)):
+        raise ValueError(f"attention_weights needs a recurrent classifier with attention pooling "
+                         f"(zoo.models.recurrent.SequenceClassifier); got {type(model).__name__}")
+    return model.apply(variables, x, lengths, method="attention_weights")
+
+
+def gradient_norms_through_time(model, variables, x, y, *, loss="classification",
+                                lengths=None) -> dict[str, jax.Array]:
+    """||dLoss/dh_t|| for every step t of every recurrent layer of ``model``: the seed's
+    vanishing/exploding gradient picture (kang-lecture4, "Gradient Vanishing/Exploding
+    Problem"), measured on a batch.
+
+    Each recurrent layer adds a zero perturbation ``eps_t`` to its state h_t inside the
+    scan (`zoo.nn.recurrence.scan_cell`); the gradient of the loss with respect to ``eps_t`` is the total
+    derivative dLoss/dh_t, through every later step — for an Elman RNN the seed's product
+    ``dL/dh_T  prod_k diag(1 - h_k^2) U^T``.
+
+    Args:
+      model, variables: any zoo module whose recurrent layers are `zoo.nn.recurrence.RNN`
+        layers (the sequence classifiers, `StackedRNN`, `RNN`) or ConvLSTM layers.
+      x: its input batch; y: the targets.
+      loss: a task name of `zoo.tasks` ("classification", "regression"), whose mean
+        per-example loss is differentiated, or a function ``(outputs, y) -> scalar``.
+      lengths: optional (B,) valid lengths, passed to the model.
+
+    Returns:
+      ``{layer path: (T,) float32}``, e.g. ``{"encoder/layers_0": ...}`` (a bidirectional
+      layer gives ``.../forward_rnn`` and ``.../backward_rnn``), sorted by path; entry t is
+      the Frobenius norm of dLoss/dh_t over the batch (B, *H). Inference mode (no dropout).
+    """
+    if isinstance(loss, str):
+        per_example = get_task(loss).per_example
+
+        def loss_fn(outputs, x, y):
+            return jnp.mean(per_example(outputs, {"x": x, "y": y})["loss"])
+    else:
+        def loss_fn(outputs, x, y):
+            return loss(outputs, y)
+    extra = {} if lengths is None else {"lengths": lengths}
+    variables = {k: v for k, v in variables.items() if k != PERTURBATIONS}
+    # An abstract first pass (shapes only) finds the zero perturbations, (B, T, *H) per layer.
+    _, created = jax.eval_shape(functools.partial(model.apply, mutable=[PERTURBATIONS], **extra),
+                                variables, x)
+    if PERTURBATIONS not in created:
+        raise ValueError(f"{type(model).__name__} has no recurrent layer that exposes its hidden "
+                         "states (zoo.nn.recurrence.RNN or a ConvLSTM layer)")
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), created[PERTURBATIONS])
+
+    @jax.jit  # one compiled program instead of op-by-op dispatch of the two scans
+    def norms_of(variables, x, y, zeros):
+        def total_loss(eps):
+            return loss_fn(model.apply({**variables, PERTURBATIONS: eps}, x, **extra), x, y)
+
+        grads = jax.grad(total_loss)(zeros)
+        return jax.tree.map(lambda g: jnp.sqrt(jnp.sum(jnp.square(g), axis=(0,) + tuple(range(2, g.ndim)))),
+                            grads)
+
+    norms = norms_of(variables, x, y, zeros)
+    return {"/".join(p.key for p in path[:-1]): n  # the last key is "hidden_states"
+            for path, n in jax.tree_util.tree_leaves_with_path(norms)}
+
+
+# Explanations that live beside their model, re-exported here; imported on first use, so
 # that importing this module does not import every model family.
 _MODEL_EXPLANATIONS = {
     "word_importance": "zoo.models.cnn.textcnn",  # text CNN: CAM over time
-    "attention_weights": "zoo.models.recurrent",  # attention pooling: per-step weights (B, T)
-    "gradient_norms_through_time": "zoo.models.recurrent",  # ||dLoss/dh_t|| per layer
 }
 
 

@@ -1,20 +1,22 @@
 """Recurrent-layer speed, side by side: ``python -m zoo.bench.rnn_speed --cell lstm``.
 
-Issue 5's speed workload at the layer level: B=64, T=128, I=64, H=256, float32, the
+The recurrent speed workload at the layer level: B=64, T=128, I=64, H=256, float32, the
 gradient of the summed outputs with respect to the weights (forward + backward), for
 
 - ``torch``: ``torch.nn.LSTM`` / ``torch.nn.GRU`` (batch first), ``.backward()``;
 - ``flax``: ``nn.RNN(nn.OptimizedLSTMCell)`` / ``nn.RNN(nn.GRUCell)``;
-- ``plain``: ``recurrent.scan_cell`` over ``recurrent.lstm_step`` / ``gru_step`` (autodiff);
-- ``fast``: ``zoo.nn.fastrnn.lstm_sequence`` / ``gru_sequence`` (hand-written backward).
+- ``plain``: ``zoo.nn.recurrence.scan_cell`` over the LSTM / GRU cell with ``impl="scan"``
+  (``lax.scan`` of ``lstm_step`` / ``gru_step``, autodiff);
+- ``fast``: the same cell with ``impl="fast"``: ``zoo.nn.fastrnn.lstm_sequence`` /
+  ``gru_sequence`` (hand-written backward).
 
 Contenders are timed interleaved (DESIGN.md): ``--rounds`` rounds, in each every contender
 runs 1 untimed and ``--steps`` timed calls; a ratio is the median over rounds of the
 per-round ratio of median step times, with its min-max. Also reported: minor page faults
 per call (XLA:CPU maps large temporaries afresh on every call; see zoo/nn/fastrnn.py),
 the 1-minute load average before and after (the machine is shared), and with
-``--compile`` the compile time of the jitted gradient at T=16 and T=1024 (issue 5: the
-T=1024 compile within 1.5x the T=16 one).
+``--compile`` the compile time of the jitted gradient at T=16 and T=1024 (the T=1024
+compile should stay within 1.5x the T=16 one: one scan body whatever the length).
 
 For a one-core comparison run it under ``taskset -c 0`` with ``--threads 1`` (XLA's CPU
 thread pool follows the affinity mask; torch's thread count is set here).
@@ -23,7 +25,6 @@ thread pool follows the affinity mask; torch's thread count is set here).
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 import resource
 import statistics
@@ -58,18 +59,18 @@ def _weights(cell, key, I, H):
 
 
 def zoo_losses(cell, B, H):
-    """(plain, fast) losses ``(w, x) -> sum of outputs`` for ``cell`` "lstm" or "gru"."""
-    from zoo.models import recurrent
-    from zoo.nn import fastrnn
+    """(plain, fast) losses ``(w, x) -> sum of outputs`` for ``cell`` "lstm" or "gru": the
+    zoo's cell with ``impl="scan"`` and with ``impl="fast"``, on the weights ``w``."""
+    from zoo.nn import recurrence
 
     z = jnp.zeros((B, H), jnp.float32)
-    if cell == "lstm":
-        plain = lambda w, x: recurrent.scan_cell(functools.partial(recurrent.lstm_step, w), (z, z), x, fast=False)[1].sum()
-        fast = lambda w, x: fastrnn.lstm_sequence(w, (z, z), x)[1].sum()
-    else:
-        plain = lambda w, x: recurrent.scan_cell(functools.partial(recurrent.gru_step, w), z, x, fast=False)[1].sum()
-        fast = lambda w, x: fastrnn.gru_sequence(w, z, x)[1].sum()
-    return plain, fast
+    carry = (z, z) if cell == "lstm" else z
+
+    def loss(impl):
+        module = recurrence.make_cell(cell, H, impl=impl)
+        return lambda w, x: recurrence.scan_cell(module.apply({"params": w}, x.shape[-1]), carry, x)[1].sum()
+
+    return loss("scan"), loss("fast")
 
 
 def _jax_runner(f, *args):

@@ -18,16 +18,13 @@ initialisation). Convolutions are cross-correlations with "same" zero padding, s
 
 Layout: one convolution per step over ``concat([X_t, H_{t-1}])`` with a kernel
 (k, k, C_in + F, 4F), gate blocks (i, f, c, o) — the same fused layout as the dense cells
-of `zoo.models.recurrent` (one product per step). The cell is a step function run by
-`zoo.models.recurrent.scan_cell`, the zoo's one scan runner.
+of `zoo.nn.recurrence` (one product per step). The cell is a step function run by
+`zoo.nn.recurrence.scan_cell`, the zoo's one scan runner.
 
 Convolutions go through `zoo.nn.fastconv.conv2d` (``conv_impl="auto"``: matmul-based on
-CPU, XLA's elsewhere). Why: on this project's 2-core CPU, XLA's own convolution *inside a
-scan* has a very slow backward pass — 10 steps of a 3x3, 33->33-channel "same" conv on
-(16, 24, 24) maps, forward+backward: 2,444 ms in a scan vs 110 ms unrolled; Winograd
-from matmuls (fastconv) 171 ms in the scan. A whole ConvLSTM training step (B=16,
-features (16, 16), 24x24 frames, 5 in + 5 out) took 8.7 s with XLA's convolution and
-0.66 s with "auto" (same process, same machine).
+CPU, XLA's elsewhere). Why: on a CPU, XLA's own convolution *inside a scan* has a very
+slow backward pass, an order of magnitude slower than the same convolutions unrolled or
+computed from matmuls (the README's ConvLSTM notes give the measurements).
 
 Encoder-forecaster (Shi et al., section 3.2): a stack of ConvLSTM layers reads the
 T_in input frames; a second stack, its states initialised with the encoder's final
@@ -46,9 +43,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo.models.recurrent import hidden_state_perturbation, scan_cell, torch_uniform
 from zoo.nn import check_input
 from zoo.nn.fastconv import CONV_IMPLS, conv2d
+from zoo.nn.recurrence import hidden_state_perturbation, scan_cell, torch_uniform
 from zoo.registry import register_model
 
 PAPER = ("Shi et al. 2015, Convolutional LSTM network: a machine learning approach for "
@@ -198,19 +195,15 @@ class ConvLSTMForecaster(nn.Module):
         return self.head(self.forward_features(x, train))
 
 
-@register_model(
-    "convlstm", family="recurrent", task="regression",
+register_model(
+    "convlstm", ConvLSTMForecaster, family="recurrent", task="regression",
     paper=f"{PAPER}; Hadamard peepholes; encoder-forecaster; seed {SEED}",
     test_config={"input_shape": (3, 6, 5, 2), "output_frames": 2, "features": (3, 2)},
+    description=(
+        "ConvLSTM encoder-forecaster (Shi et al. 2015): frames (B, T_in, H, W, C) -> the next "
+        "``output_frames`` frames (B, T_out, H, W, C) in [0, 1] (sigmoid); stacked layers of "
+        "``features`` channels, ``kernel_size`` x ``kernel_size`` convolutions, per-position "
+        "Hadamard peepholes. Trains on ``moving_digits`` (which sets ``output_frames``). "
+        "``conv_impl``: \"auto\" (matmul-based convolutions on CPU, XLA's elsewhere), \"xla\", "
+        "\"im2col\", \"banded\" or \"winograd\" (`zoo.nn.fastconv`)."),
 )
-def convlstm(*, input_shape=(5, 24, 24, 1), output_frames=5, features=(16, 16), kernel_size=3,
-             remat=False, conv_impl="auto"):
-    """ConvLSTM encoder-forecaster (Shi et al. 2015): frames (B, T_in, H, W, C) ->
-    the next ``output_frames`` frames (B, T_out, H, W, C) in [0, 1] (sigmoid); stacked
-    layers of ``features`` channels, ``kernel_size`` x ``kernel_size`` convolutions,
-    per-position Hadamard peepholes. Trains on ``moving_digits`` (which sets
-    ``output_frames``). ``conv_impl``: "auto" (matmul-based convolutions on CPU, XLA's
-    elsewhere), "xla", "im2col", "banded" or "winograd" (`zoo.nn.fastconv`)."""
-    return ConvLSTMForecaster(input_shape=tuple(input_shape), output_frames=int(output_frames),
-                              features=tuple(int(f) for f in features), kernel_size=int(kernel_size),
-                              remat=bool(remat), conv_impl=conv_impl)

@@ -7,13 +7,13 @@ are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis": the character
 
 Design
 ------
-Everything recurrent reuses zoo.models.recurrent: the encoder is a `StackedRNN`, the
+Everything recurrent reuses `zoo.nn.recurrence`: the encoder is a `StackedRNN`, the
 decoder is a stack of the same cells (`make_cell`), and teacher forcing runs the decoder
 step with the one scan runner, `scan_cell`. Greedy decoding feeds each step its own
 previous output, so it has no input sequence to scan over: it is its own ``lax.scan``
 over ``length`` steps (fixed trip count: one compiled body whatever the length).
 
-As in recurrent.py, modules own weights and hand back *pure* functions (`Affine`,
+As in `zoo.nn.recurrence`, modules own weights and hand back *pure* functions (`Affine`,
 `Attention`, the cells): Linen submodules cannot be called inside a raw ``lax.scan``,
 closures over arrays can.
 
@@ -58,22 +58,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.nn.checks import check_count
-from zoo.nn.tokens import BOS, EOS, PAD, strip_ids
-from zoo.models.recurrent import CELLS, KANG, SURF, StackedRNN, carry_output, make_cell, scan_cell, validate_cell
+from zoo._choices import unknown_name_error
 from zoo.metrics import corpus_bleu, exact_match
+from zoo.models.recurrent import KANG, SURF
 from zoo.nn import check_input
+from zoo.nn.checks import check_count
+from zoo.nn.recurrence import (CELL_OPTIONS, StackedRNN, carry_output, cell_options, make_cell, scan_cell,
+                                 validate_cell)
+from zoo.nn.tokens import BOS, EOS, PAD, strip_ids
 from zoo.registry import register_model
 
 ATTENTIONS = ("none", "bahdanau", "dot", "general", "concat")
 LUONG = ("dot", "general", "concat")
 SCORES = ("additive", "dot", "general", "concat")
 SCORE_OF = {"bahdanau": "additive", "dot": "dot", "general": "general", "concat": "concat"}
-
-
-def _check_choice(value, choices, what: str) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {choices}")
 
 
 # --------------------------------------------------------------------------------------
@@ -137,7 +135,8 @@ class Attention(nn.Module):
     units: int | None = None
 
     def __post_init__(self):
-        _check_choice(self.score, SCORES, "attention score")
+        if self.score not in SCORES:
+            raise unknown_name_error("attention score", self.score, SCORES)
         super().__post_init__()
 
     @nn.compact
@@ -325,7 +324,11 @@ class Seq2Seq(nn.Module):
     decoder has ``num_layers`` cells of the encoder's output width (2H if bidirectional)
     and starts from the encoder's final states, both directions concatenated per layer.
     ``output_length`` is how many tokens greedy decoding writes when no target gives the
-    length. ``dropout`` acts between encoder layers in train mode.
+    length. ``dropout_rate`` acts between encoder layers in train mode. The cell options
+    (``activation`` ... ``impl``) are `SequenceClassifier`'s (`zoo.models.recurrent`): an
+    option of another cell than ``cell`` must stay at its default. ``impl`` chooses how
+    the encoder runs; the decoder's cells are composed into one step with the attention
+    and readout, which always runs in the scan.
     """
 
     input_shape: tuple = (10,)
@@ -340,14 +343,21 @@ class Seq2Seq(nn.Module):
     attention: str = "none"
     attention_units: int | None = None
     input_feeding: bool = False
-    dropout: float = 0.0
-    cell_options: dict | None = None
+    dropout_rate: float = 0.0
+    activation: str = "tanh"
+    peephole: str | None = None
+    forget_bias: float = 0.0
+    reset_after: bool = True
+    update_convention: str = "keep"
+    use_bias: bool = True
+    impl: str = "auto"
     bos_id: int = BOS
     eos_id: int = EOS
 
     def __post_init__(self):
-        _check_choice(self.attention, ATTENTIONS, "attention")
-        validate_cell(self.cell, self.hidden_size, self.cell_options)
+        if self.attention not in ATTENTIONS:
+            raise unknown_name_error("attention", self.attention, ATTENTIONS)
+        validate_cell(self.cell, self.hidden_size, self._cell_options())
         if self.tokens:
             check_count(self.vocab_size, "vocab_size", 1)
             if len(self.input_shape) != 1:
@@ -361,10 +371,16 @@ class Seq2Seq(nn.Module):
         if self.input_feeding and self.attention not in LUONG:
             raise ValueError(f"input_feeding feeds Luong's attentional state: it needs attention in {LUONG}, "
                              f"got {self.attention!r}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
         check_count(self.output_length, "output_length", 1)
         check_count(self.embed_dim, "embed_dim", 1)
         check_count(self.num_layers, "num_layers", 1)
         super().__post_init__()
+
+    def _cell_options(self) -> dict:
+        """The cell options that apply to ``cell``, as keyword arguments of its class."""
+        return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
 
     @property
     def tokens(self) -> bool:
@@ -381,17 +397,17 @@ class Seq2Seq(nn.Module):
         if self.tokens:
             self.source_embedding = nn.Embed(self.vocab_size, self.embed_dim)
         self.encoder = StackedRNN(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                                  bidirectional=self.bidirectional, dropout=self.dropout,
-                                  cell_options=self.cell_options)
+                                  bidirectional=self.bidirectional, dropout_rate=self.dropout_rate,
+                                  cell_options=self._cell_options())
         width = self.hidden_size * (2 if self.bidirectional else 1)
         if self.tokens:
             self.decoder = Decoder(
                 vocab_size=self.target_vocab_size or self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
                 hidden_size=width, num_layers=self.num_layers, attention=self.attention,
                 attention_units=self.attention_units, input_feeding=self.input_feeding,
-                cell_options=self.cell_options)
+                cell_options=self._cell_options())
         else:
-            self.cells = [make_cell(self.cell, width, **(self.cell_options or {})) for _ in range(self.num_layers)]
+            self.cells = [make_cell(self.cell, width, **self._cell_options()) for _ in range(self.num_layers)]
             self.output = Affine(self.input_shape[-1])
 
     def forward_features(self, x, train: bool = False) -> dict:
@@ -473,6 +489,9 @@ class CharRNN(nn.Module):
     sequence_to_sequence task's loss unchanged (its target y is x shifted left, ending in
     EOS); the call takes y for that task's uniform ``model(x, y)`` and ignores it, since
     the teacher's tokens are x itself.
+
+    The cell options (``activation`` ... ``impl``) are `Seq2Seq`'s; the cells run inside
+    the decoder's composed step, so ``impl`` has no fast path to choose here.
     """
 
     input_shape: tuple = (45,)
@@ -481,11 +500,17 @@ class CharRNN(nn.Module):
     cell: str = "lstm"
     hidden_size: int = 64
     num_layers: int = 1
-    cell_options: dict | None = None
+    activation: str = "tanh"
+    peephole: str | None = None
+    forget_bias: float = 0.0
+    reset_after: bool = True
+    update_convention: str = "keep"
+    use_bias: bool = True
+    impl: str = "auto"
     eos_id: int = EOS
 
     def __post_init__(self):
-        validate_cell(self.cell, self.hidden_size, self.cell_options)
+        validate_cell(self.cell, self.hidden_size, self._cell_options())
         check_count(self.vocab_size, "vocab_size", 1)
         check_count(self.num_layers, "num_layers", 1)
         if len(self.input_shape) != 1:
@@ -496,10 +521,14 @@ class CharRNN(nn.Module):
     def output_shape(self) -> tuple:
         return (self.input_shape[0], self.vocab_size)
 
+    def _cell_options(self) -> dict:
+        """The cell options that apply to ``cell``, as keyword arguments of its class."""
+        return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
+
     def setup(self):
         self.decoder = Decoder(vocab_size=self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
                                hidden_size=self.hidden_size, num_layers=self.num_layers,
-                               cell_options=self.cell_options)
+                               cell_options=self._cell_options())
 
     def _start(self, batch_size: int):
         return self.decoder.initial_carry(batch_size)
@@ -548,91 +577,62 @@ _TEST = {"input_shape": (5,), "vocab_size": 7, "output_length": 6, "embed_dim": 
          "num_layers": 2, "bidirectional": True}
 
 
-def _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
-             num_layers, bidirectional, attention, attention_units, input_feeding, dropout, cell_options):
-    return Seq2Seq(input_shape=tuple(input_shape), vocab_size=None if vocab_size is None else int(vocab_size),
-                   target_vocab_size=target_vocab_size, output_length=int(output_length),
-                   embed_dim=int(embed_dim), cell=cell, hidden_size=int(hidden_size),
-                   num_layers=int(num_layers), bidirectional=bool(bidirectional), attention=attention,
-                   attention_units=attention_units, input_feeding=bool(input_feeding),
-                   dropout=float(dropout), cell_options=dict(cell_options or {}))
+class LuongSeq2Seq(Seq2Seq):
+    """`Seq2Seq` with Luong et al.'s global attention only: ``attention`` "dot", "general"
+    or "concat", scored on the current decoder state h_t, with the attentional state
+    h~_t and input feeding by default."""
+
+    attention: str = "general"
+    input_feeding: bool = True
+
+    def __post_init__(self):
+        if self.attention not in LUONG:
+            raise unknown_name_error("Luong attention score", self.attention, LUONG)
+        super().__post_init__()
 
 
-@register_model(
-    "seq2seq", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+register_model(
+    "seq2seq", Seq2Seq, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
     paper=f"{_PAPERS['none']}; {KANG}, Sequence to Sequence (Seq2seq), RNN: Attention",
     test_config={**_TEST, "attention": "concat", "input_feeding": True},
+    description="RNN encoder-decoder; attention \"none\", \"bahdanau\", or Luong's \"dot\", \"general\", \"concat\".",
 )
-def seq2seq(*, input_shape=(10,), vocab_size=24, target_vocab_size=None, output_length=11, embed_dim=32,
-            cell="lstm", hidden_size=64, num_layers=1, bidirectional=False, attention="none",
-            attention_units=None, input_feeding=False, dropout=0.0, cell_options=None):
-    """RNN encoder-decoder; attention "none", "bahdanau", or Luong's "dot", "general", "concat"."""
-    return _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
-                    num_layers, bidirectional, attention, attention_units, input_feeding, dropout, cell_options)
-
-
-@register_model(
-    "seq2seq_bahdanau", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+register_model(
+    "seq2seq_bahdanau", Seq2Seq, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
     paper=f"{_PAPERS['bahdanau']}: v^T tanh(W_1 h_s + W_2 s_(t-1)); {KANG}, Bahdanau attention",
+    defaults={"cell": "gru", "bidirectional": True, "attention": "bahdanau"},
     test_config=_TEST,
+    description=("Bahdanau et al.: bidirectional GRU encoder, additive attention on s_(t-1), context fed "
+                 "to the decoder input; readout W_o [s_t; c_t]."),
 )
-def seq2seq_bahdanau(*, input_shape=(10,), vocab_size=24, target_vocab_size=None, output_length=11,
-                     embed_dim=32, cell="gru", hidden_size=64, num_layers=1, bidirectional=True,
-                     attention_units=None, dropout=0.0, cell_options=None):
-    """Bahdanau et al.: bidirectional GRU encoder, additive attention on s_(t-1), context fed
-    to the decoder input; readout W_o [s_t; c_t]."""
-    return _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
-                    num_layers, bidirectional, "bahdanau", attention_units, False, dropout, cell_options)
-
-
-@register_model(
-    "seq2seq_luong", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+register_model(
+    "seq2seq_luong", LuongSeq2Seq, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
     paper=(f"{_PAPERS['luong']}: h~_t = tanh(W_c [c_t; h_t]), p = softmax(W_s h~_t); {KANG}, Luong "
            "attention (the slide's concat score v^T tanh(W_c [c_t; h_t]) is circular; the paper's "
            "v^T tanh(W_a [h_t; h_s]) is used)"),
     test_config={**_TEST, "attention": "dot"},
+    description=("Luong et al.: global attention on the current state h_t (score \"dot\", \"general\" or "
+                 "\"concat\"), attentional state h~_t, input feeding."),
 )
-def seq2seq_luong(*, input_shape=(10,), vocab_size=24, target_vocab_size=None, output_length=11,
-                  embed_dim=32, cell="lstm", hidden_size=64, num_layers=1, bidirectional=False,
-                  attention="general", attention_units=None, input_feeding=True, dropout=0.0,
-                  cell_options=None):
-    """Luong et al.: global attention on the current state h_t (score "dot", "general" or
-    "concat"), attentional state h~_t, input feeding."""
-    _check_choice(attention, LUONG, "Luong attention score")
-    return _seq2seq(input_shape, vocab_size, target_vocab_size, output_length, embed_dim, cell, hidden_size,
-                    num_layers, bidirectional, attention, attention_units, input_feeding, dropout, cell_options)
-
-
-@register_model(
-    "rnn_autoencoder", family="recurrent", task="regression",
+register_model(
+    "rnn_autoencoder", Seq2Seq, family="recurrent", task="regression",
     paper=(f"{KANG}, RNN autoencoder (encoder's final state -> decoder reconstructs the input); "
            "Srivastava et al. 2015 (unconditioned decoder)"),
+    defaults={"input_shape": (10, 1), "vocab_size": None},
     test_config={"input_shape": (5, 2), "hidden_size": 4, "num_layers": 2},
+    description=(
+        "Sequence in, reconstruction out, through the encoder's final state alone (attention "
+        "\"none\"). Float sequences (vocab_size None): x (B, T, F) -> (B, T, F), trained on the "
+        "\"regression\" task (MSE). Tokens (vocab_size set, as a token dataset's model_config "
+        "does): a seq2seq model without attention, trained on a copy task (the sequence to itself)."),
 )
-def rnn_autoencoder(*, input_shape=(10, 1), vocab_size=None, output_length=11, embed_dim=32, cell="lstm",
-                    hidden_size=64, num_layers=1, bidirectional=False, dropout=0.0, cell_options=None):
-    """Sequence in, reconstruction out, through the encoder's final state alone (no attention).
-    Float sequences (vocab_size None): x (B, T, F) -> (B, T, F), trained on the "regression"
-    task (MSE). Tokens (vocab_size set, as a token dataset's model_config does): a seq2seq
-    model without attention, trained on a copy task (the sequence to itself)."""
-    return _seq2seq(input_shape, vocab_size, None, output_length, embed_dim, cell, hidden_size, num_layers,
-                    bidirectional, "none", None, False, dropout, cell_options)
-
-
-@register_model(
-    "char_rnn", family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+register_model(
+    "char_rnn", CharRNN, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
     paper=(f"{SURF}, RNNs: 'What if words are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis' "
            "(character-level next-token model)"),
     test_config={"input_shape": (6,), "vocab_size": 7, "embed_dim": 3, "hidden_size": 4, "num_layers": 2},
+    description="Character-level RNN (cell \"rnn\", \"lstm\" or \"gru\"): predicts each next character.",
 )
-def char_rnn(*, input_shape=(45,), vocab_size=30, embed_dim=16, cell="lstm", hidden_size=64, num_layers=1,
-             cell_options=None):
-    """Character-level RNN (cell "rnn", "lstm" or "gru"): predicts each next character."""
-    if cell not in CELLS:
-        raise ValueError(f"unknown cell {cell!r}; expected one of {tuple(CELLS)}")
-    return CharRNN(input_shape=tuple(input_shape), vocab_size=int(vocab_size), embed_dim=int(embed_dim),
-                   cell=cell, hidden_size=int(hidden_size), num_layers=int(num_layers),
-                   cell_options=dict(cell_options or {}))
 
 
 # --------------------------------------------------------------------------------------

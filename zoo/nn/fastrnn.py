@@ -1,4 +1,4 @@
-"""Fast whole-sequence LSTM and GRU for CPU: the plain cells of `zoo.models.recurrent`
+"""Fast whole-sequence LSTM and GRU for CPU: the plain cells of `zoo.nn.recurrence`
 (``lstm_step`` without peepholes, ``gru_step`` in the reset-after form) over a whole
 sequence, with a hand-written backward pass that touches less memory.
 
@@ -20,8 +20,9 @@ cotangent stacks for B=64, T=128, H=256 (~26k faults per call). Here:
 
 The result equals autodiff of the plain step (same operations, summed in a different
 order: float32 round-off, ~1e-7 relative). Masking (``lengths``), peepholes, the
-reset-before GRU forms, rematerialisation and mixed dtypes are not handled here: callers
-use the plain scan for those (see `lstm_applies` / `gru_applies`).
+reset-before GRU forms, rematerialisation and mixed dtypes are not handled here: a cell
+with ``impl="auto"`` runs in the plain scan for those (`zoo.nn.recurrence.scan_cell`;
+`lstm_applies` / `gru_applies` state the same conditions).
 
 Measured (``python -m zoo.bench.rnn_speed``, B=64 T=128 I=64 H=256): page faults per call
 -35% (LSTM 25.8k -> 16.8k), process CPU time -5 to -11% against the plain scan; on one
@@ -83,7 +84,7 @@ def _outputs(h_prev, h_last):
 
 
 # --------------------------------------------------------------------------------------
-# LSTM: gates (i, f, a, o) as recurrent.lstm_step; kernel (I+H, 4H) = [W; U], bias (4H,)
+# LSTM: gates (i, f, a, o) as recurrence.lstm_step; kernel (I+H, 4H) = [W; U], bias (4H,)
 # --------------------------------------------------------------------------------------
 
 
@@ -165,7 +166,7 @@ _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
 # --------------------------------------------------------------------------------------
-# GRU, reset-after (PyTorch) form as recurrent.gru_step(reset_after=True)
+# GRU, reset-after (PyTorch) form as recurrence.gru_step(reset_after=True)
 # --------------------------------------------------------------------------------------
 
 
@@ -266,7 +267,7 @@ def _run(fn, xs, time_major, reverse, return_sequences):
 
 def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_major=False,
                   chunk=DEFAULT_CHUNK):
-    """The plain LSTM (`recurrent.lstm_step`, no peephole) over a whole sequence.
+    """The plain LSTM (`recurrence.lstm_step`, no peephole) over a whole sequence.
 
     w: {"kernel": (I+H, 4H), "bias": (4H,) optional}; carry (c, h), each (B, H);
     xs (B, T, I), or (T, B, I) with ``time_major``. Returns ((c, h), ys) with ys the
@@ -282,7 +283,7 @@ def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_ma
 
 def gru_sequence(w, h, xs, *, update_convention="keep", reverse=False, return_sequences=True,
                  time_major=False, chunk=DEFAULT_CHUNK):
-    """The reset-after GRU (`recurrent.gru_step(reset_after=True)`) over a whole sequence.
+    """The reset-after GRU (`recurrence.gru_step(reset_after=True)`) over a whole sequence.
 
     w: {"input_kernel": (I, 3H), "recurrent_kernel": (H, 3H), "bias": (3H,) optional,
     "recurrent_bias": (H,) optional}; h (B, H). Returns (h, ys) as `lstm_sequence`.

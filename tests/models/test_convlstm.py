@@ -10,7 +10,6 @@ from jax.test_util import check_grads
 
 import zoo
 from zoo.models import convlstm as C
-from zoo.models import recurrent as R
 
 B, T, H, W, CIN, F, K = 2, 4, 5, 6, 2, 3, 3
 
@@ -102,7 +101,7 @@ def test_gradient_norms_through_time_reach_convlstm_states():
     x = jnp.asarray(_x((2, 3, 4, 4, 1)))
     model = zoo.create_model("convlstm", input_shape=(3, 4, 4, 1), output_frames=2, features=(2,))
     variables = _random_params(model, x)
-    norms = R.gradient_norms_through_time(model, variables, x, jnp.zeros((2, 2, 4, 4, 1)), loss="regression")
+    norms = zoo.explain.gradient_norms_through_time(model, variables, x, jnp.zeros((2, 2, 4, 4, 1)), loss="regression")
     assert set(norms) == {"encoder_0", "forecaster_0"}
     assert norms["encoder_0"].shape == (3,) and norms["forecaster_0"].shape == (2,)
     assert all(bool(jnp.all(n > 0)) for n in norms.values())

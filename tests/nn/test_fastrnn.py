@@ -1,5 +1,6 @@
 """zoo.nn.fastrnn: the whole-sequence LSTM/GRU with a hand-written backward pass equals the
-plain step functions run by recurrent.scan_cell (outputs, final states and gradients)."""
+plain step functions run by zoo.nn.recurrence.scan_cell (outputs, final states and
+gradients): the cells' ``impl="fast"`` against their ``impl="scan"``."""
 
 import functools
 
@@ -9,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zoo.models import recurrent as R
 from zoo.nn import fastrnn
+from zoo.nn import recurrence as R
 
 B, T, I, H = 3, 7, 5, 4
 TOL = 1e-5
@@ -44,6 +45,13 @@ def _gru_weights(key, bias=True):
     return w
 
 
+def _cell_step(kind, w, impl, **options):
+    """The `Recurrence` of cell ``kind`` with ``impl`` on the weights ``w`` (a cell without
+    biases where ``w`` has none)."""
+    cell = R.make_cell(kind, H, impl=impl, use_bias="bias" in w, **options)
+    return cell.apply({"params": w}, I)
+
+
 def _close(a, b):
     for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         np.testing.assert_allclose(np.asarray(q), np.asarray(p), rtol=TOL, atol=TOL)
@@ -63,8 +71,8 @@ def test_lstm_sequence_equals_scan_of_lstm_step(return_sequences, reverse, chunk
     w = _lstm_weights(key, bias)
 
     def plain(w, c0, h0, x):
-        return R.scan_cell(functools.partial(R.lstm_step, w), (c0, h0), x, reverse=reverse,
-                           return_sequences=return_sequences, fast=False)
+        return R.scan_cell(_cell_step("lstm", w, "scan"), (c0, h0), x, reverse=reverse,
+                           return_sequences=return_sequences)
 
     def fast(w, c0, h0, x):
         return fastrnn.lstm_sequence(w, (c0, h0), x, reverse=reverse,
@@ -87,8 +95,8 @@ def test_gru_sequence_equals_scan_of_gru_step(update_convention, return_sequence
     w = _gru_weights(key, bias)
 
     def plain(w, h0, x):
-        step = functools.partial(R.gru_step, w, reset_after=True, update_convention=update_convention)
-        return R.scan_cell(step, h0, x, reverse=reverse, return_sequences=return_sequences, fast=False)
+        step = _cell_step("gru", w, "scan", update_convention=update_convention)
+        return R.scan_cell(step, h0, x, reverse=reverse, return_sequences=return_sequences)
 
     def fast(w, h0, x):
         return fastrnn.gru_sequence(w, h0, x, update_convention=update_convention, reverse=reverse,
@@ -105,7 +113,7 @@ def test_time_major_and_jit():
     w = _lstm_weights(key)
     (c, h), ys = jax.jit(functools.partial(fastrnn.lstm_sequence, time_major=True))(
         w, (c0, h0), jnp.swapaxes(x, 0, 1))
-    (c_ref, h_ref), ys_ref = R.scan_cell(functools.partial(R.lstm_step, w), (c0, h0), x, fast=False)
+    (c_ref, h_ref), ys_ref = R.scan_cell(_cell_step("lstm", w, "scan"), (c0, h0), x)
     _close((c_ref, h_ref, ys_ref), (c, h, jnp.swapaxes(ys, 0, 1)))
 
 
@@ -135,14 +143,25 @@ def test_bad_update_convention():
         fastrnn.gru_sequence(_gru_weights(key), h0, x, update_convention="other")
 
 
-def test_scan_cell_takes_the_fast_path_only_where_it_applies():
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_every_impl_of_the_cell_gives_the_same_numbers(kind):
+    """Through the public runner: impl "scan", "auto" and "fast" agree (values and weight
+    gradients, forwards and reversed), and "auto" falls back to the scan where the fast
+    form does not apply (masking)."""
     x, c0, h0, key = _inputs(4)
-    w = _lstm_weights(key)
-    step = functools.partial(R.lstm_step, w)
-    pick = functools.partial(R._fast_sequence, step, (c0, h0), x, remat=False, perturbations=None)
-    assert pick(lengths=None) is not None
-    assert pick(lengths=jnp.full((B,), T)) is None  # masking: the plain scan
-    assert R._fast_sequence(functools.partial(R.lstm_step, w, peephole=None), (c0, h0), x, lengths=None,
-                            remat=True, perturbations=None) is None
-    # The default (fast) and the plain scan agree through the public runner.
-    _close(R.scan_cell(step, (c0, h0), x), R.scan_cell(step, (c0, h0), x, fast=False))
+    w = _lstm_weights(key) if kind == "lstm" else _gru_weights(key)
+    carry = (c0, h0) if kind == "lstm" else h0
+
+    def run(impl, reverse=False, lengths=None):
+        return jax.jit(lambda w: R.scan_cell(_cell_step(kind, w, impl), carry, x, reverse=reverse,
+                                             lengths=lengths))
+
+    for reverse in (False, True):
+        reference = run("scan", reverse)
+        g_ref = jax.grad(lambda w: _loss(*reference(w)))(w)
+        for impl in ("auto", "fast"):
+            fast = run(impl, reverse)
+            _close(reference(w), fast(w))
+            _close(g_ref, jax.grad(lambda w: _loss(*fast(w)))(w))
+    lengths = jnp.full((B,), T)
+    _close(run("scan", lengths=lengths)(w), run("auto", lengths=lengths)(w))

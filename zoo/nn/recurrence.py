@@ -1,0 +1,641 @@
+"""Recurrence: the Elman, LSTM (plain and peephole) and GRU (three forms) cells, the one
+scan runner that runs them, and the layers built on it (one direction, bidirectional,
+stacked, with variable lengths), plus feed-forward attention pooling over time.
+
+Seeds: surf2019-cha-rnn-hierarchical-a ("Recurrent Neural Networks", "Long Short Term
+Memory", "LSTM with Peephole Connection", "Gated Recurrent Unit") and kang-lecture4
+("RNN Basic: LSTM / GRU", "Bidirectional RNN", "Deep-Bidirectional RNN"). The classifiers
+built on these layers are in `zoo.models.recurrent`, the encoder-decoders in
+`zoo.models.seq2seq`; the ConvLSTM (`zoo.models.convlstm`) runs on the same scan runner.
+
+Design
+------
+A *cell* is a small Linen module that owns its weights; calling it with the input size
+returns a `Recurrence`: the pure step function ``step(carry, x_t) -> (carry, y_t)``
+(weights closed over), ``x_t: (B, I) -> y_t: (B, H)``, together with the cell's choice of
+how to run it over a sequence (``impl``). A carry is ``h`` (B, H), or ``(c, h)`` for the
+LSTMs. Every cell is run by the one scan runner, `scan_cell` (``jax.lax.scan`` over time,
+so the compiled program does not grow with the sequence length), which also does masking
+for variable lengths, reversal and optional rematerialisation.
+
+``impl`` (a field of every cell, as ``conv_impl`` is of a convolution): ``"scan"`` runs
+the step in `scan_cell`'s ``lax.scan``, autodiff giving the backward pass; ``"fast"`` runs
+the whole sequence as `zoo.nn.fastrnn`'s function (plain LSTM, reset-after GRU: the same
+numbers, a hand-written backward with less memory traffic) and raises ValueError where
+that cannot apply; ``"auto"`` (default) takes the fast path where it applies, else the
+scan. The cell decides, not the runner: a step function that is not a `Recurrence` (say,
+a cell's step wrapped by the caller) always takes the plain scan.
+
+Weight layout (a performance choice measured in DESIGN.md: one fused matmul per step,
+``concat([x_t, h]) @ concat([W; U])``, was the fastest LSTM step on CPU):
+
+=============  ================================================================
+cell           parameters
+=============  ================================================================
+Elman          kernel (I+H, H) = [W; U], bias (H,)
+LSTM           kernel (I+H, 4H), bias (4H,); gate blocks in PyTorch's order
+               (i, f, a, o) — the seed's input, forget, candidate a, output gates.
+peephole       as LSTM, plus peephole_i, peephole_f, peephole_o: (H, H) matrices
+               (the seed's ``C P``) or (H,) vectors (Gers & Schmidhuber, diagonal)
+GRU, reset     input_kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,),
+after          recurrent_bias (H,); blocks (r, z, n) as in PyTorch
+GRU, reset     kernel (I+H, 2H) blocks (r, z), bias (2H,); candidate_kernel (I+H, H),
+before         candidate_bias (H,)
+=============  ================================================================
+
+(PyTorch's weights map onto these by `zoo.interop.torch_rnn.from_torch`.)
+
+Pooling over time: `AttentionPooling` is Raffel & Ellis's (2015) feed-forward attention,
+e_t = v^T tanh(W h_t + b), alpha = softmax over the valid steps, c = sum_t alpha_t h_t.
+
+Hidden-state perturbations: every `RNN` layer can add a zero perturbation to its states
+inside the scan (Flax's ``perturb`` mechanism, collection `PERTURBATIONS`, requested
+only by the caller), so dLoss/dh_t for every t is one ordinary gradient — what
+`zoo.explain.gradient_norms_through_time` differentiates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from zoo.nn import fastrnn
+from zoo.nn.activations import get_activation
+from zoo.nn.tokens import PAD
+
+UPDATE_CONVENTIONS = ("keep", "take")  # z keeps the old state / z takes the candidate
+PEEPHOLES = ("full", "diagonal")
+MERGES = ("concat", "sum")
+IMPLS = ("auto", "scan", "fast")  # how a cell's recurrence runs over a sequence (see `Recurrence`)
+
+Step = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
+
+
+def torch_uniform(fan_in: int):
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's init of its recurrent cells (fan_in =
+    H) and default for convolutions (fan_in = k*k*C_in)."""
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def carry_output(carry):
+    """The output (B, H) a carry stands for: ``h`` of ``h`` or ``(c, h)``."""
+    return carry[1] if isinstance(carry, tuple) else carry
+
+
+# --------------------------------------------------------------------------------------
+# Step functions: pure, weights as arguments.
+# --------------------------------------------------------------------------------------
+
+
+def elman_step(w, h, x, *, activation: Callable = jnp.tanh):
+    """Elman: s_t = f(W x_t + U s_{t-1} + b); x (B, I), h (B, H) -> (h, h)."""
+    h = activation(jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0))
+    return h, h
+
+
+def lstm_step(w, carry, x, *, peephole: str | None = None):
+    """LSTM (seed): gates i, f, o, candidate a; C_t = a*i + f*C_{t-1}; h_t = tanh(C_t)*o.
+
+    With ``peephole`` the forget and input gates also see C_{t-1} and the output gate
+    sees C_t, through full matrices (``"full"``, the seed's C P) or element-wise weights
+    (``"diagonal"``, Gers & Schmidhuber). carry = (c, h), each (B, H).
+    """
+    c, h = carry
+    gates = jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0)
+    i, f, a, o = jnp.split(gates, 4, axis=-1)
+    if peephole == "full":
+        i, f = i + c @ w["peephole_i"], f + c @ w["peephole_f"]
+    elif peephole == "diagonal":
+        i, f = i + c * w["peephole_i"], f + c * w["peephole_f"]
+    c = jnp.tanh(a) * jax.nn.sigmoid(i) + jax.nn.sigmoid(f) * c
+    if peephole == "full":
+        o = o + c @ w["peephole_o"]
+    elif peephole == "diagonal":
+        o = o + c * w["peephole_o"]
+    h = jnp.tanh(c) * jax.nn.sigmoid(o)
+    return (c, h), h
+
+
+def gru_step(w, h, x, *, reset_after: bool = True, update_convention: str = "keep"):
+    """GRU. Reset gate before the recurrent product (Cho et al.; both seeds):
+    a = tanh(W_a x + U_a (r*h) + b_a); after it (PyTorch/cuDNN):
+    n = tanh(W_in x + b_in + r*(W_hn h + b_hn)). Then, with ``update_convention="keep"``
+    (surf2019, PyTorch) h' = (1-z)*a + z*h; with ``"take"`` (kang-lecture4)
+    h' = (1-z)*h + z*a.
+    """
+    size = h.shape[-1]
+    if reset_after:
+        gx = x @ w["input_kernel"] + w.get("bias", 0.0)
+        gh = h @ w["recurrent_kernel"]
+        r = jax.nn.sigmoid(gx[:, :size] + gh[:, :size])
+        z = jax.nn.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
+        a = jnp.tanh(gx[:, 2 * size:] + r * (gh[:, 2 * size:] + w.get("recurrent_bias", 0.0)))
+    else:
+        rz = jax.nn.sigmoid(jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0))
+        r, z = rz[:, :size], rz[:, size:]
+        a = jnp.tanh(jnp.concatenate([x, r * h], -1) @ w["candidate_kernel"]
+                     + w.get("candidate_bias", 0.0))
+    h = (1.0 - z) * a + z * h if update_convention == "keep" else (1.0 - z) * h + z * a
+    return h, h
+
+
+# --------------------------------------------------------------------------------------
+# What a cell hands to the runner: its step, and how to run it over a sequence.
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)  # eq=False: compared by identity, as functions are
+class Recurrence:
+    """A cell's step with weights bound, and the cell's choice of how `scan_cell` runs it.
+
+    Called as the step itself: ``(carry, x_t) -> (carry, y_t)``. ``impl`` is the cell's
+    field (`IMPLS`); ``sequence``, where the cell has a fast whole-sequence form,
+    is ``sequence(carry, xs (B, T, I), *, reverse, return_sequences) -> (carry, ys)``
+    computing what the scan of ``step`` computes, and ``weights`` are the arrays it reads
+    (their dtypes decide whether it applies). A cell without a fast form has
+    ``sequence=None`` and always runs in the scan.
+    """
+
+    step: Step
+    impl: str = "auto"
+    sequence: Callable | None = None
+    weights: Any = None
+
+    def __call__(self, carry, x):
+        return self.step(carry, x)
+
+
+def _fast_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> str | None:
+    """Why ``recurrence``'s fast whole-sequence form cannot run these arguments (None if it can)."""
+    if recurrence.sequence is None:
+        return "this cell has no fast form (only the plain LSTM and the reset-after GRU have one)"
+    if lengths is not None:
+        return "variable lengths (masking) need the scan"
+    if remat:
+        return "remat needs the scan"
+    if perturbations is not None:
+        return "hidden-state perturbations (gradient norms through time) need the scan"
+    if xs.ndim != 3:
+        return f"the fast form takes inputs (B, T, I), got shape {tuple(xs.shape)}"
+    dtypes = {jnp.result_type(a) for a in jax.tree.leaves((recurrence.weights, carry, xs))}
+    if len(dtypes) != 1:
+        return f"the fast form needs one dtype for weights, state and inputs, got {sorted(map(str, dtypes))}"
+    return None
+
+
+def check_impl(impl: str, cell: str, fast_form: bool) -> None:
+    """Raise ValueError for an unknown ``impl``, or "fast" on a cell without a fast form."""
+    if impl not in IMPLS:
+        raise ValueError(f"{cell}: impl must be one of {IMPLS}, got {impl!r}")
+    if impl == "fast" and not fast_form:
+        raise ValueError(f"{cell} has no fast form (zoo.nn.fastrnn runs the plain LSTM and the "
+                         "reset-after GRU): use impl='auto' or 'scan'")
+
+
+# --------------------------------------------------------------------------------------
+# Cells: Linen modules owning the weights; ``cell(input_size)`` returns its `Recurrence`.
+# --------------------------------------------------------------------------------------
+
+
+class _Cell(nn.Module):
+    """The dense cells' common fields: ``hidden_size`` H, ``use_bias`` (False: no bias
+    parameters at all) and ``impl`` (`IMPLS`: how `scan_cell` runs the cell; see the
+    module docstring)."""
+
+    hidden_size: int = 32
+    use_bias: bool = True
+    impl: str = "auto"
+
+    def __post_init__(self):
+        if int(self.hidden_size) <= 0:
+            raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
+        check_impl(self.impl, type(self).__name__, self._has_fast_form())
+        super().__post_init__()
+
+    def _has_fast_form(self) -> bool:
+        return False
+
+    def initial_carry(self, batch_size: int, dtype=jnp.float32):
+        """Zero state: (B, H)."""
+        return jnp.zeros((batch_size, self.hidden_size), dtype)
+
+    def _weights(self, shapes: dict[str, tuple], inits: dict | None = None) -> dict[str, jax.Array]:
+        init = torch_uniform(self.hidden_size)
+        inits = inits or {}
+        return {name: self.param(name, inits.get(name) or (nn.initializers.zeros if name.startswith("peephole")
+                                                           else init), shape)
+                for name, shape in shapes.items()
+                if self.use_bias or not name.endswith("bias")}
+
+
+class ElmanCell(_Cell):
+    """Elman cell, s_t = f(W x_t + U s_{t-1} + b) (surf2019 "RNNs"); torch.nn.RNN's cell.
+    Always runs in the scan (no fast form): ``impl`` "auto" or "scan"."""
+
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        get_activation(self.activation)
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, input_size: int) -> Recurrence:
+        H = self.hidden_size
+        w = self._weights({"kernel": (input_size + H, H), "bias": (H,)})
+        return Recurrence(functools.partial(elman_step, w, activation=get_activation(self.activation)),
+                          self.impl)
+
+
+class LSTMCell(_Cell):
+    """LSTM cell (surf2019), optionally with peepholes: ``peephole`` None, "full", "diagonal".
+
+    ``forget_bias`` is added to the forget gate's bias at initialisation (0: PyTorch's
+    init; 1 is Gers et al. 2000's and Jozefowicz et al. 2015's advice): with f near 1 the
+    cell state, and the gradient along it, survive many steps (see
+    `zoo.explain.gradient_norms_through_time`). Without peepholes the cell has a fast
+    form (`zoo.nn.fastrnn.lstm_sequence`; see ``impl`` in the module docstring).
+    """
+
+    peephole: str | None = None
+    forget_bias: float = 0.0
+
+    def __post_init__(self):
+        if self.peephole not in (None, *PEEPHOLES):
+            raise ValueError(f"peephole must be None or one of {PEEPHOLES}, got {self.peephole!r}")
+        super().__post_init__()
+
+    def _has_fast_form(self) -> bool:
+        return self.peephole is None
+
+    def initial_carry(self, batch_size: int, dtype=jnp.float32):
+        """Zero state (c, h), each (B, H)."""
+        zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
+        return zeros, zeros
+
+    @nn.compact
+    def __call__(self, input_size: int) -> Recurrence:
+        H = self.hidden_size
+        shapes = {"kernel": (input_size + H, 4 * H), "bias": (4 * H,)}
+        if self.peephole is not None:
+            p = (H, H) if self.peephole == "full" else (H,)
+            shapes.update(peephole_i=p, peephole_f=p, peephole_o=p)
+        inits = {}
+        if self.forget_bias:
+            base, offset = torch_uniform(H), float(self.forget_bias)
+
+            def bias_init(key, shape, dtype=jnp.float32):  # gate blocks (i, f, a, o)
+                return base(key, shape, dtype).at[H:2 * H].add(offset)
+
+            inits["bias"] = bias_init
+        w = self._weights(shapes, inits)
+        step = functools.partial(lstm_step, w, peephole=self.peephole)
+        if not self._has_fast_form():
+            return Recurrence(step, self.impl)
+        return Recurrence(step, self.impl, functools.partial(fastrnn.lstm_sequence, w), w)
+
+
+class GRUCell(_Cell):
+    """GRU cell; ``reset_after`` True is PyTorch's form, False Cho et al.'s and the seeds';
+    ``update_convention`` "keep" (z keeps h: surf2019, PyTorch) or "take" (z takes the
+    candidate: kang-lecture4). The reset-after form has a fast form
+    (`zoo.nn.fastrnn.gru_sequence`; see ``impl`` in the module docstring)."""
+
+    reset_after: bool = True
+    update_convention: str = "keep"
+
+    def __post_init__(self):
+        if self.update_convention not in UPDATE_CONVENTIONS:
+            raise ValueError(f"update_convention must be one of {UPDATE_CONVENTIONS}, "
+                             f"got {self.update_convention!r}")
+        super().__post_init__()
+
+    def _has_fast_form(self) -> bool:
+        return bool(self.reset_after)
+
+    @nn.compact
+    def __call__(self, input_size: int) -> Recurrence:
+        H = self.hidden_size
+        if self.reset_after:
+            shapes = {"input_kernel": (input_size, 3 * H), "recurrent_kernel": (H, 3 * H),
+                      "bias": (3 * H,), "recurrent_bias": (H,)}
+        else:
+            shapes = {"kernel": (input_size + H, 2 * H), "bias": (2 * H,),
+                      "candidate_kernel": (input_size + H, H), "candidate_bias": (H,)}
+        w = self._weights(shapes)
+        step = functools.partial(gru_step, w, reset_after=self.reset_after,
+                                 update_convention=self.update_convention)
+        if not self.reset_after:
+            return Recurrence(step, self.impl)
+        return Recurrence(step, self.impl, functools.partial(
+            fastrnn.gru_sequence, w, update_convention=self.update_convention), w)
+
+
+CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
+
+# The cell options a model can expose as config fields, with the cells' defaults; each
+# applies to some cells only (`cell_options`).
+CELL_OPTIONS = {"activation": ("rnn",), "peephole": ("lstm",), "forget_bias": ("lstm",),
+                "reset_after": ("gru",), "update_convention": ("gru",),
+                "use_bias": ("rnn", "lstm", "gru"), "impl": ("rnn", "lstm", "gru")}
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in CELLS:
+        raise ValueError(f"unknown cell {kind!r}; expected one of {tuple(CELLS)}")
+
+
+def cell_options(kind: str, **options) -> dict:
+    """The ``options`` (names of `CELL_OPTIONS`) that apply to cell ``kind``, as keyword
+    arguments of its class. An option that does not apply must be left at the cells'
+    default (e.g. ``peephole`` None for a GRU): a value set for another cell is a
+    configuration mistake, raised here as ValueError rather than silently ignored."""
+    _check_kind(kind)
+    out = {}
+    for name, value in options.items():
+        if name not in CELL_OPTIONS:
+            raise ValueError(f"unknown cell option {name!r}; expected one of {tuple(CELL_OPTIONS)}")
+        if kind in CELL_OPTIONS[name]:
+            out[name] = value
+            continue
+        default = next(f.default for f in dataclasses.fields(CELLS[CELL_OPTIONS[name][0]]) if f.name == name)
+        if value != default:
+            raise ValueError(f"{name}={value!r} applies to the {' / '.join(CELL_OPTIONS[name])} cell, "
+                             f"not to {kind!r} (leave it at {default!r})")
+    return out
+
+
+def make_cell(kind: str, hidden_size: int, **options) -> _Cell:
+    """A cell by name ("rnn", "lstm", "gru") with its options (e.g. ``peephole="full"``)."""
+    _check_kind(kind)
+    return CELLS[kind](hidden_size=int(hidden_size), **options)
+
+
+def validate_cell(kind: str, hidden_size: int, options: dict | None) -> None:
+    """Raise ValueError now for a bad cell config (builds an unbound cell: parent=None keeps
+    it from being registered as a child of whatever module is being set up)."""
+    _check_kind(kind)
+    CELLS[kind](hidden_size=int(hidden_size), parent=None, **(options or {}))
+
+
+# --------------------------------------------------------------------------------------
+# The one scan runner.
+# --------------------------------------------------------------------------------------
+
+
+def _with_output(carry, h):
+    """``carry`` with its output part (h of ``h`` or ``(c, h)``) replaced by ``h``."""
+    return (carry[0], h) if isinstance(carry, tuple) else h
+
+
+def scan_cell(step: Step, carry, xs, *, lengths=None, reverse: bool = False, remat: bool = False,
+              return_sequences: bool = True, perturbations=None):
+    """Run ``step`` over time: xs (B, T, *I) batch-major -> (final carry, ys (B, T, *H) or None).
+
+    Any step whose carry leaves are batch-major arrays works: the dense cells here
+    (x_t (B, I), h (B, H)) and the convolutional ones (x_t (B, H, W, C), zoo.models.convlstm).
+
+    With ``lengths`` (B,) int, steps t >= lengths[b] leave sequence b's state unchanged and
+    its output zero, so the final carry is the state at each sequence's own last step; with
+    ``reverse`` the scan runs from t = T-1 to 0, so a reversed sequence starts at its own
+    last valid step (as PyTorch's packed sequences do). ``remat`` checkpoints the step
+    (recomputed in the backward pass instead of stored).
+
+    ``perturbations`` (B, T, *H), zeros in practice, are added to each step's new state
+    ``h_t`` (the h of ``(c, h)``) before it goes on to the next step and to the output, so
+    the gradient of a loss with respect to ``perturbations[:, t]`` is dLoss/dh_t through
+    every later step — back-propagation through time made visible
+    (`zoo.explain.gradient_norms_through_time`).
+
+    How the sequence runs is the step's own choice: a `Recurrence` (what a cell returns)
+    with ``impl`` "fast", or "auto" where its fast form applies (no lengths, remat or
+    perturbations; one dtype), runs as its whole-sequence function (`zoo.nn.fastrnn`: the
+    same numbers, tests/nn/test_fastrnn.py); ``impl="fast"`` where the fast form cannot
+    apply raises ValueError saying why. Everything else, including any plain function,
+    runs in the scan below.
+    """
+    impl = step.impl if isinstance(step, Recurrence) else "scan"
+    if impl != "scan":
+        blocker = _fast_blocker(step, carry, xs, lengths=lengths, remat=remat, perturbations=perturbations)
+        if blocker is None:
+            return step.sequence(carry, xs, reverse=reverse, return_sequences=return_sequences)
+        if impl == "fast":
+            raise ValueError(f"impl='fast' cannot run this sequence: {blocker}; use impl='auto' or 'scan'")
+    xs_t = jnp.swapaxes(xs, 0, 1)  # (T, B, *I): scan runs over the leading axis
+    eps_t = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
+    if lengths is None:
+        valid = None
+    else:
+        valid = jnp.arange(xs.shape[1])[:, None] < jnp.asarray(lengths)[None, :]  # (T, B)
+
+    def body(carry, inputs):
+        x_t, valid_t, e_t = inputs
+        new, y = step(carry, x_t)
+        if e_t is not None:
+            new = _with_output(new, carry_output(new) + e_t)
+            y = carry_output(new)  # every cell here outputs its state: y_t = h_t
+        # Keep the carry's dtype (e.g. bfloat16 inputs with float32 weights promote).
+        new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, carry)
+        if valid_t is not None:
+            def keep(n, o):  # valid_t (B,) broadcast over a leaf (B, ...)
+                return jnp.where(valid_t.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)
+
+            new = jax.tree.map(keep, new, carry)
+            y = jax.tree.map(lambda a: keep(a, jnp.zeros_like(a)), y)
+        return new, (y if return_sequences else None)
+
+    if remat:
+        body = jax.checkpoint(body)
+    carry, ys = jax.lax.scan(body, carry, (xs_t, valid, eps_t), reverse=reverse)
+    return carry, (None if ys is None else jnp.swapaxes(ys, 0, 1))
+
+
+# The collection `zoo.explain.gradient_norms_through_time` differentiates: one zero (B, T, *H) array
+# per recurrent layer, added to its states (see `scan_cell`).
+PERTURBATIONS = "perturbations"
+
+
+def hidden_state_perturbation(module: nn.Module, shape, dtype):
+    """Zeros ``shape`` to add to a layer's hidden states when the caller asked for them,
+    else None (and the scan does no extra work).
+
+    Flax's ``Module.perturb`` mechanism, asked for only by ``apply(..., mutable=
+    [PERTURBATIONS])`` or by passing that collection in: ``perturb`` alone would also
+    create the collection at ``init`` (every collection is mutable there), putting a
+    batch-shaped array into every model's variables.
+    """
+    if module.is_initializing():
+        return None
+    if not (module.is_mutable_collection(PERTURBATIONS)
+            or module.has_variable(PERTURBATIONS, "hidden_states")):
+        return None
+    return module.perturb("hidden_states", jnp.zeros(shape, dtype), collection=PERTURBATIONS)
+
+
+# --------------------------------------------------------------------------------------
+# Layers.
+# --------------------------------------------------------------------------------------
+
+
+class RNN(nn.Module):
+    """One recurrent layer, one direction: x (B, T, I) -> (final carry, outputs).
+
+    outputs are (B, T, H) with ``return_sequences``, else the last valid output (B, H)
+    (for ``reverse`` the output at t = 0, which has seen the whole sequence).
+    ``initial_carry`` defaults to zeros; ``lengths`` (B,) masks as in `scan_cell`.
+    """
+
+    cell: _Cell  # any module ``cell(input_size) -> step`` with ``initial_carry(batch_size, dtype)``
+    return_sequences: bool = True
+    reverse: bool = False
+    remat: bool = False
+
+    @nn.compact
+    def __call__(self, x, initial_carry=None, lengths=None):
+        if x.ndim != 3:
+            raise ValueError(f"RNN expects input of shape (B, T, I), got {tuple(x.shape)}")
+        step = self.cell(x.shape[-1])
+        carry = self.cell.initial_carry(x.shape[0], x.dtype) if initial_carry is None else initial_carry
+        eps = hidden_state_perturbation(self, x.shape[:2] + carry_output(carry).shape[1:],
+                                        carry_output(carry).dtype)
+        carry, ys = scan_cell(step, carry, x, lengths=lengths, reverse=self.reverse, remat=self.remat,
+                              return_sequences=self.return_sequences, perturbations=eps)
+        return carry, (ys if self.return_sequences else carry_output(carry))
+
+
+class Bidirectional(nn.Module):
+    """Two `RNN` layers, the second reversed; outputs merged by "concat" (forward first,
+    as PyTorch) or "sum". Carries are returned and taken as a (forward, backward) pair."""
+
+    forward_rnn: RNN
+    backward_rnn: RNN
+    merge: str = "concat"
+
+    def __post_init__(self):
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
+        super().__post_init__()
+
+    def __call__(self, x, initial_carry=None, lengths=None):
+        c_f, c_b = (None, None) if initial_carry is None else initial_carry
+        c_f, y_f = self.forward_rnn(x, c_f, lengths)
+        c_b, y_b = self.backward_rnn(x, c_b, lengths)
+        y = jnp.concatenate([y_f, y_b], -1) if self.merge == "concat" else y_f + y_b
+        return (c_f, c_b), y
+
+
+class StackedRNN(nn.Module):
+    """``num_layers`` recurrent layers (each optionally bidirectional), dropout of rate
+    ``dropout_rate`` between layers in train mode (``dropout`` rng): x (B, T, I) ->
+    (final carries, outputs). Every layer's cell is ``make_cell(cell, hidden_size,
+    **cell_options)`` (the options of the cell's class, e.g. ``{"peephole": "full"}`` or
+    ``{"impl": "scan"}``; `cell_options` builds them from a model's fields).
+
+    Carries are a list over layers (a (forward, backward) pair per bidirectional layer);
+    outputs are the top layer's (B, T, D*H), or its last valid outputs (B, D*H) when
+    ``return_sequences`` is False (D = 2 for "concat" bidirectional layers, else 1).
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 32
+    num_layers: int = 1
+    bidirectional: bool = False
+    merge: str = "concat"
+    dropout_rate: float = 0.0
+    remat: bool = False
+    return_sequences: bool = True
+    cell_options: dict | None = None
+
+    def __post_init__(self):
+        if int(self.num_layers) < 1:
+            raise ValueError(f"num_layers must be at least 1, got {self.num_layers}")
+        if not 0.0 <= self.dropout_rate < 1.0:
+            raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
+        if self.merge not in MERGES:
+            raise ValueError(f"merge must be one of {MERGES}, got {self.merge!r}")
+        validate_cell(self.cell, self.hidden_size, self.cell_options)
+        super().__post_init__()
+
+    def setup(self):
+        def rnn(i, reverse):
+            last = i == self.num_layers - 1
+            return RNN(make_cell(self.cell, self.hidden_size, **(self.cell_options or {})),
+                       return_sequences=self.return_sequences or not last,
+                       reverse=reverse, remat=self.remat)
+
+        self.layers = [
+            Bidirectional(rnn(i, False), rnn(i, True), merge=self.merge) if self.bidirectional
+            else rnn(i, False)
+            for i in range(self.num_layers)
+        ]
+        self.drop = nn.Dropout(self.dropout_rate)
+
+    def __call__(self, x, initial_carry=None, lengths=None, train: bool = False):
+        carries = []
+        for i, layer in enumerate(self.layers):
+            if i > 0 and self.dropout_rate > 0:
+                x = self.drop(x, deterministic=not train)
+            carry, x = layer(x, None if initial_carry is None else initial_carry[i], lengths)
+            carries.append(carry)
+        return carries, x
+
+
+# --------------------------------------------------------------------------------------
+# Pooling over time: feed-forward attention, and lengths from padding.
+# --------------------------------------------------------------------------------------
+
+
+def masked_softmax(scores, valid=None):
+    """Softmax over the last axis of ``scores`` (B, T) restricted to ``valid`` (B, T) bool:
+    weights are exactly 0 where invalid and sum to 1 over the valid steps (all 0 for a
+    row without any valid step, instead of NaN)."""
+    if valid is None:
+        return jax.nn.softmax(scores, axis=-1)
+    # -inf before exp (not a where after it): exp of an unmasked large padding score could
+    # overflow, and inf * 0 in the backward pass is NaN.
+    scores = jnp.where(valid, scores, -jnp.inf)
+    top = jnp.max(scores, axis=-1, keepdims=True)
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))  # shift-invariant
+    e = jnp.exp(scores - top)
+    total = jnp.sum(e, axis=-1, keepdims=True)
+    return e / jnp.where(total > 0, total, 1.0)
+
+
+class AttentionPooling(nn.Module):
+    """Feed-forward attention over time (Raffel & Ellis 2015, "Feed-forward networks with
+    attention can solve some long-term memory problems"):
+
+        e_t = v^T tanh(W h_t + b),   alpha = softmax(e) over the valid steps,
+        c = sum_t alpha_t h_t.
+
+    hs (B, T, D), valid (B, T) bool or None -> (c (B, D), alpha (B, T)). ``attention_size``
+    is the width of W (default D). Padding steps get alpha exactly 0.
+    """
+
+    attention_size: int | None = None
+
+    @nn.compact
+    def __call__(self, hs, valid=None):
+        size = self.attention_size or hs.shape[-1]
+        energy = nn.Dense(1, use_bias=False, name="score")(jnp.tanh(nn.Dense(size, name="project")(hs)))
+        weights = masked_softmax(energy[..., 0], valid)
+        return jnp.einsum("bt,btd->bd", weights, hs), weights
+
+
+def lengths_from_padding(token_ids, pad_id: int = PAD):
+    """(B, T) int token ids padded at the end -> (B,) int32 lengths: one past each row's
+    last non-padding token (0 for an all-padding row)."""
+    t = jnp.arange(1, token_ids.shape[1] + 1, dtype=jnp.int32)
+    return jnp.max(jnp.where(token_ids != pad_id, t, 0), axis=1)
+
