@@ -3,8 +3,8 @@
 On the 2-core x86 CPUs this project is benchmarked on, XLA's own convolutions are slow:
 small ones (<= 16 channels) run on Eigen at ~20 GFLOP/s, and every larger one goes to
 YNNPACK, whose convolutions are 2x (forward, input gradient) to 5x (kernel gradient)
-slower than Eigen's. This module computes the same convolution
-as ``lax.conv_general_dilated`` from matmuls, which XLA runs near the machine's peak, in
+slower than Eigen's. This module computes the same convolution as
+``lax.conv_general_dilated`` from matmuls, which XLA runs near the machine's peak, in
 three ways, each with a backward pass of matmuls too:
 
 * *im2col* (`conv2d_im2col`): the ``kh * kw`` shifted slices of the padded input are

@@ -67,6 +67,24 @@ def test_static_mode_keeps_vectors_out_of_params_and_out_of_gradients():
     assert float(jnp.abs(grads["params"]["classifier"]["kernel"]).max()) > 0
 
 
+def test_module_wraps_a_matrix_itself():
+    """The module, not a constructor, wraps a plain matrix in the hashable holder, so the
+    class built directly equals the registered model."""
+    from zoo.models.cnn.textcnn import PretrainedVectors, TextCNN
+
+    vectors = _vectors(20, 4)
+    config = dict(input_shape=(6,), vocab_size=20, embedding_dim=4, num_filters=2, embedding_mode="non-static")
+    direct = TextCNN(**config, pretrained_vectors=vectors)
+    assert isinstance(direct.pretrained_vectors, PretrainedVectors)
+    assert hash(direct.pretrained_vectors) == hash(direct.pretrained_vectors)
+    x = jnp.arange(2, 14, dtype=jnp.int32).reshape(2, 6)
+    registered = zoo.create_model("text_cnn", **config, pretrained_vectors=vectors)
+    np.testing.assert_array_equal(direct.init(jax.random.PRNGKey(0), x)["params"]["embedding"],
+                                  registered.init(jax.random.PRNGKey(0), x)["params"]["embedding"])
+    vectors[0, 0] = 99.0  # the module holds its own copy
+    np.testing.assert_array_equal(direct.pretrained_vectors.matrix[0, 0], _vectors(20, 4)[0, 0])
+
+
 def test_multichannel_structure_and_shared_filters():
     """Each filter is applied to both channels and the results added (Kim): the same
     logits as one channel holding the sum of the two embeddings."""
