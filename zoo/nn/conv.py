@@ -29,7 +29,8 @@ both functions give the slide's values. The conventions differ only for asymmetr
 ``correlate2d`` gives what a trained CNN layer computes.
 
 Output size along each axis: ``output_size(H, F, S, P) = floor((H + 2P - F) / S) + 1``
-(kang's formula, which omits the floor). Pooling uses the same window arithmetic.
+(kang's formula, which omits the floor; `zoo.nn.shapes.conv_output_size`). Pooling uses
+the same window arithmetic; `max_pool2d` is `zoo.nn.pooling.max_pool` on 2-D arrays.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.nn.layers import conv_output_size
+from zoo.nn.pooling import max_pool
+from zoo.nn.shapes import conv_output_size
 
 __all__ = [
     "KERNELS",
@@ -74,7 +76,7 @@ KERNELS: dict[str, np.ndarray] = {
     "edge_detection_laplacian4": _frozen([[0, 1, 0], [1, -4, 1], [0, 1, 0]]),
     # duan's third: the 8-neighbour Laplacian. The seed prints its centre as 0; an edge
     # detector must give 0 on a flat region, which needs the centre 8 (the table the slide
-    # copies has 8). See tests/test_conv_examples.py.
+    # copies has 8). See tests/nn/test_conv.py.
     "edge_detection_laplacian8": _frozen([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]]),
     "sharpen": _frozen([[0, -1, 0], [-1, 5, -1], [0, -1, 0]]),
     "box_blur": _frozen(np.ones((3, 3)), 1 / 9),
@@ -85,7 +87,7 @@ KERNELS: dict[str, np.ndarray] = {
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """Output length along one axis, ``floor((H + 2P - F) / S) + 1`` (kang-lecture4).
 
-    ``zoo.nn.layers.conv_output_size`` with the argument checks a worked example needs.
+    `zoo.nn.shapes.conv_output_size` with the argument checks a worked example needs.
 
     Raises:
       ValueError: a size or kernel below 1, a stride below 1, a negative padding, or a
@@ -172,13 +174,6 @@ def _correlate(x, kernel, stride, padding):
 
 
 @partial(jax.jit, static_argnames=("window", "stride", "padding"))
-def _max_pool(x, window, stride, padding):
-    fill = -jnp.inf if jnp.issubdtype(x.dtype, jnp.floating) else jnp.iinfo(x.dtype).min
-    views = [view for _, _, view in _windows(_pad_last_two(x, padding, fill), window, stride)]
-    return jnp.max(jnp.stack(views), axis=0)
-
-
-@partial(jax.jit, static_argnames=("window", "stride", "padding"))
 def _avg_pool(x, window, stride, padding):
     total = sum(view for _, _, view in _windows(_pad_last_two(x, padding), window, stride))
     return total / (window[0] * window[1])
@@ -219,11 +214,16 @@ def max_pool2d(x, size, stride=None, padding=0):
     """Max over each ``size`` window (int or (h, w); stride defaults to ``size``).
 
     ``x: (..., H, W) -> (..., out_h, out_w)``, same dtype; padding cells are -inf (the
-    dtype's minimum for integers), so they never win. duan: [[1,2,5,6],[3,4,7,8],[9,8,5,4],
+    dtype's minimum for integers), so they never win. `zoo.nn.pooling.max_pool` (which
+    also returns argmax indices, for unpooling) on the 2-D maps. duan: [[1,2,5,6],[3,4,7,8],[9,8,5,4],
     [7,6,3,2]] with a 2x2 window and stride 2 -> [[4, 8], [9, 5]].
     """
     window, stride, padding = _geometry(x, size, size if stride is None else stride, padding, "max_pool2d")
-    return _max_pool(jnp.asarray(x), window, stride, padding)
+    x = jnp.asarray(x)
+    # The zoo's one max pool runs on NHWC maps: leading axes become the batch, one channel.
+    maps = x.reshape(-1, *x.shape[-2:], 1)
+    pooled = max_pool(maps, window, stride, padding)
+    return pooled.reshape(*x.shape[:-2], *pooled.shape[1:3])
 
 
 def avg_pool2d(x, size, stride=None, padding=0):

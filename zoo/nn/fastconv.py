@@ -1,10 +1,10 @@
-"""Fast 2-D convolution and max pooling for CPU training steps (NHWC, HWIO).
+"""Fast 2-D convolution for CPU training steps (NHWC, HWIO).
 
 On the 2-core x86 CPUs this project is benchmarked on, XLA's own convolutions are slow:
 small ones (<= 16 channels) run on Eigen at ~20 GFLOP/s, and every larger one goes to
 YNNPACK, whose convolutions are 2x (forward, input gradient) to 5x (kernel gradient)
-slower than Eigen's (measured for issue 6). This module computes the same convolution
-as ``lax.conv_general_dilated`` from matmuls, which XLA runs near the machine's peak, in
+slower than Eigen's. This module computes the same convolution as
+``lax.conv_general_dilated`` from matmuls, which XLA runs near the machine's peak, in
 three ways, each with a backward pass of matmuls too:
 
 * *im2col* (`conv2d_im2col`): the ``kh * kw`` shifted slices of the padded input are
@@ -32,14 +32,12 @@ Public pieces:
 * `Conv` — a Linen module with `flax.linen.Conv`'s fields and variables (``kernel``
   ``(kh, kw, C_in, features)``, ``bias`` ``(features,)``), so state dicts map onto it
   exactly as onto ``nn.Conv``; ``conv_impl`` selects the way ("xla" is ``nn.Conv``).
-* `max_pool(x, window, stride, padding, impl)` — the function of
-  `zoo.nn.layers.max_pool` (``nn.max_pool``: -inf padding, floor output size, each
-  window's gradient to the *first* of its maximal elements in row-major order, as XLA's
-  select-and-scatter does) from reshapes or strided slices with an explicit backward
-  pass; XLA CPU rewrites ``nn.max_pool``'s select-and-scatter into iotas and a scatter.
 
-All ways agree with the plain path to float32 rounding (tests/test_fastconv.py checks
-values and gradients against ``lax.conv_general_dilated``, ``nn.Conv``, ``nn.max_pool``).
+The fast max pool that goes with these convolutions is `zoo.nn.pooling.max_pool`; the
+window arithmetic (output size, padding forms) is `zoo.nn.shapes`.
+
+All ways agree with the plain path to float32 rounding (tests/nn/test_fastconv.py checks
+values and gradients against ``lax.conv_general_dilated`` and ``nn.Conv``).
 """
 
 from __future__ import annotations
@@ -53,47 +51,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from zoo.nn.shapes import Pads, conv_output_size, conv_padding, pair
+
 CONV_IMPLS = ("auto", "xla", "im2col", "banded", "winograd")
-POOL_IMPLS = ("auto", "xla", "slices")
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-Pads = tuple[tuple[int, int], tuple[int, int]]
-
-
-# --------------------------------------------------------------------------------------
-# Shapes and padding
-# --------------------------------------------------------------------------------------
-
-
-def _pair(v, name: str) -> tuple[int, int]:
-    if isinstance(v, (int, np.integer)):
-        return int(v), int(v)
-    v = tuple(int(a) for a in v)
-    if len(v) != 2:
-        raise ValueError(f"{name} must be an int or a pair, got {v}")
-    return v
-
-
-def conv_padding(padding, kernel_size, strides, spatial) -> Pads:
-    """Explicit ``((top, bottom), (left, right))`` padding of a 2-D convolution, from any
-    form `flax.linen.Conv` accepts for it: "SAME", "VALID", an int, a pair of ints, or a
-    pair of (low, high) pairs. ``spatial`` is the input's (H, W)."""
-    kernel_size, strides = _pair(kernel_size, "kernel_size"), _pair(strides, "strides")
-    if isinstance(padding, str):
-        if padding.upper() not in ("SAME", "VALID"):
-            raise ValueError(f"fast conv supports SAME, VALID or explicit padding, got {padding!r}")
-        pads = lax.padtype_to_pads(tuple(spatial), kernel_size, strides, padding.upper())
-        return tuple((int(lo), int(hi)) for lo, hi in pads)  # type: ignore[return-value]
-    if isinstance(padding, (int, np.integer)):
-        return ((int(padding),) * 2,) * 2  # type: ignore[return-value]
-    padding = tuple(padding)
-    if len(padding) != 2:
-        raise ValueError(f"2-D padding needs two entries, got {padding}")
-    return tuple(_pair(p, "padding") for p in padding)  # type: ignore[return-value]
-
-
-def _out_size(size: int, k: int, s: int, pad: tuple[int, int]) -> int:
-    return (size + pad[0] + pad[1] - k) // s + 1
 
 
 # --------------------------------------------------------------------------------------
@@ -104,7 +66,7 @@ def _out_size(size: int, k: int, s: int, pad: tuple[int, int]) -> int:
 def conv2d_xla(x, kernel, strides=1, padding="VALID", precision=None):
     """``lax.conv_general_dilated`` on NHWC inputs and HWIO kernels (the plain path)."""
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
-    return lax.conv_general_dilated(x, kernel, _pair(strides, "strides"), pads,
+    return lax.conv_general_dilated(x, kernel, pair(strides, "strides"), pads,
                                     dimension_numbers=_DIMENSION_NUMBERS, precision=precision)
 
 
@@ -112,9 +74,9 @@ def im2col(x, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
     """(B, H, W, C) -> patches (B, Ho, Wo, kh * kw * C), ordered (i, j, c) like an HWIO
     kernel reshaped to (kh * kw * C, O): entry [b, y, x, (i * kw + j) * C + c] is
     ``padded[b, y * sh + i, x * sw + j, c]``."""
-    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size"), _pair(strides, "strides")
+    (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(strides, "strides")
     b, h, w, c = x.shape
-    ho, wo = _out_size(h, kh, sh, padding[0]), _out_size(w, kw, sw, padding[1])
+    ho, wo = conv_output_size(h, kh, sh, padding[0]), conv_output_size(w, kw, sw, padding[1])
     if any(p for pair in padding for p in pair):
         x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
     cols = [lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
@@ -125,7 +87,7 @@ def im2col(x, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
 def col2im(patch_grads, input_shape, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
     """The transpose of `im2col`: (B, Ho, Wo, kh * kw * C) -> (B, H, W, C), each patch
     entry added back onto the input cell it was read from."""
-    (kh, kw), (sh, sw) = _pair(kernel_size, "kernel_size"), _pair(strides, "strides")
+    (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(strides, "strides")
     b, h, w, c = input_shape
     ho, wo = patch_grads.shape[1:3]
     hp, wp = h + padding[0][0] + padding[0][1], w + padding[1][0] + padding[1][1]
@@ -199,7 +161,7 @@ def _num_chunks(x_shape, kernel_shape, strides, pads, itemsize) -> int:
         return 1
     b, h, w, c = x_shape
     kh, kw = kernel_shape[:2]
-    per_example = _out_size(h, kh, strides[0], pads[0]) * _out_size(w, kw, strides[1], pads[1]) * kh * kw * c
+    per_example = conv_output_size(h, kh, strides[0], pads[0]) * conv_output_size(w, kw, strides[1], pads[1]) * kh * kw * c
     if b * per_example * itemsize <= PATCH_WHOLE_BYTES:
         return 1
     for n in range(1, b + 1):
@@ -248,7 +210,7 @@ def conv2d_im2col(x, kernel, strides=1, padding="VALID", precision=None, chunks:
     """The convolution of `conv2d_xla` as im2col + one matmul, with a matmul backward pass
     (kernel gradient ``patches^T @ dy``, input gradient `col2im` of ``dy @ W^T``). Large
     patch matrices are processed in ``chunks`` batch chunks (None: `_num_chunks`)."""
-    strides = _pair(strides, "strides")
+    strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     if chunks is None:
         chunks = _num_chunks(x.shape, kernel.shape, strides, pads, jnp.dtype(x.dtype).itemsize)
@@ -283,12 +245,12 @@ def conv2d_banded(x, kernel, strides=1, padding="VALID", precision=None, block_w
     backward pass is matmuls and slice sums too). ``block_w``: None picks
     `choose_block_width`.
     """
-    strides = _pair(strides, "strides")
+    strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     kh, kw, c, o = kernel.shape
     (sh, sw) = strides
     b, h, w, _ = x.shape
-    ho, wo = _out_size(h, kh, sh, pads[0]), _out_size(w, kw, sw, pads[1])
+    ho, wo = conv_output_size(h, kh, sh, pads[0]), conv_output_size(w, kw, sw, pads[1])
     bw = min(block_w or choose_block_width(x.shape, kernel.shape, strides, pads), wo)
     nb = -(-wo // bw)
     win = sw * (bw - 1) + kw
@@ -353,7 +315,7 @@ def _winograd_forward(x, planes, pads, precision, transposed=False):
     the (B*th*tw, C) transformed input tiles, then the output transform."""
     b, h, w, c = x.shape
     o = planes[0].shape[0 if transposed else 1]
-    ho, wo = _out_size(h, 3, 1, pads[0]), _out_size(w, 3, 1, pads[1])
+    ho, wo = conv_output_size(h, 3, 1, pads[0]), conv_output_size(w, 3, 1, pads[1])
     th, tw = -(-ho // 2), -(-wo // 2)
     v = _winograd_tiles(x, pads, th, tw)
     contract = (((1,), (1,)), ((), ())) if transposed else (((1,), (0,)), ((), ()))
@@ -409,7 +371,7 @@ def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
     matmuls over the transformed tiles; the backward pass is Winograd too (custom_vjp).
     Agrees with the direct convolution to float32 rounding (the transforms' coefficients
     are 0, +-1/2, +-1). Other kernels or strides fall back to `conv2d_im2col`."""
-    strides = _pair(strides, "strides")
+    strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     if tuple(kernel.shape[:2]) != (3, 3) or strides != (1, 1) or min(pads[0] + pads[1]) < 0 or max(pads[0] + pads[1]) > 2:
         return conv2d_im2col(x, kernel, strides, pads, precision)
@@ -432,9 +394,9 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
     the width does not divide the output width."""
     _, h, w, c = input_shape
     kh, kw, _, o = kernel_shape
-    sw = _pair(strides, "strides")[1]
+    sw = pair(strides, "strides")[1]
     pads = conv_padding(padding, (kh, kw), strides, (h, w))
-    wo = _out_size(w, kw, sw, pads[1])
+    wo = conv_output_size(w, kw, sw, pads[1])
     best, best_cost = 1, float("inf")
     # Runs of fewer than 16 values (kw * C at block width 1) copy slowly: VGG's 3x3 RGB conv
     # measured 35 ms at width 1, 30 ms at 2 and 4.
@@ -466,7 +428,7 @@ def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None 
     kh, kw = kernel_shape[:2]
     if c <= 8:
         return "banded"
-    if (kh, kw) == (3, 3) and _pair(strides, "strides") == (1, 1) and h * w >= 64:
+    if (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1) and h * w >= 64:
         return "winograd"
     return "im2col"
 
@@ -481,7 +443,7 @@ def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=
         raise ValueError(f"conv2d needs NHWC input and HWIO kernel with matching channels, got "
                          f"{x.shape} and {kernel.shape}")
     if impl == "auto":
-        impl = choose_conv_impl(x.shape, kernel.shape, _pair(strides, "strides"))
+        impl = choose_conv_impl(x.shape, kernel.shape, pair(strides, "strides"))
     fn = {"xla": conv2d_xla, "im2col": conv2d_im2col, "banded": conv2d_banded, "winograd": conv2d_winograd}[impl]
     return fn(x, kernel, strides, padding, precision)
 
@@ -513,7 +475,7 @@ class Conv(nn.Module):
 
     @nn.compact
     def __call__(self, inputs):
-        kernel_size = _pair(self.kernel_size, "kernel_size")
+        kernel_size = pair(self.kernel_size, "kernel_size")
         unbatched = inputs.ndim == 3
         if unbatched:
             inputs = inputs[None]
@@ -527,112 +489,3 @@ class Conv(nn.Module):
         if bias is not None:
             y = y + bias
         return y[0] if unbatched else y
-
-
-# --------------------------------------------------------------------------------------
-# Max pooling
-# --------------------------------------------------------------------------------------
-
-
-def _pool_geometry(x, window, stride, padding):
-    (kh, kw), (sh, sw) = _pair(window, "window"), _pair(stride, "stride")
-    pads = ((padding, padding), (padding, padding)) if isinstance(padding, (int, np.integer)) else \
-        tuple(_pair(p, "padding") for p in padding)
-    _, h, w, _ = x.shape
-    return (kh, kw), (sh, sw), pads, _out_size(h, kh, sh, pads[0]), _out_size(w, kw, sw, pads[1])
-
-
-def _pool_windows(x, window, stride, pads, ho, wo):
-    """The kh*kw strided views of the -inf padded input, in row-major window order."""
-    (kh, kw), (sh, sw) = window, stride
-    b, _, _, c = x.shape
-    if any(p for pair in pads for p in pair):
-        x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=-jnp.inf)
-    return [lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
-            for i in range(kh) for j in range(kw)]
-
-
-def _max_pool_forward(x, window, stride, pads):
-    (kh, kw), (sh, sw) = window, stride
-    b, h, w, c = x.shape
-    ho, wo = _out_size(h, kh, sh, pads[0]), _out_size(w, kw, sw, pads[1])
-    if (kh, kw) == (sh, sw) and pads == ((0, 0), (0, 0)):
-        # Non-overlapping windows: crop the remainder and reduce over reshaped axes.
-        xc = x[:, :ho * kh, :wo * kw, :]
-        return xc.reshape(b, ho, kh, wo, kw, c).max(axis=(2, 4))
-    views = _pool_windows(x, window, stride, pads, ho, wo)
-    return functools.reduce(jnp.maximum, views)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool(x, window, stride, pads):
-    return _max_pool_forward(x, window, stride, pads)
-
-
-def _max_pool_fwd(x, window, stride, pads):
-    y = _max_pool_forward(x, window, stride, pads)
-    return y, (x, y)
-
-
-def _max_pool_bwd(window, stride, pads, residuals, dy):
-    """Each window's gradient goes to the first (row-major) of its maximal elements."""
-    x, y = residuals
-    (kh, kw), (sh, sw) = window, stride
-    b, h, w, c = x.shape
-    ho, wo = y.shape[1:3]
-    zero = jnp.zeros((), dy.dtype)
-    if (kh, kw) == (sh, sw) and pads == ((0, 0), (0, 0)):
-        xc = x[:, :ho * kh, :wo * kw, :].reshape(b, ho, kh, wo, kw, c)
-        ym, g = y[:, :, None, :, None, :], dy[:, :, None, :, None, :]
-        taken = jnp.zeros(ym.shape, bool)
-        parts = []
-        for i in range(kh):
-            row = []
-            for j in range(kw):
-                hit = (xc[:, :, i:i + 1, :, j:j + 1, :] == ym) & ~taken
-                taken = taken | hit
-                row.append(jnp.where(hit, g, zero))
-            parts.append(jnp.concatenate(row, axis=4) if kw > 1 else row[0])
-        dx = (jnp.concatenate(parts, axis=2) if kh > 1 else parts[0]).reshape(b, ho * kh, wo * kw, c)
-        if (ho * kh, wo * kw) != (h, w):
-            dx = jnp.pad(dx, ((0, 0), (0, h - ho * kh), (0, w - wo * kw), (0, 0)))
-        return (dx,)
-    views = _pool_windows(x, window, stride, pads, ho, wo)
-    hp, wp = h + pads[0][0] + pads[0][1], w + pads[1][0] + pads[1][1]
-    taken = jnp.zeros(y.shape, bool)
-    total = None
-    for n, view in enumerate(views):
-        i, j = divmod(n, kw)
-        hit = (view == y) & ~taken
-        taken = taken | hit
-        config = ((0, 0, 0), (i, hp - i - sh * (ho - 1) - 1, sh - 1), (j, wp - j - sw * (wo - 1) - 1, sw - 1),
-                  (0, 0, 0))
-        placed = lax.pad(jnp.where(hit, dy, zero), zero, config)
-        total = placed if total is None else total + placed
-    dx = lax.slice(total, (0, pads[0][0], pads[1][0], 0), (b, pads[0][0] + h, pads[1][0] + w, c))
-    return (dx,)
-
-
-_max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
-
-
-def max_pool(x, window, stride, padding=0, impl: str = "auto"):
-    """Max pooling over H, W of an NHWC map: the function of `zoo.nn.layers.max_pool`
-    (``nn.max_pool`` with ``padding`` cells of -inf on each side; ``window``, ``stride``
-    ints or pairs, ``padding`` an int or ((top, bottom), (left, right))).
-
-    ``impl``: "xla" (``nn.max_pool``: reduce_window, select_and_scatter backward),
-    "slices" (reshape-and-max for non-overlapping windows, a max of strided slices
-    otherwise; explicit first-maximum backward) or "auto" ("slices" on CPU)."""
-    if impl not in POOL_IMPLS:
-        raise ValueError(f"unknown pool impl {impl!r}; expected one of {POOL_IMPLS}")
-    if x.ndim != 4:
-        raise ValueError(f"max_pool expects (B, H, W, C) input, got shape {x.shape}")
-    window_, stride_, pads, ho, wo = _pool_geometry(x, window, stride, padding)
-    if ho <= 0 or wo <= 0:
-        raise ValueError(f"max_pool window {window_} larger than the padded input {x.shape[1:3]}")
-    if impl == "auto":
-        impl = "slices" if jax.default_backend() == "cpu" else "xla"
-    if impl == "xla":
-        return nn.max_pool(x, window_, stride_, pads)
-    return _max_pool(x, window_, stride_, pads)

@@ -137,3 +137,11 @@ def get_initializer(name: str, scale: float | None = None) -> Initializer:
             raise ValueError(f"initializer {name!r} takes no scale (only 'normal' and 'uniform' do)")
         return _INITIALIZERS[canonical](scale)
     return _INITIALIZERS[canonical]()
+
+
+# Compile-cheap initializers shared by the CNN families, as ready-made functions.
+lecun_normal = variance_scaling(1.0, "fan_in", "truncated_normal")  # Flax's default kernel init
+he_normal_fan_out = variance_scaling(2.0, "fan_out", "normal")  # torchvision's ResNet convs
+he_normal = variance_scaling(2.0, "fan_in", "normal")
+dense_init = variance_scaling(1.0, "fan_in", "normal")
+zeros_init, ones_init = constant(0.0), constant(1.0)

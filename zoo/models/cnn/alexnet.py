@@ -12,16 +12,13 @@ from collections.abc import Sequence
 import flax.linen as nn
 
 from zoo.nn import check_input
-from zoo.nn.layers import (
-    LocalResponseNorm,
-    adaptive_avg_pool,
-    conv_output_size,
-    lecun_normal,
-    max_pool,
-)
+from zoo.nn.initializers import lecun_normal
+from zoo.nn.normalization import LocalResponseNorm
+from zoo.nn.pooling import adaptive_avg_pool, max_pool
+from zoo.nn.shapes import conv_output_size
 from zoo.registry import register_model
 
-# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
+# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.initializers).
 _Conv = functools.partial(nn.Conv, kernel_init=lecun_normal)
 _Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
 
@@ -52,7 +49,7 @@ class AlexNet(nn.Module):
     max pool 3x3/2 -> (27, 27, 96); conv2 256@5x5 pad 2 -> ReLU -> LRN -> max pool ->
     (13, 13, 256); conv3 384@3x3, conv4 384@3x3, conv5 256@3x3 (pad 1, ReLU) -> max pool ->
     (6, 6, 256); FC 4096 -> ReLU -> dropout -> FC 4096 -> ReLU -> dropout -> num_classes.
-    LRN: k=2, n=5, alpha=1e-4, beta=0.75 (`zoo.nn.layers.local_response_norm`). With
+    LRN: k=2, n=5, alpha=1e-4, beta=0.75 (`zoo.nn.normalization.local_response_norm`). With
     ``groups=2`` conv2, conv4 and conv5 are split into the paper's two GPU towers
     (conv3 and the FC layers see both): 60,965,224 parameters at 1000 classes;
     ``groups=1`` (single tower) 62,378,344. 224x224 without padding gives a 5x5 last map
@@ -173,43 +170,19 @@ class AlexNetTorchvision(nn.Module):
 _TEST = {"input_shape": (67, 67, 3), "num_classes": 5, "widths": (8, 16, 16, 16, 8), "fc_size": 16}
 
 
-@register_model(
-    "alexnet",
+register_model(
+    "alexnet", AlexNet,
     family="cnn",
     paper=f"{PAPER}; seed {SEED}. LRN, overlapping pooling, dropout; optional two-tower grouping",
     task="classification",
     test_config=_TEST,
+    description="AlexNet (paper). Use ``padding=2`` with 224x224 inputs; ``groups=1`` for one tower.",
 )
-def alexnet(
-    *,
-    input_shape=(227, 227, 3),
-    num_classes=1000,
-    groups=2,
-    padding=0,
-    widths=(96, 256, 384, 384, 256),
-    fc_size=4096,
-    dropout_rate=0.5,
-):
-    """AlexNet (paper). Use ``padding=2`` with 224x224 inputs; ``groups=1`` for one tower."""
-    return AlexNet(input_shape=tuple(input_shape), num_classes=num_classes, groups=groups, padding=padding,
-                   widths=tuple(widths), fc_size=fc_size, dropout_rate=dropout_rate)
-
-
-@register_model(
-    "alexnet_torchvision",
+register_model(
+    "alexnet_torchvision", AlexNetTorchvision,
     family="cnn",
     paper=f"Krizhevsky 2014, One weird trick for parallelizing CNNs (torchvision's 64-filter AlexNet); after {PAPER}",
     task="classification",
     test_config=_TEST,
+    description="64-filter AlexNet without LRN, with adaptive average pooling to 6x6: 61,100,840 parameters.",
 )
-def alexnet_torchvision(
-    *,
-    input_shape=(224, 224, 3),
-    num_classes=1000,
-    widths=(64, 192, 384, 256, 256),
-    fc_size=4096,
-    dropout_rate=0.5,
-):
-    """64-filter AlexNet without LRN, with adaptive average pooling to 6x6: 61,100,840 parameters."""
-    return AlexNetTorchvision(input_shape=tuple(input_shape), num_classes=num_classes, widths=tuple(widths),
-                              fc_size=fc_size, dropout_rate=dropout_rate)

@@ -32,8 +32,11 @@ from typing import ClassVar, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoo.nn.layers import batch_norm, dense, he_normal
 from zoo.nn import check_input
+from zoo.nn.initializers import he_normal
+from zoo.nn.linear import dense
+from zoo.nn.normalization import batch_norm
+from zoo.nn.pooling import max_pool
 from zoo.registry import register_model
 
 PAPER = "Huang, Liu, van der Maaten & Weinberger 2017, Densely connected convolutional networks"
@@ -92,10 +95,9 @@ class DenseNet(nn.Module):
     stem: str = "imagenet"
     input_shape: tuple[int, ...] = (224, 224, 3)
     num_classes: int = 1000
-    name_: str = "DenseNet"
 
     def __post_init__(self):
-        n = self.name_
+        n = type(self).__name__
         if len(tuple(self.input_shape)) != 3 or any(int(d) <= 0 for d in self.input_shape):
             raise ValueError(f"{n}: input_shape must be (H, W, C) with positive sizes, got {tuple(self.input_shape)}")
         if self.stem not in ("imagenet", "cifar"):
@@ -135,11 +137,11 @@ class DenseNet(nn.Module):
 
     def feature_maps(self, x, train: bool = False):
         """(B, H, W, C) -> final BN + ReLU map (B, h, w, C_out) before pooling."""
-        check_input(x, self.input_shape, model=f"{self.name_}(input_shape={tuple(self.input_shape)})")
+        check_input(x, self.input_shape, model=f"DenseNet(input_shape={tuple(self.input_shape)})")
         h = self.conv0(x)
         if self.stem == "imagenet":
             h = nn.relu(self.norm0(h, use_running_average=not train))
-            h = nn.max_pool(h, (3, 3), (2, 2), ((1, 1), (1, 1)))
+            h = max_pool(h, 3, 2, 1)
         for i, block in enumerate(self.blocks):
             for layer in block:
                 h = layer(h, train)
@@ -168,32 +170,20 @@ _TEST_IMAGENET = {"input_shape": (32, 32, 3), "num_classes": 3, "block_config": 
 _TEST_CIFAR = {"input_shape": (16, 16, 3), "num_classes": 3, "block_config": (1, 1), "growth_rate": 4}
 
 
-def _register_imagenet(name: str, blocks: tuple, count: int):
-    def build(*, input_shape=(224, 224, 3), num_classes=1000, block_config=blocks, growth_rate=32,
-              num_init_features=64, bn_size=4, compression=0.5, dropout_rate=0.0):
-        return DenseNet(block_config=tuple(block_config), growth_rate=growth_rate,
-                        num_init_features=num_init_features, bn_size=bn_size, compression=compression,
-                        dropout_rate=dropout_rate, stem="imagenet", input_shape=tuple(input_shape),
-                        num_classes=num_classes, name_=name)
-
-    build.__doc__ = f"{name}: DenseNet-BC, k=32, blocks {blocks}; {count:,} parameters at 224x224x3, 1000 classes."
-    build.__name__ = build.__qualname__ = name
-    return register_model(name, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}", task="classification",
-                          test_config={**_TEST_IMAGENET, "num_init_features": 8})(build)
-
-
 for _name, (_blocks, _count) in IMAGENET.items():
-    globals()[_name] = _register_imagenet(_name, _blocks, _count)
+    register_model(
+        _name, DenseNet, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}", task="classification",
+        defaults={"block_config": _blocks, "num_init_features": 64},
+        test_config={**_TEST_IMAGENET, "num_init_features": 8},
+        description=f"{_name}: DenseNet-BC, k=32, blocks {_blocks}; {_count:,} parameters at 224x224x3, 1000 classes.",
+    )
 
-
-@register_model("densenet_bc_100", family="cnn",
-                paper=f"{PAPER}, DenseNet-BC (L=100, k=12) for CIFAR; seed {SEED}",
-                task="classification", test_config=_TEST_CIFAR)
-def densenet_bc_100(*, input_shape=(32, 32, 3), num_classes=10, block_config=(16, 16, 16), growth_rate=12,
-                    num_init_features=None, bn_size=4, compression=0.5, dropout_rate=0.0):
-    """DenseNet-BC for CIFAR, L=100, k=12 (3 blocks of 16 bottleneck layers, initial conv 2k):
-    769,162 parameters at 10 classes, 800,032 at 100."""
-    return DenseNet(block_config=tuple(block_config), growth_rate=growth_rate,
-                    num_init_features=num_init_features, bn_size=bn_size, compression=compression,
-                    dropout_rate=dropout_rate, stem="cifar", input_shape=tuple(input_shape),
-                    num_classes=num_classes, name_="densenet_bc_100")
+register_model(
+    "densenet_bc_100", DenseNet, family="cnn",
+    paper=f"{PAPER}, DenseNet-BC (L=100, k=12) for CIFAR; seed {SEED}", task="classification",
+    defaults={"block_config": (16, 16, 16), "growth_rate": 12, "stem": "cifar", "input_shape": (32, 32, 3),
+              "num_classes": 10},
+    test_config=_TEST_CIFAR,
+    description=("DenseNet-BC for CIFAR, L=100, k=12 (3 blocks of 16 bottleneck layers, initial conv 2k): "
+                 "769,162 parameters at 10 classes, 800,032 at 100."),
+)

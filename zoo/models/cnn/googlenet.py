@@ -47,8 +47,11 @@ from typing import ClassVar
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoo.nn.layers import batch_norm, dense, he_normal, zeros_init
 from zoo.nn import check_input
+from zoo.nn.initializers import he_normal, zeros_init
+from zoo.nn.linear import dense
+from zoo.nn.normalization import batch_norm
+from zoo.nn.pooling import max_pool
 from zoo.registry import register_model
 
 PAPER = "Szegedy et al. 2014, Going deeper with convolutions, Table 1"
@@ -109,7 +112,7 @@ class Inception(nn.Module):
         b1 = conv(self.c1, 1, "branch1")(x, train)
         b2 = conv(self.c3, 3, "branch2_3x3")(conv(self.c3r, 1, "branch2_reduce")(x, train), train)
         b3 = conv(self.c5, 5, "branch3_5x5")(conv(self.c5r, 1, "branch3_reduce")(x, train), train)
-        b4 = conv(self.cp, 1, "branch4_proj")(nn.max_pool(x, (3, 3), (1, 1), "SAME"), train)
+        b4 = conv(self.cp, 1, "branch4_proj")(max_pool(x, 3, 1, 1), train)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
 
@@ -181,7 +184,8 @@ class GoogLeNet(nn.Module):
     def feature_maps(self, x, train: bool = False):
         """(B, H, W, C) -> inception 5b's output (B, h, w, 1024 / width_divisor)."""
         check_input(x, self.input_shape, model=f"GoogLeNet(input_shape={tuple(self.input_shape)})")
-        pool = lambda h: nn.max_pool(h, (3, 3), (2, 2), "SAME")  # noqa: E731
+        # "SAME" pads (0, 1) at even sizes: windows start at 0, 2, 4 ..., torchvision's ceil mode.
+        pool = lambda h: max_pool(h, 3, 2, "SAME")  # noqa: E731
         h = pool(self.conv1(x, train))
         h = pool(self.conv3(self.conv2(h, train), train))
         for name in ORDER:
@@ -206,13 +210,11 @@ class GoogLeNet(nn.Module):
         return self.head(self.forward_features(x, train), train)
 
 
-@register_model("googlenet", family="cnn", paper=f"{PAPER}; seed {SEED}", task="classification",
-                test_config={"input_shape": (32, 32, 3), "num_classes": 3, "width_divisor": 16})
-def googlenet(*, input_shape=(224, 224, 3), num_classes=1000, batch_norm=False, aux_heads=False,
-              dropout_rate=0.4, width_divisor=1):
-    """GoogLeNet per the paper's Table 1 (true 5x5 branches, conv bias, no BN, LRN omitted):
-    6,998,552 parameters at 1000 classes without auxiliary heads; 7,005,832 with
-    ``batch_norm=True``. ``aux_heads=True`` adds the two training-only auxiliary classifiers
-    (logits sown into the ``aux_logits`` collection in train mode)."""
-    return GoogLeNet(input_shape=tuple(input_shape), num_classes=num_classes, batch_norm=batch_norm,
-                     aux_heads=aux_heads, dropout_rate=dropout_rate, width_divisor=width_divisor)
+register_model(
+    "googlenet", GoogLeNet, family="cnn", paper=f"{PAPER}; seed {SEED}", task="classification",
+    test_config={"input_shape": (32, 32, 3), "num_classes": 3, "width_divisor": 16},
+    description=("GoogLeNet per the paper's Table 1 (true 5x5 branches, conv bias, no BN, LRN omitted): "
+                 "6,998,552 parameters at 1000 classes without auxiliary heads; 7,005,832 with "
+                 "``batch_norm=True``. ``aux_heads=True`` adds the two training-only auxiliary classifiers "
+                 "(logits sown into the ``aux_logits`` collection in train mode)."),
+)

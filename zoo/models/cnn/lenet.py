@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoo.nn import check_input
-from zoo.nn import fastconv
-from zoo.nn.layers import lecun_normal
+from zoo.nn import check_input, fastconv
+from zoo.nn.initializers import lecun_normal
+from zoo.nn.pooling import max_pool
 from zoo.registry import register_model
 
-# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
+# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.initializers).
 _Conv = functools.partial(nn.Conv, kernel_init=lecun_normal)
 _Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
 _FastConv = functools.partial(fastconv.Conv, kernel_init=lecun_normal)
@@ -182,9 +182,9 @@ class LeNet5(nn.Module):
     flattened last pooled map (B, 400); ``head`` the dense layers.
 
     ``conv_impl``: how the convolutions and poolings run (same variables and numbers
-    either way, see `zoo.nn.fastconv`): "xla" (``lax.conv_general_dilated`` and
-    ``nn.max_pool``, the plain path), "im2col" or "banded" (matmul convolutions, reshape
-    pooling) or "auto" (per-convolution choice measured on CPU — "banded" for both
+    either way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla"
+    (``lax.conv_general_dilated`` and ``nn.max_pool``, the plain path), "im2col" or
+    "banded" (matmul convolutions, reshape pooling) or "auto" (per-convolution choice measured on CPU — "banded" for both
     convolutions here; XLA's ops on other platforms).
     """
 
@@ -210,8 +210,8 @@ class LeNet5(nn.Module):
     def forward_features(self, x, train: bool = False):
         check_input(x, self.input_shape, model=f"LeNet5(input_shape={tuple(self.input_shape)})")
         pool_impl = "xla" if self.conv_impl == "xla" else "auto"
-        h = fastconv.max_pool(nn.relu(self.conv1(x)), 2, 2, impl=pool_impl)
-        h = fastconv.max_pool(nn.relu(self.conv2(h)), 2, 2, impl=pool_impl)
+        h = max_pool(nn.relu(self.conv1(x)), 2, 2, impl=pool_impl)
+        h = max_pool(nn.relu(self.conv2(h)), 2, 2, impl=pool_impl)
         return h.reshape(h.shape[0], -1)
 
     def head(self, h, train: bool = False):
@@ -221,26 +221,20 @@ class LeNet5(nn.Module):
         return self.head(self.forward_features(x, train), train)
 
 
-@register_model(
-    "lenet5_1998",
+register_model(
+    "lenet5_1998", LeNet5_1998,
     family="cnn",
     paper=f"{PAPER_1998}; seed {SEED}. Partial C3 table, trainable subsampling, RBF output",
     task="classification",
     test_config={"num_classes": 5},
+    description="LeNet-5 as published (60,000 trainable parameters at 32x32x1, 10 classes).",
 )
-def lenet5_1998(*, input_shape=(32, 32, 1), num_classes=10):
-    """LeNet-5 as published (60,000 trainable parameters at 32x32x1, 10 classes)."""
-    return LeNet5_1998(input_shape=tuple(input_shape), num_classes=num_classes)
-
-
-@register_model(
-    "lenet5",
+register_model(
+    "lenet5", LeNet5,
     family="cnn",
     paper=f"modern LeNet-5 variant after {PAPER_1998}; seed {SEED}",
     task="classification",
     test_config={"num_classes": 5},
+    description=("Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters. "
+                 "``conv_impl``: \"auto\", \"xla\" (plain), \"im2col\" or \"banded\" (see `zoo.nn.fastconv`)."),
 )
-def lenet5(*, input_shape=(28, 28, 1), num_classes=10, conv_impl="auto"):
-    """Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters.
-    ``conv_impl``: "auto", "xla" (plain), "im2col" or "banded" (see `zoo.nn.fastconv`)."""
-    return LeNet5(input_shape=tuple(input_shape), num_classes=num_classes, conv_impl=conv_impl)

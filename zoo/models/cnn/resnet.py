@@ -36,7 +36,10 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoo.nn import check_input, fastconv
-from zoo.nn.layers import batch_norm, dense, he_normal_fan_out
+from zoo.nn.initializers import he_normal_fan_out
+from zoo.nn.linear import dense
+from zoo.nn.normalization import batch_norm
+from zoo.nn.pooling import max_pool
 from zoo.registry import register_model
 
 PAPER = "He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition"
@@ -114,7 +117,7 @@ class ResNet(nn.Module):
     conv + 3x3/2 max pool) or "cifar" (3x3 conv, stride 1). See the module docstring.
 
     ``conv_impl``: how convolutions and the stem's max pool run (same variables and
-    numbers either way, see `zoo.nn.fastconv`): "xla" (``lax.conv_general_dilated`` and
+    numbers either way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla" (``lax.conv_general_dilated`` and
     ``nn.max_pool``, the plain path), "im2col" or "banded" (matmul convolutions, slice
     pooling) or "auto" (a per-convolution choice measured on CPU; XLA's ops on other
     platforms).
@@ -129,21 +132,21 @@ class ResNet(nn.Module):
     width: int = 64
     input_shape: tuple[int, ...] = (224, 224, 3)
     num_classes: int = 1000
-    name_: str = "ResNet"
     conv_impl: str = "auto"
 
     def __post_init__(self):
-        _check_image_shape(self.input_shape, self.name_)
+        name = type(self).__name__
+        _check_image_shape(self.input_shape, name)
         if self.stem not in ("imagenet", "cifar"):
-            raise ValueError(f"{self.name_}: stem must be 'imagenet' or 'cifar', got {self.stem!r}")
+            raise ValueError(f"{name}: stem must be 'imagenet' or 'cifar', got {self.stem!r}")
         if self.shortcut not in ("A", "B"):
-            raise ValueError(f"{self.name_}: shortcut must be 'A' or 'B', got {self.shortcut!r}")
+            raise ValueError(f"{name}: shortcut must be 'A' or 'B', got {self.shortcut!r}")
         if not self.stage_sizes or any(int(n) <= 0 for n in self.stage_sizes):
-            raise ValueError(f"{self.name_}: stage_sizes must be positive block counts, got {self.stage_sizes}")
+            raise ValueError(f"{name}: stage_sizes must be positive block counts, got {self.stage_sizes}")
         if self.width <= 0 or self.num_classes <= 0:
-            raise ValueError(f"{self.name_}: width and num_classes must be positive, got {self.width}, {self.num_classes}")
+            raise ValueError(f"{name}: width and num_classes must be positive, got {self.width}, {self.num_classes}")
         if self.conv_impl not in fastconv.CONV_IMPLS:
-            raise ValueError(f"{self.name_}: conv_impl must be one of {fastconv.CONV_IMPLS}, got {self.conv_impl!r}")
+            raise ValueError(f"{name}: conv_impl must be one of {fastconv.CONV_IMPLS}, got {self.conv_impl!r}")
         super().__post_init__()
 
     def setup(self):
@@ -167,10 +170,10 @@ class ResNet(nn.Module):
 
     def feature_maps(self, x, train: bool = False):
         """(B, H, W, C) -> the last block's output (B, h, w, C_out) before pooling."""
-        check_input(x, self.input_shape, model=f"{self.name_}(input_shape={tuple(self.input_shape)})")
+        check_input(x, self.input_shape, model=f"ResNet(input_shape={tuple(self.input_shape)})")
         h = nn.relu(self.bn1(self.conv1(x), use_running_average=not train))
         if self.stem == "imagenet":
-            h = fastconv.max_pool(h, 3, 2, 1, impl="xla" if self.conv_impl == "xla" else "auto")
+            h = max_pool(h, 3, 2, 1, impl="xla" if self.conv_impl == "xla" else "auto")
         for stage in self.layers:
             for block in stage:
                 h = block(h, train)
@@ -211,34 +214,21 @@ _TEST_IMAGENET = {"input_shape": (32, 32, 3), "num_classes": 3, "stage_sizes": (
 _TEST_CIFAR = {"input_shape": (16, 16, 3), "num_classes": 3, "stage_sizes": (1, 1, 1), "width": 4}
 
 
-def _register_imagenet(name: str, stages: tuple, bottleneck: bool, count: int):
-    def build(*, input_shape=(224, 224, 3), num_classes=1000, stage_sizes=stages, width=64, conv_impl="auto"):
-        return ResNet(stage_sizes=tuple(stage_sizes), bottleneck=bottleneck, stem="imagenet", shortcut="B",
-                      width=width, input_shape=tuple(input_shape), num_classes=num_classes,
-                      name_=name, conv_impl=conv_impl)
-
-    kind = "bottleneck" if bottleneck else "basic"
-    build.__doc__ = (f"{name}: ImageNet layout, {kind} blocks {tuple(stages)}, projection shortcuts; "
-                     f"{count:,} parameters at 224x224x3, 1000 classes.")
-    build.__name__ = build.__qualname__ = name
-    return register_model(name, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}",
-                          task="classification", test_config=_TEST_IMAGENET)(build)
-
-
-def _register_cifar(name: str, n: int, count: int):
-    def build(*, input_shape=(32, 32, 3), num_classes=10, stage_sizes=(n, n, n), width=16, conv_impl="auto"):
-        return ResNet(stage_sizes=tuple(stage_sizes), bottleneck=False, stem="cifar", shortcut="A",
-                      width=width, input_shape=tuple(input_shape), num_classes=num_classes, name_=name,
-                      conv_impl=conv_impl)
-
-    build.__doc__ = (f"{name}: CIFAR layout (section 4.2), n={n} basic blocks per stage, option A "
-                     f"shortcuts; {count:,} parameters at 10 classes.")
-    build.__name__ = build.__qualname__ = name
-    return register_model(name, family="cnn", paper=f"{PAPER}, section 4.2 (CIFAR-10, option A); seed {SEED}",
-                          task="classification", test_config=_TEST_CIFAR)(build)
-
-
 for _name, (_stages, _bottleneck, _count) in IMAGENET.items():
-    globals()[_name] = _register_imagenet(_name, _stages, _bottleneck, _count)
+    register_model(
+        _name, ResNet, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}", task="classification",
+        defaults={"stage_sizes": _stages, "bottleneck": _bottleneck},
+        test_config=_TEST_IMAGENET,
+        description=(f"{_name}: ImageNet layout, {'bottleneck' if _bottleneck else 'basic'} blocks {_stages}, "
+                     f"projection shortcuts; {_count:,} parameters at 224x224x3, 1000 classes."),
+    )
 for _name, (_n, _count) in CIFAR.items():
-    globals()[_name] = _register_cifar(_name, _n, _count)
+    register_model(
+        _name, ResNet, family="cnn", paper=f"{PAPER}, section 4.2 (CIFAR-10, option A); seed {SEED}",
+        task="classification",
+        defaults={"stage_sizes": (_n, _n, _n), "stem": "cifar", "shortcut": "A", "width": 16,
+                  "input_shape": (32, 32, 3), "num_classes": 10},
+        test_config=_TEST_CIFAR,
+        description=(f"{_name}: CIFAR layout (section 4.2), n={_n} basic blocks per stage, option A "
+                     f"shortcuts; {_count:,} parameters at 10 classes."),
+    )

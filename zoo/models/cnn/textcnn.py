@@ -18,7 +18,7 @@ import numpy as np
 
 from zoo.nn.tokens import KIM_UNKNOWN_SCALE, PAD
 from zoo.nn import check_input
-from zoo.nn.layers import lecun_normal
+from zoo.nn.initializers import lecun_normal
 from zoo.registry import register_model
 
 PAPER = "Kim 2014, Convolutional neural networks for sentence classification (EMNLP)"
@@ -108,9 +108,14 @@ class TextCNN(nn.Module):
     dropout_rate: float = 0.5
     num_classes: int = 2
     embedding_mode: str = "rand"
+    # A (vocab_size, embedding_dim) matrix, or the PretrainedVectors holder it is wrapped in.
     pretrained_vectors: PretrainedVectors | None = None
 
     def __post_init__(self):
+        vectors = self.pretrained_vectors
+        if vectors is not None and not isinstance(vectors, PretrainedVectors):
+            # Before Flax freezes the fields: a module field must hash (see PretrainedVectors).
+            object.__setattr__(self, "pretrained_vectors", PretrainedVectors(vectors))
         _validate(self)
         super().__post_init__()
 
@@ -261,9 +266,6 @@ def _validate(m: TextCNN) -> None:
         if vectors is None:
             raise ValueError(f"{name}: embedding_mode={m.embedding_mode!r} needs pretrained_vectors, a "
                              f"({m.vocab_size}, {m.embedding_dim}) matrix (zoo.data.text.load_word_vectors)")
-        if not isinstance(vectors, PretrainedVectors):
-            raise ValueError(f"{name}: pretrained_vectors must be a PretrainedVectors holder "
-                             "(the text_cnn constructor wraps a matrix)")
         if vectors.shape != (m.vocab_size, m.embedding_dim):
             raise ValueError(f"{name}: pretrained_vectors have shape {vectors.shape} but the model has "
                              f"vocab_size={m.vocab_size}, embedding_dim={m.embedding_dim}; build the "
@@ -300,8 +302,8 @@ def _small_test_vectors():
     return np.random.default_rng(0).uniform(-0.25, 0.25, (40, 8)).astype(np.float32)
 
 
-@register_model(
-    "text_cnn",
+register_model(
+    "text_cnn", TextCNN,
     family="cnn",
     paper=f"{PAPER}; seed {SEED}",
     task="classification",
@@ -309,19 +311,8 @@ def _small_test_vectors():
     test_config={"input_shape": (12,), "vocab_size": 40, "embedding_dim": 8, "num_filters": 4,
                  "num_classes": 3, "embedding_mode": "multichannel",
                  "pretrained_vectors": _small_test_vectors()},
+    description=("Kim's text CNN (widths 3/4/5 x 100 maps, dropout 0.5) over ``(B, T)`` int32 token ids. "
+                 "``embedding_mode``: \"rand\", \"static\", \"non-static\" or \"multichannel\"; the last "
+                 "three need ``pretrained_vectors``, a ``(vocab_size, embedding_dim)`` matrix such as "
+                 "`zoo.data.text.load_word_vectors` returns."),
 )
-def text_cnn(*, input_shape=(64,), vocab_size=20_000, embedding_dim=300, filter_widths=(3, 4, 5),
-             num_filters=100, dropout_rate=0.5, num_classes=2, embedding_mode="rand",
-             pretrained_vectors=None):
-    """Kim's text CNN (widths 3/4/5 x 100 maps, dropout 0.5) over ``(B, T)`` int32 token ids.
-
-    ``embedding_mode``: "rand", "static", "non-static" or "multichannel"; the last three
-    need ``pretrained_vectors``, a ``(vocab_size, embedding_dim)`` matrix such as
-    `zoo.data.text.load_word_vectors` returns.
-    """
-    if pretrained_vectors is not None and not isinstance(pretrained_vectors, PretrainedVectors):
-        pretrained_vectors = PretrainedVectors(pretrained_vectors)
-    return TextCNN(input_shape=tuple(input_shape), vocab_size=int(vocab_size), embedding_dim=int(embedding_dim),
-                   filter_widths=tuple(int(h) for h in filter_widths), num_filters=int(num_filters),
-                   dropout_rate=float(dropout_rate), num_classes=int(num_classes),
-                   embedding_mode=embedding_mode, pretrained_vectors=pretrained_vectors)

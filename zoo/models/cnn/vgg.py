@@ -12,10 +12,12 @@ import functools
 import flax.linen as nn
 
 from zoo.nn import check_input, fastconv
-from zoo.nn.layers import LocalResponseNorm, lecun_normal
+from zoo.nn.initializers import lecun_normal
+from zoo.nn.normalization import LocalResponseNorm
+from zoo.nn.pooling import max_pool
 from zoo.registry import register_model
 
-# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.layers.lecun_normal).
+# LeCun-normal kernels drawn in fixed-size chunks (fast eager init; see zoo.nn.initializers).
 _Conv = functools.partial(fastconv.Conv, kernel_init=lecun_normal)
 _Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
 
@@ -38,7 +40,7 @@ CONFIGS: dict[str, tuple[tuple[tuple, ...], ...]] = {
 
 
 class VGG(nn.Module):
-    """VGG configuration ``config`` of Table 1: (B, H, W, C) -> (B, num_classes).
+    """VGG configuration ``configuration`` of Table 1: (B, H, W, C) -> (B, num_classes).
 
     Five stages of stride-1 convolutions (3x3 with padding 1; C's 1x1 convs unpadded),
     each followed by ReLU, and a 2x2/2 max pool after each stage: 224x224 -> (7, 7, 512).
@@ -53,12 +55,12 @@ class VGG(nn.Module):
     flattened (NHWC order) last pooled map; ``head``: the three FC layers.
 
     ``conv_impl``: how convolutions and poolings run (same variables and numbers either
-    way, see `zoo.nn.fastconv`): "xla" (``lax.conv_general_dilated`` and ``nn.max_pool``,
+    way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla" (``lax.conv_general_dilated`` and ``nn.max_pool``,
     the plain path), "im2col", "banded" or "auto" (a per-convolution choice measured on
     CPU; XLA's ops on other platforms).
     """
 
-    config: str = "D"
+    configuration: str = "D"  # a key of CONFIGS (Table 1's column)
     input_shape: tuple[int, ...] = (224, 224, 3)
     num_classes: int = 1000
     fc_size: int = 4096
@@ -67,8 +69,8 @@ class VGG(nn.Module):
     conv_impl: str = "auto"
 
     def __post_init__(self):
-        if self.config not in CONFIGS:
-            raise ValueError(f"VGG: unknown configuration {self.config!r}; expected one of {sorted(CONFIGS)}")
+        if self.configuration not in CONFIGS:
+            raise ValueError(f"VGG: unknown configuration {self.configuration!r}; expected one of {sorted(CONFIGS)}")
         if len(self.input_shape) != 3 or any(int(d) <= 0 for d in self.input_shape):
             raise ValueError(f"VGG: input_shape must be (H, W, C) with positive sizes, got {tuple(self.input_shape)}")
         if min(self.input_shape[:2]) < 32:
@@ -85,7 +87,7 @@ class VGG(nn.Module):
 
     def setup(self):
         convs = []
-        for stage, layers in enumerate(CONFIGS[self.config]):
+        for stage, layers in enumerate(CONFIGS[self.configuration]):
             for i, (filters, size, *extra) in enumerate(layers):
                 p = (size - 1) // 2
                 conv = _Conv(filters // self.width_divisor, (size, size), padding=((p, p), (p, p)),
@@ -101,7 +103,7 @@ class VGG(nn.Module):
         self.dropout = nn.Dropout(self.dropout_rate)
 
     def forward_features(self, x, train: bool = False):
-        check_input(x, self.input_shape, model=f"VGG-{self.config}(input_shape={tuple(self.input_shape)})")
+        check_input(x, self.input_shape, model=f"VGG-{self.configuration}(input_shape={tuple(self.input_shape)})")
         h = x
         n = len(self.convs)
         for i, conv in enumerate(self.convs):
@@ -109,7 +111,7 @@ class VGG(nn.Module):
             if self._lrn_after[i]:
                 h = self.norm(h)
             if i == n - 1 or self._stage_of[i + 1] != self._stage_of[i]:
-                h = fastconv.max_pool(h, 2, 2, impl="xla" if self.conv_impl == "xla" else "auto")
+                h = max_pool(h, 2, 2, impl="xla" if self.conv_impl == "xla" else "auto")
         return h.reshape(h.shape[0], -1)
 
     def head(self, h, train: bool = False):
@@ -124,23 +126,16 @@ class VGG(nn.Module):
 _TEST = {"input_shape": (32, 32, 3), "num_classes": 5, "width_divisor": 16, "fc_size": 16}
 
 
-def _register(name: str, config: str, description: str):
-    def build(*, input_shape=(224, 224, 3), num_classes=1000, fc_size=4096, dropout_rate=0.5, width_divisor=1,
-              conv_impl="auto"):
-        return VGG(config=config, input_shape=tuple(input_shape), num_classes=num_classes, fc_size=fc_size,
-                   dropout_rate=dropout_rate, width_divisor=width_divisor, conv_impl=conv_impl)
-
-    build.__doc__ = description
-    build.__name__ = build.__qualname__ = name
-    return register_model(name, family="cnn", paper=f"{PAPER}, configuration {config}; seed {SEED}",
-                          task="classification", test_config=_TEST)(build)
-
-
-vgg11 = _register("vgg11", "A", "VGG configuration A (11 weight layers): 132,863,336 parameters.")
-vgg11_lrn = _register("vgg11_lrn", "A-LRN", "VGG configuration A-LRN: A with LRN after the first conv "
-                      "(LRN has no parameters: 132,863,336).")
-vgg13 = _register("vgg13", "B", "VGG configuration B (13 weight layers): 133,047,848 parameters.")
-vgg16_c = _register("vgg16_c", "C", "VGG configuration C (16 weight layers, 1x1 convs as the third conv of "
-                    "stages 3-5): 133,638,952 parameters.")
-vgg16 = _register("vgg16", "D", "VGG configuration D (16 weight layers, all 3x3): 138,357,544 parameters.")
-vgg19 = _register("vgg19", "E", "VGG configuration E (19 weight layers): 143,667,240 parameters.")
+for _name, _configuration, _description in (
+    ("vgg11", "A", "VGG configuration A (11 weight layers): 132,863,336 parameters."),
+    ("vgg11_lrn", "A-LRN", "VGG configuration A-LRN: A with LRN after the first conv (LRN has no parameters: "
+     "132,863,336)."),
+    ("vgg13", "B", "VGG configuration B (13 weight layers): 133,047,848 parameters."),
+    ("vgg16_c", "C", "VGG configuration C (16 weight layers, 1x1 convs as the third conv of stages 3-5): "
+     "133,638,952 parameters."),
+    ("vgg16", "D", "VGG configuration D (16 weight layers, all 3x3): 138,357,544 parameters."),
+    ("vgg19", "E", "VGG configuration E (19 weight layers): 143,667,240 parameters."),
+):
+    register_model(_name, VGG, family="cnn", paper=f"{PAPER}, configuration {_configuration}; seed {SEED}",
+                   task="classification", defaults={"configuration": _configuration}, test_config=_TEST,
+                   description=_description)

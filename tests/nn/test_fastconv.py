@@ -1,6 +1,7 @@
-"""zoo.nn.fastconv: every way of convolving and pooling equals the plain one
-(``lax.conv_general_dilated``, ``nn.Conv``, ``nn.max_pool``) in values and gradients, and
-the CNNs that use it keep their variables and numbers under every ``conv_impl``."""
+"""zoo.nn.fastconv: every way of convolving equals the plain one (``lax.conv_general_dilated``,
+``nn.Conv``) in values and gradients, and the CNNs that use it keep their variables and
+numbers under every ``conv_impl`` (which also selects their max pool's way, see
+tests/nn/test_pooling.py)."""
 
 import flax.linen as nn
 import jax
@@ -10,7 +11,7 @@ import pytest
 
 import zoo
 from zoo.nn import fastconv
-from zoo.nn.layers import max_pool as plain_max_pool
+from zoo.nn.shapes import conv_padding, pair
 
 RTOL = 1e-5
 
@@ -51,7 +52,7 @@ def test_conv2d_matches_lax_conv_values_and_gradients(case, impl):
     x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
     kernel = jnp.asarray(rng.standard_normal((*ksize, c, o), np.float32) / np.sqrt(np.prod(ksize) * c))
     plain = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
-        x, k, fastconv._pair(strides, "s"), fastconv.conv_padding(padding, ksize, strides, (h, w)),
+        x, k, pair(strides, "s"), conv_padding(padding, ksize, strides, (h, w)),
         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     fast = lambda x, k: fastconv.conv2d(x, k, strides, padding, impl)  # noqa: E731
     y_ref = plain(x, kernel)
@@ -181,34 +182,6 @@ def test_conv_composes_with_vmap_and_jit():
     f = jax.jit(jax.vmap(lambda xb: fastconv.conv2d(xb, k, 1, "SAME", "im2col")))
     g = jax.vmap(lambda xb: fastconv.conv2d_xla(xb, k, 1, "SAME"))
     _close(f(x), g(x))
-
-
-# --------------------------------------------------------------------------- max pooling
-
-
-@pytest.mark.parametrize("window,stride,padding,size", [(2, 2, 0, 28), (2, 2, 0, 11), (3, 2, 1, 16),
-                                                        (3, 2, 1, 15), (3, 1, 1, 7), (2, 1, 0, 6)])
-def test_max_pool_matches_nn_max_pool_including_ties(window, stride, padding, size):
-    rng = np.random.default_rng(5)
-    # ReLU-like inputs on a coarse grid: many exact ties, incl. all-zero windows.
-    x = jnp.asarray(np.maximum(np.round(rng.standard_normal((2, size, size, 3)) * 2) / 2, 0).astype(np.float32))
-    ref = lambda x: plain_max_pool(x, window, stride, padding)  # noqa: E731
-    fast = lambda x: fastconv.max_pool(x, window, stride, padding, impl="slices")  # noqa: E731
-    np.testing.assert_array_equal(jax.jit(fast)(x), ref(x))
-    g = jnp.asarray(rng.standard_normal(ref(x).shape, np.float32))
-    dx_ref = jax.grad(lambda x: jnp.vdot(ref(x), g))(x)
-    dx = jax.jit(jax.grad(lambda x: jnp.vdot(fast(x), g)))(x)
-    # The gradient of each window goes to its first maximal element, as select_and_scatter
-    # does; overlapping windows add in another order (hence a tolerance, not equality).
-    _close(dx, dx_ref)
-    assert fastconv.max_pool(x, window, stride, padding, impl="xla").shape == ref(x).shape
-
-
-def test_max_pool_rejects_bad_arguments():
-    with pytest.raises(ValueError, match="unknown pool impl"):
-        fastconv.max_pool(jnp.zeros((1, 4, 4, 1)), 2, 2, impl="fast")
-    with pytest.raises(ValueError, match="larger than"):
-        fastconv.max_pool(jnp.zeros((1, 2, 2, 1)), 3, 1)
 
 
 # --------------------------------------------------------------------------- models

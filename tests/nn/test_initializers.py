@@ -1,4 +1,4 @@
-"""Initializers (seed kang-lecture4, "Weight Initialization"), activations, NNX bridge."""
+"""Initializers (seed kang-lecture4, "Weight Initialization"), zoo.nn.initializers."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.nn import get_activation, get_initializer, list_initializers, to_nnx
+from zoo.nn import get_initializer, list_initializers
 
 FAN_IN, FAN_OUT = 400, 300
 # name -> (variance, distribution) from the seed's formulas (Glorot = "both paths").
@@ -59,27 +59,3 @@ def test_zero_init_makes_hidden_units_identical():
     g = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x)[:, 0]))(params)
     k = np.asarray(g["hidden_0"]["kernel"])
     np.testing.assert_allclose(k, np.repeat(k[:, :1], 4, axis=1))
-
-
-def test_activations_match_definitions():
-    a = jnp.array([-2.0, -0.5, 0.0, 0.5, 2.0])
-    np.testing.assert_allclose(get_activation("sigmoid")(a), 1 / (1 + np.exp(-a)), rtol=1e-6)
-    np.testing.assert_allclose(get_activation("relu")(a), np.maximum(0, a))
-    np.testing.assert_allclose(get_activation("leaky_relu")(a), np.where(a > 0, a, 0.01 * a), rtol=1e-6)
-    np.testing.assert_array_equal(get_activation("sign")(a), [-1, -1, 1, 1, 1])
-    np.testing.assert_array_equal(get_activation("step")(a), [0, 0, 1, 1, 1])
-    np.testing.assert_allclose(get_activation("seed_sigmoid")(a), 1 / (1 + np.exp(a)), rtol=1e-6)
-
-
-def test_to_nnx_equals_linen_apply():
-    from flax import nnx
-
-    model = zoo.create_model("dff", input_shape=(4,), hidden_sizes=(8,), num_outputs=3)
-    x = jax.random.normal(jax.random.PRNGKey(0), (5, 4))
-    nnx_model = to_nnx(model, x)
-    variables = {"params": nnx.to_pure_dict(nnx.state(nnx_model, nnx.Param)),
-                 "batch_stats": nnx.to_pure_dict(nnx.state(nnx_model, nnx.BatchStat))}
-    np.testing.assert_allclose(nnx_model(x), model.apply(variables, x), rtol=1e-6)
-    nnx_model(x, train=True, mutable=["batch_stats"])  # updates batch statistics in place
-    after = nnx.to_pure_dict(nnx.state(nnx_model, nnx.BatchStat))
-    assert not np.allclose(after["norms_0"]["mean"], variables["batch_stats"]["norms_0"]["mean"])

@@ -1,22 +1,19 @@
-"""Text CNN (Kim 2014), its word localisation, and the text data it reads: the tokenizer,
-vocabulary and word-vector loader of zoo.data.text, the generated `sentiment` task and
-`imdb_reviews` through TFDS mock data."""
-
-import sys
+"""Text CNN (Kim 2014): parameter counts, embedding modes, max over time and word
+localisation against NumPy, input checks, training on the generated sentiment task, and
+word vectors loaded from a file feeding a static model. (The text data it reads is tested
+in tests/data/: test_text.py, test_sentiment.py, test_imdb.py.)"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import require_module
-from test_data import tfds  # noqa: F401  (the TFDS fixture with mock_data's batched reads repaired)
 
 import zoo
 from zoo import registry
-from zoo.data import DatasetNotFoundError, imdb, load_dataset
-from zoo.data.sentiment import NEGATIONS, NEGATIVE_WORDS, POSITIVE_WORDS, generate_reviews
-from zoo.data.text import PAD, UNK, Vocabulary, load_word_vectors, pad_or_truncate, tokenize
+from zoo.data import load_dataset
+from zoo.data.sentiment import NEGATIONS, NEGATIVE_WORDS, POSITIVE_WORDS
+from zoo.data.text import PAD, Vocabulary, load_word_vectors
 from zoo.models.cnn.textcnn import word_importance
 from zoo.train.state import create_train_state
 from zoo.train.steps import make_train_step
@@ -68,6 +65,24 @@ def test_static_mode_keeps_vectors_out_of_params_and_out_of_gradients():
     grads = jax.grad(lambda v: jnp.sum(model.apply(v, x) ** 2))(variables)
     np.testing.assert_array_equal(grads["constants"]["static_embedding"], 0)
     assert float(jnp.abs(grads["params"]["classifier"]["kernel"]).max()) > 0
+
+
+def test_module_wraps_a_matrix_itself():
+    """The module, not a constructor, wraps a plain matrix in the hashable holder, so the
+    class built directly equals the registered model."""
+    from zoo.models.cnn.textcnn import PretrainedVectors, TextCNN
+
+    vectors = _vectors(20, 4)
+    config = dict(input_shape=(6,), vocab_size=20, embedding_dim=4, num_filters=2, embedding_mode="non-static")
+    direct = TextCNN(**config, pretrained_vectors=vectors)
+    assert isinstance(direct.pretrained_vectors, PretrainedVectors)
+    assert hash(direct.pretrained_vectors) == hash(direct.pretrained_vectors)
+    x = jnp.arange(2, 14, dtype=jnp.int32).reshape(2, 6)
+    registered = zoo.create_model("text_cnn", **config, pretrained_vectors=vectors)
+    np.testing.assert_array_equal(direct.init(jax.random.PRNGKey(0), x)["params"]["embedding"],
+                                  registered.init(jax.random.PRNGKey(0), x)["params"]["embedding"])
+    vectors[0, 0] = 99.0  # the module holds its own copy
+    np.testing.assert_array_equal(direct.pretrained_vectors.matrix[0, 0], _vectors(20, 4)[0, 0])
 
 
 def test_multichannel_structure_and_shared_filters():
@@ -255,115 +270,8 @@ def test_word_importance_ranks_the_sentiment_word_highest(trained):
 
 
 # --------------------------------------------------------------------------------------
-# zoo.data.text: tokenizer, vocabulary, word vectors
+# Word vectors from a file
 # --------------------------------------------------------------------------------------
-
-
-def test_tokenize():
-    assert tokenize("It's NOT good, 10/10!") == ["it's", "not", "good", "10", "10"]
-    assert tokenize("Café -- naïve_word") == ["café", "naïve", "word"]
-    assert tokenize("") == []
-    with pytest.raises(ValueError, match="expects a str"):
-        tokenize(b"bytes")
-
-
-def test_vocabulary_build_order_min_count_and_max_size():
-    texts = ["b a c a", "a b d", "e"]
-    vocab = Vocabulary.build(texts)
-    # a:3, b:2, then c, d, e once each in alphabetical order.
-    assert vocab.tokens == ("<pad>", "<unk>", "a", "b", "c", "d", "e")
-    assert Vocabulary.build(texts, min_count=2).tokens == ("<pad>", "<unk>", "a", "b")
-    assert Vocabulary.build(texts, max_size=4).tokens == ("<pad>", "<unk>", "a", "b")
-    assert len(Vocabulary.build(texts, max_size=4)) == 4  # the specials count
-    assert Vocabulary(vocab.tokens).tokens == vocab.tokens
-    with pytest.raises(ValueError, match="min_count"):
-        Vocabulary.build(texts, min_count=0)
-    with pytest.raises(ValueError, match="max_size"):
-        Vocabulary.build(texts, max_size=2)
-    with pytest.raises(ValueError, match="appears twice"):
-        Vocabulary(("<pad>", "<unk>", "a", "a"))
-    with pytest.raises(ValueError, match="starts with"):
-        Vocabulary(("a", "b"))
-
-
-def test_vocabulary_encode_pad_truncate_decode():
-    vocab = Vocabulary.build(["the movie was good", "the movie was bad"])
-    assert (PAD, UNK) == (0, 1)
-    ids = vocab.encode("The movie was GREAT")
-    assert ids.dtype == np.int32
-    assert ids.tolist() == [vocab.token_id("the"), vocab.token_id("movie"), vocab.token_id("was"), UNK]
-    assert vocab.decode(ids) == "the movie was <unk>"
-    padded = vocab.encode("the movie", length=4)
-    assert padded.tolist() == [vocab.token_id("the"), vocab.token_id("movie"), PAD, PAD]
-    assert vocab.decode(padded) == "the movie"
-    assert vocab.decode(padded, skip_padding=False) == "the movie <pad> <pad>"
-    assert vocab.encode("the movie was good", length=2).tolist() == vocab.encode("the movie").tolist()
-    batch = vocab.encode_batch(["good", "the movie was bad indeed"], 3)
-    assert batch.shape == (2, 3) and batch.dtype == np.int32
-    assert [vocab.decode(row) for row in batch] == ["good", "the movie was"]
-    assert pad_or_truncate([5, 6], 4).tolist() == [5, 6, 0, 0]
-    with pytest.raises(ValueError, match="out of range"):
-        vocab.decode([len(vocab)])
-    with pytest.raises(ValueError, match="length"):
-        vocab.encode_batch(["good"], 0)
-
-
-def test_load_word_vectors_glove_format(tmp_path):
-    vocab = Vocabulary.build(["good bad movie", "good unseen"])  # good, bad, movie, unseen
-    path = tmp_path / "glove.txt"
-    path.write_text("good 0.5 1.0 -1.5\nbad -0.5 -1.0 1.5\nMovie 2 3 4\nmovie 7 8 9\nother 1 1 1\n\n")
-    matrix = load_word_vectors(path, vocab, dim=3, seed=1)
-    assert matrix.shape == (len(vocab), 3) and matrix.dtype == np.float32
-    np.testing.assert_array_equal(matrix[vocab.token_id("good")], [0.5, 1.0, -1.5])
-    np.testing.assert_array_equal(matrix[vocab.token_id("bad")], [-0.5, -1.0, 1.5])
-    np.testing.assert_array_equal(matrix[vocab.token_id("movie")], [7, 8, 9])  # exact spelling wins
-    np.testing.assert_array_equal(matrix[PAD], 0)
-    unseen = matrix[[UNK, vocab.token_id("unseen")]]
-    assert np.all(np.abs(unseen) <= 0.25) and np.all(unseen != 0)  # U[-0.25, 0.25], Kim
-    np.testing.assert_array_equal(load_word_vectors(path, vocab, seed=1), matrix)  # seeded
-    zero = load_word_vectors(path, vocab, unknown="zero")
-    np.testing.assert_array_equal(zero[[UNK, vocab.token_id("unseen")]], 0)
-
-
-def test_load_word_vectors_word2vec_header_and_case_folding(tmp_path):
-    vocab = Vocabulary.build(["good movie"])
-    path = tmp_path / "w2v.txt"
-    path.write_text("2 2\nGood 1 2\nMovie 3 4\n")  # GoogleNews vectors are cased
-    matrix = load_word_vectors(path, vocab, unknown="zero")
-    np.testing.assert_array_equal(matrix[vocab.token_id("good")], [1, 2])
-    np.testing.assert_array_equal(matrix[vocab.token_id("movie")], [3, 4])
-
-
-@pytest.mark.parametrize("content, message", [
-    ("good 1 2 3\nbad 1 2\n", "line 2: expected a word and 3 numbers, found 3 fields"),
-    ("good 1 2 3\nbad 1 2 3 4\n", "line 2: 4 numbers after the word, expected 3"),
-    ("good 1 2 3\nbad 1 x 3\n", "line 2: 'x' is not a number"),
-    ("3 2\ngood 1 2\nbad 3 4\n", "header announces 3 vectors but the file holds 2"),
-    ("good\n", "line 1: a word without a vector"),
-    ("", "no word vectors"),
-])
-def test_load_word_vectors_rejects_malformed_files(tmp_path, content, message):
-    path = tmp_path / "bad.txt"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=message) as info:
-        load_word_vectors(path, Vocabulary.build(["good bad"]))
-    assert str(path) in str(info.value)
-
-
-def test_load_word_vectors_dimension_binary_and_missing(tmp_path):
-    vocab = Vocabulary.build(["good"])
-    path = tmp_path / "v.txt"
-    path.write_text("good 1 2 3\n")
-    with pytest.raises(ValueError, match="holds 3-dimensional vectors, expected dim=300"):
-        load_word_vectors(path, vocab, dim=300)
-    binary = tmp_path / "v.bin"
-    binary.write_bytes(b"1 3\ngood \x00\x00\x80?\x00\x00\x00@\x00\x00@@\n")
-    with pytest.raises(ValueError, match="line 2: binary data"):
-        load_word_vectors(binary, vocab)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_word_vectors(tmp_path / "nowhere.txt", vocab)
-    with pytest.raises(ValueError, match="unknown must be"):
-        load_word_vectors(path, vocab, unknown="mean")
 
 
 def test_loaded_vectors_feed_a_static_model(tmp_path):
@@ -378,69 +286,3 @@ def test_loaded_vectors_feed_a_static_model(tmp_path):
     np.testing.assert_array_equal(variables["constants"]["static_embedding"], vectors)
     assert model.apply(variables, ids).shape == (2, 2)
     assert "PretrainedVectors(shape=(5, 2))" in repr(model)  # the run config stays short
-
-
-# --------------------------------------------------------------------------------------
-# The generated sentiment task and imdb_reviews
-# --------------------------------------------------------------------------------------
-
-
-def test_sentiment_dataset_shapes_determinism_and_split():
-    data = load_dataset("sentiment", num_examples=400, num_test_examples=100, max_length=18)
-    assert data.x_train.shape == (400, 18) and data.x_test.shape == (100, 18)
-    assert data.x_train.dtype == np.int32 and data.y_train.dtype == np.int32
-    assert data.num_classes == 2 and data.class_names == ("negative", "positive")
-    assert np.bincount(data.y_train).tolist() == [200, 200] and np.bincount(data.y_test).tolist() == [50, 50]
-    assert data.model_config == {"vocab_size": len(data.vocabulary)}
-    assert data.x_train.max() < len(data.vocabulary)
-    texts = {data.vocabulary.decode(row) for row in data.x_train}
-    assert len(texts) == 400  # distinct reviews
-    assert texts.isdisjoint(data.vocabulary.decode(row) for row in data.x_test)
-    again = load_dataset("sentiment", num_examples=400, num_test_examples=100, max_length=18)
-    np.testing.assert_array_equal(again.x_test, data.x_test)
-    np.testing.assert_array_equal(again.y_train, data.y_train)
-    other = load_dataset("sentiment", seed=1, num_examples=400, num_test_examples=100, max_length=18)
-    assert not np.array_equal(other.x_train, data.x_train)
-
-
-def test_sentiment_labels_follow_the_sentiment_word_and_negation():
-    for negation_rate in (0.0, 1.0):
-        labels = np.arange(300) % 2
-        texts = generate_reviews(labels, seed=2, negation_rate=negation_rate)
-        for text, label in zip(texts, labels):
-            words = tokenize(text)
-            assert len(words) <= 18
-            positive = sum(w in POSITIVE_WORDS for w in words)
-            negative = sum(w in NEGATIVE_WORDS for w in words)
-            negated = any(w in NEGATIONS for w in words)
-            assert positive + negative == 1 and negated == (negation_rate == 1.0), text
-            assert label == ((positive == 1) != negated), text
-    with pytest.raises(ValueError, match="negation_rate"):
-        load_dataset("sentiment", negation_rate=1.5)
-    with pytest.raises(ValueError, match="num_examples"):
-        load_dataset("sentiment", num_examples=1)
-
-
-def test_imdb_reviews_through_mock_data(tfds, tmp_path):  # noqa: F811
-    with tfds.testing.mock_data(policy=tfds.testing.MockPolicy.USE_CODE, num_examples=6):
-        data = load_dataset("imdb_reviews", data_dir=tmp_path, max_length=16, min_count=1)
-        first = tfds.data_source("imdb_reviews", split="train", download=False)[0]
-    assert data.x_train.shape == (6, 16) and data.x_test.shape == (6, 16)
-    assert data.x_train.dtype == np.int32 and data.y_train.dtype == np.int32
-    assert set(np.unique(data.y_train)) <= {0, 1} and data.num_classes == 2
-    assert data.model_config == {"vocab_size": len(data.vocabulary)}
-    text = first["text"].decode() if isinstance(first["text"], bytes) else first["text"]
-    np.testing.assert_array_equal(data.x_train[0], data.vocabulary.encode(text, 16))
-    assert data.vocabulary.decode(data.x_train[0]) == " ".join(tokenize(text)[:16])
-    assert "Maas" in data.description
-    assert "tensorflow" not in sys.modules
-
-
-def test_imdb_html_breaks_and_missing_data(tmp_path):
-    assert tokenize(imdb._clean(b"Great film.<br /><br />Loved it")) == ["great", "film", "loved", "it"]
-    require_module("tensorflow_datasets")
-    with pytest.raises(DatasetNotFoundError, match="not prepared.*tfds build imdb_reviews") as err:
-        load_dataset("imdb_reviews", data_dir=tmp_path)
-    assert "image" not in str(err.value)  # the text set's own advice, not the image sets'
-    with pytest.raises(ValueError, match="max_length"):
-        load_dataset("imdb_reviews", data_dir=tmp_path, max_length=0)

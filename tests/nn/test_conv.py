@@ -24,7 +24,7 @@ from zoo.nn.conv import (
     output_size,
     zero_pad,
 )
-from zoo.nn.layers import conv_output_size
+from zoo.nn.shapes import conv_output_size
 
 # kang-lecture4, "CNN Basics: Convolution": the 5x5 binary input and the X-shaped 3x3 kernel.
 KANG_INPUT = np.array([[1, 1, 1, 0, 0],
@@ -317,7 +317,8 @@ def test_seed_duan_max_pool_example():
 def test_seed_kang_unpooling_slide_max_pool():
     """kang-lecture4 "Convolutional Auto-Encoder: Max Pooling": the 4x4 input pooled 2x2/2
     ("Output: 2 x 2", values not printed). The max-unpooling picture puts its inputs back at
-    (1,1), (0,2), (3,0), (3,3): the positions of 5, 6, 7, 8, which are therefore the pooled map."""
+    (1,1), (0,2), (3,0), (3,3): the positions of 5, 6, 7, 8, which are therefore the pooled map
+    (the unpooling itself: tests/nn/test_pooling.py::test_seed_max_unpool_example)."""
     x = np.array([[1, 2, 6, 3], [3, 5, 2, 1], [1, 2, 2, 1], [7, 3, 4, 8]])
     np.testing.assert_array_equal(max_pool2d(x, 2), [[5, 6], [7, 8]])
     assert [x[1, 1], x[0, 2], x[3, 0], x[3, 3]] == [5, 6, 7, 8]
