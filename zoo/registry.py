@@ -84,8 +84,6 @@ class ModelSpec:
             if key not in self.config:
                 raise unknown_name_error("config key", key, self.config, f" for model {self.name!r}")
             config[key] = check_like_default(f"model {self.name!r}: {key}", value, self.config[key])
-        if not isinstance(self.module, type):  # TRANSITION: function constructors, removed after the restructure
-            return self.module(**{k: v for k, v in config.items() if k in overrides})
         return self.module(**config)
 
     def info(self) -> dict[str, Any]:
@@ -108,8 +106,6 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def _config_of(module: type, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    if inspect.isfunction(module) and module.__name__ != "<lambda>":  # TRANSITION: function constructors, removed after the restructure
-        return {p.name: p.default for p in inspect.signature(module).parameters.values()}
     if not (isinstance(module, type) and dataclasses.is_dataclass(module)):
         raise TypeError(f"model {name!r}: register a Flax Linen module class, got {module!r}")
     config = {}

@@ -466,7 +466,7 @@ def _flattened_dense_rule(torch_key, zoo_shape, channels: int, torch_in: int | N
     if (last_map is not None and last_map != TORCHVISION_VGG_POOL
             and torch_in == channels * pool_h * pool_w):
         # The zoo's own AdaptiveAvgPool2d weights.
-        from zoo.nn.layers import _adaptive_matrix
+        from zoo.nn.pooling import _adaptive_matrix
 
         rows = _adaptive_matrix(last_map[0], pool_h).astype(np.float64)  # (7, h)
         cols = _adaptive_matrix(last_map[1], pool_w).astype(np.float64)  # (7, w)
