@@ -18,11 +18,14 @@ def digits():
     return load_dataset("digits")
 
 
-@pytest.mark.parametrize("split, label, message", [
-    ("y_train", -1, r"y_train labels must be in \[0, 10\).*from -1"),
-    ("y_train", 10, r"y_train labels must be in \[0, 10\).*to 10"),
-    ("y_test", 99, r"y_test labels must be in \[0, 10\).*to 99"),
-])
+@pytest.mark.parametrize(
+    "split, label, message",
+    [
+        ("y_train", -1, r"y_train labels must be in \[0, 10\).*from -1"),
+        ("y_train", 10, r"y_train labels must be in \[0, 10\).*to 10"),
+        ("y_test", 99, r"y_test labels must be in \[0, 10\).*to 99"),
+    ],
+)
 def test_labels_outside_the_classes_are_refused(digits, split, label, message):
     y = getattr(digits, split).copy()
     y[0] = label
@@ -85,5 +88,65 @@ def test_word_vectors_must_be_finite(tmp_path, value):
 
 def test_a_hand_made_dataset_with_good_values_is_accepted():
     x = np.zeros((4, 2), np.float32)
-    Dataset(name="tiny", task="classification", x_train=x, y_train=np.array([0, 1, 1, 0]),
-            x_test=x, y_test=np.array([1, 1, 0, 0]), num_classes=2)
+    Dataset(
+        name="tiny",
+        task="classification",
+        x_train=x,
+        y_train=np.array([0, 1, 1, 0]),
+        x_test=x,
+        y_test=np.array([1, 1, 0, 0]),
+        num_classes=2,
+    )
+
+
+def test_dataset_checks_its_arrays():
+    x, y = np.zeros((4, 2), np.float32), np.zeros(3, np.int32)
+    with pytest.raises(ValueError, match="x_train has 4 examples but y_train has 3"):
+        Dataset(name="bad", task="classification", x_train=x, y_train=y, x_test=x, y_test=y, num_classes=2)
+    with pytest.raises(ValueError, match="num_classes"):
+        Dataset(
+            name="bad",
+            task="classification",
+            x_train=x,
+            y_train=np.zeros(4, np.int32),
+            x_test=x,
+            y_test=np.zeros(4, np.int32),
+        )
+    assert "train=1437" in repr(load_dataset("digits"))
+
+
+def test_with_validation_is_disjoint_complete_and_seeded():
+    data = load_dataset("digits")
+    # Tag every training example with its index to follow it through the split.
+    tagged = Dataset(
+        name="tagged",
+        task="classification",
+        x_train=np.arange(data.num_train)[:, None],
+        y_train=data.y_train,
+        x_test=data.x_test,
+        y_test=data.y_test,
+        num_classes=10,
+    )
+    split = tagged.with_validation(0.1, seed=0)
+    train, val = split.x_train[:, 0], split.x_val[:, 0]
+    assert len(val) == 144 and len(train) == 1437 - 144  # ceil(0.1 * 1437)
+    assert not set(train) & set(val)
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(1437))
+    np.testing.assert_array_equal(split.y_val, data.y_train[val])
+    np.testing.assert_array_equal(tagged.with_validation(0.1, seed=0).x_val, split.x_val)
+    assert not np.array_equal(tagged.with_validation(0.1, seed=1).x_val, split.x_val)
+    assert split.num_val == 144 and split.x_test is tagged.x_test
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
+def test_with_validation_rejects_fractions_outside_0_1(fraction):
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        load_dataset("digits").with_validation(fraction, seed=0)
+
+
+def test_with_validation_rejects_empty_parts_and_a_second_split():
+    with pytest.raises(ValueError, match="leaves no training examples"):
+        load_dataset("xor").with_validation(0.9, seed=0)  # ceil(3.6) = 4 of 4
+    assert load_dataset("xor").with_validation(0.1, seed=0).num_val == 1
+    with pytest.raises(ValueError, match="already has a validation split"):
+        load_dataset("digits").with_validation(0.1, seed=0).with_validation(0.1, seed=0)

@@ -82,14 +82,17 @@ def test_load_word_vectors_word2vec_header_and_case_folding(tmp_path):
     np.testing.assert_array_equal(matrix[vocab.token_id("movie")], [3, 4])
 
 
-@pytest.mark.parametrize("content, message", [
-    ("good 1 2 3\nbad 1 2\n", "line 2: expected a word and 3 numbers, found 3 fields"),
-    ("good 1 2 3\nbad 1 2 3 4\n", "line 2: 4 numbers after the word, expected 3"),
-    ("good 1 2 3\nbad 1 x 3\n", "line 2: 'x' is not a number"),
-    ("3 2\ngood 1 2\nbad 3 4\n", "header announces 3 vectors but the file holds 2"),
-    ("good\n", "line 1: a word without a vector"),
-    ("", "no word vectors"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("good 1 2 3\nbad 1 2\n", "line 2: expected a word and 3 numbers, found 3 fields"),
+        ("good 1 2 3\nbad 1 2 3 4\n", "line 2: 4 numbers after the word, expected 3"),
+        ("good 1 2 3\nbad 1 x 3\n", "line 2: 'x' is not a number"),
+        ("3 2\ngood 1 2\nbad 3 4\n", "header announces 3 vectors but the file holds 2"),
+        ("good\n", "line 1: a word without a vector"),
+        ("", "no word vectors"),
+    ],
+)
 def test_load_word_vectors_rejects_malformed_files(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_text(content)

@@ -8,6 +8,7 @@ and read back with ``.permute(0, 2, 3, 1)``. Both index a maximum by its flat po
 ``row * W + col`` in its own (H, W) input plane, so the indices compare directly.
 """
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -208,3 +209,20 @@ def test_adaptive_avg_pool_matches_torch():
     for size in [(6, 6), (13, 9), (4, 5)]:
         ref = torch.nn.AdaptiveAvgPool2d(size)(torch.from_numpy(a).permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         np.testing.assert_allclose(adaptive_avg_pool(jnp.asarray(a), size), ref.numpy(), rtol=1e-5, atol=1e-6)
+
+
+class PoolUnpoolVariantsTest(chex.TestCase):
+    """The seed's round trip gives the same numbers traced (jit) and eager."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_seed_example_round_trip(self):
+        x = jnp.asarray([[1, 2, 6, 3], [3, 5, 2, 1], [1, 2, 2, 1], [7, 3, 4, 8]], jnp.float32)[None, :, :, None]
+
+        @self.variant
+        def round_trip(x, values):
+            _, indices = max_pool(x, 2, 2, return_indices=True)
+            return max_unpool(values, indices, (4, 4))
+
+        out = round_trip(x, jnp.asarray([[1, 2], [3, 4]], jnp.float32)[None, :, :, None])
+        chex.assert_trees_all_equal(out[0, ..., 0], jnp.asarray(
+            [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]], jnp.float32))
