@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo.nn import check_input
-from zoo.nn.recurrence import (CELL_OPTIONS, AttentionPooling, StackedRNN, cell_options, lengths_from_padding,
+from zoo.nn.recurrence import (CellOptions, AttentionPooling, StackedRNN, lengths_from_padding,
                                  validate_cell)
 from zoo.registry import register_model
 
@@ -39,7 +39,7 @@ KANG = "kang-lecture4 (Pilsung Kang, Lecture 4: Neural Networks)"
 POOLINGS = ("last", "attention")
 
 
-class SequenceClassifier(nn.Module):
+class SequenceClassifier(CellOptions):
     """Recurrent encoder, pooling over time, then a dense layer:
     x (B, T, *F) float32 -> (B, num_classes) logits; or, with ``vocab_size``,
     token ids (B, T) int -> (B, num_classes).
@@ -77,13 +77,6 @@ class SequenceClassifier(nn.Module):
     attention_size: int | None = None
     vocab_size: int | None = None
     embedding_dim: int = 64
-    activation: str = "tanh"
-    peephole: str | None = None
-    forget_bias: float = 0.0
-    reset_after: bool = True
-    update_convention: str = "keep"
-    use_bias: bool = True
-    impl: str = "auto"
 
     def __post_init__(self):
         if self.vocab_size is None and len(self.input_shape) < 2:
@@ -104,12 +97,8 @@ class SequenceClassifier(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.attention_size is not None and int(self.attention_size) <= 0:
             raise ValueError(f"attention_size must be positive or None, got {self.attention_size}")
-        validate_cell(self.cell, self.hidden_size, self._cell_options())
+        validate_cell(self.cell, self.hidden_size, self.cell_options())
         super().__post_init__()
-
-    def _cell_options(self) -> dict:
-        """The cell options that apply to ``cell``, as keyword arguments of its class."""
-        return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
 
     def setup(self):
         attend = self.pooling == "attention"
@@ -118,7 +107,7 @@ class SequenceClassifier(nn.Module):
         self.encoder = StackedRNN(
             cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
             bidirectional=self.bidirectional, merge=self.merge, dropout_rate=self.dropout_rate,
-            remat=self.remat, return_sequences=attend, cell_options=self._cell_options())
+            remat=self.remat, return_sequences=attend, cell_options=self.cell_options())
         if attend:
             self.attention = AttentionPooling(self.attention_size)
         self.out = nn.Dense(self.num_classes)

@@ -63,7 +63,7 @@ from zoo.metrics import corpus_bleu, exact_match
 from zoo.models.recurrent import KANG, SURF
 from zoo.nn import check_input
 from zoo.nn.checks import check_count
-from zoo.nn.recurrence import (CELL_OPTIONS, StackedRNN, carry_output, cell_options, make_cell, scan_cell,
+from zoo.nn.recurrence import (CellOptions, StackedRNN, carry_output, make_cell, scan_cell,
                                  validate_cell)
 from zoo.nn.tokens import BOS, EOS, PAD, strip_ids
 from zoo.registry import register_model
@@ -310,7 +310,7 @@ class Decoder(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
-class Seq2Seq(nn.Module):
+class Seq2Seq(CellOptions):
     """RNN encoder-decoder (Sutskever et al. 2014; Cho et al. 2014) with optional attention.
 
     Tokens (``vocab_size`` set): x (B, T_in) int, 0 = padding at the end; y (B, T_out)
@@ -344,20 +344,13 @@ class Seq2Seq(nn.Module):
     attention_units: int | None = None
     input_feeding: bool = False
     dropout_rate: float = 0.0
-    activation: str = "tanh"
-    peephole: str | None = None
-    forget_bias: float = 0.0
-    reset_after: bool = True
-    update_convention: str = "keep"
-    use_bias: bool = True
-    impl: str = "auto"
     bos_id: int = BOS
     eos_id: int = EOS
 
     def __post_init__(self):
         if self.attention not in ATTENTIONS:
             raise unknown_name_error("attention", self.attention, ATTENTIONS)
-        validate_cell(self.cell, self.hidden_size, self._cell_options())
+        validate_cell(self.cell, self.hidden_size, self.cell_options())
         if self.tokens:
             check_count(self.vocab_size, "vocab_size", 1)
             if len(self.input_shape) != 1:
@@ -378,10 +371,6 @@ class Seq2Seq(nn.Module):
         check_count(self.num_layers, "num_layers", 1)
         super().__post_init__()
 
-    def _cell_options(self) -> dict:
-        """The cell options that apply to ``cell``, as keyword arguments of its class."""
-        return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
-
     @property
     def tokens(self) -> bool:
         return self.vocab_size is not None
@@ -398,16 +387,16 @@ class Seq2Seq(nn.Module):
             self.source_embedding = nn.Embed(self.vocab_size, self.embed_dim)
         self.encoder = StackedRNN(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
                                   bidirectional=self.bidirectional, dropout_rate=self.dropout_rate,
-                                  cell_options=self._cell_options())
+                                  cell_options=self.cell_options())
         width = self.hidden_size * (2 if self.bidirectional else 1)
         if self.tokens:
             self.decoder = Decoder(
                 vocab_size=self.target_vocab_size or self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
                 hidden_size=width, num_layers=self.num_layers, attention=self.attention,
                 attention_units=self.attention_units, input_feeding=self.input_feeding,
-                cell_options=self._cell_options())
+                cell_options=self.cell_options())
         else:
-            self.cells = [make_cell(self.cell, width, **self._cell_options()) for _ in range(self.num_layers)]
+            self.cells = [make_cell(self.cell, width, **self.cell_options()) for _ in range(self.num_layers)]
             self.output = Affine(self.input_shape[-1])
 
     def forward_features(self, x, train: bool = False) -> dict:
@@ -480,7 +469,7 @@ class Seq2Seq(nn.Module):
 # --------------------------------------------------------------------------------------
 
 
-class CharRNN(nn.Module):
+class CharRNN(CellOptions):
     """Next-token model (many-to-many): x (B, T) int -> {"logits": (B, T, V)}, logits[:, t]
     predicting token t+1 from tokens 0..t, plus in inference mode "predictions" (B, T):
     greedy generation from each sequence's first token (x[:, 0]), stopping at EOS.
@@ -500,17 +489,10 @@ class CharRNN(nn.Module):
     cell: str = "lstm"
     hidden_size: int = 64
     num_layers: int = 1
-    activation: str = "tanh"
-    peephole: str | None = None
-    forget_bias: float = 0.0
-    reset_after: bool = True
-    update_convention: str = "keep"
-    use_bias: bool = True
-    impl: str = "auto"
     eos_id: int = EOS
 
     def __post_init__(self):
-        validate_cell(self.cell, self.hidden_size, self._cell_options())
+        validate_cell(self.cell, self.hidden_size, self.cell_options())
         check_count(self.vocab_size, "vocab_size", 1)
         check_count(self.num_layers, "num_layers", 1)
         if len(self.input_shape) != 1:
@@ -521,14 +503,10 @@ class CharRNN(nn.Module):
     def output_shape(self) -> tuple:
         return (self.input_shape[0], self.vocab_size)
 
-    def _cell_options(self) -> dict:
-        """The cell options that apply to ``cell``, as keyword arguments of its class."""
-        return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
-
     def setup(self):
         self.decoder = Decoder(vocab_size=self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
                                hidden_size=self.hidden_size, num_layers=self.num_layers,
-                               cell_options=self._cell_options())
+                               cell_options=self.cell_options())
 
     def _start(self, batch_size: int):
         return self.decoder.initial_carry(batch_size)

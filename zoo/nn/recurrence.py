@@ -376,6 +376,24 @@ def cell_options(kind: str, **options) -> dict:
     return out
 
 
+class CellOptions(nn.Module):
+    """The options of a model's recurrent cell as module fields, declared once: the
+    recurrent models derive from this class (and declare ``cell``), so each option has one
+    name and one default across families. `cell_options` gives those that apply to
+    ``self.cell`` as keyword arguments of its class."""
+
+    activation: str = "tanh"  # Elman
+    peephole: str | None = None  # LSTM: None, "full" (the seed's) or "diagonal"
+    forget_bias: float = 0.0  # LSTM
+    reset_after: bool = True  # GRU: PyTorch's form; False: the seeds' (Cho et al.)
+    update_convention: str = "keep"  # GRU: z keeps the old state, or "take"s the candidate
+    use_bias: bool = True
+    impl: str = "auto"  # "auto", "scan" or "fast" (zoo.nn.fastrnn)
+
+    def cell_options(self) -> dict:
+        return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
+
+
 def make_cell(kind: str, hidden_size: int, **options) -> _Cell:
     """A cell by name ("rnn", "lstm", "gru") with its options (e.g. ``peephole="full"``)."""
     _check_kind(kind)

@@ -13,6 +13,7 @@ import flax.linen as nn
 
 from zoo.nn import check_input, fastconv
 from zoo.nn.initializers import lecun_normal
+from zoo.nn.linear import dropout_relu_head
 from zoo.nn.normalization import LocalResponseNorm
 from zoo.nn.pooling import max_pool
 from zoo.registry import register_model
@@ -115,9 +116,7 @@ class VGG(nn.Module):
         return h.reshape(h.shape[0], -1)
 
     def head(self, h, train: bool = False):
-        h = self.dropout(nn.relu(self.fc1(h)), deterministic=not train)
-        h = self.dropout(nn.relu(self.fc2(h)), deterministic=not train)
-        return self.fc3(h)
+        return dropout_relu_head(h, (self.fc1, self.fc2), self.fc3, self.dropout, train)
 
     def __call__(self, x, train: bool = False):
         return self.head(self.forward_features(x, train), train)
