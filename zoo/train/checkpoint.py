@@ -167,10 +167,14 @@ class Checkpointer:
     def delete(self, epoch: int) -> None:
         self._manager.delete(epoch)
 
-    def restore_variables(self, epoch: int | None = None) -> dict:
+    def restore_variables(self, epoch: int | None = None, check=None) -> dict:
         """The model variables ``{"params": ..., **model_state}`` of checkpoint ``epoch``
         (default: latest) as NumPy arrays, laid out as saved: no target state is needed,
-        so another run (another head, another optimizer) can start from them."""
+        so another run (another head, another optimizer) can start from them.
+
+        Before any array is allocated, the saved layout (shapes and dtypes, from the
+        checkpoint's metadata) must fit in memory and pass ``check(abstract_variables)``
+        (e.g. "these shapes fit my model"), which raises to refuse it."""
         ocp = _ocp()
         epoch = self.latest_epoch() if epoch is None else epoch
         if epoch is None:
@@ -178,26 +182,42 @@ class Checkpointer:
         where = os.path.join(self.directory, str(epoch))
         try:
             saved = self._manager.item_metadata(epoch)["state"]
+            layout = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype),
+                                  getattr(saved, "tree", saved))
+        except Exception as e:  # orbax raises many types for unreadable files
+            raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); "
+                                  "it was left untouched") from e
+        if not isinstance(layout, dict) or "params" not in layout or "model_state" not in layout:
+            raise CheckpointError(f"{where} is not a zoo training checkpoint (no params and model_state)")
+        variables_layout = {"params": layout["params"], **layout["model_state"]}
+        needed = sum(np.prod(a.shape, dtype=np.int64) * np.dtype(a.dtype).itemsize
+                     for a in jax.tree.leaves(variables_layout))
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        if needed > available:
+            raise CheckpointError(f"checkpoint {where} holds {needed / 2**30:.1f} GiB of variables, more "
+                                  f"than the {available / 2**30:.1f} GiB free here")
+        if check is not None:
+            check(variables_layout)
+        try:
             # NumPy targets: read on any device count, whatever the saving run's sharding.
-            target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), getattr(saved, "tree", saved))
+            target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), layout)
             state = self._manager.restore(epoch, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(target)))["state"]
         except Exception as e:  # orbax raises many types for unreadable files
             raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); "
                                   "it was left untouched") from e
-        if not isinstance(state, dict) or "params" not in state or "model_state" not in state:
-            raise CheckpointError(f"{where} is not a zoo training checkpoint (no params and model_state)")
         return {"params": state["params"], **state["model_state"]}
 
     def close(self) -> None:
         self._manager.close()
 
 
-def read_variables(path: str) -> tuple[dict, str]:
+def read_variables(path: str, check=None) -> tuple[dict, str]:
     """The model variables a run saved, and the checkpoint folder they come from.
 
     ``path``: a work dir (its latest checkpoint), its ``checkpoints`` folder, or one
     checkpoint ``checkpoints/N``. Reads only: nothing is created or changed under ``path``.
+    ``check`` sees the saved layout before anything is allocated (`restore_variables`).
     Raises CheckpointError when ``path`` does not exist, holds no checkpoint, or the
     checkpoint cannot be read.
     """
@@ -220,7 +240,8 @@ def read_variables(path: str) -> tuple[dict, str]:
         if checkpointer.latest_epoch() is None:
             raise CheckpointError(f"no checkpoint in {checkpointer.directory} (expected {layout})")
         epoch = checkpointer.latest_epoch() if epoch is None else epoch
-        return checkpointer.restore_variables(epoch), os.path.join(checkpointer.directory, str(epoch))
+        return (checkpointer.restore_variables(epoch, check),
+                os.path.join(checkpointer.directory, str(epoch)))
     finally:
         checkpointer.close()
 
