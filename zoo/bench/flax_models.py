@@ -179,36 +179,3 @@ def gru(config: Mapping) -> nn.Module:
 
 def rnn(config: Mapping) -> nn.Module:
     return RecurrentClassifier("rnn", int(config["hidden_size"]), num_classes(config))
-
-
-class Seq2SeqAttention(nn.Module):
-    """LSTM encoder-decoder with Luong "general" attention (see
-    `zoo.bench.torch_models.Seq2SeqAttention`): (B, 2, T) token ids -> (B, T, V) logits."""
-
-    src_vocab_size: int
-    tgt_vocab_size: int
-    embed_dim: int
-    hidden_size: int
-
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        source, decoder_input = x[:, 0], x[:, 1]
-        carry, encoded = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size), return_carry=True)(
-            nn.Embed(self.src_vocab_size, self.embed_dim)(source)
-        )
-        decoded = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(
-            nn.Embed(self.tgt_vocab_size, self.embed_dim)(decoder_input), initial_carry=carry
-        )
-        scores = jnp.einsum("btd,bsd->bts", decoded, nn.Dense(self.hidden_size, use_bias=False)(encoded))
-        context = jnp.einsum("bts,bsd->btd", nn.softmax(scores, axis=-1), encoded)
-        combined = jnp.concatenate([context, decoded], axis=-1)
-        attentional = jnp.tanh(nn.Dense(self.hidden_size, use_bias=False)(combined))
-        return nn.Dense(self.tgt_vocab_size)(attentional)
-
-
-def seq2seq_attention(config: Mapping) -> nn.Module:
-    return Seq2SeqAttention(
-        int(config["src_vocab_size"]), int(config["tgt_vocab_size"]),
-        int(config["embed_dim"]), int(config["hidden_size"]),
-    )
-
