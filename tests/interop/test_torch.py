@@ -2,6 +2,9 @@
 against the torch twins of `zoo.bench.torch_models`, which carry torchvision's key
 names), bad state dicts are reported, and weights files are read safely."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -242,3 +245,12 @@ def test_weights_file_errors_are_one_line(torch, tmp_path):
         with pytest.raises(ValueError, match=message) as error:
             load_torch_state_dict(tmp_path / name)
         assert "\n" not in str(error.value), name
+
+
+def test_interop_does_not_import_the_training_engine_or_torch():
+    """zoo.interop sits beside the models: importing it loads neither zoo.train nor torch."""
+    code = ("import sys, zoo.interop; "
+            "print(sorted(m for m in sys.modules if m.startswith(('zoo.train', 'zoo.bench', 'zoo.data')) "
+            "or m == 'torch'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout

@@ -45,9 +45,13 @@ from zoo._choices import listing, natural_key
 from zoo.train.checkpoint import read_variables
 from zoo.train.state import init_variables
 
+__all__ = ["FROZEN", "TRAINABLE", "freeze", "freeze_labels", "frozen_state", "head_paths",
+           "init_from_checkpoint", "replace_head", "variable_paths"]
+
 TRAINABLE, FROZEN = "trainable", "frozen"
 # Classifier size fields of registered models (registry.adapt_config sets the same ones).
 _CLASS_COUNT_FIELDS = ("num_classes", "num_outputs")
+
 
 # --------------------------------------------------------------------------------------
 # Paths and patterns
