@@ -102,7 +102,8 @@ def test_unregistered_models_are_reported_absent():
 
 def test_seq2seq_is_fed_source_and_target():
     """The Bahdanau encoder-decoder entry, shrunk: the train step and the forward apply
-    call the model with (x, y), the targets shaped after its decoder's output."""
+    call the model with (x, y), the targets shaped after its decoder's output, and its
+    torch and Flax references are timed beside it."""
     entry = dataclasses.replace(suite_entry("seq2seq_bahdanau"), input_vocab=11)
     overrides = {"vocab_size": 11, "embed_dim": 4, "hidden_size": 8}
     workload = entry.workload(batch_size=4, seq_len=6)
@@ -110,9 +111,13 @@ def test_seq2seq_is_fed_source_and_target():
     model = zoo.create_model(entry.model, **given)
     host = contenders.make_host_batch(model, "sequence_to_sequence", (6,), workload, entry.input_vocab)
     assert host["x"].shape == (4, 6) and host["y"].shape == (4, 6) and host["y"].max() < 11
-    for mode in ("train", "forward"):
+    for mode, compare in (("train", ("torch", "flax")), ("forward", ())):
+        if compare:
+            require_module("torch")
         result = bench.run_entry(entry, entry.workload(batch_size=4, seq_len=6, mode=mode), overrides=overrides,
-                                 steps=2, rounds=1, warmup=1)
+                                 compare=compare, steps=1, rounds=5, warmup=1)
         assert result.status == "ok", result.traceback
+        assert not result.unavailable, result.unavailable
+        assert set(result.ratios) == set(compare)
         assert result.zoo.flops_per_step > 0 and "trip count" in result.zoo.flops_source
         assert result.zoo.tokens_per_s == pytest.approx(4 * 6 / result.zoo.step.median_s)

@@ -151,6 +151,7 @@ SUITE: tuple[Entry, ...] = (
         "seq2seq_bahdanau", model="seq2seq_bahdanau", batch_size=64, seq_len=32, input_vocab=1000,
         config=lambda w: {"input_shape": (w.seq_len,), "output_length": w.seq_len, "vocab_size": 1000,
                           "embed_dim": 128, "hidden_size": 256},
+        torch_twin="seq2seq_bahdanau", flax_stock=flax_models.seq2seq_bahdanau,
         description="Bahdanau encoder-decoder: bidirectional GRU encoder H=256, additive attention, "
                     "vocab 1000, E=128, teacher forcing over 32 target tokens",
     ),

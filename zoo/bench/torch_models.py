@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from zoo.bench.reference_config import num_classes, require
+from zoo.nn.tokens import BOS, PAD
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 
@@ -422,3 +423,68 @@ def gru(config: Mapping) -> nn.Module:
 
 def rnn(config: Mapping) -> nn.Module:
     return _recurrent("rnn", config)
+
+
+# --------------------------------------------------------------------------------------
+# Sequence to sequence: Bahdanau et al.'s encoder-decoder
+# --------------------------------------------------------------------------------------
+
+
+class Seq2SeqBahdanau(nn.Module):
+    """Bahdanau, Cho & Bengio 2015, as the zoo's ``seq2seq_bahdanau`` computes it:
+    bidirectional GRU encoder over the source (each sequence's length = its non-padding
+    tokens); a GRU decoder of width 2H starting from both final states side by side;
+    additive attention v^T tanh(W_1 h_s + W_2 s_(t-1)) on the previous decoder state, the
+    padded positions masked; the context joins the decoder input; readout W_o [s_t; c_t].
+
+    ``forward(x (B, S) long, y (B, T) long) -> logits (B, T, V)``, teacher forced: the
+    decoder reads [BOS, y_0, ..., y_(T-2)], one ``GRUCell`` step per target token.
+    """
+
+    def __init__(self, vocab_size: int, target_vocab_size: int, embed_dim: int, hidden_size: int,
+                 attention_units: int | None = None, bos_id: int = BOS):
+        super().__init__()
+        width = 2 * hidden_size
+        units = attention_units or width
+        self.bos_id = bos_id
+        self.source_embedding = nn.Embedding(vocab_size, embed_dim)
+        self.encoder = nn.GRU(embed_dim, hidden_size, batch_first=True, bidirectional=True)
+        self.target_embedding = nn.Embedding(target_vocab_size, embed_dim)
+        self.decoder = nn.GRUCell(embed_dim + width, width)
+        self.W_1 = nn.Linear(width, units, bias=False)
+        self.W_2 = nn.Linear(width, units, bias=False)
+        self.v = nn.Linear(units, 1, bias=False)
+        self.output = nn.Linear(2 * width, target_vocab_size)
+
+    def forward(self, x, y):
+        mask = x != PAD
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.source_embedding(x), lengths, batch_first=True,
+                                                   enforce_sorted=False)
+        memory, final = self.encoder(packed)
+        memory, _ = nn.utils.rnn.pad_packed_sequence(memory, batch_first=True, total_length=x.shape[1])
+        state = torch.cat([final[0], final[1]], -1)  # forward and backward final states, (B, 2H)
+        keys = self.W_1(memory)  # the source's part of the score, once per sequence
+        start = torch.full_like(y[:, :1], self.bos_id)
+        embedded = self.target_embedding(torch.cat([start, y[:, :-1]], 1))
+        lowest = torch.finfo(keys.dtype).min
+        outputs = []
+        for t in range(y.shape[1]):
+            scores = self.v(torch.tanh(keys + self.W_2(state)[:, None])).squeeze(-1)
+            weights = torch.softmax(scores.masked_fill(~mask, lowest), -1) * mask
+            context = torch.bmm(weights[:, None], memory)[:, 0]
+            state = self.decoder(torch.cat([embedded[:, t], context], -1), state)
+            outputs.append(torch.cat([state, context], -1))
+        return self.output(torch.stack(outputs, 1))
+
+
+def seq2seq_bahdanau(config: Mapping) -> nn.Module:
+    require(config, "cell", ("gru",), "Bahdanau seq2seq")
+    require(config, "num_layers", (1,), "Bahdanau seq2seq")
+    require(config, "bidirectional", (True,), "Bahdanau seq2seq")
+    require(config, "dropout", (0.0, 0), "Bahdanau seq2seq")
+    require(config, "cell_options", (None, {}), "Bahdanau seq2seq")
+    vocab = int(config["vocab_size"])
+    return Seq2SeqBahdanau(vocab, int(config.get("target_vocab_size") or vocab), int(config["embed_dim"]),
+                           int(config["hidden_size"]), config.get("attention_units"),
+                           int(config.get("bos_id", BOS)))
