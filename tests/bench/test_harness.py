@@ -29,7 +29,8 @@ def jax_contender_for(entry, workload, overrides=None, model=None):
     model = model or zoo.create_model(entry.model, **given)
     shape = harness.example_shape_of(config, workload)
     host = contenders.make_host_batch(model, "classification", shape, workload, entry.input_vocab)
-    return contenders.jax_contender("zoo", model, "classification", contenders.device_batch(host, workload), shape, workload)
+    batch = contenders.device_batch(host, workload)
+    return contenders.jax_contender("zoo", model, "classification", batch, shape, workload)
 
 
 

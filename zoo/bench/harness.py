@@ -17,7 +17,8 @@ import jax
 import numpy as np
 
 from zoo import registry
-from zoo.bench.contenders import Contender, Unavailable, device_batch, jax_contender, make_host_batch, torch_contender
+from zoo.bench.contenders import (Contender, Unavailable, device_batch, jax_contender, make_host_batch,
+                                  torch_contender)
 from zoo.bench.flops import device_peak_bytes, matmul_peak
 from zoo.bench.suite import Entry, Workload
 from zoo.bench.timing import Ratio, Timing, device_name, time_steps
