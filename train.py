@@ -60,13 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", default=None, metavar="WORKDIR_OR_CKPT",
                    help="start from the weights of an earlier run: its --workdir (latest epoch) "
                         "or one checkpoint, WORKDIR/checkpoints/N; the output layer is re-initialised "
-                        "when the class count differs (transfer learning, see zoo.transfer)")
+                        "when the class count differs (transfer learning, see zoo.train.finetune)")
     p.add_argument("--reset-head", action="store_true",
                    help="with --init-from: re-initialise the output layer even when its size fits")
     frozen = p.add_mutually_exclusive_group()
     frozen.add_argument("--freeze", default=None, metavar="PATTERN[,PATTERN]",
                         help="parameters to keep fixed, by path pattern, the rest trained; e.g. "
-                             "'layers_0_*,conv1,bn1' (paths as in zoo.transfer.variable_paths(params); "
+                             "'layers_0_*,conv1,bn1' (paths as in zoo.train.finetune.variable_paths(params); "
                              "a pattern matches a path or its leading part)")
     frozen.add_argument("--trainable", default=None, metavar="PATTERN[,PATTERN]",
                         help="parameters to train, by path pattern, the rest frozen; e.g. 'fc' "

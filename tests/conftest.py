@@ -1,4 +1,4 @@
-"""Shared test helpers.
+"""Shared test helpers, imported by the test files as ``from conftest import ...``.
 
 Tests that need an optional package or installed data call ``require(...)``: on a
 user's machine they skip with the reason; under CI (``CI=true``) they fail, because
@@ -25,3 +25,20 @@ def require_module(name: str):
     """Import and return module ``name``, or skip (fail under CI) when it is absent."""
     require(importlib.util.find_spec(name) is not None, f"package {name!r} is not installed")
     return importlib.import_module(name)
+
+
+def fast_compile(name: str) -> dict:
+    """XLA's convolutions where the model offers a choice: the same variables and
+    numbers (zoo.nn.fastconv), compiled several times faster on CPU than the default."""
+    import zoo
+
+    return {"conv_impl": "xla"} if "conv_impl" in zoo.model_info(name)["config"] else {}
+
+
+def assert_affine(xs, ys, rel=0.05):
+    """ys grows linearly in xs (a constant offset allowed): equal increments per unit."""
+    import numpy as np
+
+    slopes = np.diff(ys) / np.diff(xs)
+    assert np.all(slopes > 0), ys
+    assert np.ptp(slopes) <= rel * slopes.mean(), (xs, ys)

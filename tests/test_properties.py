@@ -8,7 +8,6 @@ import inspect
 import pathlib
 
 import numpy as np
-import pytest
 from conftest import require_module
 
 hypothesis = require_module("hypothesis")

@@ -2,7 +2,6 @@
 ``error:`` line naming the problem, exit code 2, no traceback; nothing saved changes."""
 
 import importlib.util
-import os
 import pathlib
 
 import pytest

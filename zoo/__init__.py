@@ -20,7 +20,8 @@ _LAZY = {
     "train": ("zoo.train", None),
     "nn": ("zoo.nn", None),
     "explain": ("zoo.explain", None),
-    "transfer": ("zoo.transfer", None),
+    "interop": ("zoo.interop", None),
+    "finetune": ("zoo.train.finetune", None),
     "cam": ("zoo.explain", "cam"),
     "saliency": ("zoo.explain", "saliency"),
 }
@@ -36,4 +37,4 @@ def __getattr__(name):
     return module if attr is None else getattr(module, attr)
 
 
-__all__ = ["create_model", "list_models", "model_info", "fit", "evaluate", "data", "optim", "explain", "cam", "saliency", "transfer"]
+__all__ = ["create_model", "list_models", "model_info", "fit", "evaluate", "data", "optim", "explain", "cam", "saliency", "interop", "finetune"]

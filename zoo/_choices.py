@@ -1,8 +1,9 @@
-"""One way to look a name up in a table and fail helpfully."""
+"""One way to look a name up in a table and fail helpfully, and to list names in a message."""
 
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -25,3 +26,15 @@ def lookup(table: Mapping[str, T], name: str, kind: str) -> T:
         return table[name]
     except (KeyError, TypeError):
         raise unknown_name_error(kind, name, table) from None
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders the numbers inside names by value: ``layer2`` before ``layer10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def listing(names: Iterable[str], limit: int = 12) -> str:
+    """``names`` joined by commas, the first ``limit`` of them, then "... and N more"."""
+    names = list(names)
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... and {len(names) - limit} more" if len(names) > limit else "")

@@ -17,21 +17,11 @@ from typing import Any, Mapping, Sequence
 
 from zoo import registry
 from zoo._choices import unknown_name_error
-from zoo.bench.harness import (
-    REFERENCES,
-    ContenderResult,
-    EntryResult,
-    Ratio,
-    Timing,
-    count_step_flops,
-    matmul_peak,
-    parameter_count,
-    run_entry,
-    time_steps,
-    xla_flops,
-)
+from zoo.bench.flops import count_step_flops, matmul_peak, parameter_count, xla_flops
+from zoo.bench.harness import REFERENCES, ContenderResult, EntryResult, run_entry
 from zoo.bench.report import report_json, report_markdown, run_metadata, summary_table
 from zoo.bench.suite import SUITE, Entry, Workload, registry_entry, suite_entry
+from zoo.bench.timing import Ratio, Timing, time_steps
 
 
 def benchmark_names() -> list[str]:

@@ -16,6 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoo.bench.reference_config import num_classes, require
+from zoo.nn.tokens import BOS, PAD
 
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "sigmoid": nn.sigmoid, "gelu": nn.gelu}
 
@@ -181,34 +182,59 @@ def rnn(config: Mapping) -> nn.Module:
     return RecurrentClassifier("rnn", int(config["hidden_size"]), num_classes(config))
 
 
-class Seq2SeqAttention(nn.Module):
-    """LSTM encoder-decoder with Luong "general" attention (see
-    `zoo.bench.torch_models.Seq2SeqAttention`): (B, 2, T) token ids -> (B, T, V) logits."""
+class _BahdanauStep(nn.Module):
+    """One decoder step: additive attention on the previous state, then a GRU cell."""
 
-    src_vocab_size: int
-    tgt_vocab_size: int
-    embed_dim: int
-    hidden_size: int
+    width: int
+    units: int
 
     @nn.compact
-    def __call__(self, x, train: bool = False):
-        source, decoder_input = x[:, 0], x[:, 1]
-        carry, encoded = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size), return_carry=True)(
-            nn.Embed(self.src_vocab_size, self.embed_dim)(source)
-        )
-        decoded = nn.RNN(nn.OptimizedLSTMCell(self.hidden_size))(
-            nn.Embed(self.tgt_vocab_size, self.embed_dim)(decoder_input), initial_carry=carry
-        )
-        scores = jnp.einsum("btd,bsd->bts", decoded, nn.Dense(self.hidden_size, use_bias=False)(encoded))
-        context = jnp.einsum("bts,bsd->btd", nn.softmax(scores, axis=-1), encoded)
-        combined = jnp.concatenate([context, decoded], axis=-1)
-        attentional = jnp.tanh(nn.Dense(self.hidden_size, use_bias=False)(combined))
-        return nn.Dense(self.tgt_vocab_size)(attentional)
+    def __call__(self, state, embedded, memory, keys, mask):
+        scores = nn.Dense(1, use_bias=False)(jnp.tanh(keys + nn.Dense(self.units, use_bias=False)(state)[:, None]))
+        scores = jnp.where(mask, scores[..., 0], jnp.finfo(scores.dtype).min)
+        weights = jnp.where(mask, nn.softmax(scores, axis=-1), 0.0)
+        context = jnp.einsum("bs,bsd->bd", weights, memory)
+        state, _ = nn.GRUCell(self.width)(state, jnp.concatenate([embedded, context], -1))
+        return state, jnp.concatenate([state, context], -1)
 
 
-def seq2seq_attention(config: Mapping) -> nn.Module:
-    return Seq2SeqAttention(
-        int(config["src_vocab_size"]), int(config["tgt_vocab_size"]),
-        int(config["embed_dim"]), int(config["hidden_size"]),
-    )
+class Seq2SeqBahdanau(nn.Module):
+    """Bahdanau et al.'s encoder-decoder (see `zoo.bench.torch_models.Seq2SeqBahdanau`):
+    ``nn.Bidirectional`` GRU encoder, the decoder step under ``nn.scan``. x (B, S) int,
+    y (B, T) int -> logits (B, T, V), teacher forced."""
 
+    vocab_size: int
+    target_vocab_size: int
+    embed_dim: int
+    hidden_size: int
+    attention_units: int | None = None
+    bos_id: int = BOS
+
+    @nn.compact
+    def __call__(self, x, y, train: bool = False):
+        width = 2 * self.hidden_size
+        mask = x != PAD
+        encoder = nn.Bidirectional(nn.RNN(nn.GRUCell(self.hidden_size)), nn.RNN(nn.GRUCell(self.hidden_size)),
+                                   return_carry=True)
+        (forward, backward), memory = encoder(nn.Embed(self.vocab_size, self.embed_dim)(x),
+                                              seq_lengths=jnp.sum(mask, -1))
+        keys = nn.Dense(self.attention_units or width, use_bias=False)(memory)
+        inputs = jnp.concatenate([jnp.full_like(y[:, :1], self.bos_id), y[:, :-1]], 1)
+        embedded = nn.Embed(self.target_vocab_size, self.embed_dim)(inputs)
+        decode = nn.scan(_BahdanauStep, variable_broadcast="params", split_rngs={"params": False},
+                         in_axes=(1, nn.broadcast, nn.broadcast, nn.broadcast), out_axes=1)
+        _, outputs = decode(width, self.attention_units or width)(
+            jnp.concatenate([forward, backward], -1), embedded, memory, keys, mask)
+        return nn.Dense(self.target_vocab_size)(outputs)
+
+
+def seq2seq_bahdanau(config: Mapping) -> nn.Module:
+    require(config, "cell", ("gru",), "Bahdanau seq2seq")
+    require(config, "num_layers", (1,), "Bahdanau seq2seq")
+    require(config, "bidirectional", (True,), "Bahdanau seq2seq")
+    require(config, "dropout", (0.0, 0), "Bahdanau seq2seq")
+    require(config, "cell_options", (None, {}), "Bahdanau seq2seq")
+    vocab = int(config["vocab_size"])
+    return Seq2SeqBahdanau(vocab, int(config.get("target_vocab_size") or vocab), int(config["embed_dim"]),
+                           int(config["hidden_size"]), config.get("attention_units"),
+                           int(config.get("bos_id", BOS)))

@@ -10,7 +10,9 @@ from typing import Sequence
 
 import jax
 
-from zoo.bench.harness import AUTO_BLOCK_S, AUTO_MIN_STEPS, EntryResult, device_name, matmul_peak, visible_cores
+from zoo.bench.flops import matmul_peak
+from zoo.bench.harness import AUTO_BLOCK_S, AUTO_MIN_STEPS, EntryResult
+from zoo.bench.timing import device_name, visible_cores
 
 DASH = "–"
 

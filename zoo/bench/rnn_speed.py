@@ -10,13 +10,14 @@ gradient of the summed outputs with respect to the weights (forward + backward),
 - ``fast``: the same cell with ``impl="fast"``: ``zoo.nn.fastrnn.lstm_sequence`` /
   ``gru_sequence`` (hand-written backward).
 
-Contenders are timed interleaved (DESIGN.md): ``--rounds`` rounds, in each every contender
-runs 1 untimed and ``--steps`` timed calls; a ratio is the median over rounds of the
-per-round ratio of median step times, with its min-max. Also reported: minor page faults
+Contenders are timed interleaved (DESIGN.md) by the harness's timing loop
+(`zoo.bench.timing`): ``--rounds`` rounds, in each every contender runs 1 untimed and
+``--steps`` timed calls; a ratio is the median over rounds of the per-round ratio of
+median step times, with its min-max. Also reported: minor page faults
 per call (XLA:CPU maps large temporaries afresh on every call; see zoo/nn/fastrnn.py),
 the 1-minute load average before and after (the machine is shared), and with
-``--compile`` the compile time of the jitted gradient at T=16 and T=1024 (the T=1024
-compile should stay within 1.5x the T=16 one: one scan body whatever the length).
+``--compile`` the compile time of the jitted gradient at T=16 and T=1024 (compile time
+must not grow with sequence length).
 
 For a one-core comparison run it under ``taskset -c 0`` with ``--threads 1`` (XLA's CPU
 thread pool follows the affinity mask; torch's thread count is set here).
@@ -25,13 +26,14 @@ thread pool follows the affinity mask; torch's thread count is set here).
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+
+from zoo.bench.timing import timed_steps, visible_cores
 
 CONTENDERS = ("torch", "flax", "plain", "fast")
 
@@ -126,12 +128,7 @@ def interleaved(runners, rounds, steps):
     for _ in range(rounds):
         for name, run in runners.items():
             run()
-            times, cpus = [], []
-            for _ in range(steps):
-                c0, t0 = time.process_time(), time.perf_counter()
-                run()
-                times.append(time.perf_counter() - t0)
-                cpus.append(time.process_time() - c0)
+            times, cpus = timed_steps(run, steps)
             medians[name].append(statistics.median(times))
             cpu[name].append(statistics.median(cpus))
     return medians, cpu
@@ -173,7 +170,7 @@ def main(argv=None):
     p.add_argument("--hidden-size", type=int, default=256)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--steps", type=int, default=3)
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads")
+    p.add_argument("--threads", type=int, default=visible_cores(), help="torch threads")
     p.add_argument("--compile", action="store_true", help="also time compiles at T=16 and T=1024")
     a = p.parse_args(argv)
     names = [n for n in a.contenders.split(",") if n]
@@ -185,7 +182,7 @@ def main(argv=None):
     med, cpu = interleaved(runners, a.rounds, a.steps)
     load1 = _load()
     print(f"# {a.cell}: B={B} T={T} I={I} H={H} float32, grad of summed outputs wrt weights; "
-          f"{len(os.sched_getaffinity(0))} cores visible, torch threads {a.threads}; "
+          f"{visible_cores()} cores visible, torch threads {a.threads}; "
           f"{a.rounds} rounds x {a.steps} steps; load average {load0} -> {load1}")
     ref = "fast" if "fast" in med else names[-1]
     print(f"| contender | step ms, median (min-max over rounds) | tokens/s | {ref} speedup (min-max) "

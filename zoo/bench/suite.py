@@ -8,9 +8,9 @@ A model family that lands later adds (or edits) its entry in `SUITE`; nothing el
 the harness knows about particular models. An entry whose model is not registered yet
 is reported as absent.
 
-The config keys of entries whose model is not registered yet (``hidden_size``,
-``num_classes``, ``src_vocab_size`` ...) are this file's expectation of the future
-constructors; the issue that registers the model aligns the entry with its constructor.
+The model is called as its task says (``Task.inputs`` in `zoo.tasks`): a
+sequence-to-sequence entry's batch holds the source ``x`` and the target ``y``, which the
+decoder reads by teacher forcing.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _sequence(features: int, **extra):
     return lambda w: {"input_shape": (w.seq_len, features), **extra}
 
 
-# The standard suite (`python -m zoo.bench --all`). Shapes follow issue 4.
+# The standard suite (`python -m zoo.bench --all`).
 SUITE: tuple[Entry, ...] = (
     Entry(
         "mlp", model="mlp", batch_size=128, image_size=28,
@@ -148,11 +148,12 @@ SUITE: tuple[Entry, ...] = (
         description="GRU I=64 H=256, dense head on the last step",
     ),
     Entry(
-        "seq2seq_attention", model="seq2seq_attention", batch_size=64, seq_len=32, input_vocab=1000,
-        config=lambda w: {"input_shape": (2, w.seq_len), "src_vocab_size": 1000, "tgt_vocab_size": 1000,
+        "seq2seq_bahdanau", model="seq2seq_bahdanau", batch_size=64, seq_len=32, input_vocab=1000,
+        config=lambda w: {"input_shape": (w.seq_len,), "output_length": w.seq_len, "vocab_size": 1000,
                           "embed_dim": 128, "hidden_size": 256},
-        torch_twin="seq2seq_attention", flax_stock=flax_models.seq2seq_attention,
-        description="LSTM encoder-decoder, Luong attention, vocab 1000, E=128 H=256, teacher forcing",
+        torch_twin="seq2seq_bahdanau", flax_stock=flax_models.seq2seq_bahdanau,
+        description="Bahdanau encoder-decoder: bidirectional GRU encoder H=256, additive attention, "
+                    "vocab 1000, E=128, teacher forcing over 32 target tokens",
     ),
 )
 

@@ -7,7 +7,6 @@ Seed: kang-lecture4, "Perceptron", "Multi-Layer Perceptron (MLP)", "Error Back-P
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import flax.linen as nn
 import jax

@@ -1,4 +1,5 @@
-"""Training engine: train state, jit'd steps per task kind, the loop, checkpoints, sharding."""
+"""Training engine: train state, jit'd steps per task kind, the loop, checkpoints, sharding,
+fine-tuning and freezing (`zoo.train.finetune`)."""
 
 from zoo.train.checkpoint import CheckpointError
 from zoo.train.loop import (

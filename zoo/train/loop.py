@@ -28,8 +28,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from zoo import optim, registry, transfer
+from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
+from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
 from zoo.train.state import TrainState, create_train_state, example_inputs
@@ -65,7 +66,7 @@ class TrainConfig:
     min_weight_change: float | None = None  # stop when ||dw|| / ||w|| over an epoch is below it
     num_devices: int | None = None  # data-parallel devices (default: all)
     data_dir: str | None = None
-    # Transfer learning (zoo.transfer). Patterns select parameters by path, e.g. "fc" or
+    # Fine-tuning (zoo.train.finetune). Patterns select parameters by path, e.g. "fc" or
     # "layers_3_*"; give trainable (the rest frozen) or frozen (the rest trained).
     init_from: str | None = None  # an earlier run's work dir or checkpoints/N: start from its weights
     reset_head: bool = False  # with init_from: re-initialise the output layer even if its size fits
@@ -302,7 +303,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     tx = optim.create(config.optimizer, config.learning_rate, num_examples=n_train, **optimizer_kwargs)
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
-        tx = transfer.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
+        tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
     inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:],
                             data.y_train.dtype)
@@ -312,11 +313,11 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
         raise _does_not_fit(e, config.model, spec, data) from e
     if config.init_from is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
-        variables = transfer.init_from_checkpoint(module, state.variables, config.init_from,
+        variables = finetune.init_from_checkpoint(module, state.variables, config.init_from,
                                                   reset_head=config.reset_head)
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
-    keep_state = (transfer.frozen_state({k: state.model_state[k] for k in state.mutable},
+    keep_state = (finetune.frozen_state({k: state.model_state[k] for k in state.mutable},
                                         trainable=config.trainable or None, frozen=config.frozen or None)
                   if config.trainable or config.frozen else None)
     train_step = (_learning_rule_step(spec, module, task, config) if learns_by_rule

@@ -25,7 +25,7 @@ def masked_sums(per_example: dict, mask) -> dict:
 def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_state=None):
     """``step(state, batch) -> (state, sums)``: one gradient step on the masked mean loss.
 
-    ``keep_state``: a tree like the model state of bools (`zoo.transfer.frozen_state`);
+    ``keep_state``: a tree like the model state of bools (`zoo.train.finetune.frozen_state`);
     variables marked True keep their value (frozen layers' batch-norm statistics)."""
 
     def train_step(state: TrainState, batch):
