@@ -174,3 +174,22 @@ def test_ctrl_c_saves_at_a_step_boundary_and_resume_finishes_the_same_run(tmp_pa
     test_line = lambda p: [l for l in p.stdout.splitlines() if l.startswith("test:")][0]
     assert test_line(resumed) == test_line(full)
     assert _epochs_logged(run) == [1, 2, 3, None]
+
+
+def test_read_variables_checks_the_saved_layout_before_allocating(tmp_path):
+    import jax
+
+    from zoo.train.checkpoint import read_variables
+
+    fit("mlp", "digits", epochs=1, workdir=str(tmp_path), model_overrides={"hidden_sizes": (8,)}, **QUIET)
+    seen = []
+
+    def refuse(layout, where):
+        seen.append((jax.tree.leaves(layout), where))
+        raise ValueError("does not fit")
+
+    with pytest.raises(ValueError, match="does not fit"):
+        read_variables(str(tmp_path), check=refuse)
+    leaves, where = seen[0]
+    assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)  # shapes, no arrays
+    assert where.endswith("checkpoints/1")

@@ -173,8 +173,8 @@ class Checkpointer:
         so another run (another head, another optimizer) can start from them.
 
         Before any array is allocated, the saved layout (shapes and dtypes, from the
-        checkpoint's metadata) must fit in memory and pass ``check(abstract_variables)``
-        (e.g. "these shapes fit my model"), which raises to refuse it."""
+        checkpoint's metadata) must fit in memory and pass ``check(abstract_variables,
+        checkpoint_path)`` (e.g. "these shapes fit my model"), which raises to refuse it."""
         ocp = _ocp()
         epoch = self.latest_epoch() if epoch is None else epoch
         if epoch is None:
@@ -197,7 +197,7 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {where} holds {needed / 2**30:.1f} GiB of variables, more "
                                   f"than the {available / 2**30:.1f} GiB free here")
         if check is not None:
-            check(variables_layout)
+            check(variables_layout, where)
         try:
             # NumPy targets: read on any device count, whatever the saving run's sharding.
             target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), layout)

@@ -312,9 +312,16 @@ def init_from_checkpoint(model, variables, path: str, *, reset_head: bool = Fals
 
     Raises CheckpointError (missing or unreadable checkpoint) or ValueError (the
     checkpoint holds another architecture or config)."""
-    source, where = read_variables(path)
     head = head_paths(model)
-    src, dst = _flatten(source), _flatten(variables)
-    keep = head if reset_head else frozenset(
-        p for p in head if p not in src or tuple(np.shape(src[p])) != tuple(dst[p].shape))
-    return _copy_variables(source, variables, keep, f"the checkpoint {where}", type(model).__name__)
+    dst = _flatten(variables)
+
+    def kept(source) -> frozenset[str]:  # the head keeps its initialisation when it does not fit
+        src = _flatten(source)
+        return head if reset_head else frozenset(
+            p for p in head if p not in src or tuple(np.shape(src[p])) != tuple(dst[p].shape))
+
+    def check(layout, where):  # on the saved shapes, before the checkpoint's arrays are allocated
+        _check_fits(layout, variables, kept(layout), f"the checkpoint {where}", type(model).__name__)
+
+    source, where = read_variables(path, check=check)
+    return _copy_variables(source, variables, kept(source), f"the checkpoint {where}", type(model).__name__)

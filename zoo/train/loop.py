@@ -192,8 +192,6 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
 def _does_not_fit(error: Exception, model_name: str, spec, data: Dataset) -> ValueError:
     """The error of a model that cannot be built on the data's examples, in one line, with a
     hint when the model was defined for images of another size."""
-    if isinstance(error, ValueError) and "expects" in str(error):
-        return error  # the model's own input check already names the expected shape
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
     message = (f"model {model_name!r} cannot run on dataset {data.name!r}'s examples of shape "
                f"{data.input_shape} ({type(error).__name__}: {first})")
@@ -309,7 +307,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
                             data.y_train.dtype)
     try:
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
-    except (TypeError, ZeroDivisionError, IndexError, ValueError) as e:
+    except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
         raise _does_not_fit(e, config.model, spec, data) from e
     if config.init_from is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
