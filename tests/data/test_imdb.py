@@ -6,7 +6,6 @@ import sys
 import numpy as np
 import pytest
 from conftest import require_module
-from test_data import tfds  # noqa: F401  (the TFDS fixture with mock_data's batched reads repaired)
 
 from zoo.data import DatasetNotFoundError, imdb, load_dataset
 from zoo.data.text import tokenize

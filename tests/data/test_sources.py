@@ -92,28 +92,6 @@ TFDS_SETS = {
 }
 
 
-@pytest.fixture
-def tfds(monkeypatch):
-    """tensorflow_datasets, with the batched reads of its `mock_data` repaired.
-
-    In tensorflow-datasets 4.9.10, `mock_data` gives the mocked array_record source
-    ``__getitems__ = functools.partial(_getitems, generator=...)``: an instance attribute,
-    which Python does not bind, so ``source.__getitems__(keys)`` passes the keys as
-    `self` and raises TypeError (TFDS's own mock test only reads ``source[i]``). The
-    replacement takes the call with or without `self`; data_source reads never ask for
-    serialized records, which is all the original adds.
-    """
-    tfds = require_module("tensorflow_datasets")
-    from tensorflow_datasets.testing import mocking
-
-    def getitems(*self_and_keys, generator, serialized=False):
-        assert not serialized
-        return [generator[key] for key in self_and_keys[-1]]
-
-    monkeypatch.setattr(mocking, "_getitems", getitems)
-    return tfds
-
-
 @pytest.mark.parametrize("name", sorted(TFDS_SETS))
 def test_tfds_sets_through_mock_data(tfds, tmp_path, name):
     image_shape, num_classes = TFDS_SETS[name]

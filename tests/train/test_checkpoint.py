@@ -155,25 +155,30 @@ def test_unusable_workdir_is_one_clear_error(tmp_path, workdir):
 
 def test_ctrl_c_saves_at_a_step_boundary_and_resume_finishes_the_same_run(tmp_path):
     run = tmp_path / "run"
-    args = [sys.executable, "train.py", "--no-progress", "--epochs", "3", "--batch-size", "8",
+    args = [sys.executable, "train.py", "--no-progress", "--epochs", "3", "--batch-size", "1",
             "--set", "hidden_sizes=(16,)", "--validation-fraction", "0", "--workdir", str(run)]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not (run / "config.json").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(3.0)  # into the first epochs' steps
+    metrics, deadline = run / "metrics.jsonl", time.time() + 240
+    # Interrupt early in epoch 2 (epoch 1's line is logged): 1,797 steps per epoch at batch 1.
+    while time.time() < deadline and proc.poll() is None and not (
+            metrics.exists() and metrics.read_text().count("\n") >= 1):
+        time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted: checkpoint saved after step" in err and "--resume" in err
+    assert "interrupted: checkpoint saved after step" in err and "(epoch 2, batch" in err and "--resume" in err
     assert "Traceback" not in err
+    assert _epochs_logged(run) == [1]
     resumed = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     full = subprocess.run(args[:-1] + [str(tmp_path / "full")], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
-    test_line = lambda p: [l for l in p.stdout.splitlines() if l.startswith("test:")][0]
+    test_line = lambda p: [line for line in p.stdout.splitlines() if line.startswith("test:")][0]
     assert test_line(resumed) == test_line(full)
     assert _epochs_logged(run) == [1, 2, 3, None]
+    with open(run / "metrics.jsonl") as f, open(tmp_path / "full" / "metrics.jsonl") as g:
+        drop_time = lambda line: {k: v for k, v in json.loads(line).items() if k != "epoch_seconds"}
+        assert [drop_time(a) for a in f] == [drop_time(b) for b in g]  # same losses, epoch by epoch
 
 
 def test_read_variables_checks_the_saved_layout_before_allocating(tmp_path):

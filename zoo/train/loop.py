@@ -327,20 +327,20 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     if resume and workdir is None:
         raise ValueError("resume=True needs a workdir to resume from")
     run = _Run(workdir, config, module, resume, schedule_length)
+    # Ctrl-C from here on stops at the next step boundary, with a checkpoint.
     with run.lock():
-        state, stopper, start = run.start(state, stopper)
-        state = replicate(state, mesh)
-        bar = _progress_bar(progress, config.epochs, steps_per_epoch, start.epoch, start.batches)
-        interrupt = _Interrupt()
-        try:
-            with interrupt:
-                state, stop_reason = _train_epochs(
-                    state, train_step, eval_step, data, config, mesh, task, stopper, run, start,
-                    bar, interrupt)
-        finally:
-            if bar is not None:
-                bar.close()
-            run.close()
+        with _Interrupt() as interrupt:
+            bar = None
+            try:
+                state, stopper, start = run.start(state, stopper)
+                state = replicate(state, mesh)
+                bar = _progress_bar(progress, config.epochs, steps_per_epoch, start.epoch, start.batches)
+                state, stop_reason = _train_epochs(state, train_step, eval_step, data, config, mesh,
+                                                   task, stopper, run, start, bar, interrupt)
+            finally:
+                if bar is not None:
+                    bar.close()
+                run.close()
 
         test_metrics = None
         if data.x_test is not None and len(data.x_test):
@@ -432,7 +432,10 @@ class _Run:
             setattr(stopper, k, v)
         partial = meta.get("partial")
         if partial:
-            start = _Start(partial["epoch"], partial["batches"], partial["sums"])
+            # The step sums are float32 on the device: summing them as float32 again keeps the
+            # epoch's metrics those of an uninterrupted run, bit for bit.
+            sums = [{k: np.float32(v) for k, v in batch.items()} for batch in partial["sums"]]
+            start = _Start(partial["epoch"], partial["batches"], sums)
         else:
             start = _Start(meta["epoch"] + 1)
         if meta["stopped"]:
