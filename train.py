@@ -1,11 +1,11 @@
 """Train any registered zoo model on any zoo dataset.
 
-    python train.py                                   # MLP on the embedded digits set
-    python train.py --model dff --epochs 40 --set dropout_rate=0.2
-    python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
-    python train.py --workdir runs/a --resume         # continue an interrupted run
-    python train.py --model resnet20 --init-from runs/a --trainable fc   # fine-tune a head
-    python train.py --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0   # and id 1
+python train.py                                   # MLP on the embedded digits set
+python train.py --model dff --epochs 40 --set dropout_rate=0.2
+python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
+python train.py --workdir runs/a --resume         # continue an interrupted run
+python train.py --model resnet20 --init-from runs/a --trainable fc   # fine-tune a head
+python train.py --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0   # and id 1
 """
 
 from __future__ import annotations
@@ -23,32 +23,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     defaults = zoo.train.TrainConfig()
     epilog = (
-        "models: " + ", ".join(zoo.list_models())
-        + "\ndatasets: " + ", ".join(list_datasets())
-        + "\noptimizers: " + ", ".join(list_optimizers())
+        "models: "
+        + ", ".join(zoo.list_models())
+        + "\ndatasets: "
+        + ", ".join(list_datasets())
+        + "\noptimizers: "
+        + ", ".join(list_optimizers())
         + "\n\n`python -c \"import zoo; print(zoo.model_info('mlp'))\"` shows a model's config."
     )
     p = argparse.ArgumentParser(
-        description="Train a zoo model.", epilog=epilog,
+        description="Train a zoo model.",
+        epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--model", default=defaults.model, help="registered model name (default %(default)s)")
     p.add_argument("--dataset", default=defaults.dataset, help="dataset name (default %(default)s)")
     p.add_argument("--data-dir", default=None, help="folder with the dataset's files (IDX or TFDS)")
-    p.add_argument("--data", action="append", default=[], metavar="KEY=VALUE",
-                   help="dataset option, e.g. --data image_size=28 (repeatable; "
-                        "zoo.data.describe_dataset(name) lists a dataset's options)")
+    p.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option, e.g. --data image_size=28 (repeatable; "
+        "zoo.data.describe_dataset(name) lists a dataset's options)",
+    )
     p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
-                   help="1 = stochastic, N = mini-batch, >= train size = full-batch gradient descent")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="1 = stochastic, N = mini-batch, >= train size = full-batch gradient descent",
+    )
     p.add_argument("--optimizer", default=defaults.optimizer)
     p.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate")
     p.add_argument("--schedule", default=None, help="constant, step, cosine, warmup, warmup_cosine")
     p.add_argument("--clip-norm", type=float, default=None, help="clip gradients to this global norm")
     p.add_argument("--l1", type=float, default=0.0, help="L1 penalty lambda (cost + lambda/(2m) sum|w|)")
     p.add_argument("--l2", type=float, default=0.0, help="L2 penalty lambda (cost + lambda/(2m) sum w^2)")
-    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
-                   help="optimizer hyper-parameter, e.g. --opt momentum=0.9 (repeatable)")
+    p.add_argument(
+        "--opt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="optimizer hyper-parameter, e.g. --opt momentum=0.9 (repeatable)",
+    )
     p.add_argument("--init", default=None, help="kernel initializer, e.g. he_normal, xavier_uniform")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
@@ -57,37 +75,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-devices", type=int, default=None, help="data-parallel devices (default all)")
     p.add_argument("--workdir", default=None, help="where config, metrics and checkpoints go")
     p.add_argument("--resume", action="store_true", help="continue the run in --workdir")
-    p.add_argument("--init-from", default=None, metavar="WORKDIR_OR_CKPT",
-                   help="start from the weights of an earlier run: its --workdir (latest epoch) "
-                        "or one checkpoint, WORKDIR/checkpoints/N; the output layer is re-initialised "
-                        "when the class count differs (transfer learning, see zoo.train.finetune)")
-    p.add_argument("--reset-head", action="store_true",
-                   help="with --init-from: re-initialise the output layer even when its size fits")
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="WORKDIR_OR_CKPT",
+        help="start from the weights of an earlier run: its --workdir (latest epoch) "
+        "or one checkpoint, WORKDIR/checkpoints/N; the output layer is re-initialised "
+        "when the class count differs (transfer learning, see zoo.train.finetune)",
+    )
+    p.add_argument(
+        "--reset-head",
+        action="store_true",
+        help="with --init-from: re-initialise the output layer even when its size fits",
+    )
     frozen = p.add_mutually_exclusive_group()
-    frozen.add_argument("--freeze", default=None, metavar="PATTERN[,PATTERN]",
-                        help="parameters to keep fixed, by path pattern, the rest trained; e.g. "
-                             "'layers_0_*,conv1,bn1' (paths as in zoo.train.finetune.variable_paths(params); "
-                             "a pattern matches a path or its leading part)")
-    frozen.add_argument("--trainable", default=None, metavar="PATTERN[,PATTERN]",
-                        help="parameters to train, by path pattern, the rest frozen; e.g. 'fc' "
-                             "(ResNet head) or 'layers_3_*,fc'")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config override, e.g. --set hidden_sizes=(64,64) (repeatable)")
+    frozen.add_argument(
+        "--freeze",
+        default=None,
+        metavar="PATTERN[,PATTERN]",
+        help="parameters to keep fixed, by path pattern, the rest trained; e.g. "
+        "'layers_0_*,conv1,bn1' (paths as in zoo.train.finetune.variable_paths(params); "
+        "a pattern matches a path or its leading part)",
+    )
+    frozen.add_argument(
+        "--trainable",
+        default=None,
+        metavar="PATTERN[,PATTERN]",
+        help="parameters to train, by path pattern, the rest frozen; e.g. 'fc' (ResNet head) or 'layers_3_*,fc'",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override, e.g. --set hidden_sizes=(64,64) (repeatable)",
+    )
     dist = p.add_argument_group(
         "multi-process data parallelism",
         "Every process runs this same command (its own --process-id) on the same data and "
         "seed; the global batch is split over the devices of all processes. Only process 0 "
         "prints and writes config.json / metrics.jsonl; all processes take part in checkpoint "
-        "writes, so --workdir must be one folder they all see.")
-    dist.add_argument("--distributed", action="store_true",
-                      help="join a multi-process run; alone, jax.distributed.initialize() detects "
-                           "the coordinator, process count and id (SLURM, Open MPI, TPU pods)")
-    dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                      help="address process 0 listens on, e.g. 127.0.0.1:12355 (implies --distributed)")
+        "writes, so --workdir must be one folder they all see.",
+    )
+    dist.add_argument(
+        "--distributed",
+        action="store_true",
+        help="join a multi-process run; alone, jax.distributed.initialize() detects "
+        "the coordinator, process count and id (SLURM, Open MPI, TPU pods)",
+    )
+    dist.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="address process 0 listens on, e.g. 127.0.0.1:12355 (implies --distributed)",
+    )
     dist.add_argument("--num-processes", type=int, default=None, help="how many processes take part")
     dist.add_argument("--process-id", type=int, default=None, help="this process's rank, 0 .. N-1")
-    dist.add_argument("--distributed-timeout", type=int, default=300, metavar="SECONDS",
-                      help="how long to wait for every process to join (default %(default)s)")
+    dist.add_argument(
+        "--distributed-timeout",
+        type=int,
+        default=300,
+        metavar="SECONDS",
+        help="how long to wait for every process to join (default %(default)s)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -112,20 +162,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.l2:
         optimizer_kwargs["l2"] = args.l2
     config = zoo.train.TrainConfig(
-        model=args.model, dataset=args.dataset, data_dir=args.data_dir,
+        model=args.model,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
         dataset_kwargs=parse_assignments(args.data, "--data"),
-        model_overrides=parse_assignments(args.set, "--set"), epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer, learning_rate=args.lr,
-        optimizer_kwargs=optimizer_kwargs, init=args.init, seed=args.seed,
-        validation_fraction=args.validation_fraction, patience=args.patience,
-        target=args.target, num_devices=args.num_devices, init_from=args.init_from,
-        reset_head=args.reset_head, trainable=args.trainable or (), frozen=args.freeze or (),
+        model_overrides=parse_assignments(args.set, "--set"),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        optimizer_kwargs=optimizer_kwargs,
+        init=args.init,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        patience=args.patience,
+        target=args.target,
+        num_devices=args.num_devices,
+        init_from=args.init_from,
+        reset_head=args.reset_head,
+        trainable=args.trainable or (),
+        frozen=args.freeze or (),
     )
     if primary:
         print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
         print(f"devices: {jax.devices()} ({jax.process_count()} process(es))", flush=True)
-    result = zoo.fit(config.model, None, config=config, workdir=args.workdir,
-                     resume=args.resume, progress=primary and not args.no_progress)
+    result = zoo.fit(
+        config.model,
+        None,
+        config=config,
+        workdir=args.workdir,
+        resume=args.resume,
+        progress=primary and not args.no_progress,
+    )
     if not primary:
         return 0
     last = result.history[-1] if result.history else {}

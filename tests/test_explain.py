@@ -37,8 +37,10 @@ def gap_case(request):
     model, variables, x = _build(name, **GAP_MODELS[name])
     classifier = "classifier" if name.startswith("densenet") else "fc"
     params = dict(variables["params"])
-    params[classifier] = {**params[classifier],
-                          "bias": jax.random.normal(jax.random.PRNGKey(2), params[classifier]["bias"].shape)}
+    params[classifier] = {
+        **params[classifier],
+        "bias": jax.random.normal(jax.random.PRNGKey(2), params[classifier]["bias"].shape),
+    }
     variables = {**variables, "params": params}
 
     @jax.jit
@@ -70,7 +72,9 @@ def test_cam_gap_identity(gap_case):
     # M_c(i, j) = sum_k w_k^c f_k(i, j) at one location, written out.
     b, i, j, c = 1, h - 1, 0, 2
     kernel = np.asarray(classifier["kernel"])
-    assert maps[b, c, i, j] == pytest.approx(sum(kernel[k, c] * features[b, i, j, k] for k in range(channels)), rel=1e-4)
+    assert maps[b, c, i, j] == pytest.approx(
+        sum(kernel[k, c] * features[b, i, j, k] for k in range(channels)), rel=1e-4
+    )
 
 
 def test_cam_selects_classes_and_upsamples_to_the_input(gap_case):
@@ -148,7 +152,7 @@ def saliency_case(request):
             "every": saliency(model, variables, x),
             "picked": saliency(model, variables, x, classes=(2, 0)),
             # One example at a time, each on its own (B = 1) batch.
-            "looped": [saliency(model, variables, x[b:b + 1], classes=(2, 0))[0] for b in range(BATCH)],
+            "looped": [saliency(model, variables, x[b : b + 1], classes=(2, 0))[0] for b in range(BATCH)],
             "logits": model.apply(variables, x),
             # Independent route: the Jacobian of the batch's logits w.r.t. the whole batch.
             "jacobian": jax.jacrev(lambda x: model.apply(variables, x))(x),  # (B, K, B, H, W, C)

@@ -10,8 +10,16 @@ ZOO = pathlib.Path(__file__).resolve().parents[1] / "zoo"
 
 # package -> zoo packages its modules must not import (directly, at any place in the file).
 FORBIDDEN = {
-    "zoo.nn": ("zoo.models", "zoo.data", "zoo.train", "zoo.bench", "zoo.cli", "zoo.interop",
-               "zoo.registry", "zoo.explain"),
+    "zoo.nn": (
+        "zoo.models",
+        "zoo.data",
+        "zoo.train",
+        "zoo.bench",
+        "zoo.cli",
+        "zoo.interop",
+        "zoo.registry",
+        "zoo.explain",
+    ),
     "zoo.models": ("zoo.data", "zoo.train", "zoo.bench", "zoo.cli", "zoo.interop"),
     "zoo.data": ("zoo.models", "zoo.train", "zoo.bench", "zoo.cli", "zoo.registry"),
     "zoo.interop": ("zoo.train", "zoo.bench", "zoo.cli", "zoo.data"),
@@ -54,12 +62,10 @@ def test_imports_run_one_way(package):
 
 
 def test_the_registry_imports_no_model_and_no_trainer():
-    assert not {n for n in _imports(ZOO / "registry.py")
-                if n.startswith(("zoo.models", "zoo.train", "zoo.data"))}
+    assert not {n for n in _imports(ZOO / "registry.py") if n.startswith(("zoo.models", "zoo.train", "zoo.data"))}
 
 
 def test_the_checker_sees_lazy_imports(tmp_path):
     source = tmp_path / "m.py"
-    source.write_text("def f():\n    from zoo.train.loop import fit\n    import zoo.data\n"
-                      "from zoo import models\n")
+    source.write_text("def f():\n    from zoo.train.loop import fit\n    import zoo.data\nfrom zoo import models\n")
     assert _imports(source) >= {"zoo.train.loop", "zoo.data", "zoo.models"}

@@ -18,12 +18,9 @@ TOL = dict(rtol=1e-6, atol=1e-6)
 # Test problem: J(w) = sum(a * w^2 + b * sin(w)) over a (3, 2) kernel and a (2,) bias,
 # so grad J = 2 a w + b cos(w), elementwise. JAX differentiates J; the references use
 # the hand-derived gradient on the flattened vector (keys in sorted order: bias, kernel).
-A = {"kernel": np.array([[0.5, 1.0], [1.5, 0.2], [0.8, 2.0]], np.float32),
-     "bias": np.array([0.3, 1.2], np.float32)}
-B = {"kernel": np.array([[1.0, -0.5], [0.7, 2.0], [-1.2, 0.4]], np.float32),
-     "bias": np.array([-0.8, 0.6], np.float32)}
-W0 = {"kernel": np.array([[1.0, -0.7], [0.4, 1.3], [-1.1, 0.6]], np.float32),
-      "bias": np.array([0.9, -0.5], np.float32)}
+A = {"kernel": np.array([[0.5, 1.0], [1.5, 0.2], [0.8, 2.0]], np.float32), "bias": np.array([0.3, 1.2], np.float32)}
+B = {"kernel": np.array([[1.0, -0.5], [0.7, 2.0], [-1.2, 0.4]], np.float32), "bias": np.array([-0.8, 0.6], np.float32)}
+W0 = {"kernel": np.array([[1.0, -0.7], [0.4, 1.3], [-1.1, 0.6]], np.float32), "bias": np.array([0.9, -0.5], np.float32)}
 
 
 def flat(tree) -> np.ndarray:
@@ -113,7 +110,7 @@ def ref_adagrad(w, grad, etas, eps, initial_accumulator):
     G, out = np.full_like(w, initial_accumulator), []
     for eta in etas:
         g = grad(w)
-        G = G + g ** 2
+        G = G + g**2
         w = w - eta * g / (np.sqrt(G) + eps)
         out.append(w)
     return out
@@ -123,7 +120,7 @@ def ref_adagrad_slide(w, grad, etas, eps, initial_accumulator):
     G, out = np.full_like(w, initial_accumulator), []
     for eta in etas:
         g = grad(w)
-        G = G + g ** 2
+        G = G + g**2
         w = w - eta * g / np.sqrt(G + eps)
         out.append(w)
     return out
@@ -133,9 +130,9 @@ def ref_adadelta(w, grad, etas, rho, eps):
     Eg, Ed, out = np.zeros_like(w), np.zeros_like(w), []
     for eta in etas:
         g = grad(w)
-        Eg = rho * Eg + (1 - rho) * g ** 2
+        Eg = rho * Eg + (1 - rho) * g**2
         d = -np.sqrt(Ed + eps) / np.sqrt(Eg + eps) * g
-        Ed = rho * Ed + (1 - rho) * d ** 2
+        Ed = rho * Ed + (1 - rho) * d**2
         w = w + eta * d
         out.append(w)
     return out
@@ -145,7 +142,7 @@ def ref_rmsprop(w, grad, etas, rho, eps):
     E, out = np.zeros_like(w), []
     for eta in etas:
         g = grad(w)
-        E = rho * E + (1 - rho) * g ** 2
+        E = rho * E + (1 - rho) * g**2
         w = w - eta * g / np.sqrt(E + eps)
         out.append(w)
     return out
@@ -156,8 +153,8 @@ def ref_adam(w, grad, etas, beta1, beta2, eps):
     for t, eta in enumerate(etas, start=1):
         g = grad(w)
         m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g ** 2
-        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
         w = w - eta * m_hat / (np.sqrt(v_hat) + eps)
         out.append(w)
     return out
@@ -168,8 +165,8 @@ def ref_adam_slide(w, grad, etas, beta1, beta2, eps):
     for t, eta in enumerate(etas, start=1):
         g = grad(w)
         m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g ** 2
-        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
         w = w - eta * m_hat / np.sqrt(v_hat + eps)
         out.append(w)
     return out
@@ -180,8 +177,8 @@ def ref_adamw(w, grad, etas, beta1, beta2, eps, weight_decay):
     for t, eta in enumerate(etas, start=1):
         g = grad(w)
         m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g ** 2
-        m_hat, v_hat = m / (1 - beta1 ** t), v / (1 - beta2 ** t)
+        v = beta2 * v + (1 - beta2) * g**2
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
         w = w - eta * (m_hat / (np.sqrt(v_hat) + eps) + weight_decay * w)
         out.append(w)
     return out
@@ -209,9 +206,12 @@ CASES = {
 
 # The papers' (and slides') defaults, as the module docstring states them.
 PAPER_DEFAULTS = {
-    "gd": {}, "sgd": {},
-    "momentum": {"momentum": 0.9}, "momentum_slide": {"momentum": 0.9},
-    "nesterov": {"momentum": 0.9}, "nesterov_slide": {"momentum": 0.9},
+    "gd": {},
+    "sgd": {},
+    "momentum": {"momentum": 0.9},
+    "momentum_slide": {"momentum": 0.9},
+    "nesterov": {"momentum": 0.9},
+    "nesterov_slide": {"momentum": 0.9},
     "adagrad": {"eps": 1e-8, "initial_accumulator": 0.0},
     "adagrad_slide": {"eps": 1e-8, "initial_accumulator": 0.0},
     "adadelta": {"rho": 0.95, "eps": 1e-6},
@@ -244,9 +244,23 @@ def reference(name, etas, hyper):
 def test_every_name_has_a_reference():
     """Slide "Variations of Gradient Descent": every offered form is checked below."""
     assert set(optim.list_optimizers()) == set(CASES) == set(PAPER_DEFAULTS)
-    for name in ("gd", "sgd", "momentum", "nesterov", "adagrad", "adadelta", "rmsprop",
-                 "adam", "adamw", "momentum_slide", "nesterov_slide", "adagrad_slide",
-                 "rmsprop_slide", "adadelta_slide", "adam_slide"):
+    for name in (
+        "gd",
+        "sgd",
+        "momentum",
+        "nesterov",
+        "adagrad",
+        "adadelta",
+        "rmsprop",
+        "adam",
+        "adamw",
+        "momentum_slide",
+        "nesterov_slide",
+        "adagrad_slide",
+        "rmsprop_slide",
+        "adadelta_slide",
+        "adam_slide",
+    ):
         assert name in optim.list_optimizers()
 
 
@@ -282,8 +296,7 @@ def test_default_hyper_parameters_are_the_papers(name):
 
 def test_schedule_by_name_equals_schedule_object():
     """Slide "Challenges": create(schedule=...) builds the same eta_t as make_schedule."""
-    by_name, _, _ = run(optim.create("momentum", 0.1, schedule="step",
-                                     schedule_kwargs={"step_size": 2, "decay": 0.5}))
+    by_name, _, _ = run(optim.create("momentum", 0.1, schedule="step", schedule_kwargs={"step_size": 2, "decay": 0.5}))
     by_object, _, _ = run(optim.create("momentum", step_schedule(0.1)))
     np.testing.assert_array_equal(by_name, by_object)
 
@@ -307,8 +320,7 @@ def test_momentum_slide_equals_momentum_at_constant_lr_but_not_under_schedule():
     """Slide "Momentum": v = gamma v + eta g equals optax's trace times eta only if eta is fixed."""
     constant = [run(optim.create(n, 0.1, momentum=0.8))[0] for n in ("momentum", "momentum_slide")]
     np.testing.assert_allclose(constant[0], constant[1], **TOL)
-    scheduled = [run(optim.create(n, step_schedule(0.1), momentum=0.8))[0]
-                 for n in ("momentum", "momentum_slide")]
+    scheduled = [run(optim.create(n, step_schedule(0.1), momentum=0.8))[0] for n in ("momentum", "momentum_slide")]
     assert np.max(np.abs(scheduled[0] - scheduled[1])) > 1e-3
 
 
@@ -334,13 +346,11 @@ def test_optax_nesterov_iterates_are_slide_look_ahead_points_at_constant_lr():
     np.testing.assert_allclose(got, np.stack(looks), **TOL)
     assert np.max(np.abs(got - np.stack(weights))) > 1e-3  # they are not the weights w
     # Under a schedule the two forms part, as momentum's do.
-    scheduled = [run(optim.create(n, step_schedule(0.1), momentum=0.8))[0]
-                 for n in ("nesterov", "nesterov_slide")]
+    scheduled = [run(optim.create(n, step_schedule(0.1), momentum=0.8))[0] for n in ("nesterov", "nesterov_slide")]
     assert np.max(np.abs(scheduled[0] - scheduled[1])) > 1e-4
 
 
-@pytest.mark.parametrize("paper, slide", [("adagrad", "adagrad_slide"),
-                                          ("adam", "adam_slide")])
+@pytest.mark.parametrize("paper, slide", [("adagrad", "adagrad_slide"), ("adam", "adam_slide")])
 def test_eps_placement_distinguishes_paper_and_slide_forms(paper, slide):
     """Slides "Adagrad", "Adam": eps inside the square root, the papers put it outside."""
     hyper = {k: v for k, v in CASES[slide][2].items() if k != "initial_accumulator"}
@@ -398,8 +408,7 @@ def test_l1_penalty_adds_lambda_over_2m_times_sign_w_to_weights_only():
     """Slide "Regularization": d/dw [lambda / (2m) sum |w|] = (lambda / (2m)) sign(w)."""
     grads = _grads()
     got = _apply(optim.l1_penalty(LAM, M), grads)
-    np.testing.assert_allclose(got["kernel"],
-                               grads["kernel"] + LAM / (2 * M) * np.sign(W0["kernel"]), **TOL)
+    np.testing.assert_allclose(got["kernel"], grads["kernel"] + LAM / (2 * M) * np.sign(W0["kernel"]), **TOL)
     np.testing.assert_allclose(got["bias"], grads["bias"], **TOL)
 
 
@@ -409,8 +418,7 @@ def test_penalties_equal_jax_grad_of_regularized_cost():
 
     def cost(params):
         w = params["kernel"]  # the default mask: arrays with ndim >= 2
-        return (loss(params) + lam1 / (2 * M) * jnp.sum(jnp.abs(w))
-                + lam2 / (2 * M) * jnp.sum(w ** 2))
+        return loss(params) + lam1 / (2 * M) * jnp.sum(jnp.abs(w)) + lam2 / (2 * M) * jnp.sum(w**2)
 
     params = jax.tree.map(jnp.asarray, W0)
     expected = jax.grad(cost)(params)
@@ -464,8 +472,7 @@ def test_clipping_acts_on_loss_gradient_then_penalty_is_added():
     """Assembly chain(clip, L1/L2, optimizer): the penalty's gradient is not clipped."""
     grads = _grads()
     got = _apply(optim.create("gd", 1.0, clip_value=0.1, l2=LAM, num_examples=M), grads)
-    expected = np.clip(flat(grads), -0.1, 0.1) + LAM / M * flat({"bias": np.zeros(2),
-                                                                 "kernel": W0["kernel"]})
+    expected = np.clip(flat(grads), -0.1, 0.1) + LAM / M * flat({"bias": np.zeros(2), "kernel": W0["kernel"]})
     np.testing.assert_allclose(flat(got), -expected, **TOL)
 
 
@@ -484,20 +491,20 @@ def _values(schedule, steps):
     return [float(schedule(t)) for t in steps]
 
 
-@pytest.mark.parametrize("kind, kwargs, steps, expected", [
-    ("constant", {}, [0, 1, 100], [1.0, 1.0, 1.0]),
-    ("step", {"step_size": 3, "decay": 0.5}, [0, 2, 3, 5, 6, 9], [1, 1, .5, .5, .25, .125]),
-    ("step", {"boundaries": [2, 5], "decay": 0.1}, [0, 1, 2, 4, 5, 9],
-     [1, 1, .1, .1, .01, .01]),
-    ("cosine", {"decay_steps": 10}, [0, 5, 10, 20], [1.0, 0.5, 0.0, 0.0]),
-    ("cosine", {"decay_steps": 10, "alpha": 0.2}, [0, 5, 10], [1.0, 0.6, 0.2]),
-    ("warmup", {"warmup_steps": 4}, [0, 2, 4, 100], [0.0, 0.5, 1.0, 1.0]),
-    ("warmup", {"warmup_steps": 4, "init_value": 0.06}, [0, 2, 4], [0.2, 0.6, 1.0]),
-    ("warmup_cosine", {"warmup_steps": 4, "decay_steps": 14}, [0, 2, 4, 9, 14, 30],
-     [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]),
-    ("warmup_cosine", {"warmup_steps": 4, "decay_steps": 14, "end_value": 0.03}, [4, 14],
-     [1.0, 0.1]),
-])
+@pytest.mark.parametrize(
+    "kind, kwargs, steps, expected",
+    [
+        ("constant", {}, [0, 1, 100], [1.0, 1.0, 1.0]),
+        ("step", {"step_size": 3, "decay": 0.5}, [0, 2, 3, 5, 6, 9], [1, 1, 0.5, 0.5, 0.25, 0.125]),
+        ("step", {"boundaries": [2, 5], "decay": 0.1}, [0, 1, 2, 4, 5, 9], [1, 1, 0.1, 0.1, 0.01, 0.01]),
+        ("cosine", {"decay_steps": 10}, [0, 5, 10, 20], [1.0, 0.5, 0.0, 0.0]),
+        ("cosine", {"decay_steps": 10, "alpha": 0.2}, [0, 5, 10], [1.0, 0.6, 0.2]),
+        ("warmup", {"warmup_steps": 4}, [0, 2, 4, 100], [0.0, 0.5, 1.0, 1.0]),
+        ("warmup", {"warmup_steps": 4, "init_value": 0.06}, [0, 2, 4], [0.2, 0.6, 1.0]),
+        ("warmup_cosine", {"warmup_steps": 4, "decay_steps": 14}, [0, 2, 4, 9, 14, 30], [0.0, 0.5, 1.0, 0.5, 0.0, 0.0]),
+        ("warmup_cosine", {"warmup_steps": 4, "decay_steps": 14, "end_value": 0.03}, [4, 14], [1.0, 0.1]),
+    ],
+)
 def test_schedule_values_at_given_steps(kind, kwargs, steps, expected):
     """Slide "Challenges": eta large early, decreased later (t = updates already made).
 
@@ -508,17 +515,20 @@ def test_schedule_values_at_given_steps(kind, kwargs, steps, expected):
     np.testing.assert_allclose(got, lr * np.asarray(expected, np.float64), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("kind, kwargs, match", [
-    ("cosin", {}, "Did you mean: cosine"),
-    ("cosine", {}, "needs decay_steps"),
-    ("cosine", {"decay_steps": 10, "steps": 3}, "unknown keyword.*steps.*valid: decay_steps"),
-    ("step", {}, "exactly one of step_size"),
-    ("step", {"step_size": 2, "boundaries": [3]}, "exactly one of step_size"),
-    ("step", {"step_size": 0}, "step_size must be a positive integer"),
-    ("step", {"boundaries": [0, 3]}, "distinct positive"),
-    ("warmup", {"warmup_steps": -1}, "warmup_steps must be a positive integer"),
-    ("warmup_cosine", {"warmup_steps": 5, "decay_steps": 5}, "must exceed warmup_steps"),
-])
+@pytest.mark.parametrize(
+    "kind, kwargs, match",
+    [
+        ("cosin", {}, "Did you mean: cosine"),
+        ("cosine", {}, "needs decay_steps"),
+        ("cosine", {"decay_steps": 10, "steps": 3}, "unknown keyword.*steps.*valid: decay_steps"),
+        ("step", {}, "exactly one of step_size"),
+        ("step", {"step_size": 2, "boundaries": [3]}, "exactly one of step_size"),
+        ("step", {"step_size": 0}, "step_size must be a positive integer"),
+        ("step", {"boundaries": [0, 3]}, "distinct positive"),
+        ("warmup", {"warmup_steps": -1}, "warmup_steps must be a positive integer"),
+        ("warmup_cosine", {"warmup_steps": 5, "decay_steps": 5}, "must exceed warmup_steps"),
+    ],
+)
 def test_bad_schedule_arguments_raise(kind, kwargs, match):
     """Schedules: every bad kind or keyword names what is valid."""
     with pytest.raises(ValueError, match=match):
@@ -528,8 +538,7 @@ def test_bad_schedule_arguments_raise(kind, kwargs, match):
 def test_schedule_arguments_conflicting_with_a_schedule_object_raise():
     """Schedules: a learning_rate that is already a schedule takes no schedule kind."""
     with pytest.raises(ValueError, match="already a schedule"):
-        optim.create("sgd", step_schedule(0.1), schedule="cosine",
-                     schedule_kwargs={"decay_steps": 3})
+        optim.create("sgd", step_schedule(0.1), schedule="cosine", schedule_kwargs={"decay_steps": 3})
     with pytest.raises(ValueError, match="without a schedule"):
         optim.create("sgd", 0.1, schedule_kwargs={"decay_steps": 3})
 
@@ -566,15 +575,18 @@ def test_describe_gives_equation_reference_and_defaults():
     assert "learning_rate=1.0" in optim.describe("adadelta")
 
 
-@pytest.mark.parametrize("name, hyper, message", [
-    ("adam", {"beta1": 1.5}, r"beta1 must be a number in \[0, 1\), got 1.5"),
-    ("adam", {"beta2": 1.0}, r"beta2 must be a number in \[0, 1\), got 1.0"),
-    ("adam", {"eps": -1}, "eps must be a number > 0, got -1"),
-    ("adagrad", {"eps": 0}, "eps must be a number > 0, got 0"),
-    ("momentum", {"momentum": -5}, r"momentum must be a number in \[0, 1\), got -5"),
-    ("rmsprop", {"rho": "abc"}, "rho must be a number.*got 'abc'"),
-    ("adamw", {"weight_decay": -0.1}, "weight_decay must be a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "name, hyper, message",
+    [
+        ("adam", {"beta1": 1.5}, r"beta1 must be a number in \[0, 1\), got 1.5"),
+        ("adam", {"beta2": 1.0}, r"beta2 must be a number in \[0, 1\), got 1.0"),
+        ("adam", {"eps": -1}, "eps must be a number > 0, got -1"),
+        ("adagrad", {"eps": 0}, "eps must be a number > 0, got 0"),
+        ("momentum", {"momentum": -5}, r"momentum must be a number in \[0, 1\), got -5"),
+        ("rmsprop", {"rho": "abc"}, "rho must be a number.*got 'abc'"),
+        ("adamw", {"weight_decay": -0.1}, "weight_decay must be a number >= 0"),
+    ],
+)
 def test_hyper_parameters_out_of_range_are_refused(name, hyper, message):
     with pytest.raises(ValueError, match=message):
         optim.create(name, 1e-3, **hyper)

@@ -22,8 +22,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # Values of every kind a config key may be handed: from the CLI's literal parser or a notebook.
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
 )
 values = st.one_of(scalars, st.lists(scalars, max_size=4), st.tuples(scalars, scalars))
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,8 +85,18 @@ OPTIONS = {
     "--epochs": st.integers(-2, 2),
     "--batch-size": st.integers(-2, 300),
     "--validation-fraction": st.floats(-0.5, 1.5),
-    "--set": st.sampled_from(["hidden_sizes=(4,)", "hidden_sizes=()", "hidden_sizes=(0,)", "activation=nope",
-                              "dropout_rate=1.5", "dropout_rate=0.5", "num_outputs=-1", "batch_norm=1"]),
+    "--set": st.sampled_from(
+        [
+            "hidden_sizes=(4,)",
+            "hidden_sizes=()",
+            "hidden_sizes=(0,)",
+            "activation=nope",
+            "dropout_rate=1.5",
+            "dropout_rate=0.5",
+            "num_outputs=-1",
+            "batch_norm=1",
+        ]
+    ),
     "--opt": st.sampled_from(["beta1=0.5", "beta2=2", "eps=0", "eps=1e-9", "nothing=1", "beta1=[1]"]),
     "--optimizer": st.sampled_from(["sgd", "adam", "momentum", "rmsprop", "nope"]),
     "--schedule": st.sampled_from(["constant", "cosine", "step", "bogus"]),
@@ -92,10 +105,10 @@ OPTIONS = {
 }
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
-@given(options=st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.just(None), min_size=1, max_size=3),
-       data=st.data())
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
+@given(options=st.dictionaries(st.sampled_from(sorted(OPTIONS)), st.just(None), min_size=1, max_size=3), data=st.data())
 def test_train_cli_trains_or_says_one_line(options, data, capsys, tmp_path_factory):
     args = ["--no-progress", "--dataset", "xor", "--model", "mlp"]
     for flag in options:

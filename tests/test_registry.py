@@ -58,8 +58,7 @@ def _expected_output_shape(spec, model, x):
 
 def test_registry_holds_every_family():
     assert {registry.get_spec(n).family for n in ALL} >= {"perceptron", "cnn", "recurrent"}
-    assert {"perceptron", "perceptron_rosenblatt", "mlp", "dff", "rbf", "xor_sigmoid_net",
-            "xor_sign_net"} <= set(ALL)
+    assert {"perceptron", "perceptron_rosenblatt", "mlp", "dff", "rbf", "xor_sigmoid_net", "xor_sign_net"} <= set(ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -188,11 +187,11 @@ def test_register_rejects_incomplete_models():
     with pytest.raises(ValueError, match="unknown task 'reconstructing'"):
         registry.register_model("tmp_bad", NoDefault, family="x", paper="x", task="reconstructing")
     with pytest.raises(ValueError, match="unknown config key 'widht'"):
-        registry.register_model("tmp_bad", NoInputShape, family="x", paper="x", task="regression",
-                                defaults={"widht": 2})
+        registry.register_model(
+            "tmp_bad", NoInputShape, family="x", paper="x", task="regression", defaults={"widht": 2}
+        )
     with pytest.raises(ValueError, match="learning_rule"):
-        registry.register_model("tmp_bad2", family="x", paper="x", task="regression",
-                                learning="rosenblatt")
+        registry.register_model("tmp_bad2", family="x", paper="x", task="regression", learning="rosenblatt")
     assert not zoo.list_models("tmp_bad*")
 
 
@@ -203,15 +202,18 @@ def test_every_registered_task_is_one_the_engine_trains():
         assert registry.get_spec(name).task in TASKS, name
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"hidden_sizes": "abc"}, "hidden_sizes must be a tuple like"),
-    ({"hidden_sizes": 64}, "hidden_sizes must be a tuple like"),
-    ({"hidden_sizes": (64.5,)}, r"hidden_sizes\[0\] must be an integer, got float 64.5"),
-    ({"batch_norm": "maybe"}, "batch_norm must be True or False"),
-    ({"dropout_rate": "high"}, "dropout_rate must be a finite number"),
-    ({"num_outputs": 2.5}, "num_outputs must be an integer"),
-    ({"dropout": 0.1}, "unknown config key 'dropout'.*dropout_rate"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"hidden_sizes": "abc"}, "hidden_sizes must be a tuple like"),
+        ({"hidden_sizes": 64}, "hidden_sizes must be a tuple like"),
+        ({"hidden_sizes": (64.5,)}, r"hidden_sizes\[0\] must be an integer, got float 64.5"),
+        ({"batch_norm": "maybe"}, "batch_norm must be True or False"),
+        ({"dropout_rate": "high"}, "dropout_rate must be a finite number"),
+        ({"num_outputs": 2.5}, "num_outputs must be an integer"),
+        ({"dropout": 0.1}, "unknown config key 'dropout'.*dropout_rate"),
+    ],
+)
 def test_create_model_names_the_option_and_what_it_got(overrides, message):
     with pytest.raises(ValueError, match=message):
         zoo.create_model("mlp", **overrides)

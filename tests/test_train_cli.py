@@ -56,14 +56,12 @@ def test_workdir_errors_leave_what_was_saved(tmp_path, make_workdir, capsys):
     if make_workdir == "file":
         run.write_text("mine")
     else:
-        assert train.run(["--no-progress", "--epochs", "1", "--set", "hidden_sizes=(8,)",
-                          "--workdir", str(run)]) == 0
+        assert train.run(["--no-progress", "--epochs", "1", "--set", "hidden_sizes=(8,)", "--workdir", str(run)]) == 0
         if make_workdir == "corrupt_config":
             (run / "config.json").write_text("{not json")
     before = {p: p.read_bytes() for p in ([run] if run.is_file() else run.rglob("*")) if p.is_file()}
     capsys.readouterr()
-    args = ["--no-progress", "--epochs", "2", "--set", "hidden_sizes=(8,)", "--workdir", str(run),
-            "--resume"]
+    args = ["--no-progress", "--epochs", "2", "--set", "hidden_sizes=(8,)", "--workdir", str(run), "--resume"]
     if make_workdir == "in_use":
         with workdir_lock(str(run)):
             code = train.run(args)

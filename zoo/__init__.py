@@ -1,9 +1,9 @@
 """zoo: a JAX/Flax functional model zoo.
 
-    import zoo
-    model = zoo.create_model("mlp", hidden_sizes=(64,))
-    data = zoo.data.load_dataset("digits")
-    result = zoo.fit("mlp", data, epochs=5)
+import zoo
+model = zoo.create_model("mlp", hidden_sizes=(64,))
+data = zoo.data.load_dataset("digits")
+result = zoo.fit("mlp", data, epochs=5)
 """
 
 from zoo.registry import create_model, list_models, model_info
@@ -37,4 +37,17 @@ def __getattr__(name):
     return module if attr is None else getattr(module, attr)
 
 
-__all__ = ["create_model", "list_models", "model_info", "fit", "evaluate", "data", "optim", "explain", "cam", "saliency", "interop", "finetune"]
+__all__ = [
+    "create_model",
+    "list_models",
+    "model_info",
+    "fit",
+    "evaluate",
+    "data",
+    "optim",
+    "explain",
+    "cam",
+    "saliency",
+    "interop",
+    "finetune",
+]

@@ -83,7 +83,9 @@ def _class_indices(classes, num_classes: int) -> tuple[int, ...]:
         raise ValueError(f"classes must be None, an int or a non-empty sequence of ints, got {classes!r}")
     bad = [c for c in ids if not 0 <= c < num_classes]
     if bad:
-        raise ValueError(f"class indices {bad} out of range for a model with {num_classes} classes (0..{num_classes - 1})")
+        raise ValueError(
+            f"class indices {bad} out of range for a model with {num_classes} classes (0..{num_classes - 1})"
+        )
     return ids
 
 
@@ -119,8 +121,10 @@ def cam(model, variables, x, classes: int | Sequence[int] | None = None, *, upsa
     _check_images(x, "cam")
     params = variables.get("params", {})
     if classifier not in params or "kernel" not in params[classifier]:
-        raise ValueError(f"cam: variables['params'] has no dense layer {classifier!r} "
-                         f"(the classifier of {_model_label(model)}); pass the model's own variables")
+        raise ValueError(
+            f"cam: variables['params'] has no dense layer {classifier!r} "
+            f"(the classifier of {_model_label(model)}); pass the model's own variables"
+        )
     kernel = params[classifier]["kernel"]  # (K, num_classes)
     class_ids = jnp.asarray(_class_indices(classes, kernel.shape[-1]))
 
@@ -186,13 +190,14 @@ def attention_weights(model, variables, x, lengths=None) -> jax.Array:
     lengths: optional (B,) valid lengths (a text model takes them from the padding).
     """
     if not callable(getattr(model, "attention_weights", None)):
-        raise ValueError(f"attention_weights needs a recurrent classifier with attention pooling "
-                         f"(zoo.models.recurrent.SequenceClassifier); got {type(model).__name__}")
+        raise ValueError(
+            f"attention_weights needs a recurrent classifier with attention pooling "
+            f"(zoo.models.recurrent.SequenceClassifier); got {type(model).__name__}"
+        )
     return model.apply(variables, x, lengths, method="attention_weights")
 
 
-def gradient_norms_through_time(model, variables, x, y, *, loss="classification",
-                                lengths=None) -> dict[str, jax.Array]:
+def gradient_norms_through_time(model, variables, x, y, *, loss="classification", lengths=None) -> dict[str, jax.Array]:
     """||dLoss/dh_t|| for every step t of every recurrent layer of ``model``: the seed's
     vanishing/exploding gradient picture (kang-lecture4, "Gradient Vanishing/Exploding
     Problem"), measured on a batch.
@@ -221,16 +226,19 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
         def loss_fn(outputs, x, y):
             return jnp.mean(per_example(outputs, {"x": x, "y": y})["loss"])
     else:
+
         def loss_fn(outputs, x, y):
             return loss(outputs, y)
+
     extra = {} if lengths is None else {"lengths": lengths}
     variables = {k: v for k, v in variables.items() if k != PERTURBATIONS}
     # An abstract first pass (shapes only) finds the zero perturbations, (B, T, *H) per layer.
-    _, created = jax.eval_shape(functools.partial(model.apply, mutable=[PERTURBATIONS], **extra),
-                                variables, x)
+    _, created = jax.eval_shape(functools.partial(model.apply, mutable=[PERTURBATIONS], **extra), variables, x)
     if PERTURBATIONS not in created:
-        raise ValueError(f"{type(model).__name__} has no recurrent layer that exposes its hidden "
-                         "states (zoo.nn.recurrence.RNN or a ConvLSTM layer)")
+        raise ValueError(
+            f"{type(model).__name__} has no recurrent layer that exposes its hidden "
+            "states (zoo.nn.recurrence.RNN or a ConvLSTM layer)"
+        )
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), created[PERTURBATIONS])
 
     @jax.jit  # one compiled program instead of op-by-op dispatch of the two scans
@@ -239,12 +247,13 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
             return loss_fn(model.apply({**variables, PERTURBATIONS: eps}, x, **extra), x, y)
 
         grads = jax.grad(total_loss)(zeros)
-        return jax.tree.map(lambda g: jnp.sqrt(jnp.sum(jnp.square(g), axis=(0,) + tuple(range(2, g.ndim)))),
-                            grads)
+        return jax.tree.map(lambda g: jnp.sqrt(jnp.sum(jnp.square(g), axis=(0,) + tuple(range(2, g.ndim)))), grads)
 
     norms = norms_of(variables, x, y, zeros)
-    return {"/".join(p.key for p in path[:-1]): n  # the last key is "hidden_states"
-            for path, n in jax.tree_util.tree_leaves_with_path(norms)}
+    return {
+        "/".join(p.key for p in path[:-1]): n  # the last key is "hidden_states"
+        for path, n in jax.tree_util.tree_leaves_with_path(norms)
+    }
 
 
 # Explanations that live beside their model, re-exported here; imported on first use, so

@@ -20,7 +20,7 @@ Tokens = Sequence[Hashable]
 def ngrams(tokens: Tokens, n: int) -> collections.Counter:
     """Counts of the n-grams (tuples) of ``tokens``."""
     tokens = tuple(tokens)
-    return collections.Counter(tokens[i:i + n] for i in range(len(tokens) - n + 1))
+    return collections.Counter(tokens[i : i + n] for i in range(len(tokens) - n + 1))
 
 
 def modified_precision(references: Sequence[Tokens], hypothesis: Tokens, n: int) -> tuple[int, int]:
@@ -39,8 +39,13 @@ def _closest_length(references: Sequence[Tokens], hyp_len: int) -> int:
     return min((len(r) for r in references), key=lambda r: (abs(r - hyp_len), r))
 
 
-def corpus_bleu(list_of_references: Sequence[Sequence[Tokens]], hypotheses: Sequence[Tokens], *,
-                max_n: int = 4, weights: Sequence[float] | None = None) -> float:
+def corpus_bleu(
+    list_of_references: Sequence[Sequence[Tokens]],
+    hypotheses: Sequence[Tokens],
+    *,
+    max_n: int = 4,
+    weights: Sequence[float] | None = None,
+) -> float:
     """Corpus BLEU in [0, 1]: BP * exp(sum_n w_n log p_n), n = 1..max_n (uniform weights
     by default), p_n the clipped n-gram precision summed over the whole corpus (not
     averaged over sentences), BP = min(1, exp(1 - r / c)) with c the hypotheses' total

@@ -94,8 +94,7 @@ def _learning_rate_at(learning_rate: LearningRate, count: jax.Array):
     return learning_rate(count) if callable(learning_rate) else learning_rate
 
 
-def _slide_velocity(learning_rate: LearningRate, momentum: float,
-                    look_ahead: bool) -> optax.GradientTransformation:
+def _slide_velocity(learning_rate: LearningRate, momentum: float, look_ahead: bool) -> optax.GradientTransformation:
     """The slides' momentum (look_ahead=False) and NAG (look_ahead=True) with eta inside v.
 
     v_t = gamma v_{t-1} + eta_t g_t. Momentum steps w by -v_t. NAG holds the look-ahead
@@ -166,14 +165,15 @@ def _check_penalty(kind: str, strength: float, num_examples: int | None) -> None
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength < math.inf:
         raise ValueError(f"{kind} strength must be a finite number >= 0, got {strength!r}")
     if num_examples is None:
-        raise ValueError(f"{kind} > 0 needs num_examples (m, the number of training "
-                         f"examples): the slide's penalty is lambda / (2m) * sum ...")
+        raise ValueError(
+            f"{kind} > 0 needs num_examples (m, the number of training "
+            f"examples): the slide's penalty is lambda / (2m) * sum ..."
+        )
     if isinstance(num_examples, bool) or not isinstance(num_examples, int) or num_examples < 1:
         raise ValueError(f"num_examples must be a positive integer, got {num_examples!r}")
 
 
-def l1_penalty(strength: float, num_examples: int,
-               mask: Any = None) -> optax.GradientTransformation:
+def l1_penalty(strength: float, num_examples: int, mask: Any = None) -> optax.GradientTransformation:
     """Add (lambda / (2m)) sign(w): the gradient of the slide's lambda / (2m) sum |w|.
 
     ``mask`` (pytree of bools, or params -> pytree) picks the arrays penalised; default:
@@ -184,16 +184,14 @@ def l1_penalty(strength: float, num_examples: int,
     return optax.masked(inner, _weights_only if mask is None else mask)
 
 
-def l2_penalty(strength: float, num_examples: int,
-               mask: Any = None) -> optax.GradientTransformation:
+def l2_penalty(strength: float, num_examples: int, mask: Any = None) -> optax.GradientTransformation:
     """Add (lambda / m) w: the gradient of the slide's lambda / (2m) sum w^2.
 
     ``mask`` (pytree of bools, or params -> pytree) picks the arrays penalised; default:
     those with ndim >= 2.
     """
     _check_penalty("l2", strength, num_examples)
-    return optax.add_decayed_weights(strength / num_examples,
-                                     mask=_weights_only if mask is None else mask)
+    return optax.add_decayed_weights(strength / num_examples, mask=_weights_only if mask is None else mask)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -208,17 +206,17 @@ class _ScheduleSpec:
 
 def _step_schedule(learning_rate, step_size=None, decay=0.1, boundaries=None):
     if (step_size is None) == (boundaries is None):
-        raise ValueError("schedule 'step' takes exactly one of step_size (decay every "
-                         "step_size steps) or boundaries (decay at each listed step)")
+        raise ValueError(
+            "schedule 'step' takes exactly one of step_size (decay every "
+            "step_size steps) or boundaries (decay at each listed step)"
+        )
     if boundaries is not None:
         boundaries = [int(b) for b in boundaries]
         if any(b <= 0 for b in boundaries) or len(set(boundaries)) != len(boundaries):
-            raise ValueError(f"step boundaries must be distinct positive steps, "
-                             f"got {boundaries}")
+            raise ValueError(f"step boundaries must be distinct positive steps, got {boundaries}")
         return optax.piecewise_constant_schedule(learning_rate, {b: decay for b in boundaries})
     _check_positive_steps(step_size=step_size)
-    return optax.exponential_decay(learning_rate, transition_steps=step_size,
-                                   decay_rate=decay, staircase=True)
+    return optax.exponential_decay(learning_rate, transition_steps=step_size, decay_rate=decay, staircase=True)
 
 
 def _cosine_schedule(learning_rate, decay_steps, alpha=0.0):
@@ -232,14 +230,14 @@ def _warmup_schedule(learning_rate, warmup_steps, init_value=0.0):
     return optax.linear_schedule(init_value, learning_rate, transition_steps=warmup_steps)
 
 
-def _warmup_cosine_schedule(learning_rate, warmup_steps, decay_steps, init_value=0.0,
-                            end_value=0.0):
+def _warmup_cosine_schedule(learning_rate, warmup_steps, decay_steps, init_value=0.0, end_value=0.0):
     _check_positive_steps(warmup_steps=warmup_steps, decay_steps=decay_steps)
     if decay_steps <= warmup_steps:
-        raise ValueError(f"warmup_cosine: decay_steps (total, warmup included) must exceed "
-                         f"warmup_steps, got {decay_steps} <= {warmup_steps}")
-    return optax.warmup_cosine_decay_schedule(init_value, learning_rate, warmup_steps,
-                                              decay_steps, end_value)
+        raise ValueError(
+            f"warmup_cosine: decay_steps (total, warmup included) must exceed "
+            f"warmup_steps, got {decay_steps} <= {warmup_steps}"
+        )
+    return optax.warmup_cosine_decay_schedule(init_value, learning_rate, warmup_steps, decay_steps, end_value)
 
 
 def _check_positive_steps(**steps) -> None:
@@ -250,15 +248,12 @@ def _check_positive_steps(**steps) -> None:
 
 _SCHEDULES: dict[str, _ScheduleSpec] = {
     "constant": _ScheduleSpec(lambda lr: optax.constant_schedule(lr), (), {}),
-    "step": _ScheduleSpec(
-        _step_schedule, (), {"step_size": None, "decay": 0.1, "boundaries": None}),
-    "cosine": _ScheduleSpec(
-        _cosine_schedule, ("decay_steps",), {"alpha": 0.0}),
-    "warmup": _ScheduleSpec(
-        _warmup_schedule, ("warmup_steps",), {"init_value": 0.0}),
+    "step": _ScheduleSpec(_step_schedule, (), {"step_size": None, "decay": 0.1, "boundaries": None}),
+    "cosine": _ScheduleSpec(_cosine_schedule, ("decay_steps",), {"alpha": 0.0}),
+    "warmup": _ScheduleSpec(_warmup_schedule, ("warmup_steps",), {"init_value": 0.0}),
     "warmup_cosine": _ScheduleSpec(
-        _warmup_cosine_schedule, ("warmup_steps", "decay_steps"),
-        {"init_value": 0.0, "end_value": 0.0}),
+        _warmup_cosine_schedule, ("warmup_steps", "decay_steps"), {"init_value": 0.0, "end_value": 0.0}
+    ),
 }
 
 
@@ -282,20 +277,24 @@ def make_schedule(kind: str, learning_rate: float, **kwargs) -> optax.Schedule:
     valid = (*spec.required, *spec.optional)
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
-        raise ValueError(f"schedule {kind!r} got unknown keyword(s) {', '.join(unknown)}; "
-                         f"valid: {', '.join(valid) or '(none)'}")
+        raise ValueError(
+            f"schedule {kind!r} got unknown keyword(s) {', '.join(unknown)}; valid: {', '.join(valid) or '(none)'}"
+        )
     missing = [k for k in spec.required if k not in kwargs]
     if missing:
         raise ValueError(f"schedule {kind!r} needs {', '.join(missing)}")
     for key, value in kwargs.items():
-        if key != "boundaries" and value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        if (
+            key != "boundaries"
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value))
+        ):
             raise ValueError(f"schedule {kind!r}: {key} must be a finite number, got {value!r}")
     if kwargs.get("boundaries") is not None and (
-            not isinstance(kwargs["boundaries"], (list, tuple))
-            or not all(isinstance(b, int) and not isinstance(b, bool) for b in kwargs["boundaries"])):
-        raise ValueError(f"schedule {kind!r}: boundaries must be a list of step numbers, "
-                         f"got {kwargs['boundaries']!r}")
+        not isinstance(kwargs["boundaries"], (list, tuple))
+        or not all(isinstance(b, int) and not isinstance(b, bool) for b in kwargs["boundaries"])
+    ):
+        raise ValueError(f"schedule {kind!r}: boundaries must be a list of step numbers, got {kwargs['boundaries']!r}")
     return spec.build(learning_rate, **kwargs)
 
 
@@ -334,8 +333,7 @@ def _nesterov_slide(lr, momentum):
 
 
 def _adagrad(lr, eps, initial_accumulator):
-    return optax.chain(_scale_by_adagrad(initial_accumulator, eps),
-                       optax.scale_by_learning_rate(lr))
+    return optax.chain(_scale_by_adagrad(initial_accumulator, eps), optax.scale_by_learning_rate(lr))
 
 
 def _adagrad_slide(lr, eps, initial_accumulator):
@@ -365,82 +363,111 @@ def _adamw(lr, beta1, beta2, eps, weight_decay):
 
 
 _GD = OptimizerSpec(
-    _sgd, {}, "w <- w - eta g",
+    _sgd,
+    {},
+    "w <- w - eta g",
     "Cauchy 1847; slide 'Gradient Descent revisited' (batch, stochastic, mini-batch)",
     "gd and sgd are one update: full-batch, stochastic or mini-batch is the trainer's "
-    "batch size (N, 1 or n examples), not the optimizer.")
+    "batch size (N, 1 or n examples), not the optimizer.",
+)
 _RMSPROP = OptimizerSpec(
-    _rmsprop, {"rho": 0.9, "eps": 1e-8},
+    _rmsprop,
+    {"rho": 0.9, "eps": 1e-8},
     "E = rho E + (1 - rho) g^2; w <- w - eta g / sqrt(E + eps)",
-    "Hinton, Srivastava & Swersky 2012, Neural Networks for ML lecture 6e (optax.rmsprop, "
-    "eps inside the root)",
+    "Hinton, Srivastava & Swersky 2012, Neural Networks for ML lecture 6e (optax.rmsprop, eps inside the root)",
     "the slide's 'RMSProp' and 'Adadelta' equations are this form; PyTorch and Keras put "
-    "eps outside the root, Hinton's lecture has none")
+    "eps outside the root, Hinton's lecture has none",
+)
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     "gd": _GD,
     "sgd": _GD,
     "momentum": OptimizerSpec(
-        _momentum, {"momentum": 0.9}, "T = gamma T + g; w <- w - eta T",
+        _momentum,
+        {"momentum": 0.9},
+        "T = gamma T + g; w <- w - eta T",
         "Polyak 1964, heavy ball (optax.sgd(momentum=gamma))",
         "equals momentum_slide under a constant eta (v = eta T); under a schedule optax "
-        "scales the whole trace by today's eta_t, the slide folds each step's eta into v"),
+        "scales the whole trace by today's eta_t, the slide folds each step's eta into v",
+    ),
     "momentum_slide": OptimizerSpec(
-        _momentum_slide, {"momentum": 0.9}, "v = gamma v + eta g; w <- w - v",
-        "kang-lecture4 slide 'Momentum' (its 'w_t = w_{t+1} - v_t' read as "
-        "w_{t+1} = w_t - v_t)",
-        "eta inside v: each step's eta is fixed into v when its gradient arrives"),
+        _momentum_slide,
+        {"momentum": 0.9},
+        "v = gamma v + eta g; w <- w - v",
+        "kang-lecture4 slide 'Momentum' (its 'w_t = w_{t+1} - v_t' read as w_{t+1} = w_t - v_t)",
+        "eta inside v: each step's eta is fixed into v when its gradient arrives",
+    ),
     "nesterov": OptimizerSpec(
-        _nesterov, {"momentum": 0.9}, "T = gamma T + g; w <- w - eta (g + gamma T)",
+        _nesterov,
+        {"momentum": 0.9},
+        "T = gamma T + g; w <- w - eta (g + gamma T)",
         "Sutskever, Martens, Dahl & Hinton 2013 (optax.sgd(momentum, nesterov=True))",
-        "its iterates are the slide's look-ahead points u = w - gamma v under a constant eta"),
+        "its iterates are the slide's look-ahead points u = w - gamma v under a constant eta",
+    ),
     "nesterov_slide": OptimizerSpec(
-        _nesterov_slide, {"momentum": 0.9},
+        _nesterov_slide,
+        {"momentum": 0.9},
         "v = gamma v + eta grad J(w - gamma v); w <- w - v; held as u = w - gamma v, "
         "u <- u - (1 + gamma) v_t + gamma v_{t-1}",
         "Nesterov 1983; kang-lecture4 slide 'Nesterov Accelerated Gradient (NAG)'",
-        "params are the look-ahead points u; nesterov_slide_weights(params, state) gives w"),
+        "params are the look-ahead points u; nesterov_slide_weights(params, state) gives w",
+    ),
     "adagrad": OptimizerSpec(
-        _adagrad, {"eps": 1e-8, "initial_accumulator": 0.0},
+        _adagrad,
+        {"eps": 1e-8, "initial_accumulator": 0.0},
         "G = G + g^2; w <- w - eta g / (sqrt(G) + eps)",
         "Duchi, Hazan & Singer 2011 (eps is their delta, outside the root)",
-        "G_0 = 0 as in the paper and the slide (optax.adagrad's own default G_0 is 0.1)"),
+        "G_0 = 0 as in the paper and the slide (optax.adagrad's own default G_0 is 0.1)",
+    ),
     "adagrad_slide": OptimizerSpec(
-        _adagrad_slide, {"eps": 1e-8, "initial_accumulator": 0.0},
+        _adagrad_slide,
+        {"eps": 1e-8, "initial_accumulator": 0.0},
         "G = G + g^2; w <- w - eta g / sqrt(G + eps)",
         "kang-lecture4 slide 'Adagrad' (optax.adagrad with G_0 = 0)",
-        "eps inside the root; the slide's look-ahead gradient is a typo for grad J(w_t)"),
+        "eps inside the root; the slide's look-ahead gradient is a typo for grad J(w_t)",
+    ),
     "adadelta": OptimizerSpec(
-        _adadelta, {"rho": 0.95, "eps": 1e-6},
+        _adadelta,
+        {"rho": 0.95, "eps": 1e-6},
         "E_g = rho E_g + (1 - rho) g^2; d = -sqrt(E_d + eps) / sqrt(E_g + eps) g; "
         "E_d = rho E_d + (1 - rho) d^2; w <- w + eta d",
         "Zeiler 2012 (optax.adadelta)",
         "the paper has no learning rate: pass learning_rate=1.0 to reproduce it (with another "
-        "eta, E_d still tracks the unscaled step d, optax's choice)"),
+        "eta, E_d still tracks the unscaled step d, optax's choice)",
+    ),
     "rmsprop": _RMSPROP,
     "rmsprop_slide": dataclasses.replace(
-        _RMSPROP, reference="kang-lecture4 slide 'RMSProp'",
+        _RMSPROP,
+        reference="kang-lecture4 slide 'RMSProp'",
         note="alias of rmsprop: the slide's form is the same (its eta / sqrt(RMS[g] + eps) "
-             "line means eta / RMS[g], RMS[g] = sqrt(E[g^2] + eps))"),
+        "line means eta / RMS[g], RMS[g] = sqrt(E[g^2] + eps))",
+    ),
     "adadelta_slide": dataclasses.replace(
-        _RMSPROP, reference="kang-lecture4 slide 'Adadelta'",
+        _RMSPROP,
+        reference="kang-lecture4 slide 'Adadelta'",
         note="alias of rmsprop: the slide's 'Adadelta' equation is RMSProp (gamma = rho); "
-             "Zeiler's Adadelta is 'adadelta'"),
+        "Zeiler's Adadelta is 'adadelta'",
+    ),
     "adam": OptimizerSpec(
-        _adam, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
-        "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; "
-        "w <- w - eta m_hat / (sqrt(v_hat) + eps)",
-        "Kingma & Ba 2015 (optax.adam)"),
+        _adam,
+        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w <- w - eta m_hat / (sqrt(v_hat) + eps)",
+        "Kingma & Ba 2015 (optax.adam)",
+    ),
     "adam_slide": OptimizerSpec(
-        _adam_slide, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        _adam_slide,
+        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
         "as adam, w <- w - eta m_hat / sqrt(v_hat + eps)",
         "kang-lecture4 slide 'Adam' (optax.adam(eps=0, eps_root=eps))",
-        "eps inside the root"),
+        "eps inside the root",
+    ),
     "adamw": OptimizerSpec(
-        _adamw, {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4},
+        _adamw,
+        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4},
         "as adam, w <- w - eta (m_hat / (sqrt(v_hat) + eps) + weight_decay w)",
         "Loshchilov & Hutter 2019 (optax.adamw; decay scaled by eta as in PyTorch)",
-        "decay acts on every array; the paper's lambda is eta * weight_decay at constant eta"),
+        "decay acts on every array; the paper's lambda is eta * weight_decay at constant eta",
+    ),
 }
 
 
@@ -493,8 +520,7 @@ def describe(name: str) -> str:
     """The equation, reference and notes of optimizer ``name``, with its defaults."""
     spec = _lookup(name)
     defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults.items()) or "none"
-    lines = [f"{name}: {spec.equation}", f"  reference: {spec.reference}",
-             f"  hyper-parameters (defaults): {defaults}"]
+    lines = [f"{name}: {spec.equation}", f"  reference: {spec.reference}", f"  hyper-parameters (defaults): {defaults}"]
     if spec.note:
         lines.append(f"  note: {spec.note}")
     return "\n".join(lines)
@@ -507,11 +533,20 @@ def _lookup(name: str) -> OptimizerSpec:
     return spec
 
 
-def create(name: str, learning_rate: LearningRate = 1e-3, *, schedule: str | None = None,
-           schedule_kwargs: dict | None = None, clip_norm: float | None = None,
-           clip_value: float | None = None, l1: float = 0.0, l2: float = 0.0,
-           num_examples: int | None = None, penalty_mask: Any = None,
-           **hyper) -> optax.GradientTransformation:
+def create(
+    name: str,
+    learning_rate: LearningRate = 1e-3,
+    *,
+    schedule: str | None = None,
+    schedule_kwargs: dict | None = None,
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+    l1: float = 0.0,
+    l2: float = 0.0,
+    num_examples: int | None = None,
+    penalty_mask: Any = None,
+    **hyper,
+) -> optax.GradientTransformation:
     """The optax transform for optimizer ``name`` (see `list_optimizers`, `describe`).
 
     ``learning_rate`` is a float, shaped by ``schedule`` (a `make_schedule` kind, with
@@ -525,8 +560,9 @@ def create(name: str, learning_rate: LearningRate = 1e-3, *, schedule: str | Non
     unknown = sorted(set(hyper) - set(spec.defaults))
     if unknown:
         valid = ", ".join(spec.defaults) or "none"
-        raise ValueError(f"optimizer {name!r} got unknown hyper-parameter(s) "
-                         f"{', '.join(unknown)}; valid for {name!r}: {valid}")
+        raise ValueError(
+            f"optimizer {name!r} got unknown hyper-parameter(s) {', '.join(unknown)}; valid for {name!r}: {valid}"
+        )
     hyper = {k: _check_hyper(name, k, v) for k, v in hyper.items()}
     _check_learning_rate(learning_rate)
     eta = _resolve_learning_rate(learning_rate, schedule, schedule_kwargs)
@@ -569,12 +605,12 @@ def nesterov_slide_weights(params, opt_state):
     ``opt_state`` is the state of a `create("nesterov_slide", ...)` transform (alone or
     inside a chain). Use w, not u, to evaluate or export the model the slide describes.
     """
-    states = [s for s in jax.tree.leaves(opt_state,
-                                         is_leaf=lambda s: isinstance(s, SlideNesterovState))
-              if isinstance(s, SlideNesterovState)]
+    states = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, SlideNesterovState))
+        if isinstance(s, SlideNesterovState)
+    ]
     if len(states) != 1:
-        raise ValueError(f"expected the state of one 'nesterov_slide' optimizer, found "
-                         f"{len(states)} in opt_state")
+        raise ValueError(f"expected the state of one 'nesterov_slide' optimizer, found {len(states)} in opt_state")
     state = states[0]
-    return jax.tree.map(lambda u, v: u + state.momentum.astype(v.dtype) * v,
-                        params, state.velocity)
+    return jax.tree.map(lambda u, v: u + state.momentum.astype(v.dtype) * v, params, state.velocity)

@@ -119,8 +119,10 @@ def _config_of(module: type, name: str, defaults: Mapping[str, Any]) -> dict[str
         elif f.default_factory is not dataclasses.MISSING:
             config[f.name] = f.default_factory()
         else:
-            raise TypeError(f"model {name!r}: field {module.__name__}.{f.name} needs a default "
-                            "(in the class or in defaults=), so that the default config is complete")
+            raise TypeError(
+                f"model {name!r}: field {module.__name__}.{f.name} needs a default "
+                "(in the class or in defaults=), so that the default config is complete"
+            )
     _check_keys(name, defaults, config)
     if "input_shape" not in config:
         raise TypeError(f"model {name!r}: {module.__name__} must have an input_shape field")
@@ -187,9 +189,7 @@ def get_spec(name: str) -> ModelSpec:
 def list_models(pattern: str = "*", *, family: str | None = None) -> list[str]:
     """Registered model names matching a shell-style ``pattern`` (e.g. ``"resnet*"``)."""
     return sorted(
-        n
-        for n, s in _REGISTRY.items()
-        if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
+        n for n, s in _REGISTRY.items() if fnmatch.fnmatch(n, pattern) and (family is None or s.family == family)
     )
 
 
@@ -209,12 +209,16 @@ def create_model(name: str, **overrides):
         return spec.build(**overrides)
     except (TypeError, ValueError) as e:
         message = str(e)
-        raise ValueError(message if message.startswith(("model ", "unknown config key"))
-                         else f"bad config for model {name!r}: {message}") from e
+        raise ValueError(
+            message
+            if message.startswith(("model ", "unknown config key"))
+            else f"bad config for model {name!r}: {message}"
+        ) from e
 
 
-def adapt_config(name: str, input_shape: tuple[int, ...], num_outputs: int | None,
-                 data_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def adapt_config(
+    name: str, input_shape: tuple[int, ...], num_outputs: int | None, data_config: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Overrides that fit model ``name`` to data of ``input_shape`` with ``num_outputs`` targets.
 
     ``data_config`` (a dataset's ``model_config``, e.g. ``{"vocab_size": 57}``) holds

@@ -108,8 +108,9 @@ TASKS: dict[str, Task] = {
     "binary_classification": Task("binary_classification", _binary_squared, "accuracy", "max"),
     "classification": Task("classification", _classification, "accuracy", "max"),
     "regression": Task("regression", _regression, "loss", "min"),
-    "sequence_to_sequence": Task("sequence_to_sequence", _sequence_to_sequence, "token_accuracy",
-                                 "max", inputs=x_and_y),
+    "sequence_to_sequence": Task(
+        "sequence_to_sequence", _sequence_to_sequence, "token_accuracy", "max", inputs=x_and_y
+    ),
 }
 
 

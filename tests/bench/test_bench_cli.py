@@ -13,8 +13,24 @@ def test_cli_writes_valid_json(tmp_path, capsys):
     from zoo.bench.__main__ import main
 
     out = tmp_path / "bench.json"
-    argv = ["--model", "mlp", "--image-size", "8", "--batch-size", "8", "--set", "hidden_sizes=(16,)",
-            "--steps", "2", "--rounds", "1", "--warmup", "1", "--json", str(out)]
+    argv = [
+        "--model",
+        "mlp",
+        "--image-size",
+        "8",
+        "--batch-size",
+        "8",
+        "--set",
+        "hidden_sizes=(16,)",
+        "--steps",
+        "2",
+        "--rounds",
+        "1",
+        "--warmup",
+        "1",
+        "--json",
+        str(out),
+    ]
     assert main(argv) == 0
     data = json.loads(out.read_text())
     (result,) = data["results"]
@@ -27,8 +43,14 @@ def test_cli_writes_valid_json(tmp_path, capsys):
 
 def test_cli_unknown_model_exits_2_with_one_error_line():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "zoo.bench", "--model", "mlpp"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoo.bench", "--model", "mlpp"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: unknown model 'mlpp'") and "mlp" in lines[0]

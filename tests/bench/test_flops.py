@@ -63,8 +63,9 @@ def test_recurrent_train_step_flops_grow_with_sequence_length():
         config = {**entry.config(workload), "hidden_size": 8}
         model = flax_models.lstm(config)
         host = contenders.make_host_batch(model, "classification", config["input_shape"], workload, None)
-        contender = contenders.jax_contender("flax", model, "classification", contenders.device_batch(host, workload),
-                                          config["input_shape"], workload)
+        contender = contenders.jax_contender(
+            "flax", model, "classification", contenders.device_batch(host, workload), config["input_shape"], workload
+        )
         flops.append(contender.flops)
         assert "trip count" in contender.flops_source
     # 4x the steps: nearly 4x the FLOPs (the SGD update and the head do not grow).

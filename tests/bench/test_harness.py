@@ -33,15 +33,15 @@ def jax_contender_for(entry, workload, overrides=None, model=None):
     return contenders.jax_contender("zoo", model, "classification", batch, shape, workload)
 
 
-
 # ------------------------------------------------------------------------------ numbers
 
 
 @pytest.fixture(scope="module")
 def mlp_result():
     entry = suite_entry("mlp")
-    return bench.run_entry(entry, tiny_mlp_workload(), overrides=TINY, steps=3, rounds=5, warmup=1,
-                           compare=("torch", "flax"))
+    return bench.run_entry(
+        entry, tiny_mlp_workload(), overrides=TINY, steps=3, rounds=5, warmup=1, compare=("torch", "flax")
+    )
 
 
 def test_numbers_are_positive_and_consistent(mlp_result):
@@ -100,7 +100,6 @@ def test_unregistered_models_are_reported_absent():
     assert table.count("**absent**") == len(results)
 
 
-
 def test_seq2seq_is_fed_source_and_target():
     """The Bahdanau encoder-decoder entry, shrunk: the train step and the forward apply
     call the model with (x, y), the targets shaped after its decoder's output, and its
@@ -115,8 +114,15 @@ def test_seq2seq_is_fed_source_and_target():
     for mode, compare in (("train", ("torch", "flax")), ("forward", ())):
         if compare:
             require_module("torch")
-        result = bench.run_entry(entry, entry.workload(batch_size=4, seq_len=6, mode=mode), overrides=overrides,
-                                 compare=compare, steps=1, rounds=5, warmup=1)
+        result = bench.run_entry(
+            entry,
+            entry.workload(batch_size=4, seq_len=6, mode=mode),
+            overrides=overrides,
+            compare=compare,
+            steps=1,
+            rounds=5,
+            warmup=1,
+        )
         assert result.status == "ok", result.traceback
         assert not result.unavailable, result.unavailable
         assert set(result.ratios) == set(compare)

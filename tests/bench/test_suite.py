@@ -21,4 +21,3 @@ def test_workload_options_that_do_not_apply_are_rejected():
     assert suite_entry("mlp").workload(seq_len=10, strict=False).seq_len is None
     with pytest.raises(ValueError, match="dtype"):
         Workload(4, dtype="float16")
-

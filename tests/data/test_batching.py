@@ -67,9 +67,7 @@ def test_num_batches_matches_iterate_batches():
     for n in (0, 1, 9, 10, 11):
         for batch_size in (1, 3, 10, 12):
             for drop in (False, True):
-                yielded = iterate_batches(
-                    np.arange(n), np.arange(n), batch_size, seed=0, epoch=0, drop_remainder=drop
-                )
+                yielded = iterate_batches(np.arange(n), np.arange(n), batch_size, seed=0, epoch=0, drop_remainder=drop)
                 assert num_batches(n, batch_size, drop) == len(list(yielded)), (n, batch_size, drop)
 
 

@@ -21,11 +21,7 @@ _TYPE_CODES = {
 def idx_bytes(array: np.ndarray) -> bytes:
     """IDX encoding of ``array``: magic 00 00 type ndim, big-endian sizes and data."""
     header = bytes([0, 0, _TYPE_CODES[array.dtype.type], array.ndim])
-    return (
-        header
-        + np.array(array.shape, ">u4").tobytes()
-        + array.astype(array.dtype.newbyteorder(">")).tobytes()
-    )
+    return header + np.array(array.shape, ">u4").tobytes() + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
 def write_idx(path, array, compress=False):

@@ -22,9 +22,7 @@ def test_xor_noisy_samples_are_seeded_and_keep_their_corner_label():
     corner = np.round(data.x_train)  # noise 0.1: every point stays nearest its corner
     np.testing.assert_array_equal(corner[:, 0].astype(int) ^ corner[:, 1].astype(int), data.y_train)
     assert not np.array_equal(data.x_train, data.x_test)
-    np.testing.assert_array_equal(
-        data.x_train, load_dataset("xor", num_examples=400, noise=0.1, seed=3).x_train
-    )
+    np.testing.assert_array_equal(data.x_train, load_dataset("xor", num_examples=400, noise=0.1, seed=3).x_train)
     assert not np.array_equal(data.x_train, load_dataset("xor", num_examples=400, noise=0.1, seed=4).x_train)
     with pytest.raises(ValueError, match="num_examples"):
         load_dataset("xor", num_examples=3)

@@ -25,8 +25,7 @@ def _abstract_variables(model):
 
 
 def _flat(tree):
-    return {"/".join(str(k.key) for k in kp): np.asarray(v)
-            for kp, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    return {"/".join(str(k.key) for k in kp): np.asarray(v) for kp, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
 # --------------------------------------------------------------------------------------
@@ -79,31 +78,55 @@ def _outputs(torch, model, variables, net, batch=2, seed=0):
 
 IMPORT_CASES = {
     # name: (zoo model, torch twin builder(twins)); small configs, torchvision layouts.
-    "resnet18": (lambda: zoo.create_model("resnet18", input_shape=(64, 64, 3), num_classes=10,
-                                                 **fast_compile("resnet18")),
-                 lambda t: t.ResNet(t.BasicBlock, (2, 2, 2, 2), num_classes=10)),
-    "resnet50_layout": (lambda: zoo.create_model("resnet50", input_shape=(64, 64, 3), num_classes=10,
-                                                 stage_sizes=(1, 1, 1, 1), width=16, **fast_compile("resnet50")),
-                        lambda t: t.ResNet(t.Bottleneck, (1, 1, 1, 1), num_classes=10, width=16)),
-    "densenet121_layout": (lambda: zoo.create_model("densenet121", input_shape=(64, 64, 3), num_classes=10,
-                                                    block_config=(2, 2, 2, 2), growth_rate=8,
-                                                    num_init_features=16),
-                           lambda t: t.DenseNet(8, (2, 2, 2, 2), 16, num_classes=10)),
+    "resnet18": (
+        lambda: zoo.create_model("resnet18", input_shape=(64, 64, 3), num_classes=10, **fast_compile("resnet18")),
+        lambda t: t.ResNet(t.BasicBlock, (2, 2, 2, 2), num_classes=10),
+    ),
+    "resnet50_layout": (
+        lambda: zoo.create_model(
+            "resnet50",
+            input_shape=(64, 64, 3),
+            num_classes=10,
+            stage_sizes=(1, 1, 1, 1),
+            width=16,
+            **fast_compile("resnet50"),
+        ),
+        lambda t: t.ResNet(t.Bottleneck, (1, 1, 1, 1), num_classes=10, width=16),
+    ),
+    "densenet121_layout": (
+        lambda: zoo.create_model(
+            "densenet121",
+            input_shape=(64, 64, 3),
+            num_classes=10,
+            block_config=(2, 2, 2, 2),
+            growth_rate=8,
+            num_init_features=16,
+        ),
+        lambda t: t.DenseNet(8, (2, 2, 2, 2), 16, num_classes=10),
+    ),
     # The benchmark twin: no adaptive pool, a 2x2x32 last map flattened into fc1.
-    "vgg11": (lambda: zoo.create_model("vgg11", input_shape=(64, 64, 3), num_classes=10, width_divisor=16,
-                                        **fast_compile("vgg11")),
-              lambda t: t.VGG(t.vgg_layers(16), 64, 3, 10, 0.5)),
+    "vgg11": (
+        lambda: zoo.create_model(
+            "vgg11", input_shape=(64, 64, 3), num_classes=10, width_divisor=16, **fast_compile("vgg11")
+        ),
+        lambda t: t.VGG(t.vgg_layers(16), 64, 3, 10, 0.5),
+    ),
     # torchvision's VGG at a non-square input: its 7x7 adaptive pool folded into fc1.
-    "vgg11_adaptive_pool": (lambda: zoo.create_model("vgg11", input_shape=(64, 96, 3), num_classes=10,
-                                                     width_divisor=16, **fast_compile("vgg11")),
-                            lambda t: t.VGGTorchvision(t.vgg_layers(16), num_classes=10)),
-    "alexnet_torchvision": (lambda: zoo.create_model("alexnet_torchvision", num_classes=10,
-                                                     widths=(8, 16, 16, 16, 8), fc_size=32),
-                            lambda t: t.AlexNetTorchvision(10, (8, 16, 16, 16, 8), 32)),
+    "vgg11_adaptive_pool": (
+        lambda: zoo.create_model(
+            "vgg11", input_shape=(64, 96, 3), num_classes=10, width_divisor=16, **fast_compile("vgg11")
+        ),
+        lambda t: t.VGGTorchvision(t.vgg_layers(16), num_classes=10),
+    ),
+    "alexnet_torchvision": (
+        lambda: zoo.create_model("alexnet_torchvision", num_classes=10, widths=(8, 16, 16, 16, 8), fc_size=32),
+        lambda t: t.AlexNetTorchvision(10, (8, 16, 16, 16, 8), 32),
+    ),
     # The paper's AlexNet (LRN, two towers) as a Sequential port: matched by module order.
-    "alexnet_paper": (lambda: zoo.create_model("alexnet", num_classes=10, widths=(16, 32, 24, 24, 16),
-                                               fc_size=32),
-                      lambda t: t.AlexNetPaper(10, (16, 32, 24, 24, 16), 32)),
+    "alexnet_paper": (
+        lambda: zoo.create_model("alexnet", num_classes=10, widths=(16, 32, 24, 24, 16), fc_size=32),
+        lambda t: t.AlexNetPaper(10, (16, 32, 24, 24, 16), 32),
+    ),
 }
 
 
@@ -121,8 +144,9 @@ def test_imported_torch_weights_give_torch_outputs(case, torch, twins):
 def test_flatten_order_matters_for_vgg(torch, twins):
     """Negative control: importing fc1 without the (C, H, W) -> (H, W, C) row permutation
     gives other logits, so the comparison above does see the permutation."""
-    model = zoo.create_model("vgg11", input_shape=(64, 64, 3), num_classes=10, width_divisor=16,
-                             **fast_compile("vgg11"))
+    model = zoo.create_model(
+        "vgg11", input_shape=(64, 64, 3), num_classes=10, width_divisor=16, **fast_compile("vgg11")
+    )
     net = _random_twin(torch, lambda: twins.VGG(twins.vgg_layers(16), 64, 3, 10, 0.5))
     variables = import_torch_state_dict(model, _abstract_variables(model), net.state_dict())
     unpermuted = jax.tree.map(lambda a: a, variables)
@@ -132,13 +156,16 @@ def test_flatten_order_matters_for_vgg(torch, twins):
 
 
 def test_numpy_values_legacy_densenet_names_and_module_prefix(torch, twins):
-    model = zoo.create_model("densenet121", input_shape=(32, 32, 3), num_classes=4, block_config=(1, 2),
-                             growth_rate=4, num_init_features=8)
+    model = zoo.create_model(
+        "densenet121", input_shape=(32, 32, 3), num_classes=4, block_config=(1, 2), growth_rate=4, num_init_features=8
+    )
     net = _random_twin(torch, lambda: twins.DenseNet(4, (1, 2), 8, num_classes=4))
     reference = import_torch_state_dict(model, _abstract_variables(model), net.state_dict())
     # Old torchvision files say "denselayer1.norm.1.weight"; DataParallel adds "module.".
-    renamed = {"module." + k.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): v.numpy()
-               for k, v in net.state_dict().items()}
+    renamed = {
+        "module." + k.replace(".norm1.", ".norm.1.").replace(".conv2.", ".conv.2."): v.numpy()
+        for k, v in net.state_dict().items()
+    }
     assert any(".norm.1." in k for k in renamed)
     variables = import_torch_state_dict(model, _abstract_variables(model), renamed)
     assert set(_flat(variables)) == set(_flat(reference))
@@ -172,8 +199,9 @@ def test_import_reports_missing_unexpected_and_mismatched_keys(torch, twins):
 
 def test_imagenet_weights_then_new_head(torch, twins):
     """The usual transfer: import 1000-class weights, then a fresh 10-class head."""
-    model = zoo.create_model("resnet18", input_shape=(32, 32, 3), num_classes=1000, width=16,
-                             **fast_compile("resnet18"))
+    model = zoo.create_model(
+        "resnet18", input_shape=(32, 32, 3), num_classes=1000, width=16, **fast_compile("resnet18")
+    )
     net = _random_twin(torch, lambda: twins.ResNet(twins.BasicBlock, (2, 2, 2, 2), 1000, width=16))
     variables = import_torch_state_dict("resnet18", _abstract_variables(model), net.state_dict())
     new_model, new_variables = finetune.replace_head(model, variables, 10, seed=3)
@@ -189,9 +217,9 @@ def test_imagenet_weights_then_new_head(torch, twins):
         expected = net.maxpool(torch.relu(net.bn1(net.conv1(torch.from_numpy(x.transpose(0, 3, 1, 2))))))
         for i in range(4):
             expected = getattr(net, f"layer{i + 1}")(expected)
-    np.testing.assert_allclose(features, expected.mean((2, 3)).numpy(), rtol=RTOL,
-                               atol=ATOL * float(expected.abs().max()))
-
+    np.testing.assert_allclose(
+        features, expected.mean((2, 3)).numpy(), rtol=RTOL, atol=ATOL * float(expected.abs().max())
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -200,8 +228,9 @@ def test_imagenet_weights_then_new_head(torch, twins):
 
 
 def _small_resnet(twins):
-    model = zoo.create_model("resnet18", input_shape=(32, 32, 3), num_classes=4, stage_sizes=(1, 1), width=8,
-                             **fast_compile("resnet18"))
+    model = zoo.create_model(
+        "resnet18", input_shape=(32, 32, 3), num_classes=4, stage_sizes=(1, 1), width=8, **fast_compile("resnet18")
+    )
     return model, twins.ResNet(twins.BasicBlock, (1, 1), num_classes=4, width=8)
 
 
@@ -210,6 +239,7 @@ def test_weights_files_load_into_the_model(torch, twins, tmp_path):
     scripts save checkpoints) and with safetensors gives the twin's outputs after import."""
     require_module("safetensors")
     import safetensors.torch
+
     model, build = _small_resnet(twins)
     net = _random_twin(torch, lambda: build)
     torch.save(net.state_dict(), tmp_path / "net.pt")
@@ -236,11 +266,13 @@ def test_weights_file_errors_are_one_line(torch, tmp_path):
     torch.save({"weights": _NotWeights()}, tmp_path / "object.pth")
     torch.save([torch.zeros(2)], tmp_path / "list.pt")
     (tmp_path / "net.bin").write_bytes(b"")
-    cases = {"garbage.pt": r"garbage\.pt cannot be read as \.pt weights",
-             "garbage.safetensors": r"garbage\.safetensors cannot be read as \.safetensors weights",
-             "object.pth": r"object\.pth cannot be read as \.pth weights",  # weights_only refuses the object
-             "list.pt": r"list\.pt holds no state dict",
-             "net.bin": r"net\.bin: unknown weights format '\.bin'"}
+    cases = {
+        "garbage.pt": r"garbage\.pt cannot be read as \.pt weights",
+        "garbage.safetensors": r"garbage\.safetensors cannot be read as \.safetensors weights",
+        "object.pth": r"object\.pth cannot be read as \.pth weights",  # weights_only refuses the object
+        "list.pt": r"list\.pt holds no state dict",
+        "net.bin": r"net\.bin: unknown weights format '\.bin'",
+    }
     for name, message in cases.items():
         with pytest.raises(ValueError, match=message) as error:
             load_torch_state_dict(tmp_path / name)
@@ -249,8 +281,10 @@ def test_weights_file_errors_are_one_line(torch, tmp_path):
 
 def test_interop_does_not_import_the_training_engine_or_torch():
     """zoo.interop sits beside the models: importing it loads neither zoo.train nor torch."""
-    code = ("import sys, zoo.interop; "
-            "print(sorted(m for m in sys.modules if m.startswith(('zoo.train', 'zoo.bench', 'zoo.data')) "
-            "or m == 'torch'))")
+    code = (
+        "import sys, zoo.interop; "
+        "print(sorted(m for m in sys.modules if m.startswith(('zoo.train', 'zoo.bench', 'zoo.data')) "
+        "or m == 'torch'))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert proc.stdout.strip() == "[]", proc.stdout

@@ -39,7 +39,7 @@ def _np_conv_same(x, kernel):
     out = np.zeros(x.shape[:3] + (kernel.shape[-1],), np.float64)
     for di in range(k):
         for dj in range(k):
-            window = padded[:, di:di + x.shape[1], dj:dj + x.shape[2], :]
+            window = padded[:, di : di + x.shape[1], dj : dj + x.shape[2], :]
             out += np.einsum("bhwc,cf->bhwf", window, kernel[di, dj])
     return out
 
@@ -53,7 +53,7 @@ def _np_convlstm(w, xs, c, h):
     hs = []
     for t in range(xs.shape[1]):
         pre = _np_conv_same(xs[:, t], Wx) + _np_conv_same(h, Wh) + b  # blocks (i, f, c, o)
-        pre_i, pre_f, pre_c, pre_o = (pre[..., g * F:(g + 1) * F] for g in range(4))
+        pre_i, pre_f, pre_c, pre_o = (pre[..., g * F : (g + 1) * F] for g in range(4))
         i = _sigmoid(pre_i + w["peephole_i"] * c)
         f = _sigmoid(pre_f + w["peephole_f"] * c)
         c = f * c + i * np.tanh(pre_c)
@@ -124,13 +124,21 @@ def test_moving_digits_frames_bounce_inside_the_canvas():
     from zoo.data import load_dataset
     from zoo.data.sequence_tasks import copy_last_frame_mse
 
-    data = load_dataset("moving_digits", num_examples=20, num_test_examples=10, canvas_size=16,
-                        input_frames=4, output_frames=3, max_speed=2.0)
+    data = load_dataset(
+        "moving_digits",
+        num_examples=20,
+        num_test_examples=10,
+        canvas_size=16,
+        input_frames=4,
+        output_frames=3,
+        max_speed=2.0,
+    )
     assert data.x_train.shape == (20, 4, 16, 16, 1) and data.y_train.shape == (20, 3, 16, 16, 1)
     assert data.x_train.dtype == np.float32 and 0 <= data.x_train.min() and data.x_train.max() <= 1
     assert data.task == "regression" and data.model_config == {"output_frames": 3}
-    again = load_dataset("moving_digits", num_examples=20, num_test_examples=10, canvas_size=16,
-                         input_frames=4, output_frames=3)
+    again = load_dataset(
+        "moving_digits", num_examples=20, num_test_examples=10, canvas_size=16, input_frames=4, output_frames=3
+    )
     np.testing.assert_array_equal(again.x_train, data.x_train)  # seeded
     video = np.concatenate([data.x_train, data.y_train], 1)
     assert np.all(video.reshape(20, 7, -1).max(-1) > 0.5)  # a digit in every frame
@@ -145,12 +153,27 @@ def test_convlstm_trains_on_moving_digits():
     the MSE of predicting blank frames (a model that learned nothing about the digits)."""
     from zoo.data import load_dataset
 
-    data = load_dataset("moving_digits", num_examples=256, num_test_examples=64, canvas_size=12,
-                        num_digits=1, input_frames=3, output_frames=1, max_speed=1.0)
+    data = load_dataset(
+        "moving_digits",
+        num_examples=256,
+        num_test_examples=64,
+        canvas_size=12,
+        num_digits=1,
+        input_frames=3,
+        output_frames=1,
+        max_speed=1.0,
+    )
     # conv_impl="xla": on maps this small XLA's convolution compiles faster than the matmul
     # paths and its slow backward pass inside a scan costs little.
-    result = zoo.fit("convlstm", data, epochs=3, batch_size=16, learning_rate=1e-2,
-                     model_overrides={"features": (8,), "conv_impl": "xla"}, progress=False)
-    blank = float(np.mean(data.y_test ** 2))
+    result = zoo.fit(
+        "convlstm",
+        data,
+        epochs=3,
+        batch_size=16,
+        learning_rate=1e-2,
+        model_overrides={"features": (8,), "conv_impl": "xla"},
+        progress=False,
+    )
+    blank = float(np.mean(data.y_test**2))
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert result.test_metrics["mse"] < 0.7 * blank

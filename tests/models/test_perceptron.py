@@ -217,8 +217,7 @@ def test_mlp_learns_xor(activation):
     """A 2-8-2 MLP trained by full-batch Adam separates XOR for each activation."""
     import optax
 
-    model = zoo.create_model("mlp", input_shape=(2,), hidden_sizes=(8,), num_outputs=2,
-                             activation=activation)
+    model = zoo.create_model("mlp", input_shape=(2,), hidden_sizes=(8,), num_outputs=2, activation=activation)
     x = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     t = jnp.array([0, 1, 1, 0])
     params = model.init(jax.random.PRNGKey(1), x)["params"]
@@ -227,8 +226,7 @@ def test_mlp_learns_xor(activation):
 
     @jax.jit
     def step(params, opt):
-        loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
-            model.apply({"params": p}, x), t).mean()
+        loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, x), t).mean()
         g = jax.grad(loss)(params)
         u, opt = tx.update(g, opt)
         return optax.apply_updates(params, u), opt
@@ -239,20 +237,17 @@ def test_mlp_learns_xor(activation):
 
 
 def test_mlp_identity_activation_is_linear():
-    model = zoo.create_model("mlp", input_shape=(3,), hidden_sizes=(4, 4), num_outputs=2,
-                             activation="identity")
+    model = zoo.create_model("mlp", input_shape=(3,), hidden_sizes=(4, 4), num_outputs=2, activation="identity")
     x = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
     v = model.init(jax.random.PRNGKey(1), x)
     f = lambda x: model.apply(v, x)
-    np.testing.assert_allclose(f(2 * x) - f(jnp.zeros_like(x)), 2 * (f(x) - f(jnp.zeros_like(x))),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(f(2 * x) - f(jnp.zeros_like(x)), 2 * (f(x) - f(jnp.zeros_like(x))), rtol=1e-5, atol=1e-5)
 
 
 def test_rbf_gaussian_units_equal_numpy():
     """phi_k(x) = exp(-||x - c_k||^2 / (2 sigma^2)) against NumPy."""
     centres = ((0.0, 0.0), (1.0, 2.0), (-1.0, 0.5))
-    model = zoo.create_model("rbf", input_shape=(2,), num_centres=3, num_outputs=1, width=0.7,
-                             centres=centres)
+    model = zoo.create_model("rbf", input_shape=(2,), num_centres=3, num_outputs=1, width=0.7, centres=centres)
     x = np.array([[0.3, -0.2], [1.0, 1.0]], np.float32)
     v = model.init(jax.random.PRNGKey(0), x)
     phi = model.apply(v, x, method=model.forward_features)

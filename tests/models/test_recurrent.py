@@ -71,8 +71,10 @@ def test_bench_suite_configs_build():
     """zoo.bench.suite's lstm and gru entries (B=64, T=128, I=64, H=256) pass these keys."""
     for name in ("lstm", "gru"):
         model = zoo.create_model(name, input_shape=(128, 64), hidden_size=256, num_classes=10)
-        out, _ = jax.eval_shape(functools.partial(model.init_with_output, jax.random.PRNGKey(0)),
-                                jax.ShapeDtypeStruct((64, 128, 64), jnp.float32))
+        out, _ = jax.eval_shape(
+            functools.partial(model.init_with_output, jax.random.PRNGKey(0)),
+            jax.ShapeDtypeStruct((64, 128, 64), jnp.float32),
+        )
         assert out.shape == (64, 10)
 
 
@@ -80,8 +82,7 @@ def test_program_size_does_not_grow_with_sequence_length():
     """One scan body whatever T: the jaxprs of the forward and backward pass at T=17 and at
     T=257 differ only in the length itself (T and T-1; no other array dimension is 16 or
     17, 256 or 257)."""
-    model = zoo.create_model("lstm", input_shape=(None, 3), hidden_size=5, bidirectional=True,
-                             num_classes=2)
+    model = zoo.create_model("lstm", input_shape=(None, 3), hidden_size=5, bidirectional=True, num_classes=2)
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.zeros((2, 4, 3)))
 
     def program(t):
@@ -97,8 +98,16 @@ def test_program_size_does_not_grow_with_sequence_length():
 def test_lstm_learns_digits_rows():
     """A short real run of the training engine: digits as 8 steps of 8 pixels."""
     from zoo.data import load_dataset
-    result = zoo.fit("lstm", load_dataset("digits"), epochs=3, batch_size=32, learning_rate=1e-2,
-                     model_overrides={"hidden_size": 32}, progress=False)
+
+    result = zoo.fit(
+        "lstm",
+        load_dataset("digits"),
+        epochs=3,
+        batch_size=32,
+        learning_rate=1e-2,
+        model_overrides={"hidden_size": 32},
+        progress=False,
+    )
     assert result.test_metrics["accuracy"] > 0.8
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
@@ -119,16 +128,26 @@ def _numpy_params(model, x, seed=1, scale=0.5):
 def test_attention_pooling_matches_numpy_and_ignores_padding():
     """e_t = v^T tanh(W h_t + b), alpha = softmax over the valid steps, c = sum_t alpha_t h_t;
     lengths come from the padding (id 0 at the end); an all-padding text pools to 0."""
-    model = zoo.create_model("attention_lstm", input_shape=(6,), vocab_size=12, embedding_dim=3,
-                             hidden_size=4, attention_size=5, num_classes=2)
+    model = zoo.create_model(
+        "attention_lstm",
+        input_shape=(6,),
+        vocab_size=12,
+        embedding_dim=3,
+        hidden_size=4,
+        attention_size=5,
+        num_classes=2,
+    )
     ids = np.array([[3, 4, 5, 0, 0, 0], [2, 0, 0, 0, 0, 0], [7, 8, 9, 10, 11, 1], [0] * 6], np.int32)
     variables = _numpy_params(model, ids)
     np.testing.assert_array_equal(R.lengths_from_padding(jnp.asarray(ids)), [3, 1, 6, 0])
 
     @jax.jit
     def run(v, ids):
-        return (zoo.explain.attention_weights(model, v, ids), model.apply(v, ids, method=model.forward_features),
-                jax.grad(lambda v: jnp.sum(model.apply(v, ids)))(v))
+        return (
+            zoo.explain.attention_weights(model, v, ids),
+            model.apply(v, ids, method=model.forward_features),
+            jax.grad(lambda v: jnp.sum(model.apply(v, ids)))(v),
+        )
 
     weights, pooled, grads = run(variables, jnp.asarray(ids))
     lengths = np.array([3, 1, 6, 0])
@@ -140,8 +159,9 @@ def test_attention_pooling_matches_numpy_and_ignores_padding():
     p = jax.tree.map(np.asarray, variables["params"])
     embedded = p["embed"]["embedding"][ids]
     encoder = R.StackedRNN(cell="lstm", hidden_size=4, bidirectional=True)  # alone: checked against torch in tests/nn
-    _, hs = jax.jit(encoder.apply)({"params": variables["params"]["encoder"]}, jnp.asarray(embedded),
-                                   lengths=jnp.asarray(lengths))
+    _, hs = jax.jit(encoder.apply)(
+        {"params": variables["params"]["encoder"]}, jnp.asarray(embedded), lengths=jnp.asarray(lengths)
+    )
     hs = np.asarray(hs, np.float64)
     a = p["attention"]
     e = np.tanh(hs @ a["project"]["kernel"] + a["project"]["bias"]) @ a["score"]["kernel"][:, 0]
@@ -184,12 +204,18 @@ def test_attention_lstm_learns_sentiment_and_attends_to_the_deciding_words():
     from zoo.data.sentiment import NEGATIONS, NEGATIVE_WORDS, POSITIVE_WORDS
 
     data = load_dataset("sentiment", num_examples=2000, num_test_examples=300)
-    result = zoo.fit("attention_lstm", data, epochs=4, batch_size=32, learning_rate=1e-2,
-                     model_overrides={"hidden_size": 16, "embedding_dim": 16}, progress=False)
+    result = zoo.fit(
+        "attention_lstm",
+        data,
+        epochs=4,
+        batch_size=32,
+        learning_rate=1e-2,
+        model_overrides={"hidden_size": 16, "embedding_dim": 16},
+        progress=False,
+    )
     assert result.test_metrics["accuracy"] > 0.95  # chance: 0.5
     weights = np.asarray(zoo.explain.attention_weights(result.model, result.variables, data.x_test))
-    deciding = np.isin(data.x_test, [data.vocabulary.token_id(w)
-                                     for w in POSITIVE_WORDS + NEGATIVE_WORDS + NEGATIONS])
+    deciding = np.isin(data.x_test, [data.vocabulary.token_id(w) for w in POSITIVE_WORDS + NEGATIVE_WORDS + NEGATIONS])
     uniform_share = deciding.sum(1) / (data.x_test != 0).sum(1)  # about 0.15
     assert np.mean((weights * deciding).sum(1)) > 2.5 * np.mean(uniform_share)
 
@@ -262,14 +288,16 @@ def test_adding_problem_data_and_lstm_regression_through_the_engine():
     assert np.all(markers.sum(1) == 2) and np.all(markers[:, :6].sum(1) == 1)  # one per half
     np.testing.assert_allclose(y[:, 0], (x[..., 0] * markers).sum(1), rtol=1e-6)
     assert 0 <= x[..., 0].min() and x[..., 0].max() < 1
-    np.testing.assert_array_equal(load_dataset("adding_problem", length=12, num_examples=256,
-                                               num_test_examples=64, seed=3).x_test, data.x_test)
+    np.testing.assert_array_equal(
+        load_dataset("adding_problem", length=12, num_examples=256, num_test_examples=64, seed=3).x_test, data.x_test
+    )
     with pytest.raises(ValueError, match="length"):
         load_dataset("adding_problem", length=1)
     # The registered LSTM classifier serves regression with one output (the engine adapts
     # num_classes to the target width); a short run lowers the loss.
-    result = zoo.fit("lstm", data, epochs=3, batch_size=32, learning_rate=1e-2,
-                     model_overrides={"hidden_size": 8}, progress=False)
+    result = zoo.fit(
+        "lstm", data, epochs=3, batch_size=32, learning_rate=1e-2, model_overrides={"hidden_size": 8}, progress=False
+    )
     assert result.model.num_classes == 1 and result.task.name == "regression"
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert np.isfinite(result.test_metrics["mse"])

@@ -102,8 +102,16 @@ V, T_IN, T_OUT = 6, 5, 6
 
 
 def _model(attention, **kw):
-    config = dict(input_shape=(T_IN,), vocab_size=V, output_length=T_OUT, embed_dim=3, hidden_size=4,
-                  num_layers=2, bidirectional=True, attention=attention)
+    config = dict(
+        input_shape=(T_IN,),
+        vocab_size=V,
+        output_length=T_OUT,
+        embed_dim=3,
+        hidden_size=4,
+        num_layers=2,
+        bidirectional=True,
+        attention=attention,
+    )
     config.update(kw)
     return S.Seq2Seq(**config)
 
@@ -149,13 +157,22 @@ def _step_by_step(module, x, y):
         greedy_tokens.append(token)
         greedy_alpha.append(jnp.where(done[:, None], 0.0, alpha))
         done = done | (token == D.EOS)
-    return (jnp.stack(tf_logits, 1), jnp.stack(tf_alpha, 1), jnp.stack(greedy_tokens, 1),
-            jnp.stack(greedy_alpha, 1), module(x, y))
+    return (
+        jnp.stack(tf_logits, 1),
+        jnp.stack(tf_alpha, 1),
+        jnp.stack(greedy_tokens, 1),
+        jnp.stack(greedy_alpha, 1),
+        module(x, y),
+    )
 
 
-@pytest.mark.parametrize("attention,options", [
-    ("bahdanau", {}),  # 2 layers, bidirectional LSTM encoder
-    ("general", {"input_feeding": True, "cell": "gru", "num_layers": 1, "bidirectional": False})])
+@pytest.mark.parametrize(
+    "attention,options",
+    [
+        ("bahdanau", {}),  # 2 layers, bidirectional LSTM encoder
+        ("general", {"input_feeding": True, "cell": "gru", "num_layers": 1, "bidirectional": False}),
+    ],
+)
 def test_teacher_forcing_and_greedy_equal_the_decoder_run_step_by_step(attention, options):
     model = _model(attention, **options)
     x, y = _tokens(), _target()
@@ -163,11 +180,17 @@ def test_teacher_forcing_and_greedy_equal_the_decoder_run_step_by_step(attention
     # A bias towards EOS so that greedy decoding ends early in some rows.
     eos_bias = 2.5
     params = jax.tree_util.tree_map_with_path(
-        lambda p, v: v.at[D.EOS].add(eos_bias) if "output" in jax.tree_util.keystr(p) and "bias" in
-        jax.tree_util.keystr(p) else v, variables["params"])
+        lambda p, v: (
+            v.at[D.EOS].add(eos_bias)
+            if "output" in jax.tree_util.keystr(p) and "bias" in jax.tree_util.keystr(p)
+            else v
+        ),
+        variables["params"],
+    )
     variables = {"params": params}
-    tf_logits, tf_alpha, greedy, greedy_alpha, out = jax.jit(
-        functools.partial(model.apply, method=_step_by_step))(variables, x, y)
+    tf_logits, tf_alpha, greedy, greedy_alpha, out = jax.jit(functools.partial(model.apply, method=_step_by_step))(
+        variables, x, y
+    )
     greedy = np.asarray(greedy)
     np.testing.assert_allclose(out["logits"], tf_logits, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(out["predictions"], greedy)
@@ -175,7 +198,7 @@ def test_teacher_forcing_and_greedy_equal_the_decoder_run_step_by_step(attention
     assert ended[:, :-1].any(), "the test needs a row that ends before the last step"
     for row, stops in zip(np.asarray(out["predictions"]), ended):
         if stops.any():
-            assert np.all(row[np.argmax(stops) + 1:] == 0)  # padding after the end token
+            assert np.all(row[np.argmax(stops) + 1 :] == 0)  # padding after the end token
     assert out["attention"].shape == (B, T_OUT, T_IN)
     np.testing.assert_allclose(out["attention"], tf_alpha, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(out["predicted_attention"], greedy_alpha, rtol=1e-5, atol=1e-6)
@@ -192,6 +215,7 @@ def test_program_size_does_not_grow_with_the_lengths():
     """One scan body for the encoder, the teacher-forced decoder and greedy decoding: the
     jaxprs of the loss gradient plus greedy decoding at (T_in, T_out) = (23, 29) and
     (257, 263) are the same program up to array sizes."""
+
     def program(t_in, t_out):
         model = _model("bahdanau", input_shape=(None,), output_length=t_out, num_layers=1)
         x, y = jnp.ones((2, t_in), jnp.int32), jnp.ones((2, t_out), jnp.int32)
@@ -253,8 +277,16 @@ def test_reverse_with_attention_trains_through_fit():
     teacher-forced token accuracy rises, and the engine's greedy exact match equals the
     one scored from `translate`'s decoded test split."""
     data = load_dataset("reverse", length=5, vocabulary=6, num_examples=1024, num_test_examples=128)
-    result = zoo.fit("seq2seq_bahdanau", data, epochs=3, batch_size=32, learning_rate=1e-2, progress=False,
-                     eval_batch_size=128, model_overrides={"hidden_size": 16, "embed_dim": 8})
+    result = zoo.fit(
+        "seq2seq_bahdanau",
+        data,
+        epochs=3,
+        batch_size=32,
+        learning_rate=1e-2,
+        progress=False,
+        eval_batch_size=128,
+        model_overrides={"hidden_size": 16, "embed_dim": 8},
+    )
     assert result.task.name == "sequence_to_sequence"
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
     assert result.test_metrics["token_accuracy"] > 0.95
@@ -269,11 +301,20 @@ def test_char_lstm_spells_the_seeds_long_word():
     An LSTM trained on next-character prediction spells the word by greedy generation from
     its first letter."""
     data = load_dataset("long_word", copies=32)
-    result = zoo.fit("char_rnn", data, epochs=40, batch_size=32, learning_rate=2e-2, progress=False,
-                     validation_fraction=0.0, model_overrides={"hidden_size": 64, "cell": "lstm"})
+    result = zoo.fit(
+        "char_rnn",
+        data,
+        epochs=40,
+        batch_size=32,
+        learning_rate=2e-2,
+        progress=False,
+        validation_fraction=0.0,
+        model_overrides={"hidden_size": 64, "cell": "lstm"},
+    )
     assert result.test_metrics["exact_match"] == 1.0
-    generated = result.model.apply(result.variables, data.x_test[:, 0], method=S.CharRNN.generate,
-                                   length=data.x_test.shape[1])["predictions"]
+    generated = result.model.apply(
+        result.variables, data.x_test[:, 0], method=S.CharRNN.generate, length=data.x_test.shape[1]
+    )["predictions"]
     spelled = D.LONG_WORD[0] + "".join(D.decode_tokens(data.vocabulary, generated[0]))
     assert spelled == D.LONG_WORD
 
@@ -284,10 +325,23 @@ def test_rnn_autoencoder_reconstructs_float_sequences_by_regression():
     rng = np.random.default_rng(0)
     phase, freq = rng.uniform(0, 2 * np.pi, (320, 1)), rng.uniform(0.5, 1.5, (320, 1))
     waves = np.sin(0.5 * freq * np.arange(8)[None, :] + phase)[..., None].astype(np.float32)  # (N, 8, 1)
-    data = Dataset(name="waves", task="regression", x_train=waves[:256], y_train=waves[:256],
-                   x_test=waves[256:], y_test=waves[256:])
-    result = zoo.fit("rnn_autoencoder", data, epochs=4, batch_size=32, learning_rate=1e-2, progress=False,
-                     model_overrides={"hidden_size": 16})
+    data = Dataset(
+        name="waves",
+        task="regression",
+        x_train=waves[:256],
+        y_train=waves[:256],
+        x_test=waves[256:],
+        y_test=waves[256:],
+    )
+    result = zoo.fit(
+        "rnn_autoencoder",
+        data,
+        epochs=4,
+        batch_size=32,
+        learning_rate=1e-2,
+        progress=False,
+        model_overrides={"hidden_size": 16},
+    )
     assert result.task.name == "regression" and zoo.model_info("rnn_autoencoder")["task"] == "regression"
     assert result.history[-1]["train_loss"] < 0.5 * result.history[0]["train_loss"]
     assert result.model.apply(result.variables, waves[:2]).shape == (2, 8, 1)
@@ -312,7 +366,7 @@ def test_copy_and_reverse_tasks():
         assert 3 <= n <= 6 and np.all(x[n:] == 0) and np.all((x[:n] >= 4) & (x[:n] < 9))
         np.testing.assert_array_equal(yc[:n], x[:n])
         np.testing.assert_array_equal(yr[:n], x[:n][::-1])
-        assert yc[n] == yr[n] == D.EOS and np.all(yc[n + 1:] == 0)
+        assert yc[n] == yr[n] == D.EOS and np.all(yc[n + 1 :] == 0)
     again = load_dataset("copy", length=6, vocabulary=5, min_length=3, num_examples=20, num_test_examples=5)
     np.testing.assert_array_equal(again.x_test, copy.x_test)
     with pytest.raises(ValueError, match="min_length"):
@@ -371,6 +425,7 @@ def test_bleu_golden_values():
 def test_bleu_matches_nltk():
     require_module("nltk")
     from nltk.translate import bleu_score as nltk_bleu
+
     rng = np.random.default_rng(0)
     refs = [[list(rng.integers(0, 5, rng.integers(4, 12))) for _ in range(2)] for _ in range(20)]
     hyps = [list(rng.integers(0, 5, rng.integers(4, 12))) for _ in range(20)]
@@ -390,9 +445,13 @@ def test_score_translations_cuts_at_the_end_token():
 
 
 def test_bad_config_and_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match=r"unknown attention 'luong'.* Valid attentions: bahdanau, concat, dot, general, none"):
+    with pytest.raises(
+        ValueError, match=r"unknown attention 'luong'.* Valid attentions: bahdanau, concat, dot, general, none"
+    ):
         zoo.create_model("seq2seq", attention="luong")
-    with pytest.raises(ValueError, match=r"Luong attention score 'bahdanau'.* Valid Luong attention scores: concat, dot, general"):
+    with pytest.raises(
+        ValueError, match=r"Luong attention score 'bahdanau'.* Valid Luong attention scores: concat, dot, general"
+    ):
         zoo.create_model("seq2seq_luong", attention="bahdanau")
     with pytest.raises(ValueError, match="input_feeding"):
         zoo.create_model("seq2seq", attention="bahdanau", input_feeding=True)

@@ -27,40 +27,35 @@ from zoo.nn.conv import (
 from zoo.nn.shapes import conv_output_size
 
 # kang-lecture4, "CNN Basics: Convolution": the 5x5 binary input and the X-shaped 3x3 kernel.
-KANG_INPUT = np.array([[1, 1, 1, 0, 0],
-                       [0, 1, 1, 1, 0],
-                       [0, 0, 1, 1, 1],
-                       [0, 0, 1, 1, 0],
-                       [0, 1, 1, 0, 0]])
-KANG_KERNEL = np.array([[1, 0, 1],
-                        [0, 1, 0],
-                        [1, 0, 1]])
+KANG_INPUT = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 1, 1, 0, 0]])
+KANG_KERNEL = np.array([[1, 0, 1], [0, 1, 0], [1, 0, 1]])
 # duan-rnn-cnn, "Pooling": the 4x4 max-pool example.
-DUAN_POOL_INPUT = np.array([[1, 2, 5, 6],
-                            [3, 4, 7, 8],
-                            [9, 8, 5, 4],
-                            [7, 6, 3, 2]])
+DUAN_POOL_INPUT = np.array([[1, 2, 5, 6], [3, 4, 7, 8], [9, 8, 5, 4], [7, 6, 3, 2]])
 # An asymmetric kernel (Sobel, x-derivative): the only kind for which the two conventions differ.
 SOBEL_X = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float32)
 
 
 # --- Output size --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("size, kernel, stride, padding, expected, source", [
-    (5, 3, 1, 0, 3, "kang 'CNN Basics: Convolution': 5x5 input, 3x3 kernel, stride 1"),
-    (5, 3, 2, 0, 2, "kang 'Stride 2' feature map"),
-    (6, 3, 1, 1, 6, "kang 'Stride 1 with Padding': the 6x6 input padded to 8x8"),
-    (4, 2, 2, 0, 2, "duan 'Pooling': max pool with 2x2 filter and stride 2"),
-    (224, 7, 2, 3, 112, "kang GoogLeNet table: convolution 7x7/2 -> 112x112"),
-    (112, 3, 2, 1, 56, "kang GoogLeNet table: max pool 3x3/2 -> 56x56"),
-    (56, 3, 2, 1, 28, "kang GoogLeNet table: max pool 3x3/2 -> 28x28"),
-    (28, 3, 2, 1, 14, "kang GoogLeNet table: max pool 3x3/2 -> 14x14"),
-    (14, 3, 2, 1, 7, "kang GoogLeNet table: max pool 3x3/2 -> 7x7"),
-    (7, 7, 1, 0, 1, "kang GoogLeNet table: avg pool 7x7/1 -> 1x1"),
-    (224, 3, 1, 1, 224, "kang VGGNet: 3x3 convolution with stride 1 keeps the size"),
-    (224, 2, 2, 0, 112, "kang VGGNet: 2x2 max pooling halves it"),
-    (227, 11, 4, 0, 55, "AlexNet conv1 11x11/4 (DESIGN.md): the paper's 55x55 needs 227x227"),
-])
+
+@pytest.mark.parametrize(
+    "size, kernel, stride, padding, expected, source",
+    [
+        (5, 3, 1, 0, 3, "kang 'CNN Basics: Convolution': 5x5 input, 3x3 kernel, stride 1"),
+        (5, 3, 2, 0, 2, "kang 'Stride 2' feature map"),
+        (6, 3, 1, 1, 6, "kang 'Stride 1 with Padding': the 6x6 input padded to 8x8"),
+        (4, 2, 2, 0, 2, "duan 'Pooling': max pool with 2x2 filter and stride 2"),
+        (224, 7, 2, 3, 112, "kang GoogLeNet table: convolution 7x7/2 -> 112x112"),
+        (112, 3, 2, 1, 56, "kang GoogLeNet table: max pool 3x3/2 -> 56x56"),
+        (56, 3, 2, 1, 28, "kang GoogLeNet table: max pool 3x3/2 -> 28x28"),
+        (28, 3, 2, 1, 14, "kang GoogLeNet table: max pool 3x3/2 -> 14x14"),
+        (14, 3, 2, 1, 7, "kang GoogLeNet table: max pool 3x3/2 -> 7x7"),
+        (7, 7, 1, 0, 1, "kang GoogLeNet table: avg pool 7x7/1 -> 1x1"),
+        (224, 3, 1, 1, 224, "kang VGGNet: 3x3 convolution with stride 1 keeps the size"),
+        (224, 2, 2, 0, 112, "kang VGGNet: 2x2 max pooling halves it"),
+        (227, 11, 4, 0, 55, "AlexNet conv1 11x11/4 (DESIGN.md): the paper's 55x55 needs 227x227"),
+    ],
+)
 def test_seed_output_size_formula(size, kernel, stride, padding, expected, source):
     """kang-lecture4 "Output size according to the size of padding and stride":
     (H + 2P - F)/S + 1. The GoogLeNet table prints only the sizes; the paddings (3 for the
@@ -99,6 +94,7 @@ def test_output_size_rejects_windows_that_do_not_fit():
 
 # --- Convolution ----------------------------------------------------------------------------
 
+
 def test_seed_5x5_input_with_3x3_kernel():
     """kang-lecture4 "CNN Basics: Convolution": the slide multiplies the top-left window by
     the kernel element by element, unflipped ("1x1 1x0 1x1 / 0x0 1x1 1x0 / 0x1 0x0 1x1"),
@@ -118,20 +114,28 @@ def test_seed_5x5_input_with_3x3_kernel():
 def test_seed_zero_padding_of_6x6_input():
     """kang-lecture4 "Padding with size 1": the 6x6 input framed by one ring of zeros (8x8,
     as printed). No kernel, so no convention."""
-    image = np.array([[3, 1, 1, 2, 8, 4],
-                      [1, 0, 7, 3, 2, 6],
-                      [2, 3, 5, 1, 1, 3],
-                      [1, 4, 1, 2, 6, 5],
-                      [3, 2, 1, 3, 7, 2],
-                      [9, 2, 6, 2, 5, 1]])
-    printed = np.array([[0, 0, 0, 0, 0, 0, 0, 0],
-                        [0, 3, 1, 1, 2, 8, 4, 0],
-                        [0, 1, 0, 7, 3, 2, 6, 0],
-                        [0, 2, 3, 5, 1, 1, 3, 0],
-                        [0, 1, 4, 1, 2, 6, 5, 0],
-                        [0, 3, 2, 1, 3, 7, 2, 0],
-                        [0, 9, 2, 6, 2, 5, 1, 0],
-                        [0, 0, 0, 0, 0, 0, 0, 0]])
+    image = np.array(
+        [
+            [3, 1, 1, 2, 8, 4],
+            [1, 0, 7, 3, 2, 6],
+            [2, 3, 5, 1, 1, 3],
+            [1, 4, 1, 2, 6, 5],
+            [3, 2, 1, 3, 7, 2],
+            [9, 2, 6, 2, 5, 1],
+        ]
+    )
+    printed = np.array(
+        [
+            [0, 0, 0, 0, 0, 0, 0, 0],
+            [0, 3, 1, 1, 2, 8, 4, 0],
+            [0, 1, 0, 7, 3, 2, 6, 0],
+            [0, 2, 3, 5, 1, 1, 3, 0],
+            [0, 1, 4, 1, 2, 6, 5, 0],
+            [0, 3, 2, 1, 3, 7, 2, 0],
+            [0, 9, 2, 6, 2, 5, 1, 0],
+            [0, 0, 0, 0, 0, 0, 0, 0],
+        ]
+    )
     np.testing.assert_array_equal(zero_pad(image, 1), printed)
     # "Stride 1 with Padding": a 3x3 kernel on the padded input keeps the 6x6 size.
     assert correlate2d(image, KANG_KERNEL, padding=1).shape == (6, 6)
@@ -143,29 +147,31 @@ def test_seed_sharpen_kernel_gives_320():
     0*0 + 0*-1 + 0*0 + 0*-1 + 105*5 + 102*-1 + 0*0 + 103*-1 + 99*0 = 320, kernel unflipped:
     cross-correlation (the sharpen kernel is its own rotation, so convolution agrees). Only the
     first output cell is printed."""
-    image = np.array([[105, 102, 100, 97, 96],
-                      [103, 99, 103, 101, 102],
-                      [101, 98, 104, 102, 100],
-                      [99, 101, 106, 104, 99],
-                      [104, 104, 104, 100, 98]])
+    image = np.array(
+        [
+            [105, 102, 100, 97, 96],
+            [103, 99, 103, 101, 102],
+            [101, 98, 104, 102, 100],
+            [99, 101, 106, 104, 99],
+            [104, 104, 104, 100, 98],
+        ]
+    )
     np.testing.assert_array_equal(KERNELS["sharpen"], [[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
     assert correlate2d(image, KERNELS["sharpen"], padding=1)[0, 0] == 320
     assert convolve2d(image, KERNELS["sharpen"], padding=1)[0, 0] == 320
     # The slide's own term-by-term sum, over the padded window.
     window = np.asarray(zero_pad(image, 1))[:3, :3]
-    assert int((window * KERNELS["sharpen"]).sum()) == 0 * 0 + 0 * -1 + 0 * 0 + 0 * -1 + 105 * 5 + 102 * -1 + 0 * 0 + 103 * -1 + 99 * 0 == 320
+    assert (
+        int((window * KERNELS["sharpen"]).sum())
+        == 0 * 0 + 0 * -1 + 0 * 0 + 0 * -1 + 105 * 5 + 102 * -1 + 0 * 0 + 103 * -1 + 99 * 0
+        == 320
+    )
 
 
 def test_seed_relu_on_4x4_feature_map():
     """kang-lecture4 "CNN Basics: Activation": ReLU after convolution on the printed 4x4 map."""
-    feature_map = np.array([[15, 20, -10, 35],
-                            [18, -110, 25, 100],
-                            [20, -15, 25, -10],
-                            [101, 75, 18, 23]], np.float32)
-    printed = np.array([[15, 20, 0, 35],
-                        [18, 0, 25, 100],
-                        [20, 0, 25, 0],
-                        [101, 75, 18, 23]])
+    feature_map = np.array([[15, 20, -10, 35], [18, -110, 25, 100], [20, -15, 25, -10], [101, 75, 18, 23]], np.float32)
+    printed = np.array([[15, 20, 0, 35], [18, 0, 25, 100], [20, 0, 25, 0], [101, 75, 18, 23]])
     np.testing.assert_array_equal(get_activation("relu")(feature_map), printed)
 
 
@@ -239,12 +245,32 @@ def test_seed_convolution_definitions_flip_the_kernel():
     def pixel(i, j):
         return image[i, j] if 0 <= i < height and 0 <= j < width else 0.0
 
-    duan = np.array([[sum(pixel(i - m, j - n) * kernel[m + r, n + r]  # K indexed -r..r
-                          for m in range(-r, r + 1) for n in range(-r, r + 1))
-                      for j in range(width)] for i in range(height)])
-    khanzhina = np.array([[sum(pixel(i + p, j + q) * kernel[r - p, r - q]  # k indexed 0..2r
-                               for p in range(-r, r + 1) for q in range(-r, r + 1))
-                           for j in range(width)] for i in range(height)])
+    duan = np.array(
+        [
+            [
+                sum(
+                    pixel(i - m, j - n) * kernel[m + r, n + r]  # K indexed -r..r
+                    for m in range(-r, r + 1)
+                    for n in range(-r, r + 1)
+                )
+                for j in range(width)
+            ]
+            for i in range(height)
+        ]
+    )
+    khanzhina = np.array(
+        [
+            [
+                sum(
+                    pixel(i + p, j + q) * kernel[r - p, r - q]  # k indexed 0..2r
+                    for p in range(-r, r + 1)
+                    for q in range(-r, r + 1)
+                )
+                for j in range(width)
+            ]
+            for i in range(height)
+        ]
+    )
     np.testing.assert_array_equal(duan, khanzhina)
     np.testing.assert_array_equal(convolve2d(image, kernel, padding=r), duan)
     assert not np.array_equal(correlate2d(image, kernel, padding=r), duan)
@@ -254,19 +280,24 @@ def test_seed_convolution_definitions_flip_the_kernel():
 def test_convolve_equals_correlate_with_flipped_kernel(stride, padding):
     x = jax.random.normal(jax.random.PRNGKey(0), (7, 8))
     kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 2))
-    np.testing.assert_array_equal(convolve2d(x, kernel, stride, padding),
-                                  correlate2d(x, kernel[::-1, ::-1], stride, padding))
+    np.testing.assert_array_equal(
+        convolve2d(x, kernel, stride, padding), correlate2d(x, kernel[::-1, ::-1], stride, padding)
+    )
     # Sobel flipped is Sobel negated: the conventions give opposite signs.
-    np.testing.assert_allclose(convolve2d(x, SOBEL_X, stride, padding), -correlate2d(x, SOBEL_X, stride, padding),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        convolve2d(x, SOBEL_X, stride, padding), -correlate2d(x, SOBEL_X, stride, padding), rtol=1e-6, atol=1e-6
+    )
 
 
-@pytest.mark.parametrize("shape, kernel_shape, stride, padding", [
-    ((5, 5), (3, 3), 1, 0),
-    ((9, 7), (3, 3), 2, 1),
-    ((8, 10), (2, 4), (2, 3), (1, 0)),
-    ((6, 6), (5, 5), 1, 2),
-])
+@pytest.mark.parametrize(
+    "shape, kernel_shape, stride, padding",
+    [
+        ((5, 5), (3, 3), 1, 0),
+        ((9, 7), (3, 3), 2, 1),
+        ((8, 10), (2, 4), (2, 3), (1, 0)),
+        ((6, 6), (5, 5), 1, 2),
+    ],
+)
 def test_correlate2d_matches_lax_conv(shape, kernel_shape, stride, padding):
     """correlate2d is what XLA's convolution (and so flax.linen.Conv) computes."""
     x = jax.random.normal(jax.random.PRNGKey(2), shape)
@@ -274,8 +305,13 @@ def test_correlate2d_matches_lax_conv(shape, kernel_shape, stride, padding):
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
     ph, pw = (padding, padding) if isinstance(padding, int) else padding
     reference = jax.lax.conv_general_dilated(
-        x[None, None], kernel[None, None], (sh, sw), [(ph, ph), (pw, pw)],
-        dimension_numbers=("NCHW", "OIHW", "NCHW"), precision="highest")[0, 0]
+        x[None, None],
+        kernel[None, None],
+        (sh, sw),
+        [(ph, ph), (pw, pw)],
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision="highest",
+    )[0, 0]
     np.testing.assert_allclose(correlate2d(x, kernel, stride, padding), reference, rtol=1e-5, atol=1e-5)
 
 
@@ -286,12 +322,15 @@ def test_correlate2d_matches_torch_conv2d():
     x = rng.standard_normal((9, 11)).astype(np.float32)
     kernel = rng.standard_normal((3, 4)).astype(np.float32)
     for stride, padding in [(1, 0), (2, 1), ((2, 1), (1, 2))]:
-        expected = torch.nn.functional.conv2d(torch.from_numpy(x)[None, None], torch.from_numpy(kernel)[None, None],
-                                              stride=stride, padding=padding)[0, 0].numpy()
+        expected = torch.nn.functional.conv2d(
+            torch.from_numpy(x)[None, None], torch.from_numpy(kernel)[None, None], stride=stride, padding=padding
+        )[0, 0].numpy()
         np.testing.assert_allclose(correlate2d(x, kernel, stride, padding), expected, rtol=1e-5, atol=1e-5)
     # And the seed example through torch: the slide's map.
-    seed = torch.nn.functional.conv2d(torch.tensor(KANG_INPUT, dtype=torch.float32)[None, None],
-                                      torch.tensor(KANG_KERNEL, dtype=torch.float32)[None, None])[0, 0]
+    seed = torch.nn.functional.conv2d(
+        torch.tensor(KANG_INPUT, dtype=torch.float32)[None, None],
+        torch.tensor(KANG_KERNEL, dtype=torch.float32)[None, None],
+    )[0, 0]
     np.testing.assert_array_equal(seed.numpy(), correlate2d(KANG_INPUT, KANG_KERNEL))
 
 
@@ -306,6 +345,7 @@ def test_leading_axes_equal_vmap_and_jit():
 
 
 # --- Pooling ------------------------------------------------------------------------------------
+
 
 def test_seed_duan_max_pool_example():
     """duan-rnn-cnn "Pooling": max pool with 2x2 filter and stride 2 -> [[4, 8], [9, 5]]. No
@@ -335,8 +375,7 @@ def test_seed_average_pooling_is_a_strided_convolution():
     strided convolution: all weights are 1/n" (n = cells in the window: 1/4 for 2x2). No
     numbers on the slide; on duan's pooling input the 2x2/2 means are worked by hand. The
     uniform kernel is its own flip, so either convention reproduces the slide."""
-    by_hand = [[(1 + 2 + 3 + 4) / 4, (5 + 6 + 7 + 8) / 4],
-               [(9 + 8 + 7 + 6) / 4, (5 + 4 + 3 + 2) / 4]]
+    by_hand = [[(1 + 2 + 3 + 4) / 4, (5 + 6 + 7 + 8) / 4], [(9 + 8 + 7 + 6) / 4, (5 + 4 + 3 + 2) / 4]]
     np.testing.assert_array_equal(by_hand, [[2.5, 6.5], [7.5, 3.5]])
     np.testing.assert_array_equal(avg_pool2d(DUAN_POOL_INPUT, 2), by_hand)
     np.testing.assert_array_equal(avg_pool_as_conv(DUAN_POOL_INPUT, 2), by_hand)  # 1/4 is exact in binary
@@ -344,8 +383,10 @@ def test_seed_average_pooling_is_a_strided_convolution():
     # Overlapping windows and zero padding (counted in the divisor): still the same.
     x = jax.random.normal(jax.random.PRNGKey(6), (2, 9, 9))
     for size, stride, padding in [(3, 2, 1), (3, 1, 0), (2, 3, 0)]:
-        np.testing.assert_allclose(avg_pool_as_conv(x, size, stride, padding), avg_pool2d(x, size, stride, padding),
-                                   rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(
+            avg_pool_as_conv(x, size, stride, padding), avg_pool2d(x, size, stride, padding), rtol=1e-6, atol=1e-6
+        )
     # Agrees with flax's average pool where no padding enters the window.
     import flax.linen as nn
+
     np.testing.assert_allclose(avg_pool2d(x, 3, 2), nn.avg_pool(x[..., None], (3, 3), (2, 2))[..., 0], rtol=1e-6)

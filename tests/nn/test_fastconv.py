@@ -52,8 +52,12 @@ def test_conv2d_matches_lax_conv_values_and_gradients(case, impl):
     x = jnp.asarray(rng.standard_normal((b, h, w, c), np.float32))
     kernel = jnp.asarray(rng.standard_normal((*ksize, c, o), np.float32) / np.sqrt(np.prod(ksize) * c))
     plain = lambda x, k: jax.lax.conv_general_dilated(  # noqa: E731
-        x, k, pair(strides, "s"), conv_padding(padding, ksize, strides, (h, w)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        x,
+        k,
+        pair(strides, "s"),
+        conv_padding(padding, ksize, strides, (h, w)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
     fast = lambda x, k: fastconv.conv2d(x, k, strides, padding, impl)  # noqa: E731
     y_ref = plain(x, kernel)
     _close(jax.jit(fast)(x, kernel), y_ref)
@@ -143,8 +147,14 @@ def test_conv2d_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize("impl", ["xla", "im2col", "banded", "winograd", "auto"])
-@pytest.mark.parametrize("kw", [dict(strides=2, padding=((3, 3), (3, 3)), use_bias=False),
-                                dict(padding="SAME"), dict(padding="VALID", strides=(1, 2))])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(strides=2, padding=((3, 3), (3, 3)), use_bias=False),
+        dict(padding="SAME"),
+        dict(padding="VALID", strides=(1, 2)),
+    ],
+)
 def test_conv_module_is_nn_conv(impl, kw):
     rng = np.random.default_rng(3)
     x = jnp.asarray(rng.standard_normal((2, 15, 15, 3), np.float32))
@@ -192,8 +202,13 @@ def _model_outputs_and_grads(name, config, impl, x, train):
     variables = model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, x)
 
     def loss(params):
-        out = model.apply({**variables, "params": params}, x, train=train, mutable=["batch_stats"] if train else False,
-                          rngs={"dropout": jax.random.PRNGKey(2)})
+        out = model.apply(
+            {**variables, "params": params},
+            x,
+            train=train,
+            mutable=["batch_stats"] if train else False,
+            rngs={"dropout": jax.random.PRNGKey(2)},
+        )
         out = out[0] if train else out
         return jnp.sum(jnp.tanh(out)), out
 
@@ -204,15 +219,33 @@ def _model_outputs_and_grads(name, config, impl, x, train):
 # Every path is checked conv by conv above; here each model runs the paths its convs can
 # take under "auto" (banded for few input channels, Winograd for 3x3 stride-1, im2col
 # otherwise) forced on every conv, and "auto" itself.
-@pytest.mark.parametrize("name,config,shape,train,impls", [
-    ("lenet5", {}, (4, 28, 28, 1), False, ("im2col", "banded", "auto")),
-    ("resnet18", {"input_shape": (32, 32, 3), "num_classes": 7, "width": 8, "stage_sizes": (1, 1)},
-     (4, 32, 32, 3), True, ("im2col", "winograd", "auto")),
-    ("resnet20", {"input_shape": (16, 16, 3), "num_classes": 3, "stage_sizes": (1, 1, 1)}, (2, 16, 16, 3), True,
-     ("winograd", "auto")),
-    ("vgg11", {"input_shape": (32, 32, 3), "num_classes": 5, "width_divisor": 16, "fc_size": 16}, (2, 32, 32, 3), False,
-     ("winograd", "auto")),
-])
+@pytest.mark.parametrize(
+    "name,config,shape,train,impls",
+    [
+        ("lenet5", {}, (4, 28, 28, 1), False, ("im2col", "banded", "auto")),
+        (
+            "resnet18",
+            {"input_shape": (32, 32, 3), "num_classes": 7, "width": 8, "stage_sizes": (1, 1)},
+            (4, 32, 32, 3),
+            True,
+            ("im2col", "winograd", "auto"),
+        ),
+        (
+            "resnet20",
+            {"input_shape": (16, 16, 3), "num_classes": 3, "stage_sizes": (1, 1, 1)},
+            (2, 16, 16, 3),
+            True,
+            ("winograd", "auto"),
+        ),
+        (
+            "vgg11",
+            {"input_shape": (32, 32, 3), "num_classes": 5, "width_divisor": 16, "fc_size": 16},
+            (2, 32, 32, 3),
+            False,
+            ("winograd", "auto"),
+        ),
+    ],
+)
 def test_models_same_under_every_conv_impl(name, config, shape, train, impls):
     x = jnp.asarray(np.random.default_rng(6).standard_normal(shape, np.float32))
     ref_vars, ref_out, ref_grads = _model_outputs_and_grads(name, config, "xla", x, train)

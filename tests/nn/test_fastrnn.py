@@ -71,12 +71,12 @@ def test_lstm_sequence_equals_scan_of_lstm_step(return_sequences, reverse, chunk
     w = _lstm_weights(key, bias)
 
     def plain(w, c0, h0, x):
-        return R.scan_cell(_cell_step("lstm", w, "scan"), (c0, h0), x, reverse=reverse,
-                           return_sequences=return_sequences)
+        return R.scan_cell(
+            _cell_step("lstm", w, "scan"), (c0, h0), x, reverse=reverse, return_sequences=return_sequences
+        )
 
     def fast(w, c0, h0, x):
-        return fastrnn.lstm_sequence(w, (c0, h0), x, reverse=reverse,
-                                     return_sequences=return_sequences, chunk=chunk)
+        return fastrnn.lstm_sequence(w, (c0, h0), x, reverse=reverse, return_sequences=return_sequences, chunk=chunk)
 
     _close(plain(w, c0, h0, x), fast(w, c0, h0, x))
     args = (w, c0, h0, x)
@@ -89,8 +89,7 @@ def test_lstm_sequence_equals_scan_of_lstm_step(return_sequences, reverse, chunk
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("chunk,bias", [(1, True), (3, True), (16, True), (3, False)])
-def test_gru_sequence_equals_scan_of_gru_step(update_convention, return_sequences, reverse, chunk,
-                                              bias):
+def test_gru_sequence_equals_scan_of_gru_step(update_convention, return_sequences, reverse, chunk, bias):
     x, _, h0, key = _inputs(1)
     w = _gru_weights(key, bias)
 
@@ -99,8 +98,15 @@ def test_gru_sequence_equals_scan_of_gru_step(update_convention, return_sequence
         return R.scan_cell(step, h0, x, reverse=reverse, return_sequences=return_sequences)
 
     def fast(w, h0, x):
-        return fastrnn.gru_sequence(w, h0, x, update_convention=update_convention, reverse=reverse,
-                                    return_sequences=return_sequences, chunk=chunk)
+        return fastrnn.gru_sequence(
+            w,
+            h0,
+            x,
+            update_convention=update_convention,
+            reverse=reverse,
+            return_sequences=return_sequences,
+            chunk=chunk,
+        )
 
     _close(plain(w, h0, x), fast(w, h0, x))
     g_plain = jax.jit(jax.grad(lambda *a: _loss(*plain(*a)), argnums=(0, 1, 2)))(w, h0, x)
@@ -111,8 +117,7 @@ def test_gru_sequence_equals_scan_of_gru_step(update_convention, return_sequence
 def test_time_major_and_jit():
     x, c0, h0, key = _inputs(2)
     w = _lstm_weights(key)
-    (c, h), ys = jax.jit(functools.partial(fastrnn.lstm_sequence, time_major=True))(
-        w, (c0, h0), jnp.swapaxes(x, 0, 1))
+    (c, h), ys = jax.jit(functools.partial(fastrnn.lstm_sequence, time_major=True))(w, (c0, h0), jnp.swapaxes(x, 0, 1))
     (c_ref, h_ref), ys_ref = R.scan_cell(_cell_step("lstm", w, "scan"), (c0, h0), x)
     _close((c_ref, h_ref, ys_ref), (c, h, jnp.swapaxes(ys, 0, 1)))
 
@@ -153,8 +158,7 @@ def test_every_impl_of_the_cell_gives_the_same_numbers(kind):
     carry = (c0, h0) if kind == "lstm" else h0
 
     def run(impl, reverse=False, lengths=None):
-        return jax.jit(lambda w: R.scan_cell(_cell_step(kind, w, impl), carry, x, reverse=reverse,
-                                             lengths=lengths))
+        return jax.jit(lambda w: R.scan_cell(_cell_step(kind, w, impl), carry, x, reverse=reverse, lengths=lengths))
 
     for reverse in (False, True):
         reference = run("scan", reverse)

@@ -52,8 +52,9 @@ def test_initializer_aliases_and_errors():
 
 def test_zero_init_makes_hidden_units_identical():
     """Seed, Strategy 1: with all weights 0 every hidden unit gets the same gradient."""
-    model = zoo.create_model("mlp", input_shape=(2,), hidden_sizes=(4,), num_outputs=2,
-                             activation="sigmoid", kernel_init="zeros")
+    model = zoo.create_model(
+        "mlp", input_shape=(2,), hidden_sizes=(4,), num_outputs=2, activation="sigmoid", kernel_init="zeros"
+    )
     x = jax.random.normal(jax.random.PRNGKey(0), (8, 2))
     params = model.init(jax.random.PRNGKey(0), x)["params"]
     g = jax.grad(lambda p: jnp.sum(model.apply({"params": p}, x)[:, 0]))(params)

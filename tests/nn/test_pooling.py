@@ -72,8 +72,15 @@ def _ties(shape, seed=5):
 # (padding (0, 1) at even sizes: torchvision's ceil mode) and its inception branch's 3x3/1,
 # rectangular windows and asymmetric padding.
 GEOMETRIES = [
-    (2, 2, 0, 8, 8), (2, 2, 0, 11, 9), (3, 2, 0, 13, 13), (3, 2, 1, 16, 16), (3, 2, 1, 15, 15),
-    (3, 2, "SAME", 14, 14), (3, 1, 1, 7, 7), (3, 1, "SAME", 6, 6), ((2, 3), (1, 2), ((0, 1), (1, 1)), 7, 8),
+    (2, 2, 0, 8, 8),
+    (2, 2, 0, 11, 9),
+    (3, 2, 0, 13, 13),
+    (3, 2, 1, 16, 16),
+    (3, 2, 1, 15, 15),
+    (3, 2, "SAME", 14, 14),
+    (3, 1, 1, 7, 7),
+    (3, 1, "SAME", 6, 6),
+    ((2, 3), (1, 2), ((0, 1), (1, 1)), 7, 8),
 ]
 
 
@@ -92,8 +99,10 @@ def test_max_pool_and_indices_match_numpy_reference(window, stride, padding, h, 
     np.testing.assert_allclose(max_unpool(g, indices, (h, w)), _unpool_numpy(g, ref_indices, h, w), rtol=1e-6)
 
 
-@pytest.mark.parametrize("window,stride,padding,size", [(2, 2, 0, 28), (2, 2, 0, 11), (3, 2, 1, 16),
-                                                        (3, 2, 1, 15), (3, 1, 1, 7), (2, 1, 0, 6)])
+@pytest.mark.parametrize(
+    "window,stride,padding,size",
+    [(2, 2, 0, 28), (2, 2, 0, 11), (3, 2, 1, 16), (3, 2, 1, 15), (3, 1, 1, 7), (2, 1, 0, 6)],
+)
 def test_max_pool_matches_nn_max_pool_including_ties(window, stride, padding, size):
     rng = np.random.default_rng(5)
     x = jnp.asarray(_ties((2, size, size, 3)))
@@ -144,15 +153,21 @@ def test_seed_max_unpool_example():
     np.testing.assert_array_equal(pooled[0, ..., 0], [[5, 6], [7, 8]])
     np.testing.assert_array_equal(indices[0, ..., 0], [[1 * 4 + 1, 0 * 4 + 2], [3 * 4 + 0, 3 * 4 + 3]])
     decoder_input = jnp.asarray([[1, 2], [3, 4]], jnp.float32)[None, :, :, None]
-    np.testing.assert_array_equal(max_unpool(decoder_input, indices, (4, 4))[0, ..., 0],
-                                  [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]])
+    np.testing.assert_array_equal(
+        max_unpool(decoder_input, indices, (4, 4))[0, ..., 0], [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]]
+    )
 
 
 # (window, stride, padding, ceil_mode, H, W): torch's padding is symmetric; our "SAME"
 # equals torch's ceil mode without padding (GoogLeNet).
 TORCH_GEOMETRIES = [
-    (2, 2, 0, "", 8, 8), (2, 2, 0, "", 11, 9), (3, 2, 0, "", 13, 13), (3, 2, 1, "", 16, 16),
-    (3, 2, 1, "", 15, 15), (3, 2, "SAME", "ceil", 14, 14), (3, 1, 1, "", 7, 7),
+    (2, 2, 0, "", 8, 8),
+    (2, 2, 0, "", 11, 9),
+    (3, 2, 0, "", 13, 13),
+    (3, 2, 1, "", 16, 16),
+    (3, 2, 1, "", 15, 15),
+    (3, 2, "SAME", "ceil", 14, 14),
+    (3, 1, 1, "", 7, 7),
 ]
 
 
@@ -164,8 +179,9 @@ def test_pool_indices_and_unpool_match_torch(window, stride, padding, ceil, h, w
     pooled, indices = max_pool(x, window, stride, padding, return_indices=True)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     torch_pad = 0 if padding == "SAME" else padding
-    ref, ref_indices = torch.nn.functional.max_pool2d(xt, window, stride, torch_pad, ceil_mode=bool(ceil),
-                                                      return_indices=True)
+    ref, ref_indices = torch.nn.functional.max_pool2d(
+        xt, window, stride, torch_pad, ceil_mode=bool(ceil), return_indices=True
+    )
     np.testing.assert_array_equal(pooled, ref.permute(0, 2, 3, 1).numpy())
     np.testing.assert_array_equal(indices, ref_indices.permute(0, 2, 3, 1).numpy())
     # Unpool the pooled maxima: where overlapping windows share an argmax torch keeps one
@@ -224,5 +240,6 @@ class PoolUnpoolVariantsTest(chex.TestCase):
             return max_unpool(values, indices, (4, 4))
 
         out = round_trip(x, jnp.asarray([[1, 2], [3, 4]], jnp.float32)[None, :, :, None])
-        chex.assert_trees_all_equal(out[0, ..., 0], jnp.asarray(
-            [[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]], jnp.float32))
+        chex.assert_trees_all_equal(
+            out[0, ..., 0], jnp.asarray([[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]], jnp.float32)
+        )

@@ -39,20 +39,20 @@ def _sigmoid(v):
 def _torch_variables(module, kind, num_layers, bidirectional):
     def direction(layer, suffix):
         get = lambda n: getattr(module, f"{n}_l{layer}{suffix}").detach().numpy()
-        return {"cell": from_torch(kind, get("weight_ih"), get("weight_hh"), get("bias_ih"),
-                                   get("bias_hh"))}
+        return {"cell": from_torch(kind, get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"))}
 
     tree = {}
     for layer in range(num_layers):
         tree[f"layers_{layer}"] = (
             {"forward_rnn": direction(layer, ""), "backward_rnn": direction(layer, "_reverse")}
-            if bidirectional else direction(layer, ""))
+            if bidirectional
+            else direction(layer, "")
+        )
     return {"params": jax.tree.map(jnp.asarray, tree)}
 
 
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn"])
-@pytest.mark.parametrize("num_layers,bidirectional,variable_lengths",
-                         [(1, False, False), (2, True, True)])
+@pytest.mark.parametrize("num_layers,bidirectional,variable_lengths", [(1, False, False), (2, True, True)])
 def test_matches_torch(kind, num_layers, bidirectional, variable_lengths):
     torch = require_module("torch")
     torch.manual_seed(0)
@@ -62,15 +62,15 @@ def test_matches_torch(kind, num_layers, bidirectional, variable_lengths):
     lengths = LENGTHS if variable_lengths else np.full(B, T)
     with torch.no_grad():
         packed = torch.nn.utils.rnn.pack_padded_sequence(
-            torch.from_numpy(x), torch.from_numpy(lengths), batch_first=True, enforce_sorted=False)
+            torch.from_numpy(x), torch.from_numpy(lengths), batch_first=True, enforce_sorted=False
+        )
         out, state = ref(packed)
         out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=T)
     h_n, c_n = state if kind == "lstm" else (state, None)
 
     model = R.StackedRNN(cell=kind, hidden_size=H, num_layers=num_layers, bidirectional=bidirectional)
     variables = _torch_variables(ref, kind, num_layers, bidirectional)
-    carries, ys = _apply(model, variables, jnp.asarray(x),
-                              lengths=jnp.asarray(lengths) if variable_lengths else None)
+    carries, ys = _apply(model, variables, jnp.asarray(x), lengths=jnp.asarray(lengths) if variable_lengths else None)
     np.testing.assert_allclose(ys, out.numpy(), rtol=1e-5, atol=1e-5)
     directions = 2 if bidirectional else 1
     for layer, carry in enumerate(carries):
@@ -123,9 +123,14 @@ def test_seed_gru_forms_match_numpy(form):
     """surf2019: C_t = (1-z) a + z C_(t-1); kang-lecture4 (no biases): h_t = (1-z) h + z h~;
     both with the reset gate before the recurrent product."""
     x = _x()
-    model = R.RNN(R.GRUCell(hidden_size=H, reset_after=False,
-                            update_convention="keep" if form == "seed" else "take",
-                            use_bias=form == "seed"))
+    model = R.RNN(
+        R.GRUCell(
+            hidden_size=H,
+            reset_after=False,
+            update_convention="keep" if form == "seed" else "take",
+            use_bias=form == "seed",
+        )
+    )
     variables = _random_params(model, x)
     w = jax.tree.map(np.asarray, variables["params"]["cell"])
     assert ("bias" in w) == (form == "seed")
@@ -154,7 +159,7 @@ def test_lengths_freeze_state_zero_outputs_and_match_truncated_runs(reverse):
     variables = jax.jit(model.init)(jax.random.PRNGKey(0), jnp.asarray(x))
     (c, h), ys = _apply(model, variables, jnp.asarray(x), lengths=jnp.asarray(LENGTHS))
     for b, n in enumerate(LENGTHS):
-        (c_b, h_b), ys_b = _apply(model, variables, jnp.asarray(x[b:b + 1, :n]))
+        (c_b, h_b), ys_b = _apply(model, variables, jnp.asarray(x[b : b + 1, :n]))
         np.testing.assert_allclose(ys[b, :n], ys_b[0], rtol=1e-5, atol=1e-6)
         assert np.all(np.asarray(ys[b, n:]) == 0)
         np.testing.assert_allclose(h[b], h_b[0], rtol=1e-5, atol=1e-6)
@@ -189,8 +194,7 @@ def test_bidirectional_sum_and_dropout_between_layers():
     variables = jax.jit(stacked.init)(jax.random.PRNGKey(0), x)
     eval_1, eval_2 = (_apply(stacked, variables, x)[1] for _ in range(2))
     np.testing.assert_array_equal(eval_1, eval_2)
-    train = [_apply(stacked, variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(k)})[1]
-             for k in (1, 2)]
+    train = [_apply(stacked, variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(k)})[1] for k in (1, 2)]
     assert not np.allclose(train[0], train[1]) and not np.allclose(train[0], eval_1)
 
 
@@ -243,8 +247,11 @@ def test_impl_is_the_cells_choice(kind, monkeypatch):
         for a, b in zip(jax.tree.leaves(out), jax.tree.leaves(reference), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     loss = lambda run: lambda p: jnp.sum(jnp.sin(run(p)[1]))
-    for a, b in zip(jax.tree.leaves(jax.grad(loss(runs["fast"]))(params)),
-                    jax.tree.leaves(jax.grad(loss(scan))(params)), strict=True):
+    for a, b in zip(
+        jax.tree.leaves(jax.grad(loss(runs["fast"]))(params)),
+        jax.tree.leaves(jax.grad(loss(scan))(params)),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
     # A step wrapped by the caller is a plain function: the scan runs it, whatever the cell's impl.
@@ -258,10 +265,12 @@ def test_impl_is_the_cells_choice(kind, monkeypatch):
 
 def test_impl_fast_raises_where_the_fast_form_cannot_apply():
     x = jnp.asarray(_x())
-    for cell, words in ((lambda: R.ElmanCell(hidden_size=H, impl="fast"), "has no fast form"),
-                        (lambda: R.LSTMCell(hidden_size=H, peephole="full", impl="fast"), "has no fast form"),
-                        (lambda: R.GRUCell(hidden_size=H, reset_after=False, impl="fast"), "has no fast form"),
-                        (lambda: R.LSTMCell(hidden_size=H, impl="quick"), r"impl must be one of \('auto'")):
+    for cell, words in (
+        (lambda: R.ElmanCell(hidden_size=H, impl="fast"), "has no fast form"),
+        (lambda: R.LSTMCell(hidden_size=H, peephole="full", impl="fast"), "has no fast form"),
+        (lambda: R.GRUCell(hidden_size=H, reset_after=False, impl="fast"), "has no fast form"),
+        (lambda: R.LSTMCell(hidden_size=H, impl="quick"), r"impl must be one of \('auto'"),
+    ):
         with pytest.raises(ValueError, match=words):
             cell()
     params, run = _cell_run(R.LSTMCell(hidden_size=H, impl="fast"), x, lengths=jnp.asarray(LENGTHS))

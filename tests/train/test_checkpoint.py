@@ -65,7 +65,9 @@ def test_unreadable_checkpoints_give_one_line_and_are_kept(tmp_path):
     fit("mlp", "digits", epochs=1, workdir=str(tmp_path), **QUIET)
     ckpt = tmp_path / "checkpoints" / "1"
     _corrupt(ckpt)
-    with pytest.raises(CheckpointError, match=r"can be restored.*left untouched.*checkpoints/1 cannot be restored") as e:
+    with pytest.raises(
+        CheckpointError, match=r"can be restored.*left untouched.*checkpoints/1 cannot be restored"
+    ) as e:
         fit("mlp", "digits", epochs=2, workdir=str(tmp_path), resume=True, **QUIET)
     assert "\n" not in str(e.value) and len(str(e.value)) < 600
     assert ckpt.exists()
@@ -109,14 +111,25 @@ def test_checkpoints_do_not_hold_the_history(tmp_path):
     assert sizes[0] == sizes[1]  # the meta does not grow with the epochs
 
 
-@pytest.mark.parametrize("schedule, kwargs", [
-    ("constant", {}), ("step", {"step_size": 30}), ("warmup", {"warmup_steps": 40}),
-    ("cosine", {"decay_steps": 500}), ("warmup_cosine", {"warmup_steps": 20, "decay_steps": 500}),
-])
+@pytest.mark.parametrize(
+    "schedule, kwargs",
+    [
+        ("constant", {}),
+        ("step", {"step_size": 30}),
+        ("warmup", {"warmup_steps": 40}),
+        ("cosine", {"decay_steps": 500}),
+        ("warmup_cosine", {"warmup_steps": 20, "decay_steps": 500}),
+    ],
+)
 def test_resume_equals_one_run_for_every_schedule(tmp_path, schedule, kwargs):
-    run = dict(model_overrides={"hidden_sizes": (16,)}, batch_size=64, optimizer="sgd",
-               learning_rate=0.1, optimizer_kwargs={"schedule": schedule, "schedule_kwargs": kwargs},
-               **QUIET)
+    run = dict(
+        model_overrides={"hidden_sizes": (16,)},
+        batch_size=64,
+        optimizer="sgd",
+        learning_rate=0.1,
+        optimizer_kwargs={"schedule": schedule, "schedule_kwargs": kwargs},
+        **QUIET,
+    )
     full = fit("mlp", "digits", epochs=4, **run)
     fit("mlp", "digits", epochs=2, workdir=str(tmp_path), **run)
     resumed = fit("mlp", "digits", epochs=4, workdir=str(tmp_path), resume=True, **run)
@@ -125,9 +138,14 @@ def test_resume_equals_one_run_for_every_schedule(tmp_path, schedule, kwargs):
 
 @pytest.mark.parametrize("schedule", ["cosine", "warmup_cosine"])
 def test_resume_refuses_a_schedule_whose_length_followed_the_epochs(tmp_path, schedule):
-    run = dict(model_overrides={"hidden_sizes": (16,)}, optimizer_kwargs={
-        "schedule": schedule, "schedule_kwargs": {"warmup_steps": 5} if schedule == "warmup_cosine" else {}},
-        **QUIET)
+    run = dict(
+        model_overrides={"hidden_sizes": (16,)},
+        optimizer_kwargs={
+            "schedule": schedule,
+            "schedule_kwargs": {"warmup_steps": 5} if schedule == "warmup_cosine" else {},
+        },
+        **QUIET,
+    )
     fit("mlp", "digits", epochs=2, workdir=str(tmp_path), **run)
     with pytest.raises(CheckpointError, match=r"schedule_length \(saved 82, now 164\).*decay_steps"):
         fit("mlp", "digits", epochs=4, workdir=str(tmp_path), resume=True, **run)
@@ -155,13 +173,29 @@ def test_unusable_workdir_is_one_clear_error(tmp_path, workdir):
 
 def test_ctrl_c_saves_at_a_step_boundary_and_resume_finishes_the_same_run(tmp_path):
     run = tmp_path / "run"
-    args = [sys.executable, "train.py", "--no-progress", "--epochs", "3", "--batch-size", "1",
-            "--set", "hidden_sizes=(16,)", "--validation-fraction", "0", "--workdir", str(run)]
+    args = [
+        sys.executable,
+        "train.py",
+        "--no-progress",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "1",
+        "--set",
+        "hidden_sizes=(16,)",
+        "--validation-fraction",
+        "0",
+        "--workdir",
+        str(run),
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics, deadline = run / "metrics.jsonl", time.time() + 240
     # Interrupt early in epoch 2 (epoch 1's line is logged): 1,797 steps per epoch at batch 1.
-    while time.time() < deadline and proc.poll() is None and not (
-            metrics.exists() and metrics.read_text().count("\n") >= 1):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and not (metrics.exists() and metrics.read_text().count("\n") >= 1)
+    ):
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=240)
@@ -171,8 +205,7 @@ def test_ctrl_c_saves_at_a_step_boundary_and_resume_finishes_the_same_run(tmp_pa
     assert _epochs_logged(run) == [1]
     resumed = subprocess.run(args + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    full = subprocess.run(args[:-1] + [str(tmp_path / "full")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    full = subprocess.run(args[:-1] + [str(tmp_path / "full")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     test_line = lambda p: [line for line in p.stdout.splitlines() if line.startswith("test:")][0]
     assert test_line(resumed) == test_line(full)
     assert _epochs_logged(run) == [1, 2, 3, None]

@@ -23,11 +23,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 # Small but not trivial: dropout draws and batch-norm statistics both cross the split.
 # 12% held out leaves 1264 training examples: 19 batches of 64 and one of 48, so no batch is
 # padded for 4 devices (padding rows would enter the batch-norm statistics).
-RUN = dict(epochs=2, batch_size=64, seed=3, validation_fraction=0.12,
-           model_overrides={"hidden_sizes": (32,), "dropout_rate": 0.1, "batch_norm": True})
-CLI_RUN = ["--epochs", "2", "--batch-size", "64", "--seed", "3", "--validation-fraction", "0.12",
-           "--set", "hidden_sizes=(32,)", "--set", "dropout_rate=0.1", "--set", "batch_norm=True",
-           "--no-progress"]
+RUN = dict(
+    epochs=2,
+    batch_size=64,
+    seed=3,
+    validation_fraction=0.12,
+    model_overrides={"hidden_sizes": (32,), "dropout_rate": 0.1, "batch_norm": True},
+)
+CLI_RUN = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "64",
+    "--seed",
+    "3",
+    "--validation-fraction",
+    "0.12",
+    "--set",
+    "hidden_sizes=(32,)",
+    "--set",
+    "dropout_rate=0.1",
+    "--set",
+    "batch_norm=True",
+    "--no-progress",
+]
 TIMEOUT = 240  # seconds for the whole two-process run, so a hung collective fails
 
 
@@ -40,16 +59,17 @@ def _free_port() -> int:
 def _env(devices_per_process: int = 1) -> dict:
     # CPU devices only, whatever accelerator or forced device count is around.
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
-    return {**env, "JAX_PLATFORMS": "cpu",
-            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
+    return {**env, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_process}"}
 
 
 def _run_processes(commands: list[list[str]], env: dict, logs_dir, timeout: float = TIMEOUT) -> list[str]:
     """Run the commands at once; return their outputs. Fails (killing the rest) as soon as
     one exits non-zero, or when ``timeout`` passes."""
     logs = [open(logs_dir / f"process{i}.log", "w+") for i in range(len(commands))]
-    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
-             for c, f in zip(commands, logs)]
+    procs = [
+        subprocess.Popen(c, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, text=True)
+        for c, f in zip(commands, logs)
+    ]
     deadline = time.monotonic() + timeout
     try:
         while any(p.poll() is None for p in procs):
@@ -70,8 +90,10 @@ def _run_processes(commands: list[list[str]], env: dict, logs_dir, timeout: floa
     status = [p.returncode for p in procs]
     if any(status):
         timed_out = time.monotonic() > deadline
-        pytest.fail(f"processes exited with {status}{' (timed out)' if timed_out else ''}:\n"
-                    + "\n".join(f"--- process {i} ---\n{out[-3000:]}" for i, out in enumerate(outputs)))
+        pytest.fail(
+            f"processes exited with {status}{' (timed out)' if timed_out else ''}:\n"
+            + "\n".join(f"--- process {i} ---\n{out[-3000:]}" for i, out in enumerate(outputs))
+        )
     return outputs
 
 
@@ -81,12 +103,30 @@ def test_two_processes_train_like_one(tmp_path):
     process 0 prints and writes logs."""
     require_module("orbax.checkpoint")
     port, workdir = _free_port(), tmp_path / "run"
-    outputs = _run_processes([
-        [sys.executable, "train.py", *CLI_RUN, "--workdir", str(workdir), "--num-devices", "4",
-         "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
-         "--distributed-timeout", "60"]
-        for i in range(2)
-    ], _env(devices_per_process=2), tmp_path)
+    outputs = _run_processes(
+        [
+            [
+                sys.executable,
+                "train.py",
+                *CLI_RUN,
+                "--workdir",
+                str(workdir),
+                "--num-devices",
+                "4",
+                "--coordinator",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+                "--distributed-timeout",
+                "60",
+            ]
+            for i in range(2)
+        ],
+        _env(devices_per_process=2),
+        tmp_path,
+    )
 
     one = fit("mlp", "digits", progress=False, num_devices=1, **RUN)
     two = read_variables(workdir)[0]  # the last epoch's checkpoint, written by both processes
@@ -125,10 +165,15 @@ def test_num_devices_over_processes(monkeypatch):
 def test_process_options_are_checked():
     check_process_args("127.0.0.1:12355", 2, 1)
     check_process_args("[::1]:80", 1, 0)
-    for args, option in ((("127.0.0.1", 2, 0), "--coordinator"), (("127.0.0.1:0", 2, 0), "--coordinator"),
-                         (("127.0.0.1:70000", 2, 0), "--coordinator"), ((":12355", 2, 0), "--coordinator"),
-                         (("127.0.0.1:12355", 0, 0), "--num-processes"),
-                         (("127.0.0.1:12355", 2, 2), "--process-id"), (("127.0.0.1:12355", 2, -1), "--process-id")):
+    for args, option in (
+        (("127.0.0.1", 2, 0), "--coordinator"),
+        (("127.0.0.1:0", 2, 0), "--coordinator"),
+        (("127.0.0.1:70000", 2, 0), "--coordinator"),
+        ((":12355", 2, 0), "--coordinator"),
+        (("127.0.0.1:12355", 0, 0), "--num-processes"),
+        (("127.0.0.1:12355", 2, 2), "--process-id"),
+        (("127.0.0.1:12355", 2, -1), "--process-id"),
+    ):
         with pytest.raises(ValueError, match=option):
             check_process_args(*args)
     with pytest.raises(ValueError, match="together"):  # raised before jax.distributed is touched
@@ -136,11 +181,18 @@ def test_process_options_are_checked():
 
 
 def test_cli_bad_device_and_process_options_exit_2():
-    for args, message in ((["--num-devices", "0"], "num_devices (--num-devices) must be between 1 and"),
-                          (["--coordinator", "127.0.0.1:12355", "--num-processes", "2", "--process-id", "2"],
-                           "--process-id")):
-        proc = subprocess.run([sys.executable, "train.py", "--no-progress", "--epochs", "1", *args],
-                              cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    for args, message in (
+        (["--num-devices", "0"], "num_devices (--num-devices) must be between 1 and"),
+        (["--coordinator", "127.0.0.1:12355", "--num-processes", "2", "--process-id", "2"], "--process-id"),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "train.py", "--no-progress", "--epochs", "1", *args],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr[-2000:]
         assert proc.stderr.startswith("error:") and message in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

@@ -48,8 +48,9 @@ PROGRAM = textwrap.dedent("""
 
 
 def test_5000_steps_with_a_workdir_keep_memory_flat_and_never_recompile(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", PROGRAM, str(tmp_path / "run")], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["steps"] == 5000
@@ -60,7 +61,7 @@ def test_5000_steps_with_a_workdir_keep_memory_flat_and_never_recompile(tmp_path
     assert late == [], f"{len(late)} compilations after the first quarter of the run"
     run = [(t, m) for t, m in out["samples"] if t > out["t_first"]]
     warm = run[len(run) // 4][1]  # a quarter into the run: caches and arenas are full
-    peak = max(m for _, m in run[len(run) // 4:])
+    peak = max(m for _, m in run[len(run) // 4 :])
     assert peak <= warm * 1.05, f"RSS grew from {warm:.0f} MiB to {peak:.0f} MiB"
     with open(tmp_path / "run" / "metrics.jsonl") as f:
         assert sum(1 for line in f) == 51  # 50 epochs and the test line

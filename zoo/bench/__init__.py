@@ -42,25 +42,59 @@ def resolve_entry(name: str) -> Entry:
     raise unknown_name_error("model", name, benchmark_names())
 
 
-def run_suite(entries: Sequence[Entry] = SUITE, *, batch_size: int | None = None, seq_len: int | None = None,
-              image_size: int | None = None, dtype: str = "float32", mode: str = "train",
-              overrides: Mapping[str, Any] | None = None, compare: Sequence[str] = (), steps: int | None = None,
-              rounds: int = 5, warmup: int = 2) -> list[EntryResult]:
+def run_suite(
+    entries: Sequence[Entry] = SUITE,
+    *,
+    batch_size: int | None = None,
+    seq_len: int | None = None,
+    image_size: int | None = None,
+    dtype: str = "float32",
+    mode: str = "train",
+    overrides: Mapping[str, Any] | None = None,
+    compare: Sequence[str] = (),
+    steps: int | None = None,
+    rounds: int = 5,
+    warmup: int = 2,
+) -> list[EntryResult]:
     """`run_entry` over ``entries``; shape options apply to the entries they fit."""
     return [
         run_entry(
             entry,
-            entry.workload(batch_size=batch_size, seq_len=seq_len, image_size=image_size, dtype=dtype,
-                           mode=mode, strict=False),
-            overrides=overrides, compare=compare, steps=steps, rounds=rounds, warmup=warmup,
+            entry.workload(
+                batch_size=batch_size, seq_len=seq_len, image_size=image_size, dtype=dtype, mode=mode, strict=False
+            ),
+            overrides=overrides,
+            compare=compare,
+            steps=steps,
+            rounds=rounds,
+            warmup=warmup,
         )
         for entry in entries
     ]
 
 
 __all__ = [
-    "REFERENCES", "SUITE", "ContenderResult", "Entry", "EntryResult", "Ratio", "Timing", "Workload",
-    "benchmark_names", "count_step_flops", "matmul_peak", "parameter_count", "registry_entry",
-    "report_json", "report_markdown", "resolve_entry", "run_entry", "run_metadata", "run_suite",
-    "suite_entry", "summary_table", "time_steps", "xla_flops",
+    "REFERENCES",
+    "SUITE",
+    "ContenderResult",
+    "Entry",
+    "EntryResult",
+    "Ratio",
+    "Timing",
+    "Workload",
+    "benchmark_names",
+    "count_step_flops",
+    "matmul_peak",
+    "parameter_count",
+    "registry_entry",
+    "report_json",
+    "report_markdown",
+    "resolve_entry",
+    "run_entry",
+    "run_metadata",
+    "run_suite",
+    "suite_entry",
+    "summary_table",
+    "time_steps",
+    "xla_flops",
 ]

@@ -32,23 +32,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     what = p.add_mutually_exclusive_group()
     what.add_argument("--model", help="suite entry or registered model name (--list shows the suite)")
-    what.add_argument("--all", action="store_true",
-                      help="run the standard suite and write benchmarks/results-<device>.md")
+    what.add_argument(
+        "--all", action="store_true", help="run the standard suite and write benchmarks/results-<device>.md"
+    )
     what.add_argument("--list", action="store_true", help="list the suite's entries and exit")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the entry's)")
     p.add_argument("--seq-len", type=int, help="sequence length of sequence entries")
     p.add_argument("--image-size", type=int, help="image side of image entries")
-    p.add_argument("--dtype", choices=DTYPES, default="float32",
-                   help="bfloat16 casts parameters and float inputs")
-    p.add_argument("--mode", choices=MODES, default="train",
-                   help="train: the engine's train step incl. the SGD update; forward: inference apply")
-    p.add_argument("--steps", type=int, help="timed steps per contender per round (default: enough for "
-                   f"~{harness.AUTO_BLOCK_S} s, {harness.AUTO_MIN_STEPS} to {harness.AUTO_MAX_STEPS})")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="bfloat16 casts parameters and float inputs")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="train",
+        help="train: the engine's train step incl. the SGD update; forward: inference apply",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        help="timed steps per contender per round (default: enough for "
+        f"~{harness.AUTO_BLOCK_S} s, {harness.AUTO_MIN_STEPS} to {harness.AUTO_MAX_STEPS})",
+    )
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5; ratios need >= 5)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps after compiling (default 2)")
     p.add_argument("--compare", default="", help=f"comma-separated references: {','.join(bench.REFERENCES)}")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config override, a Python literal (repeatable), e.g. hidden_sizes=(64,64)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config override, a Python literal (repeatable), e.g. hidden_sizes=(64,64)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--results-dir", default="benchmarks", help="where --all writes its Markdown (default benchmarks)")
     return p
@@ -88,17 +101,38 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for i, entry in enumerate(entries, 1):
             print(f"[{i}/{len(entries)}] {entry.name} ...", file=sys.stderr, flush=True)
-            workload = entry.workload(batch_size=args.batch_size, seq_len=args.seq_len, image_size=args.image_size,
-                                      dtype=args.dtype, mode=args.mode, strict=not args.all)
-            results.append(bench.run_entry(entry, workload, overrides=overrides, compare=compare,
-                                           steps=args.steps, rounds=args.rounds, warmup=args.warmup))
+            workload = entry.workload(
+                batch_size=args.batch_size,
+                seq_len=args.seq_len,
+                image_size=args.image_size,
+                dtype=args.dtype,
+                mode=args.mode,
+                strict=not args.all,
+            )
+            results.append(
+                bench.run_entry(
+                    entry,
+                    workload,
+                    overrides=overrides,
+                    compare=compare,
+                    steps=args.steps,
+                    rounds=args.rounds,
+                    warmup=args.warmup,
+                )
+            )
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     dtypes = ("float32", "bfloat16") if args.dtype == "bfloat16" else ("float32",)
-    metadata = bench.run_metadata("python -m zoo.bench " + shlex.join(argv), compare=compare, steps=args.steps,
-                                  rounds=args.rounds, warmup=args.warmup, dtypes=dtypes)
+    metadata = bench.run_metadata(
+        "python -m zoo.bench " + shlex.join(argv),
+        compare=compare,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        dtypes=dtypes,
+    )
     text = bench.report_markdown(results, metadata)
     print(text)
     if args.json:

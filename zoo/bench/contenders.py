@@ -111,8 +111,15 @@ def _forward(model, variables, *inputs):
     return model.apply(variables, *inputs, train=False)
 
 
-def jax_contender(name: str, model, task_name: str, batch: dict, example_shape, workload: Workload,
-                  analytic_flops: float | None = None) -> Contender:
+def jax_contender(
+    name: str,
+    model,
+    task_name: str,
+    batch: dict,
+    example_shape,
+    workload: Workload,
+    analytic_flops: float | None = None,
+) -> Contender:
     """``model`` through the zoo's engine: in train mode its jit'd train step with SGD
     (the state is donated each step and the returned one fed back), in forward mode a
     jit'd ``model.apply(variables, *inputs, train=False)``, what the engine's evaluation
@@ -125,15 +132,21 @@ def jax_contender(name: str, model, task_name: str, batch: dict, example_shape, 
     dtype = _float_dtype(workload)
     if workload.mode == "train":
         tx = optax.sgd(LEARNING_RATE)
-        state = _run_once(lambda: create_train_state(model, tx, tuple(example_shape), seed=0, dtype=init_dtype,
-                                                     inputs=init_inputs))
+        state = _run_once(
+            lambda: create_train_state(model, tx, tuple(example_shape), seed=0, dtype=init_dtype, inputs=init_inputs)
+        )
         params = _cast_floats(state.params, dtype)
         state = state.replace(params=params, opt_state=tx.init(params))
         fn = make_train_step(model, task, tx)
         args = (state, batch)
     else:
-        variables = dict(_run_once(lambda: init_variables(model, tuple(example_shape), jax.random.PRNGKey(0),
-                                                          init_dtype, inputs=init_inputs)))
+        variables = dict(
+            _run_once(
+                lambda: init_variables(
+                    model, tuple(example_shape), jax.random.PRNGKey(0), init_dtype, inputs=init_inputs
+                )
+            )
+        )
         variables["params"] = params = _cast_floats(variables["params"], dtype)
         fn = jax.jit(functools.partial(_forward, model))
         args = (variables, *task.inputs(batch))
@@ -157,12 +170,14 @@ def jax_contender(name: str, model, task_name: str, batch: dict, example_shape, 
         def run_step():
             jax.block_until_ready(compiled(*args))
 
-    return Contender(name, run_step, parameter_count(params), compile_s, flops, flops_source,
-                     compiled_memory_bytes(compiled))
+    return Contender(
+        name, run_step, parameter_count(params), compile_s, flops, flops_source, compiled_memory_bytes(compiled)
+    )
 
 
-def torch_contender(builder: str | None, config: Mapping[str, Any], task_name: str, host_batch: dict,
-                    workload: Workload) -> Contender:
+def torch_contender(
+    builder: str | None, config: Mapping[str, Any], task_name: str, host_batch: dict, workload: Workload
+) -> Contender:
     """The PyTorch twin ``zoo.bench.torch_models.<builder>(config)`` on the same batch,
     dtype and thread count, called with the task's ``inputs`` as the zoo model is, trained
     with SGD on cross-entropy (or run under ``inference_mode`` in forward mode)."""

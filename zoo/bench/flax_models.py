@@ -214,17 +214,25 @@ class Seq2SeqBahdanau(nn.Module):
     def __call__(self, x, y, train: bool = False):
         width = 2 * self.hidden_size
         mask = x != PAD
-        encoder = nn.Bidirectional(nn.RNN(nn.GRUCell(self.hidden_size)), nn.RNN(nn.GRUCell(self.hidden_size)),
-                                   return_carry=True)
-        (forward, backward), memory = encoder(nn.Embed(self.vocab_size, self.embed_dim)(x),
-                                              seq_lengths=jnp.sum(mask, -1))
+        encoder = nn.Bidirectional(
+            nn.RNN(nn.GRUCell(self.hidden_size)), nn.RNN(nn.GRUCell(self.hidden_size)), return_carry=True
+        )
+        (forward, backward), memory = encoder(
+            nn.Embed(self.vocab_size, self.embed_dim)(x), seq_lengths=jnp.sum(mask, -1)
+        )
         keys = nn.Dense(self.attention_units or width, use_bias=False)(memory)
         inputs = jnp.concatenate([jnp.full_like(y[:, :1], self.bos_id), y[:, :-1]], 1)
         embedded = nn.Embed(self.target_vocab_size, self.embed_dim)(inputs)
-        decode = nn.scan(_BahdanauStep, variable_broadcast="params", split_rngs={"params": False},
-                         in_axes=(1, nn.broadcast, nn.broadcast, nn.broadcast), out_axes=1)
+        decode = nn.scan(
+            _BahdanauStep,
+            variable_broadcast="params",
+            split_rngs={"params": False},
+            in_axes=(1, nn.broadcast, nn.broadcast, nn.broadcast),
+            out_axes=1,
+        )
         _, outputs = decode(width, self.attention_units or width)(
-            jnp.concatenate([forward, backward], -1), embedded, memory, keys, mask)
+            jnp.concatenate([forward, backward], -1), embedded, memory, keys, mask
+        )
         return nn.Dense(self.target_vocab_size)(outputs)
 
 
@@ -235,6 +243,11 @@ def seq2seq_bahdanau(config: Mapping) -> nn.Module:
     require(config, "dropout", (0.0, 0), "Bahdanau seq2seq")
     require(config, "cell_options", (None, {}), "Bahdanau seq2seq")
     vocab = int(config["vocab_size"])
-    return Seq2SeqBahdanau(vocab, int(config.get("target_vocab_size") or vocab), int(config["embed_dim"]),
-                           int(config["hidden_size"]), config.get("attention_units"),
-                           int(config.get("bos_id", BOS)))
+    return Seq2SeqBahdanau(
+        vocab,
+        int(config.get("target_vocab_size") or vocab),
+        int(config["embed_dim"]),
+        int(config["hidden_size"]),
+        config.get("attention_units"),
+        int(config.get("bos_id", BOS)),
+    )

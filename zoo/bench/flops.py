@@ -114,8 +114,11 @@ def compiled_memory_bytes(compiled) -> int | None:
     if analysis is None:
         return None
     return int(
-        analysis.argument_size_in_bytes + analysis.output_size_in_bytes + analysis.temp_size_in_bytes
-        + analysis.generated_code_size_in_bytes - analysis.alias_size_in_bytes
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+        + analysis.generated_code_size_in_bytes
+        - analysis.alias_size_in_bytes
     )
 
 

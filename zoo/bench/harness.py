@@ -17,8 +17,7 @@ import jax
 import numpy as np
 
 from zoo import registry
-from zoo.bench.contenders import (Contender, Unavailable, device_batch, jax_contender, make_host_batch,
-                                  torch_contender)
+from zoo.bench.contenders import Contender, Unavailable, device_batch, jax_contender, make_host_batch, torch_contender
 from zoo.bench.flops import device_peak_bytes, matmul_peak
 from zoo.bench.suite import Entry, Workload
 from zoo.bench.timing import Ratio, Timing, device_name, time_steps
@@ -95,9 +94,16 @@ def auto_steps(step_estimate_s: float) -> int:
     return int(min(AUTO_MAX_STEPS, max(AUTO_MIN_STEPS, np.ceil(AUTO_BLOCK_S / max(step_estimate_s, 1e-9)))))
 
 
-def run_entry(entry: Entry, workload: Workload, *, overrides: Mapping[str, Any] | None = None,
-              compare: Sequence[str] = (), steps: int | None = None, rounds: int = 5,
-              warmup: int = 2) -> EntryResult:
+def run_entry(
+    entry: Entry,
+    workload: Workload,
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    compare: Sequence[str] = (),
+    steps: int | None = None,
+    rounds: int = 5,
+    warmup: int = 2,
+) -> EntryResult:
     """Benchmark ``entry`` on ``workload`` against the references in ``compare``.
 
     Each contender is compiled and warmed up (``warmup`` untimed steps); then for each of
@@ -156,8 +162,7 @@ def run_entry(entry: Entry, workload: Workload, *, overrides: Mapping[str, Any] 
                 contender.run_step()
                 samples[contender.name].append(time_steps(contender.run_step, steps))
     except Exception as e:
-        return EntryResult(**base, status="failed", reason=f"{type(e).__name__}: {e}",
-                           traceback=traceback.format_exc())
+        return EntryResult(**base, status="failed", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
 
     results = {}
     for contender in contenders:
@@ -182,10 +187,12 @@ def run_entry(entry: Entry, workload: Workload, *, overrides: Mapping[str, Any] 
         )
     ratios = {
         name: Ratio.from_timings(name, results["zoo"].step, result.step)
-        for name, result in results.items() if name != "zoo"
+        for name, result in results.items()
+        if name != "zoo"
     }
-    return EntryResult(**base, status="ok", peak_flops_per_s=peak, contenders=results, ratios=ratios,
-                       unavailable=unavailable)
+    return EntryResult(
+        **base, status="ok", peak_flops_per_s=peak, contenders=results, ratios=ratios, unavailable=unavailable
+    )
 
 
 def _reference(name, entry: Entry, config, task_name, host_batch, batch, example_shape, workload) -> Contender:

@@ -91,8 +91,15 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def run_metadata(command: str, *, compare: Sequence[str], steps: int | None, rounds: int, warmup: int,
-                 dtypes: Sequence[str] = ("float32",)) -> dict:
+def run_metadata(
+    command: str,
+    *,
+    compare: Sequence[str],
+    steps: int | None,
+    rounds: int,
+    warmup: int,
+    dtypes: Sequence[str] = ("float32",),
+) -> dict:
     """The circumstances of a run: command, date, device, versions, threads, timing plan
     and the device's measured dense-matmul peak for each dtype used."""
     return {
@@ -121,9 +128,14 @@ def report_markdown(results: Sequence[EntryResult], metadata: dict) -> str:
     peaks = ", ".join(f"{d} {v / 1e9:.1f} GFLOP/s" for d, v in m["matmul_peak_flops_per_s"].items())
     threads = f"; torch threads {m['torch_threads']}" if m["torch_threads"] else ""
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
-    k_text = m["steps_per_round"] if m["steps_per_round"] != "auto" else (
-        f"per benchmark, enough for about {AUTO_BLOCK_S} s and at least {AUTO_MIN_STEPS}; "
-        "the contenders table gives rounds x K")
+    k_text = (
+        m["steps_per_round"]
+        if m["steps_per_round"] != "auto"
+        else (
+            f"per benchmark, enough for about {AUTO_BLOCK_S} s and at least {AUTO_MIN_STEPS}; "
+            "the contenders table gives rounds x K"
+        )
+    )
     parts = [
         f"# zoo benchmark results: {m['device']}",
         "",

@@ -52,12 +52,16 @@ def _faults() -> int:
 
 def _weights(cell, key, I, H):
     ks = jax.random.split(key, 4)
-    bound = 1.0 / H ** 0.5
+    bound = 1.0 / H**0.5
     u = lambda k, s: jax.random.uniform(k, s, jnp.float32, -bound, bound)
     if cell == "lstm":
         return {"kernel": u(ks[0], (I + H, 4 * H)), "bias": u(ks[1], (4 * H,))}
-    return {"input_kernel": u(ks[0], (I, 3 * H)), "recurrent_kernel": u(ks[1], (H, 3 * H)),
-            "bias": u(ks[2], (3 * H,)), "recurrent_bias": u(ks[3], (H,))}
+    return {
+        "input_kernel": u(ks[0], (I, 3 * H)),
+        "recurrent_kernel": u(ks[1], (H, 3 * H)),
+        "bias": u(ks[2], (3 * H,)),
+        "recurrent_bias": u(ks[3], (H,)),
+    }
 
 
 def zoo_losses(cell, B, H):
@@ -78,6 +82,7 @@ def zoo_losses(cell, B, H):
 def _jax_runner(f, *args):
     def run():
         jax.block_until_ready(f(*args))
+
     return run
 
 
@@ -181,27 +186,35 @@ def main(argv=None):
     load0 = _load()
     med, cpu = interleaved(runners, a.rounds, a.steps)
     load1 = _load()
-    print(f"# {a.cell}: B={B} T={T} I={I} H={H} float32, grad of summed outputs wrt weights; "
-          f"{visible_cores()} cores visible, torch threads {a.threads}; "
-          f"{a.rounds} rounds x {a.steps} steps; load average {load0} -> {load1}")
+    print(
+        f"# {a.cell}: B={B} T={T} I={I} H={H} float32, grad of summed outputs wrt weights; "
+        f"{visible_cores()} cores visible, torch threads {a.threads}; "
+        f"{a.rounds} rounds x {a.steps} steps; load average {load0} -> {load1}"
+    )
     ref = "fast" if "fast" in med else names[-1]
-    print(f"| contender | step ms, median (min-max over rounds) | tokens/s | {ref} speedup (min-max) "
-          f"| CPU ms/step | {ref} CPU-time speedup (min-max) | faults/call |")
+    print(
+        f"| contender | step ms, median (min-max over rounds) | tokens/s | {ref} speedup (min-max) "
+        f"| CPU ms/step | {ref} CPU-time speedup (min-max) | faults/call |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name in names:
         ms = [1000 * t for t in med[name]]
         ratios = [med[name][k] / med[ref][k] for k in range(a.rounds)]
         cratios = [cpu[name][k] / cpu[ref][k] for k in range(a.rounds)]
-        print(f"| {name} | {statistics.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f}) | "
-              f"{B * T / statistics.median(med[name]):,.0f} | "
-              f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
-              f"{1000 * statistics.median(cpu[name]):.1f} | "
-              f"{statistics.median(cratios):.2f} ({min(cratios):.2f}-{max(cratios):.2f}) | {faults[name]:,.0f} |")
+        print(
+            f"| {name} | {statistics.median(ms):.1f} ({min(ms):.1f}-{max(ms):.1f}) | "
+            f"{B * T / statistics.median(med[name]):,.0f} | "
+            f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) | "
+            f"{1000 * statistics.median(cpu[name]):.1f} | "
+            f"{statistics.median(cratios):.2f} ({min(cratios):.2f}-{max(cratios):.2f}) | {faults[name]:,.0f} |"
+        )
     if a.compile:
         ct = compile_times(a.cell, B, I, H)
         for name in ("plain", "fast"):
-            print(f"compile {name}: T=16 {ct[name, 16]:.2f} s, T=1024 {ct[name, 1024]:.2f} s, "
-                  f"ratio {ct[name, 1024] / ct[name, 16]:.2f}")
+            print(
+                f"compile {name}: T=16 {ct[name, 16]:.2f} s, T=1024 {ct[name, 1024]:.2f} s, "
+                f"ratio {ct[name, 1024] / ct[name, 16]:.2f}"
+            )
 
 
 if __name__ == "__main__":

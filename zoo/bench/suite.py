@@ -78,8 +78,9 @@ class Entry:
     analytic_flops: Callable[[Mapping[str, Any], Workload], float] | None = None
     description: str = ""
 
-    def workload(self, *, batch_size=None, seq_len=None, image_size=None, dtype="float32",
-                 mode="train", strict=True) -> Workload:
+    def workload(
+        self, *, batch_size=None, seq_len=None, image_size=None, dtype="float32", mode="train", strict=True
+    ) -> Workload:
         """This entry's default workload with the given values replacing the defaults.
 
         A ``seq_len`` for an entry without sequences (or ``image_size`` without images) is
@@ -112,48 +113,82 @@ def _sequence(features: int, **extra):
 # The standard suite (`python -m zoo.bench --all`).
 SUITE: tuple[Entry, ...] = (
     Entry(
-        "mlp", model="mlp", batch_size=128, image_size=28,
+        "mlp",
+        model="mlp",
+        batch_size=128,
+        image_size=28,
         config=_square_image(1, hidden_sizes=(256, 256), num_outputs=10),
-        torch_twin="mlp", flax_stock=flax_models.mlp,
+        torch_twin="mlp",
+        flax_stock=flax_models.mlp,
         description="784-256-256-10 ReLU MLP on 28x28x1 images",
     ),
     Entry(
-        "lenet5", model="lenet5", batch_size=128, image_size=28,
+        "lenet5",
+        model="lenet5",
+        batch_size=128,
+        image_size=28,
         config=_square_image(1, num_classes=10),
-        torch_twin="lenet5", flax_stock=flax_models.lenet5,
+        torch_twin="lenet5",
+        flax_stock=flax_models.lenet5,
         description="modern LeNet-5 (conv1 padding 2, max pool, ReLU), 61,706 parameters",
     ),
     Entry(
-        "resnet18", model="resnet18", batch_size=16, image_size=128,
+        "resnet18",
+        model="resnet18",
+        batch_size=16,
+        image_size=128,
         config=_square_image(3, num_classes=1000),
-        torch_twin="resnet18", flax_stock=flax_models.resnet18,
+        torch_twin="resnet18",
+        flax_stock=flax_models.resnet18,
         description="ResNet-18, 1000 classes",
     ),
     Entry(
-        "vgg11", model="vgg11", batch_size=16, image_size=64,
+        "vgg11",
+        model="vgg11",
+        batch_size=16,
+        image_size=64,
         config=_square_image(3, num_classes=1000),
-        torch_twin="vgg11", flax_stock=flax_models.vgg11,
+        torch_twin="vgg11",
+        flax_stock=flax_models.vgg11,
         description="VGG-11 (configuration A), 1000 classes",
     ),
     Entry(
-        "lstm", model="lstm", batch_size=64, seq_len=128,
+        "lstm",
+        model="lstm",
+        batch_size=64,
+        seq_len=128,
         config=_sequence(64, hidden_size=256, num_classes=10),
-        torch_twin="lstm", flax_stock=flax_models.lstm,
+        torch_twin="lstm",
+        flax_stock=flax_models.lstm,
         description="LSTM I=64 H=256, dense head on the last step",
     ),
     Entry(
-        "gru", model="gru", batch_size=64, seq_len=128,
+        "gru",
+        model="gru",
+        batch_size=64,
+        seq_len=128,
         config=_sequence(64, hidden_size=256, num_classes=10),
-        torch_twin="gru", flax_stock=flax_models.gru,
+        torch_twin="gru",
+        flax_stock=flax_models.gru,
         description="GRU I=64 H=256, dense head on the last step",
     ),
     Entry(
-        "seq2seq_bahdanau", model="seq2seq_bahdanau", batch_size=64, seq_len=32, input_vocab=1000,
-        config=lambda w: {"input_shape": (w.seq_len,), "output_length": w.seq_len, "vocab_size": 1000,
-                          "embed_dim": 128, "hidden_size": 256},
-        torch_twin="seq2seq_bahdanau", flax_stock=flax_models.seq2seq_bahdanau,
+        "seq2seq_bahdanau",
+        model="seq2seq_bahdanau",
+        batch_size=64,
+        seq_len=32,
+        input_vocab=1000,
+        config=lambda w: {
+            "input_shape": (w.seq_len,),
+            "output_length": w.seq_len,
+            "vocab_size": 1000,
+            "embed_dim": 128,
+            "hidden_size": 256,
+        },
+        torch_twin="seq2seq_bahdanau",
+        flax_stock=flax_models.seq2seq_bahdanau,
         description="Bahdanau encoder-decoder: bidirectional GRU encoder H=256, additive attention, "
-                    "vocab 1000, E=128, teacher forcing over 32 target tokens",
+        "vocab 1000, E=128, teacher forcing over 32 target tokens",
     ),
 )
 
@@ -169,7 +204,10 @@ def registry_entry(model: str, spec) -> Entry:
     free_axis = any(d is None for d in spec.input_shape)
     vocab = next((int(v) for k, v in spec.config.items() if "vocab" in k and isinstance(v, int)), None)
     return Entry(
-        name=model, model=model, batch_size=32, seq_len=32 if free_axis else None,
+        name=model,
+        model=model,
+        batch_size=32,
+        seq_len=32 if free_axis else None,
         input_vocab=(vocab or 2) if spec.input_dtype.startswith("int") else None,
         description=f"registry defaults of {model!r}",
     )

@@ -80,8 +80,12 @@ class Timing:
         pooled = np.concatenate([np.asarray(r, np.float64) for r in rounds])
         q1, median, q3 = np.percentile(pooled, [25, 50, 75])
         return cls(
-            median_s=float(median), q1_s=float(q1), q3_s=float(q3),
-            min_s=float(pooled.min()), max_s=float(pooled.max()), samples=int(pooled.size),
+            median_s=float(median),
+            q1_s=float(q1),
+            q3_s=float(q3),
+            min_s=float(pooled.min()),
+            max_s=float(pooled.max()),
+            samples=int(pooled.size),
             round_medians_s=tuple(float(statistics.median(r)) for r in rounds),
         )
 

@@ -167,8 +167,7 @@ class ResNet(nn.Module):
 
     input_layout = "NCHW"
 
-    def __init__(self, block, layers: Sequence[int], num_classes: int = 1000, width: int = 64,
-                 in_channels: int = 3):
+    def __init__(self, block, layers: Sequence[int], num_classes: int = 1000, width: int = 64, in_channels: int = 3):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
@@ -226,8 +225,12 @@ class VGG(nn.Module):
                 cin = item
         self.features = nn.Sequential(*modules)
         self.classifier = nn.Sequential(
-            nn.Linear(cin * side * side, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout_rate),
-            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(dropout_rate),
+            nn.Linear(cin * side * side, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout_rate),
+            nn.Linear(4096, 4096),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout_rate),
             nn.Linear(4096, num_classes),
         )
 
@@ -296,9 +299,14 @@ class DenseBlock(nn.ModuleDict):
 
 class Transition(nn.Sequential):
     def __init__(self, cin: int, cout: int):
-        super().__init__(OrderedDict(norm=nn.BatchNorm2d(cin), relu=nn.ReLU(),
-                                     conv=nn.Conv2d(cin, cout, 1, bias=False),
-                                     pool=nn.AvgPool2d(2, 2)))
+        super().__init__(
+            OrderedDict(
+                norm=nn.BatchNorm2d(cin),
+                relu=nn.ReLU(),
+                conv=nn.Conv2d(cin, cout, 1, bias=False),
+                pool=nn.AvgPool2d(2, 2),
+            )
+        )
 
 
 class DenseNet(nn.Module):
@@ -306,12 +314,21 @@ class DenseNet(nn.Module):
 
     input_layout = "NCHW"
 
-    def __init__(self, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
-                 num_init_features: int = 64, bn_size: int = 4, num_classes: int = 1000):
+    def __init__(
+        self,
+        growth_rate: int = 32,
+        block_config: Sequence[int] = (6, 12, 24, 16),
+        num_init_features: int = 64,
+        bn_size: int = 4,
+        num_classes: int = 1000,
+    ):
         super().__init__()
-        layers = OrderedDict(conv0=nn.Conv2d(3, num_init_features, 7, 2, 3, bias=False),
-                             norm0=nn.BatchNorm2d(num_init_features), relu0=nn.ReLU(),
-                             pool0=nn.MaxPool2d(3, 2, 1))
+        layers = OrderedDict(
+            conv0=nn.Conv2d(3, num_init_features, 7, 2, 3, bias=False),
+            norm0=nn.BatchNorm2d(num_init_features),
+            relu0=nn.ReLU(),
+            pool0=nn.MaxPool2d(3, 2, 1),
+        )
         c = num_init_features
         for i, n in enumerate(block_config):
             layers[f"denseblock{i + 1}"] = DenseBlock(n, c, growth_rate, bn_size)
@@ -337,21 +354,32 @@ class AlexNetTorchvision(nn.Module):
 
     input_layout = "NCHW"
 
-    def __init__(self, num_classes: int = 1000, widths: Sequence[int] = (64, 192, 384, 256, 256),
-                 fc_size: int = 4096):
+    def __init__(self, num_classes: int = 1000, widths: Sequence[int] = (64, 192, 384, 256, 256), fc_size: int = 4096):
         super().__init__()
         w = widths
         self.features = nn.Sequential(
-            nn.Conv2d(3, w[0], 11, 4, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(w[0], w[1], 5, padding=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
-            nn.Conv2d(w[1], w[2], 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(w[2], w[3], 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(w[3], w[4], 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+            nn.Conv2d(3, w[0], 11, 4, 2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(w[0], w[1], 5, padding=2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(w[1], w[2], 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[2], w[3], 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[3], w[4], 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2),
         )
         self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
         self.classifier = nn.Sequential(
-            nn.Dropout(0.5), nn.Linear(w[4] * 36, fc_size), nn.ReLU(inplace=True),
-            nn.Dropout(0.5), nn.Linear(fc_size, fc_size), nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(w[4] * 36, fc_size),
+            nn.ReLU(inplace=True),
+            nn.Dropout(0.5),
+            nn.Linear(fc_size, fc_size),
+            nn.ReLU(inplace=True),
             nn.Linear(fc_size, num_classes),
         )
 
@@ -367,22 +395,41 @@ class AlexNetPaper(nn.Module):
 
     input_layout = "NCHW"
 
-    def __init__(self, num_classes: int = 1000, widths: Sequence[int] = (96, 256, 384, 384, 256),
-                 fc_size: int = 4096, groups: int = 2, padding: int = 0, last_map: int = 6):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        widths: Sequence[int] = (96, 256, 384, 384, 256),
+        fc_size: int = 4096,
+        groups: int = 2,
+        padding: int = 0,
+        last_map: int = 6,
+    ):
         super().__init__()
         w, g = widths, groups
         self.features = nn.Sequential(
-            nn.Conv2d(3, w[0], 11, 4, padding), nn.ReLU(), nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0),
+            nn.Conv2d(3, w[0], 11, 4, padding),
+            nn.ReLU(),
+            nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0),
             nn.MaxPool2d(3, 2),
-            nn.Conv2d(w[0], w[1], 5, padding=2, groups=g), nn.ReLU(),
-            nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0), nn.MaxPool2d(3, 2),
-            nn.Conv2d(w[1], w[2], 3, padding=1), nn.ReLU(),
-            nn.Conv2d(w[2], w[3], 3, padding=1, groups=g), nn.ReLU(),
-            nn.Conv2d(w[3], w[4], 3, padding=1, groups=g), nn.ReLU(), nn.MaxPool2d(3, 2),
+            nn.Conv2d(w[0], w[1], 5, padding=2, groups=g),
+            nn.ReLU(),
+            nn.LocalResponseNorm(5, 5e-4, 0.75, 2.0),
+            nn.MaxPool2d(3, 2),
+            nn.Conv2d(w[1], w[2], 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(w[2], w[3], 3, padding=1, groups=g),
+            nn.ReLU(),
+            nn.Conv2d(w[3], w[4], 3, padding=1, groups=g),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2),
         )
         self.classifier = nn.Sequential(
-            nn.Linear(w[4] * last_map * last_map, fc_size), nn.ReLU(), nn.Dropout(0.5),
-            nn.Linear(fc_size, fc_size), nn.ReLU(), nn.Dropout(0.5),
+            nn.Linear(w[4] * last_map * last_map, fc_size),
+            nn.ReLU(),
+            nn.Dropout(0.5),
+            nn.Linear(fc_size, fc_size),
+            nn.ReLU(),
+            nn.Dropout(0.5),
             nn.Linear(fc_size, num_classes),
         )
 
@@ -441,8 +488,15 @@ class Seq2SeqBahdanau(nn.Module):
     decoder reads [BOS, y_0, ..., y_(T-2)], one ``GRUCell`` step per target token.
     """
 
-    def __init__(self, vocab_size: int, target_vocab_size: int, embed_dim: int, hidden_size: int,
-                 attention_units: int | None = None, bos_id: int = BOS):
+    def __init__(
+        self,
+        vocab_size: int,
+        target_vocab_size: int,
+        embed_dim: int,
+        hidden_size: int,
+        attention_units: int | None = None,
+        bos_id: int = BOS,
+    ):
         super().__init__()
         width = 2 * hidden_size
         units = attention_units or width
@@ -459,8 +513,9 @@ class Seq2SeqBahdanau(nn.Module):
     def forward(self, x, y):
         mask = x != PAD
         lengths = mask.sum(1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.source_embedding(x), lengths, batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.source_embedding(x), lengths, batch_first=True, enforce_sorted=False
+        )
         memory, final = self.encoder(packed)
         memory, _ = nn.utils.rnn.pad_packed_sequence(memory, batch_first=True, total_length=x.shape[1])
         state = torch.cat([final[0], final[1]], -1)  # forward and backward final states, (B, 2H)
@@ -485,6 +540,11 @@ def seq2seq_bahdanau(config: Mapping) -> nn.Module:
     require(config, "dropout", (0.0, 0), "Bahdanau seq2seq")
     require(config, "cell_options", (None, {}), "Bahdanau seq2seq")
     vocab = int(config["vocab_size"])
-    return Seq2SeqBahdanau(vocab, int(config.get("target_vocab_size") or vocab), int(config["embed_dim"]),
-                           int(config["hidden_size"]), config.get("attention_units"),
-                           int(config.get("bos_id", BOS)))
+    return Seq2SeqBahdanau(
+        vocab,
+        int(config.get("target_vocab_size") or vocab),
+        int(config["embed_dim"]),
+        int(config["hidden_size"]),
+        config.get("attention_units"),
+        int(config.get("bos_id", BOS)),
+    )

@@ -53,25 +53,34 @@ class Dataset:
     model_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test),
-                            ("val", self.x_val, self.y_val)):
+        for split, x, y in (
+            ("train", self.x_train, self.y_train),
+            ("test", self.x_test, self.y_test),
+            ("val", self.x_val, self.y_val),
+        ):
             if (x is None) != (y is None):
                 raise ValueError(f"dataset {self.name!r}: x_{split} and y_{split} must be given together")
             if x is not None and len(x) != len(y):
-                raise ValueError(f"dataset {self.name!r}: x_{split} has {len(x)} examples but "
-                                 f"y_{split} has {len(y)}")
+                raise ValueError(f"dataset {self.name!r}: x_{split} has {len(x)} examples but y_{split} has {len(y)}")
         if self.task == "classification" and self.num_classes is None:
             raise ValueError(f"dataset {self.name!r}: a classification dataset needs num_classes")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
-            raise ValueError(f"dataset {self.name!r}: {len(self.class_names)} class names for "
-                             f"{self.num_classes} classes")
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.class_names)} class names for {self.num_classes} classes"
+            )
         self.check_values()
 
     def splits(self):
         """``(split name, x, y)`` for every split present: train, val, test."""
-        return [(split, x, y) for split, x, y in (("train", self.x_train, self.y_train),
-                                                  ("val", self.x_val, self.y_val),
-                                                  ("test", self.x_test, self.y_test)) if x is not None]
+        return [
+            (split, x, y)
+            for split, x, y in (
+                ("train", self.x_train, self.y_train),
+                ("val", self.x_val, self.y_val),
+                ("test", self.x_test, self.y_test),
+            )
+            if x is not None
+        ]
 
     def check_values(self) -> None:
         """Raise ValueError unless every split's values fit the dataset: finite inputs and
@@ -88,8 +97,10 @@ class Dataset:
                     bad = ~np.isfinite(a)
                     if bad.any():
                         first = int(np.argwhere(bad)[0][0])
-                        raise ValueError(f"dataset {self.name!r}: {what} holds {int(bad.sum())} non-finite "
-                                         f"value(s) (NaN or inf), the first in example {first}")
+                        raise ValueError(
+                            f"dataset {self.name!r}: {what} holds {int(bad.sum())} non-finite "
+                            f"value(s) (NaN or inf), the first in example {first}"
+                        )
                 elif not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
                     raise ValueError(f"dataset {self.name!r}: {what} must hold numbers, got dtype {a.dtype}")
             if self.task == "classification":
@@ -99,12 +110,16 @@ class Dataset:
         if y.size == 0:
             return
         if np.issubdtype(y.dtype, np.floating) and not np.all(y == np.round(y)):
-            raise ValueError(f"dataset {self.name!r}: {what} must be integer class labels, got "
-                             f"non-integer values such as {y[y != np.round(y)].flat[0]!r}")
+            raise ValueError(
+                f"dataset {self.name!r}: {what} must be integer class labels, got "
+                f"non-integer values such as {y[y != np.round(y)].flat[0]!r}"
+            )
         low, high = y.min(), y.max()
         if low < 0 or high >= self.num_classes:
-            raise ValueError(f"dataset {self.name!r}: {what} labels must be in [0, {self.num_classes}) "
-                             f"(num_classes={self.num_classes}), got labels from {low} to {high}")
+            raise ValueError(
+                f"dataset {self.name!r}: {what} labels must be in [0, {self.num_classes}) "
+                f"(num_classes={self.num_classes}), got labels from {low} to {high}"
+            )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -145,22 +160,27 @@ class Dataset:
         or if the dataset already has a validation split.
         """
         if self.x_val is not None:
-            raise ValueError(f"dataset {self.name!r} already has a validation split "
-                             f"({self.num_val} examples)")
+            raise ValueError(f"dataset {self.name!r} already has a validation split ({self.num_val} examples)")
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
         n = self.num_train
         # ceil, as scikit-learn's train_test_split does: any fraction > 0 gives at least one.
         n_val = math.ceil(fraction * n)
         if n_val >= n:
-            raise ValueError(f"a validation fraction of {fraction} of the {n} training examples of "
-                             f"{self.name!r} leaves no training examples")
+            raise ValueError(
+                f"a validation fraction of {fraction} of the {n} training examples of "
+                f"{self.name!r} leaves no training examples"
+            )
         order = np.random.default_rng(seed).permutation(n)
         val, train = np.sort(order[:n_val]), np.sort(order[n_val:])
         note = f" Validation: {n_val} of the {n} training examples, drawn with seed {seed}."
         return dataclasses.replace(
-            self, x_train=self.x_train[train], y_train=self.y_train[train],
-            x_val=self.x_train[val], y_val=self.y_train[val], description=self.description + note,
+            self,
+            x_train=self.x_train[train],
+            y_train=self.y_train[train],
+            x_val=self.x_train[val],
+            y_val=self.y_train[val],
+            description=self.description + note,
         )
 
     def resized(self, height: int, width: int) -> Dataset:
@@ -169,8 +189,10 @@ class Dataset:
         Images stay float32 NHWC; labels are unchanged. Raises ValueError for a dataset
         whose examples are not images ``(H, W, C)`` or for a non-positive size."""
         if len(self.input_shape) != 3:
-            raise ValueError(f"dataset {self.name!r} has examples of shape {self.input_shape}, "
-                             "not images (H, W, C): it cannot be resized")
+            raise ValueError(
+                f"dataset {self.name!r} has examples of shape {self.input_shape}, "
+                "not images (H, W, C): it cannot be resized"
+            )
         if int(height) <= 0 or int(width) <= 0:
             raise ValueError(f"image size must be positive, got {height}x{width}")
         # Refuse before allocating: XLA aborts the whole process on an allocation it cannot make.
@@ -178,9 +200,11 @@ class Dataset:
         needed = examples * int(height) * int(width) * self.input_shape[-1] * 4
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
         if needed > available // 2:
-            raise ValueError(f"resizing {self.name!r} to {int(height)}x{int(width)} needs "
-                             f"{needed / 2**30:.1f} GiB for its {examples} images; this machine has "
-                             f"{available / 2**30:.1f} GiB free: choose a smaller image size")
+            raise ValueError(
+                f"resizing {self.name!r} to {int(height)}x{int(width)} needs "
+                f"{needed / 2**30:.1f} GiB for its {examples} images; this machine has "
+                f"{available / 2**30:.1f} GiB free: choose a smaller image size"
+            )
         import jax  # only resizing needs it; the data package stays light to import
 
         def resize(x):
@@ -190,12 +214,21 @@ class Dataset:
             return np.asarray(out, dtype=np.float32)
 
         note = f" Resized to {int(height)}x{int(width)} (bilinear)."
-        return dataclasses.replace(self, x_train=resize(self.x_train), x_test=resize(self.x_test),
-                                   x_val=resize(self.x_val), description=self.description + note)
+        return dataclasses.replace(
+            self,
+            x_train=resize(self.x_train),
+            x_test=resize(self.x_test),
+            x_val=resize(self.x_val),
+            description=self.description + note,
+        )
 
     def __repr__(self) -> str:
-        splits = ", ".join(f"{split}={len(x)}" for split, x in
-                           (("train", self.x_train), ("val", self.x_val), ("test", self.x_test))
-                           if x is not None)
-        return (f"Dataset(name={self.name!r}, task={self.task!r}, input_shape={self.input_shape}, "
-                f"num_outputs={self.num_outputs}, {splits})")
+        splits = ", ".join(
+            f"{split}={len(x)}"
+            for split, x in (("train", self.x_train), ("val", self.x_val), ("test", self.x_test))
+            if x is not None
+        )
+        return (
+            f"Dataset(name={self.name!r}, task={self.task!r}, input_shape={self.input_shape}, "
+            f"num_outputs={self.num_outputs}, {splits})"
+        )

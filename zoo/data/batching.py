@@ -40,9 +40,17 @@ def epoch_order(num_examples: int, *, seed: int, epoch: int, shuffle: bool = Tru
     return np.random.default_rng([seed, epoch]).permutation(num_examples)
 
 
-def iterate_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, seed: int, epoch: int,
-                    shuffle: bool = True, drop_remainder: bool = False,
-                    pad: bool = False) -> Iterator[dict[str, np.ndarray]]:
+def iterate_batches(
+    x: np.ndarray,
+    y: np.ndarray | None,
+    batch_size: int,
+    *,
+    seed: int,
+    epoch: int,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    pad: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{"x": (b, ...), "y": (b, ...), "mask": (b,) float32}`` batches for one epoch.
 
     Args:
@@ -70,7 +78,7 @@ def iterate_batches(x: np.ndarray, y: np.ndarray | None, batch_size: int, *, see
     step = min(batch_size, n)  # batch_size >= N: one full batch, never dropped
     for start in range(0, num_batches(n, batch_size, drop_remainder) * step, step):
         # Unshuffled batches are slices: views, no copy.
-        index = order[start:start + step] if shuffle else slice(start, min(start + step, n))
+        index = order[start : start + step] if shuffle else slice(start, min(start + step, n))
         batch = {"x": x[index]}
         if y is not None:
             batch["y"] = y[index]

@@ -16,25 +16,27 @@ from zoo.data.base import Dataset
 # Each loader's docstring describes its data: source, shapes, split, preprocessing.
 # Loaders take keyword-only options; `seed` where the split or the data are drawn at
 # random, `data_dir` where they read files.
-DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType({
-    "digits": sources.load_digits,
-    "diabetes": sources.load_diabetes,
-    "xor": synthetic.xor,
-    "circles": synthetic.circles,
-    "mnist": sources.load_mnist,
-    "fashion_mnist": sources.load_fashion_mnist,
-    "cifar10": sources.load_cifar10,
-    "cifar100": sources.load_cifar100,
-    "svhn_cropped": sources.load_svhn_cropped,
-    "sentiment": sentiment.sentiment,
-    "imdb_reviews": imdb.load_imdb_reviews,
-    "adding_problem": sequence_tasks.adding_problem,
-    "moving_digits": sequence_tasks.moving_digits,
-    "copy": seq2seq_tasks.copy_task,
-    "reverse": seq2seq_tasks.reverse_task,
-    "dates": seq2seq_tasks.dates,
-    "long_word": seq2seq_tasks.long_word,
-})
+DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType(
+    {
+        "digits": sources.load_digits,
+        "diabetes": sources.load_diabetes,
+        "xor": synthetic.xor,
+        "circles": synthetic.circles,
+        "mnist": sources.load_mnist,
+        "fashion_mnist": sources.load_fashion_mnist,
+        "cifar10": sources.load_cifar10,
+        "cifar100": sources.load_cifar100,
+        "svhn_cropped": sources.load_svhn_cropped,
+        "sentiment": sentiment.sentiment,
+        "imdb_reviews": imdb.load_imdb_reviews,
+        "adding_problem": sequence_tasks.adding_problem,
+        "moving_digits": sequence_tasks.moving_digits,
+        "copy": seq2seq_tasks.copy_task,
+        "reverse": seq2seq_tasks.reverse_task,
+        "dates": seq2seq_tasks.dates,
+        "long_word": seq2seq_tasks.long_word,
+    }
+)
 
 
 def list_datasets() -> list[str]:
@@ -48,8 +50,14 @@ def describe_dataset(name: str) -> str:
     return f"{name}{inspect.signature(loader)}\n\n{inspect.getdoc(loader)}"
 
 
-def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None = None,
-                 image_size: int | tuple[int, int] | None = None, **kwargs) -> Dataset:
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+    image_size: int | tuple[int, int] | None = None,
+    **kwargs,
+) -> Dataset:
     """Load dataset ``name`` (see `list_datasets`) into memory as NumPy arrays.
 
     ``seed`` fixes every random choice (train/test split, synthetic draws); datasets with
@@ -68,8 +76,7 @@ def load_dataset(name: str, *, seed: int = 0, data_dir: str | os.PathLike | None
     unknown = sorted(set(kwargs) - set(options))
     if unknown:
         accepted = ", ".join(options) if options else "none"
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; "
-                         f"its options: {accepted}")
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for dataset {name!r}; its options: {accepted}")
     for key, value in kwargs.items():
         default = parameters[key].default
         if default is not inspect.Parameter.empty:

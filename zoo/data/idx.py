@@ -55,26 +55,32 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
         except (EOFError, OSError, zlib.error) as err:  # truncated or corrupt stream
             raise ValueError(f"{path}: corrupt or truncated gzip data ({err})") from None
     if len(content) < 4 or content[:2] != b"\x00\x00":
-        raise ValueError(f"{path}: not an IDX file (an IDX file starts with the magic bytes "
-                         f"00 00 <type> <ndim>; this one starts with {content[:4].hex(' ') or 'nothing'})")
+        raise ValueError(
+            f"{path}: not an IDX file (an IDX file starts with the magic bytes "
+            f"00 00 <type> <ndim>; this one starts with {content[:4].hex(' ') or 'nothing'})"
+        )
     type_code, ndim = content[2], content[3]
     if type_code not in _IDX_DTYPES:
-        raise ValueError(f"{path}: unknown IDX element type code 0x{type_code:02x}; expected one of "
-                         + ", ".join(f"0x{code:02x}" for code in _IDX_DTYPES))
+        raise ValueError(
+            f"{path}: unknown IDX element type code 0x{type_code:02x}; expected one of "
+            + ", ".join(f"0x{code:02x}" for code in _IDX_DTYPES)
+        )
     header_size = 4 + 4 * ndim
     if len(content) < header_size:
-        raise ValueError(f"{path}: truncated IDX header: {ndim} dimensions need {header_size} bytes, "
-                         f"the file has {len(content)}")
+        raise ValueError(
+            f"{path}: truncated IDX header: {ndim} dimensions need {header_size} bytes, the file has {len(content)}"
+        )
     shape = tuple(int(size) for size in np.frombuffer(content, ">u4", count=ndim, offset=4))
     dtype = _IDX_DTYPES[type_code]
     expected = math.prod(shape) * dtype.itemsize
     actual = len(content) - header_size
     if actual < expected:
-        raise ValueError(f"{path}: truncated IDX data: shape {shape} of {dtype.name} needs "
-                         f"{expected} bytes after the header, the file has {actual}")
+        raise ValueError(
+            f"{path}: truncated IDX data: shape {shape} of {dtype.name} needs "
+            f"{expected} bytes after the header, the file has {actual}"
+        )
     if actual > expected:
-        raise ValueError(f"{path}: {actual - expected} unexpected bytes after the IDX data of "
-                         f"shape {shape}")
+        raise ValueError(f"{path}: {actual - expected} unexpected bytes after the IDX data of shape {shape}")
     data = np.frombuffer(content, dtype, count=math.prod(shape), offset=header_size)
     return data.reshape(shape).astype(dtype.newbyteorder("="))  # a writable native-order copy
 
@@ -108,28 +114,33 @@ def load_idx_folder(folder: str | os.PathLike, num_classes: int) -> dict[str, np
     found = find_idx_files(folder)
     missing = [IDX_FILES[role] + "[.gz]" for role in IDX_FILES if role not in found]
     if missing:
-        raise DatasetNotFoundError(f"{folder} lacks the IDX file(s) {', '.join(missing)}; an MNIST-style "
-                                   f"folder holds all four of {', '.join(IDX_FILES.values())} "
-                                   "(each may be gzipped)")
+        raise DatasetNotFoundError(
+            f"{folder} lacks the IDX file(s) {', '.join(missing)}; an MNIST-style "
+            f"folder holds all four of {', '.join(IDX_FILES.values())} "
+            "(each may be gzipped)"
+        )
     arrays = {}
     image_shape = None
     for split in ("train", "test"):
         images_path, labels_path = found[f"{split}_images"], found[f"{split}_labels"]
         images, labels = read_idx(images_path), read_idx(labels_path)
         if images.ndim != 3 or images.dtype != np.uint8:
-            raise ValueError(f"{images_path}: expected uint8 images of shape (N, rows, cols), "
-                             f"got {images.dtype} of shape {images.shape}")
+            raise ValueError(
+                f"{images_path}: expected uint8 images of shape (N, rows, cols), "
+                f"got {images.dtype} of shape {images.shape}"
+            )
         if labels.ndim != 1 or labels.dtype != np.uint8:
-            raise ValueError(f"{labels_path}: expected uint8 labels of shape (N,), got "
-                             f"{labels.dtype} of shape {labels.shape}")
+            raise ValueError(
+                f"{labels_path}: expected uint8 labels of shape (N,), got {labels.dtype} of shape {labels.shape}"
+            )
         if len(images) != len(labels):
-            raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds "
-                             f"{len(labels)} labels")
+            raise ValueError(f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels")
         if len(labels) and labels.max() >= num_classes:
             raise ValueError(f"{labels_path}: label {labels.max()} out of range; expected 0..{num_classes - 1}")
         if image_shape is not None and images.shape[1:] != image_shape:
-            raise ValueError(f"{images_path}: images of size {images.shape[1:]} but the training "
-                             f"images are {image_shape}")
+            raise ValueError(
+                f"{images_path}: images of size {images.shape[1:]} but the training images are {image_shape}"
+            )
         image_shape = images.shape[1:]
         arrays[f"x_{split}"] = images[..., None]  # NHWC with one channel
         arrays[f"y_{split}"] = labels.astype(np.int32)

@@ -14,13 +14,17 @@ from zoo.data.base import Dataset, DatasetNotFoundError
 from zoo.data.sources import read_tfds_splits
 from zoo.data.text import Vocabulary
 
-CITATION = ("IMDB Large Movie Review Dataset (Maas, Daly, Pham, Huang, Ng & Potts 2011, "
-            "Learning Word Vectors for Sentiment Analysis)")
+CITATION = (
+    "IMDB Large Movie Review Dataset (Maas, Daly, Pham, Huang, Ng & Potts 2011, "
+    "Learning Word Vectors for Sentiment Analysis)"
+)
 _READ_CHUNK = 1024  # records per batched read
-_HOW_TO_GET = ("To prepare it, once: `tfds build imdb_reviews --file_format=array_record "
-               "[--data_dir DIR]`, which needs network access and TensorFlow (`pip install "
-               "tensorflow`; reading the prepared files does not), then pass data_dir=DIR "
-               "(train.py: --data-dir DIR).")
+_HOW_TO_GET = (
+    "To prepare it, once: `tfds build imdb_reviews --file_format=array_record "
+    "[--data_dir DIR]`, which needs network access and TensorFlow (`pip install "
+    "tensorflow`; reading the prepared files does not), then pass data_dir=DIR "
+    "(train.py: --data-dir DIR)."
+)
 
 
 def _clean(text) -> str:
@@ -46,8 +50,9 @@ def _read_text_source(source, name: str) -> tuple[list[str], np.ndarray]:
     return texts, labels
 
 
-def load_imdb_reviews(*, data_dir: str | None = None, max_length: int = 400,
-                      max_vocab_size: int = 20_000, min_count: int = 2) -> Dataset:
+def load_imdb_reviews(
+    *, data_dir: str | None = None, max_length: int = 400, max_vocab_size: int = 20_000, min_count: int = 2
+) -> Dataset:
     """IMDB movie reviews from TFDS's prepared ``imdb_reviews`` (plain_text): 25,000 train /
     25,000 test reviews, labels 0 = negative, 1 = positive (the unlabelled split is not read).
 
@@ -66,8 +71,11 @@ def load_imdb_reviews(*, data_dir: str | None = None, max_length: int = 400,
         data_dir = os.fspath(data_dir)
         if "://" not in data_dir and not os.path.isdir(data_dir):
             raise DatasetNotFoundError(f"data_dir {data_dir!r} for dataset {name!r} is not a folder. {_HOW_TO_GET}")
-    for key, value, minimum in (("max_length", max_length, 1), ("max_vocab_size", max_vocab_size, 3),
-                                ("min_count", min_count, 1)):
+    for key, value, minimum in (
+        ("max_length", max_length, 1),
+        ("max_vocab_size", max_vocab_size, 3),
+        ("min_count", min_count, 1),
+    ):
         if not isinstance(value, (int, np.integer)) or value < minimum:
             raise ValueError(f"imdb_reviews: {key} must be an integer >= {minimum}, got {value!r}")
     splits, info = read_tfds_splits(name, data_dir, _read_text_source, _HOW_TO_GET)
@@ -75,12 +83,19 @@ def load_imdb_reviews(*, data_dir: str | None = None, max_length: int = 400,
     vocab = Vocabulary.build(train_texts, min_count=min_count, max_size=max_vocab_size)
     label_feature = info.features["label"]
     return Dataset(
-        name=name, task="classification",
-        x_train=vocab.encode_batch(train_texts, max_length), y_train=y_train,
-        x_test=vocab.encode_batch(test_texts, max_length), y_test=y_test,
-        num_classes=label_feature.num_classes, class_names=("negative", "positive"),
-        vocabulary=vocab, model_config={"vocab_size": len(vocab)},
-        description=(f"{CITATION}, read from tensorflow-datasets' prepared '{name}' (official "
-                     f"train/test split); lower-cased words, first {max_length} kept; vocabulary of "
-                     f"{len(vocab)} tokens from the training reviews (min count {min_count})."),
+        name=name,
+        task="classification",
+        x_train=vocab.encode_batch(train_texts, max_length),
+        y_train=y_train,
+        x_test=vocab.encode_batch(test_texts, max_length),
+        y_test=y_test,
+        num_classes=label_feature.num_classes,
+        class_names=("negative", "positive"),
+        vocabulary=vocab,
+        model_config={"vocab_size": len(vocab)},
+        description=(
+            f"{CITATION}, read from tensorflow-datasets' prepared '{name}' (official "
+            f"train/test split); lower-cased words, first {max_length} kept; vocabulary of "
+            f"{len(vocab)} tokens from the training reviews (min count {min_count})."
+        ),
     )

@@ -14,20 +14,58 @@ from zoo.data.base import Dataset
 from zoo.nn.checks import check_count
 from zoo.data.text import Vocabulary
 
-POSITIVE_WORDS = ("good", "great", "excellent", "wonderful", "brilliant", "enjoyable",
-                  "superb", "delightful", "fantastic", "charming")
-NEGATIVE_WORDS = ("bad", "terrible", "awful", "boring", "dull", "horrible", "poor",
-                  "dreadful", "disappointing", "mediocre")
+POSITIVE_WORDS = (
+    "good",
+    "great",
+    "excellent",
+    "wonderful",
+    "brilliant",
+    "enjoyable",
+    "superb",
+    "delightful",
+    "fantastic",
+    "charming",
+)
+NEGATIVE_WORDS = (
+    "bad",
+    "terrible",
+    "awful",
+    "boring",
+    "dull",
+    "horrible",
+    "poor",
+    "dreadful",
+    "disappointing",
+    "mediocre",
+)
 NEGATIONS = ("not", "never")
-SUBJECTS = ("the movie", "this film", "the plot", "the acting", "the story", "the ending",
-            "the script", "the cast", "the direction", "this show")
+SUBJECTS = (
+    "the movie",
+    "this film",
+    "the plot",
+    "the acting",
+    "the story",
+    "the ending",
+    "the script",
+    "the cast",
+    "the direction",
+    "this show",
+)
 NOUNS = ("movie", "film", "story", "show", "performance", "script")
 VERBS = ("was", "is", "seemed", "felt")
 INTENSIFIERS = ("really", "very", "quite", "truly", "so", "rather")
 # Neutral clauses: adjectives with no polarity, so a model must find the one word that
 # carries the sentiment rather than "any adjective".
-NEUTRAL_SUBJECTS = ("the soundtrack", "the runtime", "the theater", "the poster", "the sequel",
-                    "the trailer", "the popcorn", "the screen")
+NEUTRAL_SUBJECTS = (
+    "the soundtrack",
+    "the runtime",
+    "the theater",
+    "the poster",
+    "the sequel",
+    "the trailer",
+    "the popcorn",
+    "the screen",
+)
 NEUTRAL_ADJECTIVES = ("long", "short", "loud", "quiet", "new", "old", "red", "late", "early", "big")
 CONJUNCTIONS = ("and", "but", "while", "although")
 PREFIXES = ("honestly", "overall", "i think", "to be honest", "in my opinion", "i guess", "well")
@@ -42,6 +80,7 @@ LONGEST_SENTENCE = 18
 def _sentence(rng: np.random.Generator, positive: bool, negated: bool) -> str:
     """One review whose label is ``positive`` (the sentiment word's polarity flipped by a
     negation when ``negated``)."""
+
     def pick(words):
         return words[rng.integers(len(words))]
 
@@ -82,15 +121,20 @@ def generate_reviews(labels, *, seed: int = 0, negation_rate: float = 0.25) -> l
             if text not in seen:
                 break
         else:
-            raise ValueError(f"sentiment: cannot draw {len(labels)} distinct reviews from the templates; "
-                             "ask for fewer")
+            raise ValueError(f"sentiment: cannot draw {len(labels)} distinct reviews from the templates; ask for fewer")
         seen.add(text)
         texts.append(text)
     return texts
 
 
-def sentiment(*, seed: int = 0, num_examples: int = 2000, num_test_examples: int = 500,
-              negation_rate: float = 0.25, max_length: int = 20) -> Dataset:
+def sentiment(
+    *,
+    seed: int = 0,
+    num_examples: int = 2000,
+    num_test_examples: int = 500,
+    negation_rate: float = 0.25,
+    max_length: int = 20,
+) -> Dataset:
     """Generated movie-review sentiment (the seed's "CNN for text analytics: sentiment
     classification and word localization", kang-lecture4, on sentences small enough to
     learn in seconds offline).
@@ -114,19 +158,27 @@ def sentiment(*, seed: int = 0, num_examples: int = 2000, num_test_examples: int
     # Each split balanced (up to one), in a seeded order; the reviews drawn together so
     # that train and test share none.
     label_rng = np.random.default_rng([seed, 1])
-    labels = np.concatenate([label_rng.permutation(np.arange(n) % 2)
-                             for n in (num_examples, num_test_examples)]).astype(np.int32)
+    labels = np.concatenate(
+        [label_rng.permutation(np.arange(n) % 2) for n in (num_examples, num_test_examples)]
+    ).astype(np.int32)
     texts = generate_reviews(labels, seed=seed, negation_rate=negation_rate)
     train_texts, test_texts = texts[:num_examples], texts[num_examples:]
     vocab = Vocabulary.build(train_texts)
     return Dataset(
-        name="sentiment", task="classification",
-        x_train=vocab.encode_batch(train_texts, max_length), y_train=labels[:num_examples],
-        x_test=vocab.encode_batch(test_texts, max_length), y_test=labels[num_examples:],
-        num_classes=2, class_names=CLASS_NAMES, vocabulary=vocab,
+        name="sentiment",
+        task="classification",
+        x_train=vocab.encode_batch(train_texts, max_length),
+        y_train=labels[:num_examples],
+        x_test=vocab.encode_batch(test_texts, max_length),
+        y_test=labels[num_examples:],
+        num_classes=2,
+        class_names=CLASS_NAMES,
+        vocabulary=vocab,
         model_config={"vocab_size": len(vocab)},
-        description=(f"Generated sentiment reviews (templates with one sentiment word, negation rate "
-                     f"{negation_rate}): {num_examples} train / {num_test_examples} test distinct "
-                     f"reviews, seed {seed}; vocabulary of {len(vocab)} tokens from the training "
-                     f"reviews; padded/truncated to {max_length} tokens."),
+        description=(
+            f"Generated sentiment reviews (templates with one sentiment word, negation rate "
+            f"{negation_rate}): {num_examples} train / {num_test_examples} test distinct "
+            f"reviews, seed {seed}; vocabulary of {len(vocab)} tokens from the training "
+            f"reviews; padded/truncated to {max_length} tokens."
+        ),
     )

@@ -59,8 +59,16 @@ def decode_tokens(vocab: Vocabulary, ids) -> list[str]:
 # --------------------------------------------------------------------------------------
 
 
-def _symbol_task(name: str, reverse: bool, seed: int, length: int, vocabulary: int, min_length: int | None,
-                 num_examples: int, num_test_examples: int) -> Dataset:
+def _symbol_task(
+    name: str,
+    reverse: bool,
+    seed: int,
+    length: int,
+    vocabulary: int,
+    min_length: int | None,
+    num_examples: int,
+    num_test_examples: int,
+) -> Dataset:
     length = check_count(length, "length", 1, name)
     vocabulary = check_count(vocabulary, "vocabulary", 2, name)
     min_length = length if min_length is None else check_count(min_length, "min_length", 1, name)
@@ -81,25 +89,46 @@ def _symbol_task(name: str, reverse: bool, seed: int, length: int, vocabulary: i
         y[i, :k], y[i, k] = row, EOS
     what = "reversed" if reverse else "copied"
     return Dataset(
-        name=name, task=TASK, x_train=x[:num_examples], y_train=y[:num_examples],
-        x_test=x[num_examples:], y_test=y[num_examples:], vocabulary=vocab,
+        name=name,
+        task=TASK,
+        x_train=x[:num_examples],
+        y_train=y[:num_examples],
+        x_test=x[num_examples:],
+        y_test=y[num_examples:],
+        vocabulary=vocab,
         model_config={"vocab_size": len(vocab), "output_length": length + 1},
-        description=(f"Generated {name} task: strings of {min_length}-{length} symbols drawn uniformly from "
-                     f"{vocabulary}, {what}, target ending in EOS; {num_examples} train / {num_test_examples} "
-                     f"test, seed {seed}. x (N, {length}) int32 (0-padded), y (N, {length + 1}) int32."),
+        description=(
+            f"Generated {name} task: strings of {min_length}-{length} symbols drawn uniformly from "
+            f"{vocabulary}, {what}, target ending in EOS; {num_examples} train / {num_test_examples} "
+            f"test, seed {seed}. x (N, {length}) int32 (0-padded), y (N, {length + 1}) int32."
+        ),
     )
 
 
-def copy_task(*, seed: int = 0, length: int = 10, vocabulary: int = 20, min_length: int | None = None,
-              num_examples: int = 10_000, num_test_examples: int = 1_000) -> Dataset:
+def copy_task(
+    *,
+    seed: int = 0,
+    length: int = 10,
+    vocabulary: int = 20,
+    min_length: int | None = None,
+    num_examples: int = 10_000,
+    num_test_examples: int = 1_000,
+) -> Dataset:
     """Copy a random string: x = s (``length`` symbols of ``vocabulary``; with
     ``min_length`` each string's length is drawn from [min_length, length] and padded),
     y = s + EOS. Symbols are ids 4 .. 4 + vocabulary - 1 (tokens "0", "1", ...)."""
     return _symbol_task("copy", False, seed, length, vocabulary, min_length, num_examples, num_test_examples)
 
 
-def reverse_task(*, seed: int = 0, length: int = 10, vocabulary: int = 20, min_length: int | None = None,
-                 num_examples: int = 10_000, num_test_examples: int = 1_000) -> Dataset:
+def reverse_task(
+    *,
+    seed: int = 0,
+    length: int = 10,
+    vocabulary: int = 20,
+    min_length: int | None = None,
+    num_examples: int = 10_000,
+    num_test_examples: int = 1_000,
+) -> Dataset:
     """Reverse a random string: x = s, y = reversed(s) + EOS (options as `copy_task`)."""
     return _symbol_task("reverse", True, seed, length, vocabulary, min_length, num_examples, num_test_examples)
 
@@ -108,15 +137,66 @@ def reverse_task(*, seed: int = 0, length: int = 10, vocabulary: int = 20, min_l
 # Dates: spelled-out dates to ISO 8601.
 # --------------------------------------------------------------------------------------
 
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-          "october", "november", "december")
+MONTHS = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_ONES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-         "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen")
+_ONES = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+)
 _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_ORDINAL_ONES = ("zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
-                 "ninth", "tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
-                 "sixteenth", "seventeenth", "eighteenth", "nineteenth")
+_ORDINAL_ONES = (
+    "zeroth",
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+)
 _ORDINAL_TENS = {20: "twentieth", 30: "thirtieth"}
 _COMPOUND = re.compile(r"\b(" + "|".join(_TENS[2:]) + r") (" + "|".join(_ONES[1:10] + _ORDINAL_ONES[1:10]) + r")\b")
 FIRST_DATE, LAST_DATE = datetime.date(1900, 1, 1), datetime.date(2099, 12, 31)
@@ -188,8 +268,14 @@ def spell_date(date: datetime.date, rng: np.random.Generator) -> str:
     return text
 
 
-def dates(*, seed: int = 0, num_examples: int = 10_000, num_test_examples: int = 1_000, level: str = "char",
-          max_length: int | None = None) -> Dataset:
+def dates(
+    *,
+    seed: int = 0,
+    num_examples: int = 10_000,
+    num_test_examples: int = 1_000,
+    level: str = "char",
+    max_length: int | None = None,
+) -> Dataset:
     """Spelled-out dates to ISO 8601 (a small translation task): x "the twenty-third of
     november two thousand twenty six", "Monday, November 23rd, 2026", "23 nov 2026",
     "11/23/2026", ... (8 formats, year words varied, random hyphens and title case) ->
@@ -228,11 +314,19 @@ def dates(*, seed: int = 0, num_examples: int = 10_000, num_test_examples: int =
     y = encode_targets(vocab, [list(t) for t in targets], 11)
     n = num_examples
     return Dataset(
-        name="dates", task=TASK, x_train=x[:n], y_train=y[:n], x_test=x[n:], y_test=y[n:], vocabulary=vocab,
+        name="dates",
+        task=TASK,
+        x_train=x[:n],
+        y_train=y[:n],
+        x_test=x[n:],
+        y_test=y[n:],
+        vocabulary=vocab,
         model_config={"vocab_size": len(vocab), "output_length": 11},
-        description=(f"Generated dates translation ({level} level): {num_examples} train / {num_test_examples} "
-                     f"test distinct spelled-out dates (8 formats) -> ISO 8601, seed {seed}; vocabulary of "
-                     f"{len(vocab)} tokens; x padded to {length} tokens, y 10 characters + EOS."),
+        description=(
+            f"Generated dates translation ({level} level): {num_examples} train / {num_test_examples} "
+            f"test distinct spelled-out dates (8 formats) -> ISO 8601, seed {seed}; vocabulary of "
+            f"{len(vocab)} tokens; x padded to {length} tokens, y 10 characters + EOS."
+        ),
     )
 
 
@@ -265,8 +359,16 @@ def long_word(*, words: Sequence[str] = (LONG_WORD,), copies: int = 64) -> Datas
     x = vocab.encode_batch([list(w) for w in words], length)
     y = encode_targets(vocab, [list(w[1:]) for w in words], length)
     return Dataset(
-        name="long_word", task=TASK, x_train=np.repeat(x, copies, 0), y_train=np.repeat(y, copies, 0),
-        x_test=x, y_test=y, vocabulary=vocab, model_config={"vocab_size": len(vocab), "output_length": length},
-        description=(f"Next-character prediction on {len(words)} long word(s) ({', '.join(words)}); train "
-                     f"{copies} copies each, test one; x (N, {length}) int32, y = x shifted left + EOS."),
+        name="long_word",
+        task=TASK,
+        x_train=np.repeat(x, copies, 0),
+        y_train=np.repeat(y, copies, 0),
+        x_test=x,
+        y_test=y,
+        vocabulary=vocab,
+        model_config={"vocab_size": len(vocab), "output_length": length},
+        description=(
+            f"Next-character prediction on {len(words)} long word(s) ({', '.join(words)}); train "
+            f"{copies} copies each, test one; x (N, {length}) int32, y = x shifted left + EOS."
+        ),
     )

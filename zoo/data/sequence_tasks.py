@@ -53,8 +53,9 @@ def adding_examples(rng: np.random.Generator, n: int, length: int) -> tuple[np.n
     return x, y
 
 
-def adding_problem(*, seed: int = 0, length: int = 100, num_examples: int = 10_000,
-                   num_test_examples: int = 1_000) -> Dataset:
+def adding_problem(
+    *, seed: int = 0, length: int = 100, num_examples: int = 10_000, num_test_examples: int = 1_000
+) -> Dataset:
     """The adding problem (Hochreiter & Schmidhuber 1997, LSTM paper, experiment 4).
 
     x: ``(N, length, 2)`` float32 — channel 0 values from U(0, 1), channel 1 a marker that
@@ -71,12 +72,18 @@ def adding_problem(*, seed: int = 0, length: int = 100, num_examples: int = 10_0
     x_train, y_train = adding_examples(train_rng, num_examples, length)
     x_test, y_test = adding_examples(test_rng, num_test_examples, length)
     return Dataset(
-        name="adding_problem", task="regression", x_train=x_train, y_train=y_train,
-        x_test=x_test, y_test=y_test,
-        description=(f"Adding problem (Hochreiter & Schmidhuber 1997): T={length} steps of "
-                     "(U(0,1) value, marker), two markers (one per half), target the sum of the "
-                     f"marked values; {num_examples} train / {num_test_examples} test sequences, "
-                     f"seed {seed}."),
+        name="adding_problem",
+        task="regression",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        description=(
+            f"Adding problem (Hochreiter & Schmidhuber 1997): T={length} steps of "
+            "(U(0,1) value, marker), two markers (one per half), target the sum of the "
+            f"marked values; {num_examples} train / {num_test_examples} test sequences, "
+            f"seed {seed}."
+        ),
     )
 
 
@@ -94,8 +101,9 @@ def _digit_images() -> tuple[np.ndarray, np.ndarray]:
     return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int32)
 
 
-def _trajectories(rng: np.random.Generator, n: int, num_digits: int, num_frames: int, room: int,
-                  max_speed: float) -> np.ndarray:
+def _trajectories(
+    rng: np.random.Generator, n: int, num_digits: int, num_frames: int, room: int, max_speed: float
+) -> np.ndarray:
     """Integer top-left corners ``(n, num_digits, num_frames, 2)`` of digits that move in a
     straight line and bounce off the canvas walls (reflection), positions in [0, room]."""
     start = rng.uniform(0, room, (n, num_digits, 2))
@@ -109,8 +117,16 @@ def _trajectories(rng: np.random.Generator, n: int, num_digits: int, num_frames:
     return np.rint(folded).astype(np.int64)
 
 
-def moving_digit_videos(rng: np.random.Generator, images: np.ndarray, n: int, *, num_frames: int,
-                        canvas_size: int, num_digits: int, max_speed: float) -> np.ndarray:
+def moving_digit_videos(
+    rng: np.random.Generator,
+    images: np.ndarray,
+    n: int,
+    *,
+    num_frames: int,
+    canvas_size: int,
+    num_digits: int,
+    max_speed: float,
+) -> np.ndarray:
     """``n`` videos ``(n, num_frames, canvas_size, canvas_size, 1)`` float32 in [0, 1]:
     ``num_digits`` digits drawn from ``images`` ``(M, 8, 8)`` bouncing in the canvas;
     where digits overlap the brighter pixel wins (a maximum, as in Moving MNIST)."""
@@ -132,9 +148,17 @@ def moving_digit_videos(rng: np.random.Generator, images: np.ndarray, n: int, *,
     return videos[..., None]
 
 
-def moving_digits(*, seed: int = 0, input_frames: int = 5, output_frames: int = 5,
-                  canvas_size: int = 24, num_digits: int = 2, max_speed: float = 2.0,
-                  num_examples: int = 2_000, num_test_examples: int = 200) -> Dataset:
+def moving_digits(
+    *,
+    seed: int = 0,
+    input_frames: int = 5,
+    output_frames: int = 5,
+    canvas_size: int = 24,
+    num_digits: int = 2,
+    max_speed: float = 2.0,
+    num_examples: int = 2_000,
+    num_test_examples: int = 200,
+) -> Dataset:
     """Moving digits: a Moving-MNIST-like next-frame prediction task (Srivastava, Mansimov
     & Salakhutdinov 2015; the ConvLSTM benchmark of Shi et al. 2015) made of scikit-learn's
     8x8 digits (``load_digits``, grey levels / 16), so it needs no download.
@@ -164,19 +188,28 @@ def moving_digits(*, seed: int = 0, input_frames: int = 5, output_frames: int = 
     n_test_images = len(images) // 5
     test_images, train_images = images[order[:n_test_images]], images[order[n_test_images:]]
     frames = input_frames + output_frames
-    options = {"num_frames": frames, "canvas_size": canvas_size, "num_digits": num_digits,
-               "max_speed": float(max_speed)}
+    options = {
+        "num_frames": frames,
+        "canvas_size": canvas_size,
+        "num_digits": num_digits,
+        "max_speed": float(max_speed),
+    }
     train = moving_digit_videos(train_rng, train_images, num_examples, **options)
     test = moving_digit_videos(test_rng, test_images, num_test_examples, **options)
     return Dataset(
-        name=task, task="regression",
-        x_train=train[:, :input_frames], y_train=train[:, input_frames:],
-        x_test=test[:, :input_frames], y_test=test[:, input_frames:],
+        name=task,
+        task="regression",
+        x_train=train[:, :input_frames],
+        y_train=train[:, input_frames:],
+        x_test=test[:, :input_frames],
+        y_test=test[:, input_frames:],
         model_config={"output_frames": output_frames},
-        description=(f"Moving digits: {num_digits} scikit-learn digits bouncing in a {canvas_size}x"
-                     f"{canvas_size} canvas at up to {max_speed} px/frame; {input_frames} frames in, "
-                     f"{output_frames} to predict; {num_examples} train / {num_test_examples} test "
-                     f"videos from disjoint digit images, seed {seed}."),
+        description=(
+            f"Moving digits: {num_digits} scikit-learn digits bouncing in a {canvas_size}x"
+            f"{canvas_size} canvas at up to {max_speed} px/frame; {input_frames} frames in, "
+            f"{output_frames} to predict; {num_examples} train / {num_test_examples} test "
+            f"videos from disjoint digit images, seed {seed}."
+        ),
     )
 
 

@@ -16,8 +16,18 @@ from zoo.data.idx import IDX_FILES, find_idx_files, load_idx_folder
 TEST_FRACTION = 0.2  # held-out share of the sets that ship without a test split
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
-FASHION_MNIST_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                       "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 # Folders that system packages fill with the original IDX files, searched when no
 # data_dir is given. Debian: `apt-get install dataset-fashion-mnist`.
@@ -51,14 +61,21 @@ def load_digits(*, seed: int = 0) -> Dataset:
     bunch = sklearn_digits()
     x = (bunch.images[..., None] / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int32)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y)
     return Dataset(
-        name="digits", task="classification", x_train=x_train, y_train=y_train, x_test=x_test,
-        y_test=y_test, num_classes=10, class_names=DIGIT_NAMES,
-        description=("scikit-learn load_digits (UCI optical recognition of handwritten digits, "
-                     "Alpaydin & Kaynak 1998): 8x8 images, grey levels 0..16 scaled by 1/16; "
-                     f"stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split, seed {seed}."),
+        name="digits",
+        task="classification",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=10,
+        class_names=DIGIT_NAMES,
+        description=(
+            "scikit-learn load_digits (UCI optical recognition of handwritten digits, "
+            "Alpaydin & Kaynak 1998): 8x8 images, grey levels 0..16 scaled by 1/16; "
+            f"stratified {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split, seed {seed}."
+        ),
     )
 
 
@@ -82,8 +99,7 @@ def load_diabetes(*, seed: int = 0) -> Dataset:
     bunch = sklearn_diabetes(scaled=False)
     x = bunch.data.astype(np.float64)
     y = bunch.target.astype(np.float64)[:, None]
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=TEST_FRACTION, random_state=seed)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=TEST_FRACTION, random_state=seed)
     x_mean, x_std = x_train.mean(axis=0), x_train.std(axis=0)
     y_mean, y_std = y_train.mean(axis=0), y_train.std(axis=0)
 
@@ -91,14 +107,20 @@ def load_diabetes(*, seed: int = 0) -> Dataset:
         return ((a - mean) / std).astype(np.float32)
 
     return Dataset(
-        name="diabetes", task="regression",
-        x_train=standardise(x_train, x_mean, x_std), y_train=standardise(y_train, y_mean, y_std),
-        x_test=standardise(x_test, x_mean, x_std), y_test=standardise(y_test, y_mean, y_std),
-        target_mean=y_mean.astype(np.float32), target_std=y_std.astype(np.float32),
-        description=("scikit-learn load_diabetes (Efron, Hastie, Johnstone & Tibshirani 2004): "
-                     "10 raw features and the target standardised with training-split statistics "
-                     f"(target mean {y_mean[0]:.2f}, std {y_std[0]:.2f}; see target_mean/target_std); "
-                     f"random {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split, seed {seed}."),
+        name="diabetes",
+        task="regression",
+        x_train=standardise(x_train, x_mean, x_std),
+        y_train=standardise(y_train, y_mean, y_std),
+        x_test=standardise(x_test, x_mean, x_std),
+        y_test=standardise(y_test, y_mean, y_std),
+        target_mean=y_mean.astype(np.float32),
+        target_std=y_std.astype(np.float32),
+        description=(
+            "scikit-learn load_diabetes (Efron, Hastie, Johnstone & Tibshirani 2004): "
+            "10 raw features and the target standardised with training-split statistics "
+            f"(target mean {y_mean[0]:.2f}, std {y_std[0]:.2f}; see target_mean/target_std); "
+            f"random {1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split, seed {seed}."
+        ),
     )
 
 
@@ -119,16 +141,23 @@ _READ_CHUNK = 1024  # records per batched read; a chunk of decoded CIFAR images 
 
 
 def _how_to_get(name: str) -> str:
-    advice = (f"To prepare it, once: `tfds build {name} --file_format=array_record [--data_dir DIR]`, "
-              "which needs network access and TensorFlow (the tfds command and its image encoding "
-              "import it: `pip install tensorflow`; reading the prepared files does not), then pass "
-              "data_dir=DIR (train.py: --data-dir DIR).")
+    advice = (
+        f"To prepare it, once: `tfds build {name} --file_format=array_record [--data_dir DIR]`, "
+        "which needs network access and TensorFlow (the tfds command and its image encoding "
+        "import it: `pip install tensorflow`; reading the prepared files does not), then pass "
+        "data_dir=DIR (train.py: --data-dir DIR)."
+    )
     if name in ("mnist", "fashion_mnist"):
-        advice += (" Or point data_dir at a folder with the four original IDX files ("
-                   + ", ".join(file + "[.gz]" for file in IDX_FILES.values()) + ").")
+        advice += (
+            " Or point data_dir at a folder with the four original IDX files ("
+            + ", ".join(file + "[.gz]" for file in IDX_FILES.values())
+            + ")."
+        )
     if name == "fashion_mnist":
-        advice += (" On Debian/Ubuntu, `apt-get install dataset-fashion-mnist` puts them in "
-                   "/usr/share/datasets/fashion-mnist, which is searched automatically.")
+        advice += (
+            " On Debian/Ubuntu, `apt-get install dataset-fashion-mnist` puts them in "
+            "/usr/share/datasets/fashion-mnist, which is searched automatically."
+        )
     return advice
 
 
@@ -139,8 +168,9 @@ def read_tfds_splits(name: str, data_dir: str | None, read_split, how_to_get: st
     try:
         import tensorflow_datasets as tfds
     except ImportError:
-        raise DatasetNotFoundError(f"reading {name!r} needs tensorflow-datasets: "
-                                   f"`pip install tensorflow-datasets`. {how_to_get}") from None
+        raise DatasetNotFoundError(
+            f"reading {name!r} needs tensorflow-datasets: `pip install tensorflow-datasets`. {how_to_get}"
+        ) from None
     splits = {}
     for split in ("train", "test"):
         try:
@@ -162,12 +192,18 @@ def load_tfds_image_classification(name: str, data_dir: str | None = None) -> Da
     splits, info = read_tfds_splits(name, data_dir, _read_image_source, _how_to_get(name))
     label_feature = info.features["label"]
     return Dataset(
-        name=name, task="classification",
-        x_train=_images_to_unit_float(splits["train"][0]), y_train=splits["train"][1],
-        x_test=_images_to_unit_float(splits["test"][0]), y_test=splits["test"][1],
-        num_classes=label_feature.num_classes, class_names=tuple(label_feature.names),
-        description=(f"{_CITATIONS[name]}, read from tensorflow-datasets' prepared '{name}' "
-                     "(official train/test split); pixels scaled by 1/255."),
+        name=name,
+        task="classification",
+        x_train=_images_to_unit_float(splits["train"][0]),
+        y_train=splits["train"][1],
+        x_test=_images_to_unit_float(splits["test"][0]),
+        y_test=splits["test"][1],
+        num_classes=label_feature.num_classes,
+        class_names=tuple(label_feature.names),
+        description=(
+            f"{_CITATIONS[name]}, read from tensorflow-datasets' prepared '{name}' "
+            "(official train/test split); pixels scaled by 1/255."
+        ),
     )
 
 
@@ -176,11 +212,15 @@ def _tfds_not_readable(tfds, name: str, data_dir: str | None, err: Exception, ho
     ``how_to_get`` is the loader's own advice (image and text sets differ)."""
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
-        return DatasetNotFoundError(f"dataset {name!r} is not prepared in {builder.data_dir}; zoo reads "
-                                    f"prepared data and never downloads. {how_to_get}")
-    return ValueError(f"dataset {name!r} is prepared in {builder.data_dir} but cannot be read by "
-                      f"random access ({err}). Prepare it again with --file_format=array_record. "
-                      f"{how_to_get}")
+        return DatasetNotFoundError(
+            f"dataset {name!r} is not prepared in {builder.data_dir}; zoo reads "
+            f"prepared data and never downloads. {how_to_get}"
+        )
+    return ValueError(
+        f"dataset {name!r} is prepared in {builder.data_dir} but cannot be read by "
+        f"random access ({err}). Prepare it again with --file_format=array_record. "
+        f"{how_to_get}"
+    )
 
 
 def _read_image_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -196,8 +236,9 @@ def _read_image_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:
             # twice as fast as one `source[i]` at a time on MNIST-sized files.
             examples = source.__getitems__(list(range(start, stop)))
         except ImportError as err:  # TFDS decodes PNG/JPEG with OpenCV or Pillow
-            raise ImportError(f"decoding the images of {name!r} needs Pillow or OpenCV: "
-                              f"`pip install pillow` ({err})") from err
+            raise ImportError(
+                f"decoding the images of {name!r} needs Pillow or OpenCV: `pip install pillow` ({err})"
+            ) from err
         if images is None:
             images = np.empty((num_examples, *np.shape(examples[0]["image"])), np.uint8)
             labels = np.empty(num_examples, np.int32)
@@ -206,8 +247,9 @@ def _read_image_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
-def load_image_classification(name: str, data_dir: str | None,
-                              idx_class_names: tuple[str, ...] | None = None) -> Dataset:
+def load_image_classification(
+    name: str, data_dir: str | None, idx_class_names: tuple[str, ...] | None = None
+) -> Dataset:
     """An image classification set from IDX files (MNIST-style sets) or else from TFDS.
 
     ``idx_class_names``: the class names of a set that may come as IDX files; None for
@@ -220,8 +262,9 @@ def load_image_classification(name: str, data_dir: str | None,
         data_dir = os.fspath(data_dir)
         # A URL (gs://...) is TFDS's business; a local folder must exist.
         if "://" not in data_dir and not os.path.isdir(data_dir):
-            raise DatasetNotFoundError(f"data_dir {data_dir!r} for dataset {name!r} is not a folder. "
-                                       f"{_how_to_get(name)}")
+            raise DatasetNotFoundError(
+                f"data_dir {data_dir!r} for dataset {name!r} is not a folder. {_how_to_get(name)}"
+            )
         if idx_class_names is not None and find_idx_files(data_dir):
             # Some IDX files present: the user meant this folder; a missing one is an error.
             return _load_idx(name, data_dir, idx_class_names)
@@ -236,12 +279,18 @@ def load_image_classification(name: str, data_dir: str | None,
 def _load_idx(name: str, folder: str, class_names: tuple[str, ...]) -> Dataset:
     arrays = load_idx_folder(folder, num_classes=len(class_names))
     return Dataset(
-        name=name, task="classification",
-        x_train=_images_to_unit_float(arrays["x_train"]), y_train=arrays["y_train"],
-        x_test=_images_to_unit_float(arrays["x_test"]), y_test=arrays["y_test"],
-        num_classes=len(class_names), class_names=class_names,
-        description=(f"{_CITATIONS[name]}, read from the original IDX files in {folder} "
-                     "(official train/test split); pixels scaled by 1/255."),
+        name=name,
+        task="classification",
+        x_train=_images_to_unit_float(arrays["x_train"]),
+        y_train=arrays["y_train"],
+        x_test=_images_to_unit_float(arrays["x_test"]),
+        y_test=arrays["y_test"],
+        num_classes=len(class_names),
+        class_names=class_names,
+        description=(
+            f"{_CITATIONS[name]}, read from the original IDX files in {folder} "
+            "(official train/test split); pixels scaled by 1/255."
+        ),
     )
 
 

@@ -33,8 +33,10 @@ def xor(*, seed: int = 0, num_examples: int = 4, noise: float = 0.0) -> Dataset:
     every point, keeping the corner's label. Train and test are independent draws from
     ``seed``; with ``noise=0`` they are the same points.
     """
-    _check(isinstance(num_examples, (int, np.integer)) and num_examples >= 4,
-           f"xor: num_examples must be an integer >= 4 (every corner once), got {num_examples!r}")
+    _check(
+        isinstance(num_examples, (int, np.integer)) and num_examples >= 4,
+        f"xor: num_examples must be an integer >= 4 (every corner once), got {num_examples!r}",
+    )
     _check(noise >= 0, f"xor: noise must be >= 0, got {noise!r}")
     corner = np.arange(num_examples) % 4
 
@@ -45,15 +47,24 @@ def xor(*, seed: int = 0, num_examples: int = 4, noise: float = 0.0) -> Dataset:
 
     (x_train, y_train), (x_test, y_test) = (draw(s) for s in _split_seeds(seed, 2))
     return Dataset(
-        name="xor", task="classification", x_train=x_train, y_train=y_train, x_test=x_test,
-        y_test=y_test, num_classes=2, class_names=("0", "1"),
-        description=(f"XOR: {num_examples} points cycling over the corners of {{0,1}}^2, label "
-                     f"x1 XOR x2, Gaussian noise std {noise}; train and test drawn with seed {seed}."),
+        name="xor",
+        task="classification",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=2,
+        class_names=("0", "1"),
+        description=(
+            f"XOR: {num_examples} points cycling over the corners of {{0,1}}^2, label "
+            f"x1 XOR x2, Gaussian noise std {noise}; train and test drawn with seed {seed}."
+        ),
     )
 
 
-def circles(*, seed: int = 0, num_examples: int = 300, num_test_examples: int = 100,
-            noise: float = 0.05, factor: float = 0.8) -> Dataset:
+def circles(
+    *, seed: int = 0, num_examples: int = 300, num_test_examples: int = 100, noise: float = 0.05, factor: float = 0.8
+) -> Dataset:
     """Two concentric circles (scikit-learn's ``make_circles``): the dataset of the
     seed's weight-initialisation study (kang-lecture4, "Weight Initialization": zero
     initialisation stays at loss 0.693 / 50% accuracy). The defaults, 300 training and
@@ -67,8 +78,10 @@ def circles(*, seed: int = 0, num_examples: int = 300, num_test_examples: int = 
     from sklearn.datasets import make_circles
 
     for key, value, minimum in (("num_examples", num_examples, 2), ("num_test_examples", num_test_examples, 2)):
-        _check(isinstance(value, (int, np.integer)) and value >= minimum,
-               f"circles: {key} must be an integer >= {minimum}, got {value!r}")
+        _check(
+            isinstance(value, (int, np.integer)) and value >= minimum,
+            f"circles: {key} must be an integer >= {minimum}, got {value!r}",
+        )
     _check(noise >= 0, f"circles: noise must be >= 0, got {noise!r}")
     _check(0 < factor < 1, f"circles: factor (inner radius / outer radius) must be in (0, 1), got {factor!r}")
     train_seed, test_seed = _split_seeds(seed, 2)
@@ -80,8 +93,16 @@ def circles(*, seed: int = 0, num_examples: int = 300, num_test_examples: int = 
     x_train, y_train = draw(num_examples, train_seed)
     x_test, y_test = draw(num_test_examples, test_seed)
     return Dataset(
-        name="circles", task="classification", x_train=x_train, y_train=y_train, x_test=x_test,
-        y_test=y_test, num_classes=2, class_names=("outer", "inner"),
-        description=(f"Concentric circles (sklearn make_circles): {num_examples} train / "
-                     f"{num_test_examples} test points, noise {noise}, factor {factor}, seed {seed}."),
+        name="circles",
+        task="classification",
+        x_train=x_train,
+        y_train=y_train,
+        x_test=x_test,
+        y_test=y_test,
+        num_classes=2,
+        class_names=("outer", "inner"),
+        description=(
+            f"Concentric circles (sklearn make_circles): {num_examples} train / "
+            f"{num_test_examples} test points, noise {noise}, factor {factor}, seed {seed}."
+        ),
     )

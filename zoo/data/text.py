@@ -67,8 +67,9 @@ class Vocabulary:
         self._index = index
 
     @classmethod
-    def build(cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None,
-              tokenizer=tokenize) -> Vocabulary:
+    def build(
+        cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None, tokenizer=tokenize
+    ) -> Vocabulary:
         """The words of ``texts`` seen at least ``min_count`` times, most frequent first
         (ties in alphabetical order, so the same texts give the same ids everywhere).
 
@@ -158,9 +159,16 @@ def _is_number(field: str) -> bool:
         return False
 
 
-def load_word_vectors(path: str | os.PathLike, vocab: Vocabulary, *, dim: int | None = None,
-                      unknown: str = "random", scale: float = KIM_UNKNOWN_SCALE, seed: int = 0,
-                      encoding: str = "utf-8") -> np.ndarray:
+def load_word_vectors(
+    path: str | os.PathLike,
+    vocab: Vocabulary,
+    *,
+    dim: int | None = None,
+    unknown: str = "random",
+    scale: float = KIM_UNKNOWN_SCALE,
+    seed: int = 0,
+    encoding: str = "utf-8",
+) -> np.ndarray:
     """Read a word-vector text file into a ``(len(vocab), D)`` float32 embedding matrix.
 
     The file is GloVe's or word2vec's text format: one word per line followed by D
@@ -200,8 +208,10 @@ def load_word_vectors(path: str | os.PathLike, vocab: Vocabulary, *, dim: int | 
         for line_number, raw in enumerate(f, start=1):
             where = f"{path}, line {line_number}"
             if b"\0" in raw:
-                raise ValueError(f"{where}: binary data; expected the word2vec/GloVe text format "
-                                 "(convert a .bin file, e.g. with gensim's save_word2vec_format(binary=False))")
+                raise ValueError(
+                    f"{where}: binary data; expected the word2vec/GloVe text format "
+                    "(convert a .bin file, e.g. with gensim's save_word2vec_format(binary=False))"
+                )
             try:
                 line = raw.decode(encoding)
             except UnicodeDecodeError as err:
@@ -221,8 +231,7 @@ def load_word_vectors(path: str | os.PathLike, vocab: Vocabulary, *, dim: int | 
                 if file_dim == 0:
                     raise ValueError(f"{where}: a word without a vector")
             if len(fields) < file_dim + 1:
-                raise ValueError(f"{where}: expected a word and {file_dim} numbers, found "
-                                 f"{len(fields)} fields")
+                raise ValueError(f"{where}: expected a word and {file_dim} numbers, found {len(fields)} fields")
             word_fields, value_fields = fields[:-file_dim], fields[-file_dim:]
             if len(word_fields) > 1 and all(_is_number(f) for f in word_fields[1:]):
                 raise ValueError(f"{where}: {len(fields) - 1} numbers after the word, expected {file_dim}")
@@ -236,8 +245,9 @@ def load_word_vectors(path: str | os.PathLike, vocab: Vocabulary, *, dim: int | 
     if file_dim is None:
         raise ValueError(f"{path}: no word vectors in the file")
     if header_count is not None and header_count != num_vectors:
-        raise ValueError(f"{path}: the header announces {header_count} vectors but the file holds "
-                         f"{num_vectors} (truncated file?)")
+        raise ValueError(
+            f"{path}: the header announces {header_count} vectors but the file holds {num_vectors} (truncated file?)"
+        )
     if dim is not None and file_dim != dim:
         raise ValueError(f"{path} holds {file_dim}-dimensional vectors, expected dim={dim}")
 

@@ -34,10 +34,15 @@ TORCHVISION_VGG_POOL = (7, 7)
 # Old torchvision DenseNet checkpoints write "denselayer1.norm.1.weight" for
 # "denselayer1.norm1.weight" (torchvision renames them with this pattern on load).
 _LEGACY_DENSE_LAYER_KEY = re.compile(
-    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
-_TORCH_LEAF_NAMES = {("params", "kernel"): "weight", ("params", "scale"): "weight",
-                     ("params", "bias"): "bias", ("batch_stats", "mean"): "running_mean",
-                     ("batch_stats", "var"): "running_var"}
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+_TORCH_LEAF_NAMES = {
+    ("params", "kernel"): "weight",
+    ("params", "scale"): "weight",
+    ("params", "bias"): "bias",
+    ("batch_stats", "mean"): "running_mean",
+    ("batch_stats", "var"): "running_var",
+}
 
 
 def _flatten(tree) -> dict[str, Any]:
@@ -82,7 +87,7 @@ def _layout_rule(torch_key: str, zoo_shape: tuple[int, ...], head: bool = False)
 
 
 def _torch_leaf(path: str) -> tuple[list[str], str]:
-    """"params/layers_0_0/bn1/scale" -> (["layers_0_0", "bn1"], "weight")."""
+    """ "params/layers_0_0/bn1/scale" -> (["layers_0_0", "bn1"], "weight")."""
     collection, *modules, leaf = path.split("/")
     try:
         return modules, _TORCH_LEAF_NAMES[(collection, leaf)]
@@ -121,8 +126,7 @@ def _densenet_rules(target: dict[str, Any]) -> dict[str, _Rule]:
             first = "features.norm5"
         elif first != "classifier":
             first = f"features.{first}"
-        rules[path] = _layout_rule(".".join([first, *modules[1:], name]), leaf.shape,
-                                   head=first == "classifier")
+        rules[path] = _layout_rule(".".join([first, *modules[1:], name]), leaf.shape, head=first == "classifier")
     return rules
 
 
@@ -136,8 +140,9 @@ def _sequential_modules(tensors: Mapping[str, Any], section: str, ndim: int) -> 
     return [prefix for _, prefix in sorted(found)]
 
 
-def _flattened_dense_rule(torch_key, zoo_shape, channels: int, torch_in: int | None,
-                          last_map: tuple[int, int] | None) -> _Rule:
+def _flattened_dense_rule(
+    torch_key, zoo_shape, channels: int, torch_in: int | None, last_map: tuple[int, int] | None
+) -> _Rule:
     """The first dense layer after a flatten: torch flattens (C, H, W), the zoo (H, W, C).
 
     zoo kernel (H*W*C, F) <- torch weight (F, C*H*W), rows permuted. With ``last_map``
@@ -153,8 +158,7 @@ def _flattened_dense_rule(torch_key, zoo_shape, channels: int, torch_in: int | N
         return x.reshape(features, channels, positions).transpose(2, 1, 0).reshape(fan_in, features)
 
     pool_h, pool_w = TORCHVISION_VGG_POOL
-    if (last_map is not None and last_map != TORCHVISION_VGG_POOL
-            and torch_in == channels * pool_h * pool_w):
+    if last_map is not None and last_map != TORCHVISION_VGG_POOL and torch_in == channels * pool_h * pool_w:
         # The zoo's own AdaptiveAvgPool2d weights.
         rows = _adaptive_matrix(last_map[0], pool_h).astype(np.float64)  # (7, h)
         cols = _adaptive_matrix(last_map[1], pool_w).astype(np.float64)  # (7, w)
@@ -167,8 +171,9 @@ def _flattened_dense_rule(torch_key, zoo_shape, channels: int, torch_in: int | N
     return _Rule(torch_key, (features, fan_in), permute)
 
 
-def _sequential_rules(target: dict[str, Any], tensors: Mapping[str, Any],
-                      last_map: tuple[int, int] | None) -> dict[str, _Rule]:
+def _sequential_rules(
+    target: dict[str, Any], tensors: Mapping[str, Any], last_map: tuple[int, int] | None
+) -> dict[str, _Rule]:
     """VGG and AlexNet: torch's ``features`` / ``classifier`` Sequentials, matched by order.
 
     The k-th zoo convolution (natural order of names: conv1_1, conv1_2, conv2_1 ...) takes
@@ -177,17 +182,23 @@ def _sequential_rules(target: dict[str, Any], tensors: Mapping[str, Any],
     ``classifier`` module with a 2-D weight. This covers torchvision's layouts and other
     Sequential ports (e.g. the paper's AlexNet with LRN modules).
     """
+
     def zoo_modules(ndim):
-        names = {p.split("/")[1] for p, v in target.items()
-                 if p.startswith("params/") and p.endswith("/kernel") and len(v.shape) == ndim}
+        names = {
+            p.split("/")[1]
+            for p, v in target.items()
+            if p.startswith("params/") and p.endswith("/kernel") and len(v.shape) == ndim
+        }
         return sorted(names, key=natural_key)
 
     convs, denses = zoo_modules(4), zoo_modules(2)
     torch_convs = _sequential_modules(tensors, "features", 4)
     torch_denses = _sequential_modules(tensors, "classifier", 2)
     prefixes = {}
-    for kind, zoo_names, torch_names, section in (("conv", convs, torch_convs, "features"),
-                                                  ("linear", denses, torch_denses, "classifier")):
+    for kind, zoo_names, torch_names, section in (
+        ("conv", convs, torch_convs, "features"),
+        ("linear", denses, torch_denses, "classifier"),
+    ):
         for k, name in enumerate(zoo_names):
             # Beyond the state dict's modules: a readable stand-in for the missing key.
             prefixes[name] = torch_names[k] if k < len(torch_names) else f"{section}.<{kind} {k + 1}>"
@@ -264,12 +275,12 @@ def import_torch_state_dict(model, variables, state_dict: Mapping[str, Any]) -> 
         rules = _densenet_rules(target)
     elif isinstance(module, (VGG, AlexNet, AlexNetTorchvision)):
         # The zoo's VGG flattens its last map itself: (H/32, W/32) after five 2x2 pools.
-        last_map = (tuple(int(d) // 32 for d in module.input_shape[:2]) if isinstance(module, VGG)
-                    else None)
+        last_map = tuple(int(d) // 32 for d in module.input_shape[:2]) if isinstance(module, VGG) else None
         rules = _sequential_rules(target, tensors, last_map)
     else:
-        raise ValueError(f"import_torch_state_dict supports the zoo's ResNet, VGG, AlexNet and "
-                         f"DenseNet, not {type(module).__name__}")
+        raise ValueError(
+            f"import_torch_state_dict supports the zoo's ResNet, VGG, AlexNet and DenseNet, not {type(module).__name__}"
+        )
 
     name = type(module).__name__
     converted, missing, mismatched, head_mismatch = {}, [], [], None
@@ -299,15 +310,18 @@ def import_torch_state_dict(model, variables, state_dict: Mapping[str, Any]) -> 
             problems.append(f"{len(mismatched)} shape mismatch(es): {listing(mismatched)}")
         if head_mismatch and not missing and not unexpected and len(mismatched) <= 2:
             given_classes, model_classes = head_mismatch
-            hint = (f"only the classifier differs ({given_classes} classes in the state dict, "
-                    f"{model_classes} in the model): build the model with num_classes="
-                    f"{given_classes}, import, then zoo.train.finetune.replace_head(model, variables, "
-                    f"{model_classes})")
+            hint = (
+                f"only the classifier differs ({given_classes} classes in the state dict, "
+                f"{model_classes} in the model): build the model with num_classes="
+                f"{given_classes}, import, then zoo.train.finetune.replace_head(model, variables, "
+                f"{model_classes})"
+            )
         else:
-            hint = ("is the state dict from another architecture or config (e.g. resnet34 for "
-                    "resnet18, vgg11_bn for vgg11, other widths or input size)?")
-        raise ValueError(f"cannot import the state dict into {name}: " + "; ".join(problems)
-                         + f". Hint: {hint}")
+            hint = (
+                "is the state dict from another architecture or config (e.g. resnet34 for "
+                "resnet18, vgg11_bn for vgg11, other widths or input size)?"
+            )
+        raise ValueError(f"cannot import the state dict into {name}: " + "; ".join(problems) + f". Hint: {hint}")
     return _unflatten(converted)
 
 
@@ -332,28 +346,37 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX):
-        raise ValueError(f"{path}: unknown weights format {suffix!r}; expected a PyTorch file "
-                         f"({', '.join(TORCH_SUFFIXES)}) or {SAFETENSORS_SUFFIX}")
+        raise ValueError(
+            f"{path}: unknown weights format {suffix!r}; expected a PyTorch file "
+            f"({', '.join(TORCH_SUFFIXES)}) or {SAFETENSORS_SUFFIX}"
+        )
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist (expected a PyTorch weights file)")
     try:
         import torch
+
         if suffix == SAFETENSORS_SUFFIX:
             from safetensors.torch import load_file
     except ImportError as e:
-        raise ValueError(f"{path}: reading PyTorch weights needs torch and safetensors "
-                         f"(pip install torch==2.13.0 safetensors): {e}") from None
+        raise ValueError(
+            f"{path}: reading PyTorch weights needs torch and safetensors (pip install torch==2.13.0 safetensors): {e}"
+        ) from None
     try:
-        loaded = load_file(path, device="cpu") if suffix == SAFETENSORS_SUFFIX else torch.load(
-            path, map_location="cpu", weights_only=True)
+        loaded = (
+            load_file(path, device="cpu")
+            if suffix == SAFETENSORS_SUFFIX
+            else torch.load(path, map_location="cpu", weights_only=True)
+        )
     except Exception as e:  # torch and safetensors raise many types for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise ValueError(f"{path} cannot be read as {suffix} weights ({type(e).__name__}: {first})") from None
     for wrapper in ("state_dict", "model"):
         if isinstance(loaded, Mapping) and isinstance(loaded.get(wrapper), Mapping):
             loaded = loaded[wrapper]
-    if not (isinstance(loaded, Mapping) and loaded
-            and all(isinstance(k, str) and hasattr(v, "shape") for k, v in loaded.items())):
-        raise ValueError(f"{path} holds no state dict (a mapping of names to tensors), "
-                         f"but {type(loaded).__name__}")
+    if not (
+        isinstance(loaded, Mapping)
+        and loaded
+        and all(isinstance(k, str) and hasattr(v, "shape") for k, v in loaded.items())
+    ):
+        raise ValueError(f"{path} holds no state dict (a mapping of names to tensors), but {type(loaded).__name__}")
     return dict(loaded)

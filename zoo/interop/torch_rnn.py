@@ -40,8 +40,8 @@ def from_torch(kind: str, weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> d
         out = {"input_kernel": w_ih.T, "recurrent_kernel": w_hh.T}
         if bias_ih is not None:
             b_ih, b_hh = _array(bias_ih), _array(bias_hh)
-            out["bias"] = b_ih + np.concatenate([b_hh[:2 * H], np.zeros(H, np.float32)])
-            out["recurrent_bias"] = b_hh[2 * H:]
+            out["bias"] = b_ih + np.concatenate([b_hh[: 2 * H], np.zeros(H, np.float32)])
+            out["recurrent_bias"] = b_hh[2 * H :]
         return out
     if kind not in ("rnn", "lstm"):
         raise ValueError(f"unknown cell {kind!r}; expected one of {tuple(CELLS)}")

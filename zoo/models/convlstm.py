@@ -48,8 +48,9 @@ from zoo.nn.fastconv import CONV_IMPLS, conv2d
 from zoo.nn.recurrence import hidden_state_perturbation, scan_cell, torch_uniform
 from zoo.registry import register_model
 
-PAPER = ("Shi et al. 2015, Convolutional LSTM network: a machine learning approach for "
-         "precipitation nowcasting (NeurIPS)")
+PAPER = (
+    "Shi et al. 2015, Convolutional LSTM network: a machine learning approach for precipitation nowcasting (NeurIPS)"
+)
 SEED = "khanzhina (C-LSTM)"
 
 
@@ -84,8 +85,10 @@ class ConvLSTMCell(nn.Module):
         if int(self.features) <= 0:
             raise ValueError(f"ConvLSTM features must be positive, got {self.features}")
         if int(self.kernel_size) <= 0 or int(self.kernel_size) % 2 == 0:
-            raise ValueError(f"ConvLSTM kernel_size must be a positive odd number (so 'same' padding "
-                             f"is symmetric), got {self.kernel_size}")
+            raise ValueError(
+                f"ConvLSTM kernel_size must be a positive odd number (so 'same' padding "
+                f"is symmetric), got {self.kernel_size}"
+            )
         super().__post_init__()
 
     def initial_carry(self, batch_size: int, frame_size: tuple[int, int], dtype=jnp.float32):
@@ -98,8 +101,10 @@ class ConvLSTMCell(nn.Module):
         height, width, channels = input_shape
         k, F = self.kernel_size, self.features
         init = torch_uniform(k * k * (channels + F))
-        w = {"kernel": self.param("kernel", init, (k, k, channels + F, 4 * F)),
-             "bias": self.param("bias", init, (4 * F,))}
+        w = {
+            "kernel": self.param("kernel", init, (k, k, channels + F, 4 * F)),
+            "bias": self.param("bias", init, (4 * F,)),
+        }
         for gate in ("i", "f", "o"):
             # Zero peepholes: the cell starts as a plain ConvLSTM without them and learns them.
             w[f"peephole_{gate}"] = self.param(f"peephole_{gate}", nn.initializers.zeros, (height, width, F))
@@ -146,24 +151,25 @@ class ConvLSTMForecaster(nn.Module):
     def __post_init__(self):
         shape = tuple(self.input_shape)
         if len(shape) != 4 or any(d is not None and int(d) <= 0 for d in shape) or None in shape[1:]:
-            raise ValueError(f"ConvLSTMForecaster: input_shape must be (T_in, H, W, C) with positive "
-                             f"H, W, C (T_in may be None), got {shape}")
+            raise ValueError(
+                f"ConvLSTMForecaster: input_shape must be (T_in, H, W, C) with positive "
+                f"H, W, C (T_in may be None), got {shape}"
+            )
         if int(self.output_frames) <= 0:
             raise ValueError(f"ConvLSTMForecaster: output_frames must be positive, got {self.output_frames}")
         if not tuple(self.features) or any(int(f) <= 0 for f in self.features):
-            raise ValueError(f"ConvLSTMForecaster: features must be positive channel counts, one per "
-                             f"layer, got {tuple(self.features)}")
+            raise ValueError(
+                f"ConvLSTMForecaster: features must be positive channel counts, one per "
+                f"layer, got {tuple(self.features)}"
+            )
         if int(self.kernel_size) <= 0 or int(self.kernel_size) % 2 == 0:
-            raise ValueError(f"ConvLSTMForecaster: kernel_size must be a positive odd number, got "
-                             f"{self.kernel_size}")
+            raise ValueError(f"ConvLSTMForecaster: kernel_size must be a positive odd number, got {self.kernel_size}")
         if self.conv_impl not in CONV_IMPLS:
-            raise ValueError(f"ConvLSTMForecaster: conv_impl must be one of {CONV_IMPLS}, got "
-                             f"{self.conv_impl!r}")
+            raise ValueError(f"ConvLSTMForecaster: conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
         super().__post_init__()
 
     def setup(self):
-        layer = functools.partial(ConvLSTM, kernel_size=self.kernel_size, remat=self.remat,
-                                  conv_impl=self.conv_impl)
+        layer = functools.partial(ConvLSTM, kernel_size=self.kernel_size, remat=self.remat, conv_impl=self.conv_impl)
         self.encoder = [layer(f) for f in self.features]
         self.forecaster = [layer(f) for f in self.features]
         self.readout = nn.Conv(self.input_shape[-1], (1, 1))
@@ -196,7 +202,10 @@ class ConvLSTMForecaster(nn.Module):
 
 
 register_model(
-    "convlstm", ConvLSTMForecaster, family="recurrent", task="regression",
+    "convlstm",
+    ConvLSTMForecaster,
+    family="recurrent",
+    task="regression",
     paper=f"{PAPER}; Hadamard peepholes; encoder-forecaster; seed {SEED}",
     test_config={"input_shape": (3, 6, 5, 2), "output_frames": 2, "features": (3, 2)},
     description=(
@@ -204,6 +213,7 @@ register_model(
         "``output_frames`` frames (B, T_out, H, W, C) in [0, 1] (sigmoid); stacked layers of "
         "``features`` channels, ``kernel_size`` x ``kernel_size`` convolutions, per-position "
         "Hadamard peepholes. Trains on ``moving_digits`` (which sets ``output_frames``). "
-        "``conv_impl``: \"auto\" (matmul-based convolutions on CPU, XLA's elsewhere), \"xla\", "
-        "\"im2col\", \"banded\" or \"winograd\" (`zoo.nn.fastconv`)."),
+        '``conv_impl``: "auto" (matmul-based convolutions on CPU, XLA\'s elsewhere), "xla", '
+        '"im2col", "banded" or "winograd" (`zoo.nn.fastconv`).'
+    ),
 )

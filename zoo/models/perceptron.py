@@ -100,14 +100,22 @@ def rosenblatt_rule(variables, x, t, *, mask=None, learning_rate: float = 1.0):
 
 
 register_model(
-    "perceptron", Perceptron, family="perceptron", task="binary_classification",
+    "perceptron",
+    Perceptron,
+    family="perceptron",
+    task="binary_classification",
     paper=f"Rosenblatt 1958; {SEED}, sigmoid unit trained by gradient descent on squared loss",
     description="Sigmoid perceptron, ``w <- w - alpha (y - t) h (1 - h) x`` (gradient of (t-y)^2/2).",
 )
 register_model(
-    "perceptron_rosenblatt", Perceptron, family="perceptron", task="binary_classification",
+    "perceptron_rosenblatt",
+    Perceptron,
+    family="perceptron",
+    task="binary_classification",
     paper="Rosenblatt 1958, The perceptron; threshold unit with the perceptron learning rule",
-    defaults={"activation": "step"}, learning="rosenblatt", learning_rule=rosenblatt_rule,
+    defaults={"activation": "step"},
+    learning="rosenblatt",
+    learning_rule=rosenblatt_rule,
     description="Threshold unit y = [w.x + b >= 0], trained by `rosenblatt_rule` (no gradient).",
 )
 
@@ -152,19 +160,41 @@ class XORNet(nn.Module):
 
 
 register_model(
-    "xor_sigmoid_net", XORNet, family="perceptron", task="binary_classification", learning="hand_wired",
+    "xor_sigmoid_net",
+    XORNet,
+    family="perceptron",
+    task="binary_classification",
+    learning="hand_wired",
     paper=f"{SEED}, MLP slide: sigmoid OR and NAND units feeding an AND unit",
-    defaults={"hidden_kernel": ((20.0, -20.0), (20.0, -20.0)), "hidden_bias": (-10.0, 30.0),
-              "output_kernel": ((20.0,), (20.0,)), "output_bias": (-30.0,), "activation": "sigmoid"},
-    description=("XOR = AND(OR, NAND): h1 = s(20x1 + 20x2 - 10), h2 = s(-20x1 - 20x2 + 30), "
-                 "y = s(20h1 + 20h2 - 30); inputs in {0, 1}, output ~0/~1."),
+    defaults={
+        "hidden_kernel": ((20.0, -20.0), (20.0, -20.0)),
+        "hidden_bias": (-10.0, 30.0),
+        "output_kernel": ((20.0,), (20.0,)),
+        "output_bias": (-30.0,),
+        "activation": "sigmoid",
+    },
+    description=(
+        "XOR = AND(OR, NAND): h1 = s(20x1 + 20x2 - 10), h2 = s(-20x1 - 20x2 + 30), "
+        "y = s(20h1 + 20h2 - 30); inputs in {0, 1}, output ~0/~1."
+    ),
 )
 register_model(
-    "xor_sign_net", XORNet, family="perceptron", task="regression", learning="hand_wired",
-    paper=(f"{SEED}, 'XOR problem revisited': sign units a1 = x1 + x2 - 3/2, a2 = x1 + x2 - 5/2; "
-           "output o = h1 - h2 - 1 (the slide prints h1 + h2 - 1, which contradicts its own table)"),
-    defaults={"hidden_kernel": ((1.0, 1.0), (1.0, 1.0)), "hidden_bias": (-1.5, -2.5),
-              "output_kernel": ((1.0,), (-1.0,)), "output_bias": (-1.0,), "activation": "sign"},
+    "xor_sign_net",
+    XORNet,
+    family="perceptron",
+    task="regression",
+    learning="hand_wired",
+    paper=(
+        f"{SEED}, 'XOR problem revisited': sign units a1 = x1 + x2 - 3/2, a2 = x1 + x2 - 5/2; "
+        "output o = h1 - h2 - 1 (the slide prints h1 + h2 - 1, which contradicts its own table)"
+    ),
+    defaults={
+        "hidden_kernel": ((1.0, 1.0), (1.0, 1.0)),
+        "hidden_bias": (-1.5, -2.5),
+        "output_kernel": ((1.0,), (-1.0,)),
+        "output_bias": (-1.0,),
+        "activation": "sign",
+    },
     description="XOR on inputs in {1/2, 3/2} with sign units; outputs +-1.",
 )
 
@@ -209,13 +239,10 @@ class MLP(nn.Module):
         super().__post_init__()
 
     def setup(self):
-        dense = dict(
-            kernel_init=get_initializer(self.kernel_init), bias_init=get_initializer(self.bias_init)
-        )
+        dense = dict(kernel_init=get_initializer(self.kernel_init), bias_init=get_initializer(self.bias_init))
         # Batch norm subtracts the mean, so a bias before it has no effect (and only a
         # numerically-zero gradient); its shift parameter takes the bias's place.
-        self.hidden = [nn.Dense(int(n), use_bias=not self.batch_norm, **dense)
-                       for n in self.hidden_sizes]
+        self.hidden = [nn.Dense(int(n), use_bias=not self.batch_norm, **dense) for n in self.hidden_sizes]
         self.norms = [nn.BatchNorm() for _ in self.hidden_sizes] if self.batch_norm else []
         self.dropout = nn.Dropout(self.dropout_rate)
         self.out = nn.Dense(self.num_outputs, **dense)
@@ -244,17 +271,28 @@ class MLP(nn.Module):
 
 
 register_model(
-    "mlp", MLP, family="perceptron", task="classification",
+    "mlp",
+    MLP,
+    family="perceptron",
+    task="classification",
     paper=f"Rumelhart, Hinton & Williams 1986; {SEED}, Multi-Layer Perceptron",
     defaults={"input_shape": (8, 8, 1), "hidden_sizes": (256,)},
     test_config={"hidden_sizes": (8,), "input_shape": (4,), "num_outputs": 3},
     description="Multi-layer perceptron of any depth, width and activation (default: digits).",
 )
 register_model(
-    "dff", MLP, family="perceptron", task="classification",
+    "dff",
+    MLP,
+    family="perceptron",
+    task="classification",
     paper=f"{SEED}, Deep Feed Forward (DFF) in the Neural Network Zoo; He et al. 2015 init",
-    defaults={"input_shape": (8, 8, 1), "hidden_sizes": (256, 256, 256, 256), "kernel_init": "he_normal",
-              "dropout_rate": 0.1, "batch_norm": True},
+    defaults={
+        "input_shape": (8, 8, 1),
+        "hidden_sizes": (256, 256, 256, 256),
+        "kernel_init": "he_normal",
+        "dropout_rate": 0.1,
+        "batch_norm": True,
+    },
     test_config={"hidden_sizes": (8, 8, 8), "input_shape": (4,), "num_outputs": 3},
     description="Deep feed-forward net: many ReLU layers, He init, batch norm and dropout.",
 )
@@ -364,7 +402,10 @@ class RBFNetwork(nn.Module):
 
 
 register_model(
-    "rbf", RBFNetwork, family="perceptron", task="classification",
+    "rbf",
+    RBFNetwork,
+    family="perceptron",
+    task="classification",
     paper=f"Broomhead & Lowe 1988; Moody & Darken 1989; {SEED}, Radial Basis Network (RBF)",
     defaults={"input_shape": (8, 8, 1), "num_centres": 64},
     test_config={"input_shape": (3,), "num_centres": 4, "num_outputs": 2},

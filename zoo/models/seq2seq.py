@@ -63,8 +63,7 @@ from zoo.metrics import corpus_bleu, exact_match
 from zoo.models.recurrent import KANG, SURF
 from zoo.nn import check_input
 from zoo.nn.checks import check_count
-from zoo.nn.recurrence import (CellOptions, StackedRNN, carry_output, make_cell, scan_cell,
-                                 validate_cell)
+from zoo.nn.recurrence import CellOptions, StackedRNN, carry_output, make_cell, scan_cell, validate_cell
 from zoo.nn.tokens import BOS, EOS, PAD, strip_ids
 from zoo.registry import register_model
 
@@ -93,7 +92,7 @@ def project_keys(score: str, w: dict, memory):
     if score == "additive":
         return memory @ w["W_1"]
     if score == "concat":
-        return memory @ w["W_a"][w["W_a"].shape[0] - memory.shape[-1]:]
+        return memory @ w["W_a"][w["W_a"].shape[0] - memory.shape[-1] :]
     raise ValueError(f"unknown attention score {score!r}; expected one of {SCORES}")
 
 
@@ -145,17 +144,23 @@ class Attention(nn.Module):
         init = nn.initializers.lecun_normal()
         if self.score == "dot":
             if dk != query_size:
-                raise ValueError(f"dot attention needs decoder states as wide as the encoder outputs, "
-                                 f"got {query_size} and {dk}")
+                raise ValueError(
+                    f"dot attention needs decoder states as wide as the encoder outputs, got {query_size} and {dk}"
+                )
             w = {}
         elif self.score == "general":
             w = {"W_a": self.param("W_a", init, (query_size, dk))}
         elif self.score == "additive":
-            w = {"W_1": self.param("W_1", init, (dk, units)), "W_2": self.param("W_2", init, (query_size, units)),
-                 "v": self.param("v", nn.initializers.normal(1.0 / units**0.5), (units,))}
+            w = {
+                "W_1": self.param("W_1", init, (dk, units)),
+                "W_2": self.param("W_2", init, (query_size, units)),
+                "v": self.param("v", nn.initializers.normal(1.0 / units**0.5), (units,)),
+            }
         else:
-            w = {"W_a": self.param("W_a", init, (query_size + dk, units)),
-                 "v": self.param("v", nn.initializers.normal(1.0 / units**0.5), (units,))}
+            w = {
+                "W_a": self.param("W_a", init, (query_size + dk, units)),
+                "v": self.param("v", nn.initializers.normal(1.0 / units**0.5), (units,)),
+            }
         return functools.partial(attend, self.score, w, memory, project_keys(self.score, w, memory), mask)
 
 
@@ -253,8 +258,7 @@ def greedy_decode(fns: DecoderFns, carry, first, length: int, eos_id: int = EOS)
         return (c, token, done | (token == eos_id)), (token, logits, alpha)
 
     done = jnp.zeros(first.shape, bool)
-    _, (tokens, logits, alpha) = jax.lax.scan(body, (carry, first.astype(jnp.int32), done), None,
-                                              length=length)
+    _, (tokens, logits, alpha) = jax.lax.scan(body, (carry, first.astype(jnp.int32), done), None, length=length)
     t = lambda a: jnp.swapaxes(a, 0, 1)
     return {"predictions": t(tokens), "logits": t(logits), "attention": t(alpha)}
 
@@ -275,8 +279,9 @@ class Decoder(nn.Module):
 
     def setup(self):
         self.embedding = self.param("embedding", nn.linear.default_embed_init, (self.vocab_size, self.embed_dim))
-        self.cells = [make_cell(self.cell, self.hidden_size, **(self.cell_options or {}))
-                      for _ in range(self.num_layers)]
+        self.cells = [
+            make_cell(self.cell, self.hidden_size, **(self.cell_options or {})) for _ in range(self.num_layers)
+        ]
         if self.attention != "none":
             self.attend = Attention(score=SCORE_OF[self.attention], units=self.attention_units)
         if self.attention in LUONG:
@@ -299,10 +304,10 @@ class Decoder(nn.Module):
         combine = self.combine(dk + H) if self.attention in LUONG else None
         logits = self.output(H + (dk if self.attention == "bahdanau" else 0))
         embedding = self.embedding
-        step = functools.partial(decoder_step, tuple(steps), attend_fn, combine, self.attention,
-                                 self.input_feeding)
-        return DecoderFns(lambda ids: jnp.take(embedding, ids, axis=0), step, logits,
-                          0 if memory is None else memory.shape[1])
+        step = functools.partial(decoder_step, tuple(steps), attend_fn, combine, self.attention, self.input_feeding)
+        return DecoderFns(
+            lambda ids: jnp.take(embedding, ids, axis=0), step, logits, 0 if memory is None else memory.shape[1]
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -359,11 +364,13 @@ class Seq2Seq(CellOptions):
             if len(self.input_shape) != 2:
                 raise ValueError(f"a float-sequence model's input_shape is (T, F), got {tuple(self.input_shape)}")
             if self.attention != "none":
-                raise ValueError("attention needs token targets: float sequences (vocab_size=None) "
-                                 "take attention='none'")
+                raise ValueError(
+                    "attention needs token targets: float sequences (vocab_size=None) take attention='none'"
+                )
         if self.input_feeding and self.attention not in LUONG:
-            raise ValueError(f"input_feeding feeds Luong's attentional state: it needs attention in {LUONG}, "
-                             f"got {self.attention!r}")
+            raise ValueError(
+                f"input_feeding feeds Luong's attentional state: it needs attention in {LUONG}, got {self.attention!r}"
+            )
         if not 0.0 <= self.dropout_rate < 1.0:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate}")
         check_count(self.output_length, "output_length", 1)
@@ -385,16 +392,27 @@ class Seq2Seq(CellOptions):
     def setup(self):
         if self.tokens:
             self.source_embedding = nn.Embed(self.vocab_size, self.embed_dim)
-        self.encoder = StackedRNN(cell=self.cell, hidden_size=self.hidden_size, num_layers=self.num_layers,
-                                  bidirectional=self.bidirectional, dropout_rate=self.dropout_rate,
-                                  cell_options=self.cell_options())
+        self.encoder = StackedRNN(
+            cell=self.cell,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            bidirectional=self.bidirectional,
+            dropout_rate=self.dropout_rate,
+            cell_options=self.cell_options(),
+        )
         width = self.hidden_size * (2 if self.bidirectional else 1)
         if self.tokens:
             self.decoder = Decoder(
-                vocab_size=self.target_vocab_size or self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
-                hidden_size=width, num_layers=self.num_layers, attention=self.attention,
-                attention_units=self.attention_units, input_feeding=self.input_feeding,
-                cell_options=self.cell_options())
+                vocab_size=self.target_vocab_size or self.vocab_size,
+                embed_dim=self.embed_dim,
+                cell=self.cell,
+                hidden_size=width,
+                num_layers=self.num_layers,
+                attention=self.attention,
+                attention_units=self.attention_units,
+                input_feeding=self.input_feeding,
+                cell_options=self.cell_options(),
+            )
         else:
             self.cells = [make_cell(self.cell, width, **self.cell_options()) for _ in range(self.num_layers)]
             self.output = Affine(self.input_shape[-1])
@@ -436,8 +454,7 @@ class Seq2Seq(CellOptions):
             return self.output(hs.shape[-1])(hs)
 
         attentive = self.attention != "none"
-        fns = self.decoder.functions(features["memory"] if attentive else None,
-                                     features["mask"] if attentive else None)
+        fns = self.decoder.functions(features["memory"] if attentive else None, features["mask"] if attentive else None)
         B = features["memory"].shape[0]
         # The decoder starts from the encoder's final states (and input feeding from h~_0 = 0).
         state = (carry, self.decoder.initial_carry(B, features["memory"].dtype)[1])
@@ -446,8 +463,9 @@ class Seq2Seq(CellOptions):
             out = greedy_decode(fns, state, start, self.output_length, self.eos_id)
             return out if attentive else {k: v for k, v in out.items() if k != "attention"}
         if y.ndim != 2 or y.shape[0] != B or jnp.issubdtype(y.dtype, jnp.floating):
-            raise ValueError(f"Seq2Seq expects targets y of shape (B, T_out) = ({B}, T_out), int, "
-                             f"got {tuple(y.shape)} {y.dtype}")
+            raise ValueError(
+                f"Seq2Seq expects targets y of shape (B, T_out) = ({B}, T_out), int, got {tuple(y.shape)} {y.dtype}"
+            )
         inputs = jnp.concatenate([start[:, None], y[:, :-1].astype(jnp.int32)], 1)
         logits, alpha = teacher_forced(fns, state, inputs)
         out = {"logits": logits}
@@ -504,9 +522,14 @@ class CharRNN(CellOptions):
         return (self.input_shape[0], self.vocab_size)
 
     def setup(self):
-        self.decoder = Decoder(vocab_size=self.vocab_size, embed_dim=self.embed_dim, cell=self.cell,
-                               hidden_size=self.hidden_size, num_layers=self.num_layers,
-                               cell_options=self.cell_options())
+        self.decoder = Decoder(
+            vocab_size=self.vocab_size,
+            embed_dim=self.embed_dim,
+            cell=self.cell,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+            cell_options=self.cell_options(),
+        )
 
     def _start(self, batch_size: int):
         return self.decoder.initial_carry(batch_size)
@@ -551,8 +574,15 @@ _PAPERS = {
     "bahdanau": "Bahdanau et al. 2015 (additive attention)",
     "luong": "Luong et al. 2015 (global attention: dot, general, concat)",
 }
-_TEST = {"input_shape": (5,), "vocab_size": 7, "output_length": 6, "embed_dim": 3, "hidden_size": 4,
-         "num_layers": 2, "bidirectional": True}
+_TEST = {
+    "input_shape": (5,),
+    "vocab_size": 7,
+    "output_length": 6,
+    "embed_dim": 3,
+    "hidden_size": 4,
+    "num_layers": 2,
+    "bidirectional": True,
+}
 
 
 class LuongSeq2Seq(Seq2Seq):
@@ -570,46 +600,76 @@ class LuongSeq2Seq(Seq2Seq):
 
 
 register_model(
-    "seq2seq", Seq2Seq, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+    "seq2seq",
+    Seq2Seq,
+    family="recurrent",
+    task="sequence_to_sequence",
+    input_dtype="int32",
     paper=f"{_PAPERS['none']}; {KANG}, Sequence to Sequence (Seq2seq), RNN: Attention",
     test_config={**_TEST, "attention": "concat", "input_feeding": True},
-    description="RNN encoder-decoder; attention \"none\", \"bahdanau\", or Luong's \"dot\", \"general\", \"concat\".",
+    description='RNN encoder-decoder; attention "none", "bahdanau", or Luong\'s "dot", "general", "concat".',
 )
 register_model(
-    "seq2seq_bahdanau", Seq2Seq, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
+    "seq2seq_bahdanau",
+    Seq2Seq,
+    family="recurrent",
+    task="sequence_to_sequence",
+    input_dtype="int32",
     paper=f"{_PAPERS['bahdanau']}: v^T tanh(W_1 h_s + W_2 s_(t-1)); {KANG}, Bahdanau attention",
     defaults={"cell": "gru", "bidirectional": True, "attention": "bahdanau"},
     test_config=_TEST,
-    description=("Bahdanau et al.: bidirectional GRU encoder, additive attention on s_(t-1), context fed "
-                 "to the decoder input; readout W_o [s_t; c_t]."),
+    description=(
+        "Bahdanau et al.: bidirectional GRU encoder, additive attention on s_(t-1), context fed "
+        "to the decoder input; readout W_o [s_t; c_t]."
+    ),
 )
 register_model(
-    "seq2seq_luong", LuongSeq2Seq, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
-    paper=(f"{_PAPERS['luong']}: h~_t = tanh(W_c [c_t; h_t]), p = softmax(W_s h~_t); {KANG}, Luong "
-           "attention (the slide's concat score v^T tanh(W_c [c_t; h_t]) is circular; the paper's "
-           "v^T tanh(W_a [h_t; h_s]) is used)"),
+    "seq2seq_luong",
+    LuongSeq2Seq,
+    family="recurrent",
+    task="sequence_to_sequence",
+    input_dtype="int32",
+    paper=(
+        f"{_PAPERS['luong']}: h~_t = tanh(W_c [c_t; h_t]), p = softmax(W_s h~_t); {KANG}, Luong "
+        "attention (the slide's concat score v^T tanh(W_c [c_t; h_t]) is circular; the paper's "
+        "v^T tanh(W_a [h_t; h_s]) is used)"
+    ),
     test_config={**_TEST, "attention": "dot"},
-    description=("Luong et al.: global attention on the current state h_t (score \"dot\", \"general\" or "
-                 "\"concat\"), attentional state h~_t, input feeding."),
+    description=(
+        'Luong et al.: global attention on the current state h_t (score "dot", "general" or '
+        '"concat"), attentional state h~_t, input feeding.'
+    ),
 )
 register_model(
-    "rnn_autoencoder", Seq2Seq, family="recurrent", task="regression",
-    paper=(f"{KANG}, RNN autoencoder (encoder's final state -> decoder reconstructs the input); "
-           "Srivastava et al. 2015 (unconditioned decoder)"),
+    "rnn_autoencoder",
+    Seq2Seq,
+    family="recurrent",
+    task="regression",
+    paper=(
+        f"{KANG}, RNN autoencoder (encoder's final state -> decoder reconstructs the input); "
+        "Srivastava et al. 2015 (unconditioned decoder)"
+    ),
     defaults={"input_shape": (10, 1), "vocab_size": None},
     test_config={"input_shape": (5, 2), "hidden_size": 4, "num_layers": 2},
     description=(
         "Sequence in, reconstruction out, through the encoder's final state alone (attention "
-        "\"none\"). Float sequences (vocab_size None): x (B, T, F) -> (B, T, F), trained on the "
-        "\"regression\" task (MSE). Tokens (vocab_size set, as a token dataset's model_config "
-        "does): a seq2seq model without attention, trained on a copy task (the sequence to itself)."),
+        '"none"). Float sequences (vocab_size None): x (B, T, F) -> (B, T, F), trained on the '
+        '"regression" task (MSE). Tokens (vocab_size set, as a token dataset\'s model_config '
+        "does): a seq2seq model without attention, trained on a copy task (the sequence to itself)."
+    ),
 )
 register_model(
-    "char_rnn", CharRNN, family="recurrent", task="sequence_to_sequence", input_dtype="int32",
-    paper=(f"{SURF}, RNNs: 'What if words are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis' "
-           "(character-level next-token model)"),
+    "char_rnn",
+    CharRNN,
+    family="recurrent",
+    task="sequence_to_sequence",
+    input_dtype="int32",
+    paper=(
+        f"{SURF}, RNNs: 'What if words are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis' "
+        "(character-level next-token model)"
+    ),
     test_config={"input_shape": (6,), "vocab_size": 7, "embed_dim": 3, "hidden_size": 4, "num_layers": 2},
-    description="Character-level RNN (cell \"rnn\", \"lstm\" or \"gru\"): predicts each next character.",
+    description='Character-level RNN (cell "rnn", "lstm" or "gru"): predicts each next character.',
 )
 
 
@@ -622,8 +682,7 @@ def translate(model, variables, x, *, batch_size: int = 256):
     """Greedy decoding of every row of x (N, T_in) int: (N, output_length) int32 numpy
     (a jit'd ``model.apply(variables, x)``, batch by batch)."""
     run = jax.jit(lambda v, xb: model.apply(v, xb)["predictions"])
-    return np.concatenate([np.asarray(run(variables, x[i:i + batch_size]))
-                           for i in range(0, len(x), batch_size)])
+    return np.concatenate([np.asarray(run(variables, x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
 
 
 def score_translations(predictions, targets) -> dict:

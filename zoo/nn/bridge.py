@@ -13,7 +13,6 @@ def to_nnx(model, sample_input, *, seed: int = 0):
     """
     from flax import nnx
 
-    wrapped = nnx.bridge.ToNNX(model, rngs=nnx.Rngs(seed, dropout=seed + 1, sample=seed + 2,
-                                                    noise=seed + 3))
+    wrapped = nnx.bridge.ToNNX(model, rngs=nnx.Rngs(seed, dropout=seed + 1, sample=seed + 2, noise=seed + 3))
     nnx.bridge.lazy_init(wrapped, sample_input)
     return wrapped

@@ -18,7 +18,7 @@ def check_input(x, expected: tuple, *, model: str, dtype_kind: str = "float") ->
     expected = tuple(expected)
     shape = tuple(x.shape)
     wanted = "(B, " + ", ".join("*" if d is None else str(d) for d in expected) + ")"
-    tail = shape[len(shape) - len(expected):] if len(shape) >= len(expected) else None
+    tail = shape[len(shape) - len(expected) :] if len(shape) >= len(expected) else None
     if tail is None or any(e is not None and e != s for e, s in zip(expected, tail)):
         raise ValueError(f"{model} expects input of shape {wanted}, got {shape}")
     is_float = jnp.issubdtype(x.dtype, jnp.floating)
@@ -76,7 +76,6 @@ def check_like_default(where: str, value, default, *, element: bool = False):
         if not isinstance(value, (tuple, list)):
             raise ValueError(f"{where} must be a tuple like {default!r}, got {_kind(value)}")
         if default and all(isinstance(d, type(default[0])) for d in default):
-            return tuple(check_like_default(f"{where}[{i}]", v, default[0], element=True)
-                         for i, v in enumerate(value))
+            return tuple(check_like_default(f"{where}[{i}]", v, default[0], element=True) for i, v in enumerate(value))
         return tuple(value)
     return value

@@ -157,7 +157,7 @@ def _windows(padded, window: tuple[int, int], stride: tuple[int, int]) -> Iterat
     out_w = conv_output_size(padded.shape[-1], fw, sw)
     for a in range(fh):
         for b in range(fw):
-            yield a, b, padded[..., a: a + sh * (out_h - 1) + 1: sh, b: b + sw * (out_w - 1) + 1: sw]
+            yield a, b, padded[..., a : a + sh * (out_h - 1) + 1 : sh, b : b + sw * (out_w - 1) + 1 : sw]
 
 
 def _pad_last_two(x, padding: tuple[int, int], fill=0):

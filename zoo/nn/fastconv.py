@@ -66,8 +66,9 @@ _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 def conv2d_xla(x, kernel, strides=1, padding="VALID", precision=None):
     """``lax.conv_general_dilated`` on NHWC inputs and HWIO kernels (the plain path)."""
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
-    return lax.conv_general_dilated(x, kernel, pair(strides, "strides"), pads,
-                                    dimension_numbers=_DIMENSION_NUMBERS, precision=precision)
+    return lax.conv_general_dilated(
+        x, kernel, pair(strides, "strides"), pads, dimension_numbers=_DIMENSION_NUMBERS, precision=precision
+    )
 
 
 def im2col(x, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
@@ -79,8 +80,11 @@ def im2col(x, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
     ho, wo = conv_output_size(h, kh, sh, padding[0]), conv_output_size(w, kw, sw, padding[1])
     if any(p for pair in padding for p in pair):
         x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
-    cols = [lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
-            for i in range(kh) for j in range(kw)]
+    cols = [
+        lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
     return jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
 
 
@@ -96,7 +100,12 @@ def col2im(patch_grads, input_shape, kernel_size, strides=1, padding: Pads = ((0
     for n in range(kh * kw):
         i, j = divmod(n, kw)
         piece = lax.slice_in_dim(patch_grads, n * c, (n + 1) * c, axis=3)
-        config = ((0, 0, 0), (i, hp - i - sh * (ho - 1) - 1, sh - 1), (j, wp - j - sw * (wo - 1) - 1, sw - 1), (0, 0, 0))
+        config = (
+            (0, 0, 0),
+            (i, hp - i - sh * (ho - 1) - 1, sh - 1),
+            (j, wp - j - sw * (wo - 1) - 1, sw - 1),
+            (0, 0, 0),
+        )
         placed = lax.pad(piece, zero, config)
         total = placed if total is None else total + placed
     return lax.slice(total, (0, padding[0][0], padding[1][0], 0), (b, padding[0][0] + h, padding[1][0] + w, c))
@@ -123,7 +132,7 @@ def _is_pointwise(kernel_shape, pads) -> bool:
 
 def _patches(x, kernel_shape, strides, pads):
     if _is_pointwise(kernel_shape, pads):
-        return x if strides == (1, 1) else x[:, ::strides[0], ::strides[1], :]
+        return x if strides == (1, 1) else x[:, :: strides[0], :: strides[1], :]
     return im2col(x, kernel_shape[:2], strides, pads)
 
 
@@ -139,8 +148,9 @@ def _im2col_backward(x, kernel, dy, strides, pads, precision):
     kh, kw, c, o = kernel.shape
     k = kh * kw * c
     patches = _patches(x, kernel.shape, strides, pads)
-    dkernel = lax.dot_general(patches.reshape(-1, k), dy.reshape(-1, o), (((0,), (0,)), ((), ())),
-                              precision=precision).reshape(kernel.shape)
+    dkernel = lax.dot_general(
+        patches.reshape(-1, k), dy.reshape(-1, o), (((0,), (0,)), ((), ())), precision=precision
+    ).reshape(kernel.shape)
     dpatches = lax.dot_general(dy, kernel.reshape(k, o), (((3,), (1,)), ((), ())), precision=precision)
     if not _is_pointwise(kernel.shape, pads):
         return col2im(dpatches, x.shape, (kh, kw), strides, pads), dkernel
@@ -148,8 +158,12 @@ def _im2col_backward(x, kernel, dy, strides, pads, precision):
         return dpatches, dkernel
     b, h, w, _ = x.shape
     ho, wo = dy.shape[1:3]
-    config = ((0, 0, 0), (0, h - strides[0] * (ho - 1) - 1, strides[0] - 1),
-              (0, w - strides[1] * (wo - 1) - 1, strides[1] - 1), (0, 0, 0))
+    config = (
+        (0, 0, 0),
+        (0, h - strides[0] * (ho - 1) - 1, strides[0] - 1),
+        (0, w - strides[1] * (wo - 1) - 1, strides[1] - 1),
+        (0, 0, 0),
+    )
     return lax.pad(dpatches, jnp.zeros((), dpatches.dtype), config), dkernel
 
 
@@ -161,7 +175,9 @@ def _num_chunks(x_shape, kernel_shape, strides, pads, itemsize) -> int:
         return 1
     b, h, w, c = x_shape
     kh, kw = kernel_shape[:2]
-    per_example = conv_output_size(h, kh, strides[0], pads[0]) * conv_output_size(w, kw, strides[1], pads[1]) * kh * kw * c
+    per_example = (
+        conv_output_size(h, kh, strides[0], pads[0]) * conv_output_size(w, kw, strides[1], pads[1]) * kh * kw * c
+    )
     if b * per_example * itemsize <= PATCH_WHOLE_BYTES:
         return 1
     for n in range(1, b + 1):
@@ -194,6 +210,7 @@ def _conv_im2col_bwd(strides, pads, precision, chunks, residuals, dy):
     if chunks == 1:
         dx, dkernel = _im2col_backward(x, kernel, dy, strides, pads, precision)
     else:
+
         def body(acc, chunk):
             dxc, dkc = _im2col_backward(chunk[0], kernel, chunk[1], strides, pads, precision)
             return acc + dkc, dxc
@@ -226,8 +243,9 @@ def banded_kernel(kernel, block_w: int, stride_w: int = 1):
     block-Toeplitz matrix that maps ``win`` input columns to ``block_w`` output columns."""
     kh, kw, c, o = kernel.shape
     win = stride_w * (block_w - 1) + kw
-    columns = [jnp.pad(kernel, ((0, 0), (stride_w * v, win - stride_w * v - kw), (0, 0), (0, 0)))
-               for v in range(block_w)]
+    columns = [
+        jnp.pad(kernel, ((0, 0), (stride_w * v, win - stride_w * v - kw), (0, 0), (0, 0))) for v in range(block_w)
+    ]
     return jnp.stack(columns, axis=3).reshape(kh * win * c, block_w * o)
 
 
@@ -259,8 +277,11 @@ def conv2d_banded(x, kernel, strides=1, padding="VALID", precision=None, block_w
         x = jnp.pad(x, ((0, 0), pads[0], (pads[1][0], pads[1][1] + extra), (0, 0)))
     hp, wp = x.shape[1:3]
     rows = x.reshape(b, hp, wp * c)
-    pieces = [lax.slice(rows, (0, i, n * bw * sw * c), (b, i + sh * (ho - 1) + 1, (n * bw * sw + win) * c), (1, sh, 1))
-              for n in range(nb) for i in range(kh)]
+    pieces = [
+        lax.slice(rows, (0, i, n * bw * sw * c), (b, i + sh * (ho - 1) + 1, (n * bw * sw + win) * c), (1, sh, 1))
+        for n in range(nb)
+        for i in range(kh)
+    ]
     patches = jnp.concatenate(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
     patches = patches.reshape(b * ho * nb, kh * win * c)
     y = _matmul(patches, banded_kernel(kernel, bw, sw), precision).reshape(b, ho, nb * bw, o)
@@ -288,9 +309,13 @@ def _combine(coefficients, terms):
 def _winograd_tiles(x, pads, th, tw):
     """The 16 transformed input planes B^T d B of the 4x4 tiles at stride 2, each (B*th*tw, C)."""
     b, h, w, c = x.shape
-    x = jnp.pad(x, ((0, 0), (pads[0][0], 2 * th + 2 - h - pads[0][0]), (pads[1][0], 2 * tw + 2 - w - pads[1][0]), (0, 0)))
-    d = [[lax.slice(x, (0, i, j, 0), (b, i + 2 * th - 1, j + 2 * tw - 1, c), (1, 2, 2, 1)) for j in range(4)]
-         for i in range(4)]
+    x = jnp.pad(
+        x, ((0, 0), (pads[0][0], 2 * th + 2 - h - pads[0][0]), (pads[1][0], 2 * tw + 2 - w - pads[1][0]), (0, 0))
+    )
+    d = [
+        [lax.slice(x, (0, i, j, 0), (b, i + 2 * th - 1, j + 2 * tw - 1, c), (1, 2, 2, 1)) for j in range(4)]
+        for i in range(4)
+    ]
     rows = [[_combine(_WINO_BT[r], [d[i][j] for i in range(4)]) for j in range(4)] for r in range(4)]
     return [_combine(_WINO_BT[q], rows[r]).reshape(-1, c) for r in range(4) for q in range(4)]
 
@@ -347,8 +372,13 @@ def _conv_winograd_bwd(pads, precision, residuals, dy):
     th, tw = -(-ho // 2), -(-wo // 2)
     dyp = jnp.pad(dy, ((0, 0), (0, 2 * th - ho), (0, 2 * tw - wo), (0, 0)))
     o = dy.shape[3]
-    dyt = [[lax.slice(dyp, (0, p, q, 0), (b, p + 2 * th - 1, q + 2 * tw - 1, o), (1, 2, 2, 1)).reshape(-1, o)
-            for q in range(2)] for p in range(2)]
+    dyt = [
+        [
+            lax.slice(dyp, (0, p, q, 0), (b, p + 2 * th - 1, q + 2 * tw - 1, o), (1, 2, 2, 1)).reshape(-1, o)
+            for q in range(2)
+        ]
+        for p in range(2)
+    ]
     at = np.asarray(_WINO_AT)
     rows = [[_combine(at[:, i], [dyt[p][q] for p in range(2)]) for q in range(2)] for i in range(4)]
     dm = [_combine(at[:, j], rows[i]) for i in range(4) for j in range(4)]
@@ -373,7 +403,12 @@ def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
     are 0, +-1/2, +-1). Other kernels or strides fall back to `conv2d_im2col`."""
     strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
-    if tuple(kernel.shape[:2]) != (3, 3) or strides != (1, 1) or min(pads[0] + pads[1]) < 0 or max(pads[0] + pads[1]) > 2:
+    if (
+        tuple(kernel.shape[:2]) != (3, 3)
+        or strides != (1, 1)
+        or min(pads[0] + pads[1]) < 0
+        or max(pads[0] + pads[1]) > 2
+    ):
         return conv2d_im2col(x, kernel, strides, pads, precision)
     return _conv_winograd(x, kernel, pads, precision)
 
@@ -440,8 +475,9 @@ def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=
     if impl not in CONV_IMPLS:
         raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS}")
     if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
-        raise ValueError(f"conv2d needs NHWC input and HWIO kernel with matching channels, got "
-                         f"{x.shape} and {kernel.shape}")
+        raise ValueError(
+            f"conv2d needs NHWC input and HWIO kernel with matching channels, got {x.shape} and {kernel.shape}"
+        )
     if impl == "auto":
         impl = choose_conv_impl(x.shape, kernel.shape, pair(strides, "strides"))
     fn = {"xla": conv2d_xla, "im2col": conv2d_im2col, "banded": conv2d_banded, "winograd": conv2d_winograd}[impl]
@@ -481,8 +517,9 @@ class Conv(nn.Module):
             inputs = inputs[None]
         if inputs.ndim != 4:
             raise ValueError(f"Conv expects (B, H, W, C) or (H, W, C) inputs, got shape {inputs.shape}")
-        kernel = self.param("kernel", self.kernel_init, kernel_size + (inputs.shape[-1], self.features),
-                            self.param_dtype)
+        kernel = self.param(
+            "kernel", self.kernel_init, kernel_size + (inputs.shape[-1], self.features), self.param_dtype
+        )
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         inputs, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
         y = conv2d(inputs, kernel, self.strides, self.padding, self.conv_impl, self.precision)

@@ -56,8 +56,7 @@ def _chunked_reverse(step, carry, xs_t, per_step, chunk, accumulate, acc):
         carry, acc = state
 
         def inner(carry, t):
-            return step(carry, jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, 0, False),
-                                            per_step))
+            return step(carry, jax.tree.map(lambda a: jax.lax.dynamic_index_in_dim(a, t, 0, False), per_step))
 
         carry, dg = jax.lax.scan(inner, carry, start + jnp.arange(length), reverse=True)
         piece = lambda a: jax.lax.dynamic_slice_in_dim(a, start, length, 0)
@@ -69,8 +68,7 @@ def _chunked_reverse(step, carry, xs_t, per_step, chunk, accumulate, acc):
     if r:  # reverse time: the last r steps first
         state, dx_tail = run_chunk(state, n_full * C, r)
     if n_full:
-        state, dx_main = jax.lax.scan(lambda st, k: run_chunk(st, k * C, C), state,
-                                      jnp.arange(n_full), reverse=True)
+        state, dx_main = jax.lax.scan(lambda st, k: run_chunk(st, k * C, C), state, jnp.arange(n_full), reverse=True)
         dx_main = dx_main.reshape((n_full * C,) + xs_t.shape[1:])
     parts = [p for p in (dx_main, dx_tail) if p is not None]
     dxs = parts[0] if len(parts) == 1 else jnp.concatenate(parts, 0)
@@ -135,8 +133,9 @@ def _lstm_bwd(return_sequences, chunk, res, cotangents):
         tc = jnp.tanh(a * i + f * cp)
         do = dh * tc
         dc = dc + dh * o * (1.0 - tc * tc)
-        dg = jnp.concatenate([dc * a * i * (1.0 - i), dc * cp * f * (1.0 - f),
-                              dc * i * (1.0 - a * a), do * o * (1.0 - o)], -1)
+        dg = jnp.concatenate(
+            [dc * a * i * (1.0 - i), dc * cp * f * (1.0 - f), dc * i * (1.0 - a * a), do * o * (1.0 - o)], -1
+        )
         return (dc * f, dg @ w_h_t), dg
 
     def accumulate(acc, x_c, p_c, dg):
@@ -158,7 +157,8 @@ def _lstm_bwd(return_sequences, chunk, res, cotangents):
 
     acc0 = (jnp.zeros_like(kernel), jnp.zeros(kernel.shape[-1], kernel.dtype))
     (dc0, dh0), (dkernel, dbias), dxs = _chunked_reverse(
-        step_with_hp, (dcT, dhT), xs, (h_prev, inner), chunk, accumulate, acc0)
+        step_with_hp, (dcT, dhT), xs, (h_prev, inner), chunk, accumulate, acc0
+    )
     return dkernel, dbias, dc0, dh0, dxs
 
 
@@ -177,9 +177,9 @@ def _gru_forward(w_i, w_h, b, b_hn, h0, xs, keep):
         gx = x_t @ w_i + b
         gh = h @ w_h
         r = jax.nn.sigmoid(gx[:, :H] + gh[:, :H])
-        z = jax.nn.sigmoid(gx[:, H:2 * H] + gh[:, H:2 * H])
-        q = gh[:, 2 * H:] + b_hn
-        n = jnp.tanh(gx[:, 2 * H:] + r * q)
+        z = jax.nn.sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+        q = gh[:, 2 * H :] + b_hn
+        n = jnp.tanh(gx[:, 2 * H :] + r * q)
         h_new = (1.0 - z) * n + z * h if keep else (1.0 - z) * h + z * n
         return h_new, (h, jnp.concatenate([r, z, n, q], -1))
 
@@ -212,9 +212,9 @@ def _gru_bwd(keep, return_sequences, chunk, res, cotangents):
         else:
             hp, (act,) = inp
         r, z, n, q = jnp.split(act, 4, axis=-1)
-        if keep:   # h' = (1-z) n + z h
+        if keep:  # h' = (1-z) n + z h
             dn, dz, dh_direct = dh * (1.0 - z), dh * (hp - n), dh * z
-        else:      # h' = (1-z) h + z n
+        else:  # h' = (1-z) h + z n
             dn, dz, dh_direct = dh * z, dh * (n - hp), dh * (1.0 - z)
         dp = dn * (1.0 - n * n)
         ds_r = dp * q * r * (1.0 - r)
@@ -233,14 +233,12 @@ def _gru_bwd(keep, return_sequences, chunk, res, cotangents):
         dwi = dwi + x_c.reshape(n, I).T @ dgx2
         dwh = dwh + hp_c.reshape(n, H).T @ dgh2
         db = db + dgx2.sum(0)
-        dbhn = dbhn + dgh2[:, 2 * H:].sum(0)
+        dbhn = dbhn + dgh2[:, 2 * H :].sum(0)
         return (dwi, dwh, db, dbhn), (dgx2 @ w_i.T).reshape(x_c.shape)
 
     inner = (dys, acts) if return_sequences else (acts,)
-    acc0 = (jnp.zeros_like(w_i), jnp.zeros_like(w_h), jnp.zeros(3 * H, w_i.dtype),
-            jnp.zeros(H, w_i.dtype))
-    dh0, (dwi, dwh, db, dbhn), dxs = _chunked_reverse(
-        step, dhT, xs, (h_prev, inner), chunk, accumulate, acc0)
+    acc0 = (jnp.zeros_like(w_i), jnp.zeros_like(w_h), jnp.zeros(3 * H, w_i.dtype), jnp.zeros(H, w_i.dtype))
+    dh0, (dwi, dwh, db, dbhn), dxs = _chunked_reverse(step, dhT, xs, (h_prev, inner), chunk, accumulate, acc0)
     return dwi, dwh, db, dbhn, dh0, dxs
 
 
@@ -265,8 +263,7 @@ def _run(fn, xs, time_major, reverse, return_sequences):
     return carry, ys
 
 
-def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_major=False,
-                  chunk=DEFAULT_CHUNK):
+def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK):
     """The plain LSTM (`recurrence.lstm_step`, no peephole) over a whole sequence.
 
     w: {"kernel": (I+H, 4H), "bias": (4H,) optional}; carry (c, h), each (B, H);
@@ -277,12 +274,18 @@ def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_ma
     c0, h0 = carry
     kernel = w["kernel"]
     bias = w["bias"] if "bias" in w else jnp.zeros(kernel.shape[-1], kernel.dtype)
-    return _run(lambda xs_t: _lstm(kernel, bias, c0, h0, xs_t, bool(return_sequences), int(chunk)),
-                xs, time_major, reverse, return_sequences)
+    return _run(
+        lambda xs_t: _lstm(kernel, bias, c0, h0, xs_t, bool(return_sequences), int(chunk)),
+        xs,
+        time_major,
+        reverse,
+        return_sequences,
+    )
 
 
-def gru_sequence(w, h, xs, *, update_convention="keep", reverse=False, return_sequences=True,
-                 time_major=False, chunk=DEFAULT_CHUNK):
+def gru_sequence(
+    w, h, xs, *, update_convention="keep", reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK
+):
     """The reset-after GRU (`recurrence.gru_step(reset_after=True)`) over a whole sequence.
 
     w: {"input_kernel": (I, 3H), "recurrent_kernel": (H, 3H), "bias": (3H,) optional,
@@ -295,8 +298,13 @@ def gru_sequence(w, h, xs, *, update_convention="keep", reverse=False, return_se
     b = w["bias"] if "bias" in w else jnp.zeros(3 * H, w_i.dtype)
     b_hn = w["recurrent_bias"] if "recurrent_bias" in w else jnp.zeros(H, w_i.dtype)
     keep = update_convention == "keep"
-    return _run(lambda xs_t: _gru(w_i, w_h, b, b_hn, h, xs_t, keep, bool(return_sequences), int(chunk)),
-                xs, time_major, reverse, return_sequences)
+    return _run(
+        lambda xs_t: _gru(w_i, w_h, b, b_hn, h, xs_t, keep, bool(return_sequences), int(chunk)),
+        xs,
+        time_major,
+        reverse,
+        return_sequences,
+    )
 
 
 def _same_dtype(*trees):
@@ -306,12 +314,21 @@ def _same_dtype(*trees):
 
 def lstm_applies(w, carry, xs, *, peephole=None, lengths=None, remat=False) -> bool:
     """Whether `lstm_sequence` computes what the plain scan would for these arguments."""
-    return (peephole is None and lengths is None and not remat and set(w) <= {"kernel", "bias"}
-            and _same_dtype(w, carry, xs))
+    return (
+        peephole is None
+        and lengths is None
+        and not remat
+        and set(w) <= {"kernel", "bias"}
+        and _same_dtype(w, carry, xs)
+    )
 
 
 def gru_applies(w, h, xs, *, reset_after=True, lengths=None, remat=False) -> bool:
     """Whether `gru_sequence` computes what the plain scan would for these arguments."""
-    return (reset_after and lengths is None and not remat
-            and set(w) <= {"input_kernel", "recurrent_kernel", "bias", "recurrent_bias"}
-            and _same_dtype(w, h, xs))
+    return (
+        reset_after
+        and lengths is None
+        and not remat
+        and set(w) <= {"input_kernel", "recurrent_kernel", "bias", "recurrent_bias"}
+        and _same_dtype(w, h, xs)
+    )

@@ -26,7 +26,7 @@ def local_response_norm(x, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4
     # A sum of `size` shifted slices of the zero-padded squares (differentiable and jit-able
     # everywhere, unlike a generic reduce_window).
     padded = jnp.pad(jnp.square(x), [(0, 0)] * (x.ndim - 1) + [(size // 2, (size - 1) // 2)])
-    summed = sum(padded[..., i:i + channels] for i in range(size))
+    summed = sum(padded[..., i : i + channels] for i in range(size))
     return x / jnp.power(k + alpha * summed, beta)
 
 

@@ -71,15 +71,18 @@ def _pool_windows(x, window, stride, pads, ho, wo):
     b, _, _, c = x.shape
     if any(p for p_ in pads for p in p_):
         x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)), constant_values=_lowest(x.dtype))
-    return [lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
-            for i in range(kh) for j in range(kw)]
+    return [
+        lax.slice(x, (0, i, j, 0), (b, i + sh * (ho - 1) + 1, j + sw * (wo - 1) + 1, c), (1, sh, sw, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
 
 
 def _tiles(x, window, ho, wo):
     """(B, H, W, C) -> (B, Ho, kh, Wo, kw, C), the remainder rows and columns cropped."""
     kh, kw = window
     b, _, _, c = x.shape
-    return x[:, :ho * kh, :wo * kw, :].reshape(b, ho, kh, wo, kw, c)
+    return x[:, : ho * kh, : wo * kw, :].reshape(b, ho, kh, wo, kw, c)
 
 
 def _max_pool_forward(x, window, stride, pads):
@@ -114,7 +117,7 @@ def _max_pool_bwd(window, stride, pads, residuals, dy):
         for i in range(kh):
             row = []
             for j in range(kw):
-                hit = (xc[:, :, i:i + 1, :, j:j + 1, :] == ym) & ~taken
+                hit = (xc[:, :, i : i + 1, :, j : j + 1, :] == ym) & ~taken
                 taken = taken | hit
                 row.append(jnp.where(hit, g, zero))
             parts.append(jnp.concatenate(row, axis=4) if kw > 1 else row[0])
@@ -131,8 +134,12 @@ def _max_pool_bwd(window, stride, pads, residuals, dy):
         hit = (view == y) & ~taken
         taken = taken | hit
         # Scatter window offset (i, j)'s share back onto the padded grid by interior padding.
-        config = ((0, 0, 0), (i, hp - i - sh * (ho - 1) - 1, sh - 1), (j, wp - j - sw * (wo - 1) - 1, sw - 1),
-                  (0, 0, 0))
+        config = (
+            (0, 0, 0),
+            (i, hp - i - sh * (ho - 1) - 1, sh - 1),
+            (j, wp - j - sw * (wo - 1) - 1, sw - 1),
+            (0, 0, 0),
+        )
         placed = lax.pad(jnp.where(hit, dy, zero), zero, config)
         total = placed if total is None else total + placed
     dx = lax.slice(total, (0, pads[0][0], pads[1][0], 0), (b, pads[0][0] + h, pads[1][0] + w, c))
@@ -212,15 +219,17 @@ def max_unpool(pooled, indices, output_shape):
     """
     pooled, indices = jnp.asarray(pooled), jnp.asarray(indices)
     if pooled.ndim != 4 or indices.shape != pooled.shape:
-        raise ValueError(f"max_unpool expects pooled and indices of one shape (B, Ho, Wo, C), got "
-                         f"{pooled.shape} and {indices.shape}")
+        raise ValueError(
+            f"max_unpool expects pooled and indices of one shape (B, Ho, Wo, C), got {pooled.shape} and {indices.shape}"
+        )
     if not jnp.issubdtype(indices.dtype, jnp.integer):
         raise ValueError(f"max_unpool indices must be integers, got {indices.dtype}")
     output_shape = tuple(int(d) for d in output_shape)
     if len(output_shape) == 4:
         if (output_shape[0], output_shape[3]) != (pooled.shape[0], pooled.shape[3]):
-            raise ValueError(f"max_unpool output_shape {output_shape} does not match pooled {pooled.shape} "
-                             "in batch or channels")
+            raise ValueError(
+                f"max_unpool output_shape {output_shape} does not match pooled {pooled.shape} in batch or channels"
+            )
         output_shape = output_shape[1:3]
     if len(output_shape) != 2 or min(output_shape) < 1:
         raise ValueError(f"max_unpool output_shape must be (H, W) or (B, H, W, C), got {output_shape}")

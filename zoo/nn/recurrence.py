@@ -140,13 +140,12 @@ def gru_step(w, h, x, *, reset_after: bool = True, update_convention: str = "kee
         gx = x @ w["input_kernel"] + w.get("bias", 0.0)
         gh = h @ w["recurrent_kernel"]
         r = jax.nn.sigmoid(gx[:, :size] + gh[:, :size])
-        z = jax.nn.sigmoid(gx[:, size:2 * size] + gh[:, size:2 * size])
-        a = jnp.tanh(gx[:, 2 * size:] + r * (gh[:, 2 * size:] + w.get("recurrent_bias", 0.0)))
+        z = jax.nn.sigmoid(gx[:, size : 2 * size] + gh[:, size : 2 * size])
+        a = jnp.tanh(gx[:, 2 * size :] + r * (gh[:, 2 * size :] + w.get("recurrent_bias", 0.0)))
     else:
         rz = jax.nn.sigmoid(jnp.concatenate([x, h], -1) @ w["kernel"] + w.get("bias", 0.0))
         r, z = rz[:, :size], rz[:, size:]
-        a = jnp.tanh(jnp.concatenate([x, r * h], -1) @ w["candidate_kernel"]
-                     + w.get("candidate_bias", 0.0))
+        a = jnp.tanh(jnp.concatenate([x, r * h], -1) @ w["candidate_kernel"] + w.get("candidate_bias", 0.0))
     h = (1.0 - z) * a + z * h if update_convention == "keep" else (1.0 - z) * h + z * a
     return h, h
 
@@ -200,8 +199,10 @@ def check_impl(impl: str, cell: str, fast_form: bool) -> None:
     if impl not in IMPLS:
         raise ValueError(f"{cell}: impl must be one of {IMPLS}, got {impl!r}")
     if impl == "fast" and not fast_form:
-        raise ValueError(f"{cell} has no fast form (zoo.nn.fastrnn runs the plain LSTM and the "
-                         "reset-after GRU): use impl='auto' or 'scan'")
+        raise ValueError(
+            f"{cell} has no fast form (zoo.nn.fastrnn runs the plain LSTM and the "
+            "reset-after GRU): use impl='auto' or 'scan'"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -234,10 +235,13 @@ class _Cell(nn.Module):
     def _weights(self, shapes: dict[str, tuple], inits: dict | None = None) -> dict[str, jax.Array]:
         init = torch_uniform(self.hidden_size)
         inits = inits or {}
-        return {name: self.param(name, inits.get(name) or (nn.initializers.zeros if name.startswith("peephole")
-                                                           else init), shape)
-                for name, shape in shapes.items()
-                if self.use_bias or not name.endswith("bias")}
+        return {
+            name: self.param(
+                name, inits.get(name) or (nn.initializers.zeros if name.startswith("peephole") else init), shape
+            )
+            for name, shape in shapes.items()
+            if self.use_bias or not name.endswith("bias")
+        }
 
 
 class ElmanCell(_Cell):
@@ -254,8 +258,7 @@ class ElmanCell(_Cell):
     def __call__(self, input_size: int) -> Recurrence:
         H = self.hidden_size
         w = self._weights({"kernel": (input_size + H, H), "bias": (H,)})
-        return Recurrence(functools.partial(elman_step, w, activation=get_activation(self.activation)),
-                          self.impl)
+        return Recurrence(functools.partial(elman_step, w, activation=get_activation(self.activation)), self.impl)
 
 
 class LSTMCell(_Cell):
@@ -296,7 +299,7 @@ class LSTMCell(_Cell):
             base, offset = torch_uniform(H), float(self.forget_bias)
 
             def bias_init(key, shape, dtype=jnp.float32):  # gate blocks (i, f, a, o)
-                return base(key, shape, dtype).at[H:2 * H].add(offset)
+                return base(key, shape, dtype).at[H : 2 * H].add(offset)
 
             inits["bias"] = bias_init
         w = self._weights(shapes, inits)
@@ -317,8 +320,7 @@ class GRUCell(_Cell):
 
     def __post_init__(self):
         if self.update_convention not in UPDATE_CONVENTIONS:
-            raise ValueError(f"update_convention must be one of {UPDATE_CONVENTIONS}, "
-                             f"got {self.update_convention!r}")
+            raise ValueError(f"update_convention must be one of {UPDATE_CONVENTIONS}, got {self.update_convention!r}")
         super().__post_init__()
 
     def _has_fast_form(self) -> bool:
@@ -328,27 +330,41 @@ class GRUCell(_Cell):
     def __call__(self, input_size: int) -> Recurrence:
         H = self.hidden_size
         if self.reset_after:
-            shapes = {"input_kernel": (input_size, 3 * H), "recurrent_kernel": (H, 3 * H),
-                      "bias": (3 * H,), "recurrent_bias": (H,)}
+            shapes = {
+                "input_kernel": (input_size, 3 * H),
+                "recurrent_kernel": (H, 3 * H),
+                "bias": (3 * H,),
+                "recurrent_bias": (H,),
+            }
         else:
-            shapes = {"kernel": (input_size + H, 2 * H), "bias": (2 * H,),
-                      "candidate_kernel": (input_size + H, H), "candidate_bias": (H,)}
+            shapes = {
+                "kernel": (input_size + H, 2 * H),
+                "bias": (2 * H,),
+                "candidate_kernel": (input_size + H, H),
+                "candidate_bias": (H,),
+            }
         w = self._weights(shapes)
-        step = functools.partial(gru_step, w, reset_after=self.reset_after,
-                                 update_convention=self.update_convention)
+        step = functools.partial(gru_step, w, reset_after=self.reset_after, update_convention=self.update_convention)
         if not self.reset_after:
             return Recurrence(step, self.impl)
-        return Recurrence(step, self.impl, functools.partial(
-            fastrnn.gru_sequence, w, update_convention=self.update_convention), w)
+        return Recurrence(
+            step, self.impl, functools.partial(fastrnn.gru_sequence, w, update_convention=self.update_convention), w
+        )
 
 
 CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
 
 # The cell options a model can expose as config fields, with the cells' defaults; each
 # applies to some cells only (`cell_options`).
-CELL_OPTIONS = {"activation": ("rnn",), "peephole": ("lstm",), "forget_bias": ("lstm",),
-                "reset_after": ("gru",), "update_convention": ("gru",),
-                "use_bias": ("rnn", "lstm", "gru"), "impl": ("rnn", "lstm", "gru")}
+CELL_OPTIONS = {
+    "activation": ("rnn",),
+    "peephole": ("lstm",),
+    "forget_bias": ("lstm",),
+    "reset_after": ("gru",),
+    "update_convention": ("gru",),
+    "use_bias": ("rnn", "lstm", "gru"),
+    "impl": ("rnn", "lstm", "gru"),
+}
 
 
 def _check_kind(kind: str) -> None:
@@ -371,8 +387,10 @@ def cell_options(kind: str, **options) -> dict:
             continue
         default = next(f.default for f in dataclasses.fields(CELLS[CELL_OPTIONS[name][0]]) if f.name == name)
         if value != default:
-            raise ValueError(f"{name}={value!r} applies to the {' / '.join(CELL_OPTIONS[name])} cell, "
-                             f"not to {kind!r} (leave it at {default!r})")
+            raise ValueError(
+                f"{name}={value!r} applies to the {' / '.join(CELL_OPTIONS[name])} cell, "
+                f"not to {kind!r} (leave it at {default!r})"
+            )
     return out
 
 
@@ -417,8 +435,17 @@ def _with_output(carry, h):
     return (carry[0], h) if isinstance(carry, tuple) else h
 
 
-def scan_cell(step: Step, carry, xs, *, lengths=None, reverse: bool = False, remat: bool = False,
-              return_sequences: bool = True, perturbations=None):
+def scan_cell(
+    step: Step,
+    carry,
+    xs,
+    *,
+    lengths=None,
+    reverse: bool = False,
+    remat: bool = False,
+    return_sequences: bool = True,
+    perturbations=None,
+):
     """Run ``step`` over time: xs (B, T, *I) batch-major -> (final carry, ys (B, T, *H) or None).
 
     Any step whose carry leaves are batch-major arrays works: the dense cells here
@@ -466,6 +493,7 @@ def scan_cell(step: Step, carry, xs, *, lengths=None, reverse: bool = False, rem
         # Keep the carry's dtype (e.g. bfloat16 inputs with float32 weights promote).
         new = jax.tree.map(lambda n, o: n.astype(o.dtype), new, carry)
         if valid_t is not None:
+
             def keep(n, o):  # valid_t (B,) broadcast over a leaf (B, ...)
                 return jnp.where(valid_t.reshape((-1,) + (1,) * (n.ndim - 1)), n, o)
 
@@ -495,8 +523,7 @@ def hidden_state_perturbation(module: nn.Module, shape, dtype):
     """
     if module.is_initializing():
         return None
-    if not (module.is_mutable_collection(PERTURBATIONS)
-            or module.has_variable(PERTURBATIONS, "hidden_states")):
+    if not (module.is_mutable_collection(PERTURBATIONS) or module.has_variable(PERTURBATIONS, "hidden_states")):
         return None
     return module.perturb("hidden_states", jnp.zeros(shape, dtype), collection=PERTURBATIONS)
 
@@ -525,10 +552,17 @@ class RNN(nn.Module):
             raise ValueError(f"RNN expects input of shape (B, T, I), got {tuple(x.shape)}")
         step = self.cell(x.shape[-1])
         carry = self.cell.initial_carry(x.shape[0], x.dtype) if initial_carry is None else initial_carry
-        eps = hidden_state_perturbation(self, x.shape[:2] + carry_output(carry).shape[1:],
-                                        carry_output(carry).dtype)
-        carry, ys = scan_cell(step, carry, x, lengths=lengths, reverse=self.reverse, remat=self.remat,
-                              return_sequences=self.return_sequences, perturbations=eps)
+        eps = hidden_state_perturbation(self, x.shape[:2] + carry_output(carry).shape[1:], carry_output(carry).dtype)
+        carry, ys = scan_cell(
+            step,
+            carry,
+            x,
+            lengths=lengths,
+            reverse=self.reverse,
+            remat=self.remat,
+            return_sequences=self.return_sequences,
+            perturbations=eps,
+        )
         return carry, (ys if self.return_sequences else carry_output(carry))
 
 
@@ -588,13 +622,15 @@ class StackedRNN(nn.Module):
     def setup(self):
         def rnn(i, reverse):
             last = i == self.num_layers - 1
-            return RNN(make_cell(self.cell, self.hidden_size, **(self.cell_options or {})),
-                       return_sequences=self.return_sequences or not last,
-                       reverse=reverse, remat=self.remat)
+            return RNN(
+                make_cell(self.cell, self.hidden_size, **(self.cell_options or {})),
+                return_sequences=self.return_sequences or not last,
+                reverse=reverse,
+                remat=self.remat,
+            )
 
         self.layers = [
-            Bidirectional(rnn(i, False), rnn(i, True), merge=self.merge) if self.bidirectional
-            else rnn(i, False)
+            Bidirectional(rnn(i, False), rnn(i, True), merge=self.merge) if self.bidirectional else rnn(i, False)
             for i in range(self.num_layers)
         ]
         self.drop = nn.Dropout(self.dropout_rate)
@@ -656,4 +692,3 @@ def lengths_from_padding(token_ids, pad_id: int = PAD):
     last non-padding token (0 for an all-padding row)."""
     t = jnp.arange(1, token_ids.shape[1] + 1, dtype=jnp.int32)
     return jnp.max(jnp.where(token_ids != pad_id, t, 0), axis=1)
-

@@ -3,12 +3,29 @@ fine-tuning and freezing (`zoo.train.finetune`)."""
 
 from zoo.train.checkpoint import CheckpointError
 from zoo.train.loop import (
-    EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, TrainingInterrupted, evaluate, fit,
+    EarlyStopping,
+    FitResult,
+    NonFiniteLossError,
+    TrainConfig,
+    TrainingInterrupted,
+    evaluate,
+    fit,
 )
 from zoo.train.state import TrainState, create_train_state
 from zoo.tasks import TASKS, Task, get_task
 
 __all__ = [
-    "CheckpointError", "EarlyStopping", "FitResult", "NonFiniteLossError", "TrainConfig", "TrainingInterrupted",
-    "TrainState", "Task", "TASKS", "create_train_state", "evaluate", "fit", "get_task",
+    "CheckpointError",
+    "EarlyStopping",
+    "FitResult",
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainingInterrupted",
+    "TrainState",
+    "Task",
+    "TASKS",
+    "create_train_state",
+    "evaluate",
+    "fit",
+    "get_task",
 ]

@@ -62,8 +62,10 @@ def workdir_lock(workdir: str):
         except OSError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            raise CheckpointError(f"work dir {workdir} is in use by another run ({holder}); wait for "
-                                  "it to finish or choose another work dir") from None
+            raise CheckpointError(
+                f"work dir {workdir} is in use by another run ({holder}); wait for "
+                "it to finish or choose another work dir"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
@@ -119,9 +121,7 @@ class Checkpointer:
         try:
             restored = self._manager.restore(
                 epoch,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()
-                ),
+                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
             )
         except Exception as e:  # orbax raises many types for unreadable files
             raise CheckpointError(f"checkpoint {where} cannot be restored ({_first_line(e)})") from e
@@ -144,8 +144,10 @@ class Checkpointer:
                 skipped.append((epoch, str(e)))
                 continue
             return state, meta, skipped
-        raise CheckpointError(f"no checkpoint in {self.directory} can be restored, all were left "
-                              "untouched (start a new work dir): " + "; ".join(r for _, r in skipped))
+        raise CheckpointError(
+            f"no checkpoint in {self.directory} can be restored, all were left "
+            "untouched (start a new work dir): " + "; ".join(r for _, r in skipped)
+        )
 
     def move_aside(self, epochs: list[int]) -> list[str]:
         """Move unreadable checkpoints to ``workdir/unreadable/N`` (never deleted, never
@@ -182,30 +184,33 @@ class Checkpointer:
         where = os.path.join(self.directory, str(epoch))
         try:
             saved = self._manager.item_metadata(epoch)["state"]
-            layout = jax.tree.map(lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype),
-                                  getattr(saved, "tree", saved))
+            layout = jax.tree.map(
+                lambda m: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype), getattr(saved, "tree", saved)
+            )
         except Exception as e:  # orbax raises many types for unreadable files
-            raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); "
-                                  "it was left untouched") from e
+            raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); it was left untouched") from e
         if not isinstance(layout, dict) or "params" not in layout or "model_state" not in layout:
             raise CheckpointError(f"{where} is not a zoo training checkpoint (no params and model_state)")
         variables_layout = {"params": layout["params"], **layout["model_state"]}
-        needed = sum(np.prod(a.shape, dtype=np.int64) * np.dtype(a.dtype).itemsize
-                     for a in jax.tree.leaves(variables_layout))
+        needed = sum(
+            np.prod(a.shape, dtype=np.int64) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(variables_layout)
+        )
         available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
         if needed > available:
-            raise CheckpointError(f"checkpoint {where} holds {needed / 2**30:.1f} GiB of variables, more "
-                                  f"than the {available / 2**30:.1f} GiB free here")
+            raise CheckpointError(
+                f"checkpoint {where} holds {needed / 2**30:.1f} GiB of variables, more "
+                f"than the {available / 2**30:.1f} GiB free here"
+            )
         if check is not None:
             check(variables_layout, where)
         try:
             # NumPy targets: read on any device count, whatever the saving run's sharding.
             target = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), layout)
-            state = self._manager.restore(epoch, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(target)))["state"]
+            state = self._manager.restore(epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))[
+                "state"
+            ]
         except Exception as e:  # orbax raises many types for unreadable files
-            raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); "
-                                  "it was left untouched") from e
+            raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); it was left untouched") from e
         return {"params": state["params"], **state["model_state"]}
 
     def close(self) -> None:
@@ -240,8 +245,7 @@ def read_variables(path: str, check=None) -> tuple[dict, str]:
         if checkpointer.latest_epoch() is None:
             raise CheckpointError(f"no checkpoint in {checkpointer.directory} (expected {layout})")
         epoch = checkpointer.latest_epoch() if epoch is None else epoch
-        return (checkpointer.restore_variables(epoch, check),
-                os.path.join(checkpointer.directory, str(epoch)))
+        return (checkpointer.restore_variables(epoch, check), os.path.join(checkpointer.directory, str(epoch)))
     finally:
         checkpointer.close()
 
@@ -284,12 +288,15 @@ def _write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None
                 "(--resume) to continue it, or choose another work dir. Nothing was overwritten."
             )
         # The epoch budget may grow on resume; everything else must match.
-        differ = sorted(k for k in set(saved) | set(config)
-                        if k != "epochs" and saved.get(k) != config.get(k))
+        differ = sorted(k for k in set(saved) | set(config) if k != "epochs" and saved.get(k) != config.get(k))
         if differ:
-            hint = ("; the schedule decays over the run's length, which --epochs sets: resume with "
-                    "the saved epochs, or fix the length in both runs with "
-                    "schedule_kwargs={'decay_steps': N}" if "schedule_length" in differ else "")
+            hint = (
+                "; the schedule decays over the run's length, which --epochs sets: resume with "
+                "the saved epochs, or fix the length in both runs with "
+                "schedule_kwargs={'decay_steps': N}"
+                if "schedule_length" in differ
+                else ""
+            )
             raise CheckpointError(
                 f"cannot resume {workdir}: config differs from the saved one in "
                 + ", ".join(f"{k} (saved {saved.get(k)!r}, now {config.get(k)!r})" for k in differ)

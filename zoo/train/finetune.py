@@ -45,8 +45,17 @@ from zoo._choices import listing, natural_key
 from zoo.train.checkpoint import read_variables
 from zoo.train.state import init_variables
 
-__all__ = ["FROZEN", "TRAINABLE", "freeze", "freeze_labels", "frozen_state", "head_paths",
-           "init_from_checkpoint", "replace_head", "variable_paths"]
+__all__ = [
+    "FROZEN",
+    "TRAINABLE",
+    "freeze",
+    "freeze_labels",
+    "frozen_state",
+    "head_paths",
+    "init_from_checkpoint",
+    "replace_head",
+    "variable_paths",
+]
 
 TRAINABLE, FROZEN = "trainable", "frozen"
 # Classifier size fields of registered models (registry.adapt_config sets the same ones).
@@ -89,8 +98,9 @@ def _parse_patterns(patterns: str | Sequence[str], argument: str) -> dict[str, s
     parsed = {}
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise ValueError(f"{argument}: expected non-empty path patterns such as 'fc' or "
-                             f"'layers_3_*', got {patterns!r}")
+            raise ValueError(
+                f"{argument}: expected non-empty path patterns such as 'fc' or 'layers_3_*', got {patterns!r}"
+            )
         parsed[item.strip()] = item.strip().replace(".", "/")
     if not parsed:
         raise ValueError(f"{argument}: give at least one path pattern, e.g. 'fc'")
@@ -114,15 +124,16 @@ def _top_level(paths: Sequence[str]) -> list[str]:
 
 def _one_of(trainable, frozen) -> tuple[str, dict[str, str]]:
     if (trainable is None) == (frozen is None):
-        raise ValueError("give exactly one of trainable= (patterns to train, the rest frozen) "
-                         "or frozen= (patterns to freeze, the rest trained)")
+        raise ValueError(
+            "give exactly one of trainable= (patterns to train, the rest frozen) "
+            "or frozen= (patterns to freeze, the rest trained)"
+        )
     if trainable is not None:
         return TRAINABLE, _parse_patterns(trainable, "trainable")
     return FROZEN, _parse_patterns(frozen, "frozen")
 
 
-def freeze_labels(params, *, trainable: str | Sequence[str] | None = None,
-                  frozen: str | Sequence[str] | None = None):
+def freeze_labels(params, *, trainable: str | Sequence[str] | None = None, frozen: str | Sequence[str] | None = None):
     """A tree like ``params`` whose leaves are "trainable" or "frozen", for
     ``optax.multi_transform``.
 
@@ -140,7 +151,9 @@ def freeze_labels(params, *, trainable: str | Sequence[str] | None = None,
             f"{mode} pattern(s) {', '.join(repr(p) for p in unmatched)} match no parameter. "
             f"Parameter paths look like {paths[0]!r} (a pattern matches a path or a leading part "
             f"of it; '.' may stand for '/'); the top-level modules are: {listing(_top_level(paths))}"
-            if paths else f"{mode} pattern(s) {unmatched} match no parameter: the model has none")
+            if paths
+            else f"{mode} pattern(s) {unmatched} match no parameter: the model has none"
+        )
 
     def label(keypath, _):
         hit = any(_matches(_path_of(keypath), p) for p in patterns.values())
@@ -152,8 +165,12 @@ def freeze_labels(params, *, trainable: str | Sequence[str] | None = None,
     return labels
 
 
-def freeze(tx: optax.GradientTransformation, *, trainable: str | Sequence[str] | None = None,
-           frozen: str | Sequence[str] | None = None) -> optax.GradientTransformation:
+def freeze(
+    tx: optax.GradientTransformation,
+    *,
+    trainable: str | Sequence[str] | None = None,
+    frozen: str | Sequence[str] | None = None,
+) -> optax.GradientTransformation:
     """``tx`` on the trainable parameters, zero updates (``optax.set_to_zero``) on the frozen
     ones, which therefore stay bit-identical; patterns as in `freeze_labels`.
 
@@ -171,8 +188,9 @@ def freeze(tx: optax.GradientTransformation, *, trainable: str | Sequence[str] |
     return optax.multi_transform({TRAINABLE: tx, FROZEN: optax.set_to_zero()}, labels)
 
 
-def frozen_state(model_state, *, trainable: str | Sequence[str] | None = None,
-                 frozen: str | Sequence[str] | None = None):
+def frozen_state(
+    model_state, *, trainable: str | Sequence[str] | None = None, frozen: str | Sequence[str] | None = None
+):
     """A tree like ``model_state`` (e.g. ``{"batch_stats": ...}``) of bools: True where the
     variable belongs to a frozen module and must keep its value through a train step.
 
@@ -202,14 +220,12 @@ def _class_count_field(model) -> str | None:
 def _input_shape(model) -> tuple[int, ...]:
     shape = getattr(model, "input_shape", None)
     if shape is None or not all(isinstance(d, int) and d > 0 for d in shape):
-        raise ValueError(f"{type(model).__name__} has no fixed input_shape ({shape!r}) to "
-                         "initialise it with")
+        raise ValueError(f"{type(model).__name__} has no fixed input_shape ({shape!r}) to initialise it with")
     return tuple(shape)
 
 
 def _abstract_variables(model) -> dict:
-    return jax.eval_shape(lambda key: init_variables(model, _input_shape(model), key),
-                          jax.random.PRNGKey(0))
+    return jax.eval_shape(lambda key: init_variables(model, _input_shape(model), key), jax.random.PRNGKey(0))
 
 
 def head_paths(model) -> frozenset[str]:
@@ -222,8 +238,9 @@ def head_paths(model) -> frozenset[str]:
     if field is None:
         return frozenset()
     shapes = {p: v.shape for p, v in _flatten(_abstract_variables(model)).items()}
-    wider = {p: v.shape for p, v in _flatten(
-        _abstract_variables(model.clone(**{field: getattr(model, field) + 1}))).items()}
+    wider = {
+        p: v.shape for p, v in _flatten(_abstract_variables(model.clone(**{field: getattr(model, field) + 1}))).items()
+    }
     return frozenset(p for p in shapes.keys() | wider.keys() if shapes.get(p) != wider.get(p))
 
 
@@ -238,23 +255,34 @@ def _check_fits(source, target, keep: frozenset[str], source_name: str, target_n
     src, dst = _flatten(source), _flatten(target)
     missing = sorted((p for p in dst if p not in keep and p not in src), key=_params_first)
     unexpected = sorted((p for p in src if p not in keep and p not in dst), key=_params_first)
-    mismatched = sorted((p for p in dst if p not in keep and p in src
-                         and tuple(np.shape(src[p])) != tuple(dst[p].shape)), key=_params_first)
+    mismatched = sorted(
+        (p for p in dst if p not in keep and p in src and tuple(np.shape(src[p])) != tuple(dst[p].shape)),
+        key=_params_first,
+    )
     if missing or unexpected or mismatched:
         problems = []
         if missing:
-            problems.append(f"{len(missing)} variable(s) the model needs are not in {source_name}: "
-                            + listing(missing))
+            problems.append(f"{len(missing)} variable(s) the model needs are not in {source_name}: " + listing(missing))
         if unexpected:
-            problems.append(f"{len(unexpected)} variable(s) of {source_name} have no place in the "
-                            "model: " + listing(unexpected))
+            problems.append(
+                f"{len(unexpected)} variable(s) of {source_name} have no place in the model: " + listing(unexpected)
+            )
         if mismatched:
-            problems.append(f"{len(mismatched)} shape mismatch(es): " + listing(
-                [f"{p} {tuple(np.shape(src[p]))} in {source_name}, {tuple(dst[p].shape)} in the model"
-                 for p in mismatched]))
-        raise ValueError(f"{source_name} cannot be loaded into {target_name}: " + "; ".join(problems)
-                         + ". Was it saved from another architecture or config (depth, width, "
-                           "input size of a model that flattens its feature map)?")
+            problems.append(
+                f"{len(mismatched)} shape mismatch(es): "
+                + listing(
+                    [
+                        f"{p} {tuple(np.shape(src[p]))} in {source_name}, {tuple(dst[p].shape)} in the model"
+                        for p in mismatched
+                    ]
+                )
+            )
+        raise ValueError(
+            f"{source_name} cannot be loaded into {target_name}: "
+            + "; ".join(problems)
+            + ". Was it saved from another architecture or config (depth, width, "
+            "input size of a model that flattens its feature map)?"
+        )
 
 
 def _copy_variables(source, target, keep: frozenset[str], source_name: str, target_name: str) -> dict:
@@ -262,8 +290,9 @@ def _copy_variables(source, target, keep: frozenset[str], source_name: str, targ
     the target's dtype), after `_check_fits`."""
     _check_fits(source, target, keep, source_name, target_name)
     src = _flatten(source)
-    return _unflatten({p: (leaf if p in keep else jnp.asarray(src[p], dtype=leaf.dtype))
-                       for p, leaf in _flatten(target).items()})
+    return _unflatten(
+        {p: (leaf if p in keep else jnp.asarray(src[p], dtype=leaf.dtype)) for p, leaf in _flatten(target).items()}
+    )
 
 
 def replace_head(model, variables, num_classes: int, *, seed: int = 0, **overrides):
@@ -299,8 +328,9 @@ def replace_head(model, variables, num_classes: int, *, seed: int = 0, **overrid
 
     new_head = jax.jit(fresh_head)(jax.random.PRNGKey(seed))
     src = _flatten(variables)
-    return new_model, _unflatten({p: new_head[p] if p in head else jnp.asarray(src[p], dtype=leaf.dtype)
-                                  for p, leaf in _flatten(target).items()})
+    return new_model, _unflatten(
+        {p: new_head[p] if p in head else jnp.asarray(src[p], dtype=leaf.dtype) for p, leaf in _flatten(target).items()}
+    )
 
 
 def init_from_checkpoint(model, variables, path: str, *, reset_head: bool = False) -> dict:
@@ -317,8 +347,11 @@ def init_from_checkpoint(model, variables, path: str, *, reset_head: bool = Fals
 
     def kept(source) -> frozenset[str]:  # the head keeps its initialisation when it does not fit
         src = _flatten(source)
-        return head if reset_head else frozenset(
-            p for p in head if p not in src or tuple(np.shape(src[p])) != tuple(dst[p].shape))
+        return (
+            head
+            if reset_head
+            else frozenset(p for p in head if p not in src or tuple(np.shape(src[p])) != tuple(dst[p].shape))
+        )
 
     def check(layout, where):  # on the saved shapes, before the checkpoint's arrays are allocated
         _check_fits(layout, variables, kept(layout), f"the checkpoint {where}", type(model).__name__)

@@ -175,30 +175,38 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
                 f"{what} has one output unit for two classes (labels 0 and 1), but dataset "
                 f"{data.name!r} has {data.num_classes or len(labels)} classes (labels "
                 f"{labels.min():g} to {labels.max():g}): choose a 2-class dataset (xor, circles) or "
-                "a multi-class model (mlp)")
+                "a multi-class model (mlp)"
+            )
     elif task.name == "classification" and data.task != "classification":
-        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} "
-                         "targets")
+        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} targets")
     elif task.name == "regression" and data.task == "classification":
-        raise ValueError(f"{what} predicts real-valued targets, but dataset {data.name!r} has class "
-                         "labels: choose a classifier or a regression dataset")
-    outputs = next((getattr(module, k) for k in ("num_classes", "num_outputs")
-                    if isinstance(getattr(module, k, None), int)), None)
+        raise ValueError(
+            f"{what} predicts real-valued targets, but dataset {data.name!r} has class "
+            "labels: choose a classifier or a regression dataset"
+        )
+    outputs = next(
+        (getattr(module, k) for k in ("num_classes", "num_outputs") if isinstance(getattr(module, k, None), int)), None
+    )
     if task.name == "classification" and isinstance(outputs, int) and data.num_classes > outputs:
-        raise ValueError(f"{what} has {outputs} outputs, but dataset {data.name!r} has "
-                         f"{data.num_classes} classes (labels up to {data.num_classes - 1})")
+        raise ValueError(
+            f"{what} has {outputs} outputs, but dataset {data.name!r} has "
+            f"{data.num_classes} classes (labels up to {data.num_classes - 1})"
+        )
 
 
 def _does_not_fit(error: Exception, model_name: str, spec, data: Dataset) -> ValueError:
     """The error of a model that cannot be built on the data's examples, in one line, with a
     hint when the model was defined for images of another size."""
     first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-    message = (f"model {model_name!r} cannot run on dataset {data.name!r}'s examples of shape "
-               f"{data.input_shape} ({type(error).__name__}: {first})")
+    message = (
+        f"model {model_name!r} cannot run on dataset {data.name!r}'s examples of shape "
+        f"{data.input_shape} ({type(error).__name__}: {first})"
+    )
     defined = None if spec is None else tuple(spec.input_shape)
     if defined and len(defined) == 3 and len(data.input_shape) == 3 and defined != data.input_shape:
-        message += (f"; it is defined on {defined[0]}x{defined[1]} images: resize the data, e.g. "
-                    f"--data image_size={defined[0]}")
+        message += (
+            f"; it is defined on {defined[0]}x{defined[1]} images: resize the data, e.g. --data image_size={defined[0]}"
+        )
     elif defined and defined != data.input_shape:
         message += f"; it is defined on examples of shape {defined}"
     return ValueError(message)
@@ -238,8 +246,7 @@ def _relative_change(new, old) -> float:
     return math.sqrt(diff / norm) if norm > 0 else math.sqrt(diff)
 
 
-def evaluate(model, variables, x, y, *, task: str | Task = "classification",
-             batch_size: int = 512, mesh=None) -> dict:
+def evaluate(model, variables, x, y, *, task: str | Task = "classification", batch_size: int = 512, mesh=None) -> dict:
     """Mean metrics of ``model`` with ``variables`` on ``(x, y)`` in inference mode.
 
     x: (N, *input_shape); y: (N,) labels, (N, K) targets or (N, T) target tokens (the
@@ -259,9 +266,16 @@ def _eval(eval_step, variables, x, y, batch_size: int, mesh, prefix: str = "") -
     return _epoch_metrics(sums, prefix)
 
 
-def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig | None = None,
-        workdir: str | None = None, resume: bool = False, progress: bool = True,
-        **overrides) -> FitResult:
+def fit(
+    model="mlp",
+    data: Dataset | str | None = None,
+    *,
+    config: TrainConfig | None = None,
+    workdir: str | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    **overrides,
+) -> FitResult:
     """Train ``model`` (a registered name or a flax module) on ``data``.
 
     Keyword ``overrides`` replace fields of ``config`` (a `TrainConfig`), e.g.
@@ -273,8 +287,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
     # config.json must name what was trained: a registered name, or the module's class.
     config = dataclasses.replace(config, model=model if isinstance(model, str) else type(model).__name__)
     if data is None or isinstance(data, str):
-        data = load_dataset(data or config.dataset, seed=config.seed, data_dir=config.data_dir,
-                            **config.dataset_kwargs)
+        data = load_dataset(data or config.dataset, seed=config.seed, data_dir=config.data_dir, **config.dataset_kwargs)
     config = dataclasses.replace(config, dataset=data.name)
     if config.validation_fraction > 0 and data.x_val is None:
         data = data.with_validation(config.validation_fraction, seed=config.seed)
@@ -303,27 +316,35 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
-    inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:],
-                            data.y_train.dtype)
+    inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:], data.y_train.dtype)
     try:
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
         raise _does_not_fit(e, config.model, spec, data) from e
     if config.init_from is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
-        variables = finetune.init_from_checkpoint(module, state.variables, config.init_from,
-                                                  reset_head=config.reset_head)
+        variables = finetune.init_from_checkpoint(
+            module, state.variables, config.init_from, reset_head=config.reset_head
+        )
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
-    keep_state = (finetune.frozen_state({k: state.model_state[k] for k in state.mutable},
-                                        trainable=config.trainable or None, frozen=config.frozen or None)
-                  if config.trainable or config.frozen else None)
-    train_step = (_learning_rule_step(spec, module, task, config) if learns_by_rule
-                  else make_train_step(module, task, tx, keep_state))
+    keep_state = (
+        finetune.frozen_state(
+            {k: state.model_state[k] for k in state.mutable},
+            trainable=config.trainable or None,
+            frozen=config.frozen or None,
+        )
+        if config.trainable or config.frozen
+        else None
+    )
+    train_step = (
+        _learning_rule_step(spec, module, task, config)
+        if learns_by_rule
+        else make_train_step(module, task, tx, keep_state)
+    )
     eval_step = make_eval_step(module, task)
 
-    stopper = EarlyStopping(task.mode, config.patience, config.min_delta, config.target,
-                            config.min_weight_change)
+    stopper = EarlyStopping(task.mode, config.patience, config.min_delta, config.target, config.min_weight_change)
     if resume and workdir is None:
         raise ValueError("resume=True needs a workdir to resume from")
     run = _Run(workdir, config, module, resume, schedule_length)
@@ -335,8 +356,9 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
                 state, stopper, start = run.start(state, stopper)
                 state = replicate(state, mesh)
                 bar = _progress_bar(progress, config.epochs, steps_per_epoch, start.epoch, start.batches)
-                state, stop_reason = _train_epochs(state, train_step, eval_step, data, config, mesh,
-                                                   task, stopper, run, start, bar, interrupt)
+                state, stop_reason = _train_epochs(
+                    state, train_step, eval_step, data, config, mesh, task, stopper, run, start, bar, interrupt
+                )
             finally:
                 if bar is not None:
                     bar.close()
@@ -344,8 +366,7 @@ def fit(model="mlp", data: Dataset | str | None = None, *, config: TrainConfig |
 
         test_metrics = None
         if data.x_test is not None and len(data.x_test):
-            test_metrics = _eval(eval_step, state.variables, data.x_test, data.y_test,
-                                 config.eval_batch_size, mesh)
+            test_metrics = _eval(eval_step, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh)
             run.log({"event": "test", **test_metrics})
     return FitResult(module, state, run.history, test_metrics, stop_reason, task, config)
 
@@ -399,15 +420,13 @@ class _Run:
 
     def __init__(self, workdir, config, module, resume, schedule_length):
         self.workdir, self.config, self.resume = workdir, config, resume
-        self.saved_config = {**dataclasses.asdict(config), "module": repr(module),
-                             "schedule_length": schedule_length}
+        self.saved_config = {**dataclasses.asdict(config), "module": repr(module), "schedule_length": schedule_length}
         self.history: list[dict] = []
         self.checkpointer = None
         # Every process of a multi-process run saves its shards of the checkpoints; process 0
         # alone holds the lock and writes the log.
         self.leader = jax.process_index() == 0
-        self.metrics_path = (os.path.join(workdir, "metrics.jsonl")
-                             if workdir is not None and self.leader else None)
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl") if workdir is not None and self.leader else None
 
     def lock(self):
         return workdir_lock(self.workdir) if self.workdir is not None and self.leader else contextlib.nullcontext()
@@ -426,8 +445,12 @@ class _Run:
         if skipped:
             moved = self.checkpointer.move_aside([epoch for epoch, _ in skipped])
             for (epoch, reason), path in zip(skipped, moved):
-                logger.warning("resume: skipped checkpoint of epoch %d (%s); moved to %s", epoch,
-                               reason.split(" cannot be restored ")[-1], path)
+                logger.warning(
+                    "resume: skipped checkpoint of epoch %d (%s); moved to %s",
+                    epoch,
+                    reason.split(" cannot be restored ")[-1],
+                    path,
+                )
         for k, v in meta["early_stopping"].items():
             setattr(stopper, k, v)
         partial = meta.get("partial")
@@ -439,8 +462,9 @@ class _Run:
         else:
             start = _Start(meta["epoch"] + 1)
         if meta["stopped"]:
-            start = _Start(self.config.epochs + 1, stop_reason=meta.get("stop_reason") or start.stop_reason,
-                           stopped=True)
+            start = _Start(
+                self.config.epochs + 1, stop_reason=meta.get("stop_reason") or start.stop_reason, stopped=True
+            )
         self._rewrite_log(last_epoch=meta["epoch"])
         return state, stopper, start
 
@@ -456,8 +480,11 @@ class _Run:
                         record = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut by a kill mid-write
-                    if isinstance(record, dict) and isinstance(record.get("epoch"), int) \
-                            and record["epoch"] <= last_epoch:
+                    if (
+                        isinstance(record, dict)
+                        and isinstance(record.get("epoch"), int)
+                        and record["epoch"] <= last_epoch
+                    ):
                         kept.append(record)
         self.history = kept
         tmp = self.metrics_path + ".tmp"
@@ -477,9 +504,16 @@ class _Run:
             epoch = record["epoch"]
             if epoch in self.checkpointer.epochs():  # the partial save of an interrupted epoch
                 self.checkpointer.delete(epoch)
-            self.checkpointer.save(epoch, state, {
-                "epoch": epoch, "early_stopping": stopper.state_dict(),
-                "stopped": reason is not None, "stop_reason": reason})
+            self.checkpointer.save(
+                epoch,
+                state,
+                {
+                    "epoch": epoch,
+                    "early_stopping": stopper.state_dict(),
+                    "stopped": reason is not None,
+                    "stop_reason": reason,
+                },
+            )
 
     def save_partial(self, epoch: int, batches: int, sums: list, state, stopper) -> str:
         """Checkpoint a run stopped after ``batches`` steps of ``epoch``; returns what to tell
@@ -489,19 +523,28 @@ class _Run:
         host_sums = [{k: float(v) for k, v in s.items()} for s in jax.device_get(sums)]
         if epoch in self.checkpointer.epochs():
             self.checkpointer.delete(epoch)
-        self.checkpointer.save(epoch, state, {
-            "epoch": epoch - 1, "early_stopping": stopper.state_dict(), "stopped": False,
-            "stop_reason": None, "partial": {"epoch": epoch, "batches": batches, "sums": host_sums}})
-        return (f"checkpoint saved after step {int(state.step)} (epoch {epoch}, batch {batches}); "
-                f"continue with: train.py ... --workdir {self.workdir} --resume")
+        self.checkpointer.save(
+            epoch,
+            state,
+            {
+                "epoch": epoch - 1,
+                "early_stopping": stopper.state_dict(),
+                "stopped": False,
+                "stop_reason": None,
+                "partial": {"epoch": epoch, "batches": batches, "sums": host_sums},
+            },
+        )
+        return (
+            f"checkpoint saved after step {int(state.step)} (epoch {epoch}, batch {batches}); "
+            f"continue with: train.py ... --workdir {self.workdir} --resume"
+        )
 
     def close(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()
 
 
-def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stopper, run, start,
-                  bar, interrupt):
+def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stopper, run, start, bar, interrupt):
     """The epoch loop; returns (state, stop reason)."""
     if start.stopped:
         return state, start.stop_reason
@@ -512,8 +555,14 @@ def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stoppe
         skip = start.batches if epoch == start.epoch else 0
         sums = list(start.sums) if skip else []
         first_step = int(state.step) - skip
-        batches = iterate_batches(data.x_train, data.y_train, config.batch_size, seed=config.seed,
-                                  epoch=epoch, drop_remainder=config.drop_remainder)
+        batches = iterate_batches(
+            data.x_train,
+            data.y_train,
+            config.batch_size,
+            seed=config.seed,
+            epoch=epoch,
+            drop_remainder=config.drop_remainder,
+        )
         for b in itertools.islice(batches, skip, None):
             state, s = train_step(state, shard_batch(b, mesh))
             sums.append(s)
@@ -526,13 +575,13 @@ def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stoppe
         _check_finite(sums, first_step, epoch)
         record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, "train_")}
         if data.x_val is not None:
-            record.update(_eval(eval_step, state.variables, data.x_val, data.y_val,
-                                config.eval_batch_size, mesh, "val_"))
+            record.update(
+                _eval(eval_step, state.variables, data.x_val, data.y_val, config.eval_batch_size, mesh, "val_")
+            )
         record["epoch_seconds"] = time.perf_counter() - t0
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_"))})
-        weight_change = (None if old_params is None
-                         else _relative_change(jax.device_get(state.params), old_params))
+        weight_change = None if old_params is None else _relative_change(jax.device_get(state.params), old_params)
         reason = stopper.update(epoch, record.get(f"val_{task.monitor}"), weight_change)
         run.end_epoch(record, state, stopper, reason)
         if reason is not None:
@@ -545,5 +594,11 @@ def _progress_bar(enabled: bool, epochs: int, steps_per_epoch: int, start_epoch:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=epochs * steps_per_epoch, initial=(start_epoch - 1) * steps_per_epoch + done,
-                unit="step", file=sys.stderr, dynamic_ncols=True, desc="train")
+    return tqdm(
+        total=epochs * steps_per_epoch,
+        initial=(start_epoch - 1) * steps_per_epoch + done,
+        unit="step",
+        file=sys.stderr,
+        dynamic_ncols=True,
+        desc="train",
+    )

@@ -18,8 +18,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 DATA_AXIS = "data"
 
 
-def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
-                           process_id: int | None = None, *, timeout_seconds: int = 300) -> None:
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    *,
+    timeout_seconds: int = 300,
+) -> None:
     """Join a multi-process run: ``jax.distributed.initialize`` with checked arguments.
 
     Give all three of ``coordinator_address`` ("HOST:PORT", the address process 0 listens
@@ -30,9 +35,11 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     """
     given = [coordinator_address is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
-        raise ValueError("give the coordinator address, the process count and the process id together "
-                         "(--coordinator, --num-processes, --process-id), or none of them to let "
-                         "jax.distributed.initialize() detect them (SLURM, Open MPI, TPU pods)")
+        raise ValueError(
+            "give the coordinator address, the process count and the process id together "
+            "(--coordinator, --num-processes, --process-id), or none of them to let "
+            "jax.distributed.initialize() detect them (SLURM, Open MPI, TPU pods)"
+        )
     if all(given):
         check_process_args(coordinator_address, num_processes, process_id)
     if timeout_seconds <= 0:
@@ -44,26 +51,33 @@ def initialize_distributed(coordinator_address: str | None = None, num_processes
     if jax.config.jax_cpu_collectives_implementation is None:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
-        jax.distributed.initialize(coordinator_address, num_processes, process_id,
-                                   initialization_timeout=timeout_seconds)
+        jax.distributed.initialize(
+            coordinator_address, num_processes, process_id, initialization_timeout=timeout_seconds
+        )
     except ValueError as e:
         if all(given):
             raise
-        raise ValueError(f"no cluster detected to join ({e}); on one machine, or where JAX cannot "
-                         "detect the cluster, give --coordinator, --num-processes and --process-id") from e
+        raise ValueError(
+            f"no cluster detected to join ({e}); on one machine, or where JAX cannot "
+            "detect the cluster, give --coordinator, --num-processes and --process-id"
+        ) from e
 
 
 def check_process_args(coordinator_address: str, num_processes: int, process_id: int) -> None:
     """Raise ValueError naming the option when a multi-process setting cannot work."""
     host, sep, port = str(coordinator_address).rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"coordinator address (--coordinator) must be HOST:PORT with a port in "
-                         f"1..65535, e.g. 127.0.0.1:12355, got {coordinator_address!r}")
+        raise ValueError(
+            f"coordinator address (--coordinator) must be HOST:PORT with a port in "
+            f"1..65535, e.g. 127.0.0.1:12355, got {coordinator_address!r}"
+        )
     if num_processes < 1:
         raise ValueError(f"process count (--num-processes) must be at least 1, got {num_processes}")
     if not 0 <= process_id < num_processes:
-        raise ValueError(f"process id (--process-id) must be in 0..{num_processes - 1} "
-                         f"(--num-processes {num_processes}), got {process_id}")
+        raise ValueError(
+            f"process id (--process-id) must be in 0..{num_processes - 1} "
+            f"(--num-processes {num_processes}), got {process_id}"
+        )
 
 
 def select_devices(num_devices: int | None = None) -> list[jax.Device]:
@@ -79,14 +93,18 @@ def select_devices(num_devices: int | None = None) -> list[jax.Device]:
         raise ValueError(f"num_devices (--num-devices) must be an integer, got {num_devices!r}")
     available = f"{len(devices)} device{'s' * (len(devices) != 1)} available"
     if not 1 <= num_devices <= len(devices):
-        raise ValueError(f"num_devices (--num-devices) must be between 1 and {len(devices)} "
-                         f"({available}: {devices[0].platform}), got {num_devices}")
+        raise ValueError(
+            f"num_devices (--num-devices) must be between 1 and {len(devices)} "
+            f"({available}: {devices[0].platform}), got {num_devices}"
+        )
     by_process = collections.defaultdict(list)
     for d in devices:
         by_process[d.process_index].append(d)
     if num_devices % len(by_process):
-        raise ValueError(f"num_devices (--num-devices) must be a multiple of the process count "
-                         f"{len(by_process)} ({available}), got {num_devices}")
+        raise ValueError(
+            f"num_devices (--num-devices) must be a multiple of the process count "
+            f"{len(by_process)} ({available}), got {num_devices}"
+        )
     per_process = num_devices // len(by_process)
     return [d for p in sorted(by_process) for d in by_process[p][:per_process]]
 

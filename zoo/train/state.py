@@ -63,8 +63,9 @@ def example_inputs(task, x_shape, x_dtype, y_shape=None, y_dtype=None) -> tuple:
     return task.inputs(batch)
 
 
-def create_train_state(model, tx, input_shape, *, seed: int, dtype=jnp.float32,
-                       inputs: tuple | None = None) -> TrainState:
+def create_train_state(
+    model, tx, input_shape, *, seed: int, dtype=jnp.float32, inputs: tuple | None = None
+) -> TrainState:
     """A fresh state: variables initialised from ``seed`` (on ``inputs`` when given, see
     `init_variables`), optimizer state from ``tx``."""
     init_key, train_key = jax.random.split(jax.random.PRNGKey(seed))

@@ -43,15 +43,15 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_st
             loss = jnp.sum(per_example["loss"] * mask) / jnp.maximum(jnp.sum(mask), 1.0)
             return loss, (per_example, new_model_state)
 
-        (_, (per_example, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            state.params
-        )
+        (_, (per_example, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         if keep_state is not None:
             new_model_state = {
-                k: jax.tree.map(lambda keep, old, new: old if keep else new, keep_state[k],
-                                state.model_state[k], v) if k in keep_state else v
-                for k, v in new_model_state.items()}
+                k: jax.tree.map(lambda keep, old, new: old if keep else new, keep_state[k], state.model_state[k], v)
+                if k in keep_state
+                else v
+                for k, v in new_model_state.items()
+            }
         state = state.replace(
             step=state.step + 1,
             params=optax.apply_updates(state.params, updates),

@@ -46,9 +46,12 @@ def test_output_feature_and_map_shapes_at_224(name):
     assert h.shape == (2, IMAGENET_FEATURES[name][-1])
 
 
-@pytest.mark.parametrize("name,maps", [
-    ("densenet_bc_100", (8, 8, 342)),
-])
+@pytest.mark.parametrize(
+    "name,maps",
+    [
+        ("densenet_bc_100", (8, 8, 342)),
+    ],
+)
 def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     model = zoo.create_model(name)
     x, variables = abstract(model, batch=2)
@@ -57,10 +60,13 @@ def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     assert out.shape == (2, *maps)
 
 
-@pytest.mark.parametrize("name", [
-    "densenet121",
-    "densenet_bc_100",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "densenet121",
+        "densenet_bc_100",
+    ],
+)
 def test_wrong_input_shape_raises_naming_expected_shape(name):
     model = zoo.create_model(name)
     _, variables = abstract(model)
@@ -70,10 +76,13 @@ def test_wrong_input_shape_raises_naming_expected_shape(name):
             jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad, jnp.float32))
 
 
-@pytest.mark.parametrize("name,overrides", [
-    ("densenet121", {"growth_rate": 0}),
-    ("densenet_bc_100", {"compression": 0.0}),
-])
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("densenet121", {"growth_rate": 0}),
+        ("densenet_bc_100", {"compression": 0.0}),
+    ],
+)
 def test_bad_config_raises_value_error(name, overrides):
     with pytest.raises(ValueError, match=f"bad config for model '{name}'"):
         zoo.create_model(name, **overrides)

@@ -42,9 +42,12 @@ def test_output_feature_and_map_shapes_at_224(name):
     assert h.shape == (2, IMAGENET_FEATURES[name][-1])
 
 
-@pytest.mark.parametrize("name", [
-    "googlenet",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "googlenet",
+    ],
+)
 def test_wrong_input_shape_raises_naming_expected_shape(name):
     model = zoo.create_model(name)
     _, variables = abstract(model)
@@ -54,10 +57,13 @@ def test_wrong_input_shape_raises_naming_expected_shape(name):
             jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad, jnp.float32))
 
 
-@pytest.mark.parametrize("name,overrides", [
-    ("googlenet", {"dropout_rate": 1.0}),
-    ("googlenet", {"num_classes": 0}),
-])
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("googlenet", {"dropout_rate": 1.0}),
+        ("googlenet", {"num_classes": 0}),
+    ],
+)
 def test_bad_config_raises_value_error(name, overrides):
     with pytest.raises(ValueError, match=f"bad config for model '{name}'"):
         zoo.create_model(name, **overrides)
@@ -103,7 +109,6 @@ def test_googlenet_aux_heads_are_sown_in_train_mode_only():
 def test_googlenet_batch_norm_variant_keeps_statistics_in_batch_stats():
     model, x, variables = _tiny_googlenet(batch_norm=True)
     assert "batch_stats" in variables
-    _, state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)},
-                           mutable=["batch_stats"])
+    _, state = model.apply(variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(0)}, mutable=["batch_stats"])
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state["batch_stats"], variables["batch_stats"])
     assert all(jax.tree.leaves(changed))

@@ -138,7 +138,15 @@ def test_lenet5_learns_digits_short_run():
     """Short version of the README's documented run (digits resized to 28x28, 50 epochs,
     0.98+): 6 epochs already pass 0.93 test accuracy."""
     data = zoo.data.load_dataset("digits", image_size=28)
-    result = zoo.fit("lenet5", data, epochs=6, batch_size=32, optimizer="adamw", learning_rate=2e-3,
-                     optimizer_kwargs={"weight_decay": 0.05, "schedule": "cosine"},
-                     validation_fraction=0, progress=False)
+    result = zoo.fit(
+        "lenet5",
+        data,
+        epochs=6,
+        batch_size=32,
+        optimizer="adamw",
+        learning_rate=2e-3,
+        optimizer_kwargs={"weight_decay": 0.05, "schedule": "cosine"},
+        validation_fraction=0,
+        progress=False,
+    )
     assert result.test_metrics["accuracy"] > 0.93

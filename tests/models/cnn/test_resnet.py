@@ -57,9 +57,12 @@ def test_output_feature_and_map_shapes_at_224(name):
     assert h.shape == (2, IMAGENET_FEATURES[name][-1])
 
 
-@pytest.mark.parametrize("name,maps", [
-    ("resnet20", (8, 8, 64)),
-])
+@pytest.mark.parametrize(
+    "name,maps",
+    [
+        ("resnet20", (8, 8, 64)),
+    ],
+)
 def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     model = zoo.create_model(name)
     x, variables = abstract(model, batch=2)
@@ -68,10 +71,13 @@ def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     assert out.shape == (2, *maps)
 
 
-@pytest.mark.parametrize("name", [
-    "resnet18",
-    "resnet20",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "resnet20",
+    ],
+)
 def test_wrong_input_shape_raises_naming_expected_shape(name):
     model = zoo.create_model(name)
     _, variables = abstract(model)
@@ -81,11 +87,14 @@ def test_wrong_input_shape_raises_naming_expected_shape(name):
             jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad, jnp.float32))
 
 
-@pytest.mark.parametrize("name,overrides", [
-    ("resnet18", {"stage_sizes": ()}),
-    ("resnet18", {"width": 0}),
-    ("resnet20", {"input_shape": (32, 32)}),
-])
+@pytest.mark.parametrize(
+    "name,overrides",
+    [
+        ("resnet18", {"stage_sizes": ()}),
+        ("resnet18", {"width": 0}),
+        ("resnet20", {"input_shape": (32, 32)}),
+    ],
+)
 def test_bad_config_raises_value_error(name, overrides):
     with pytest.raises(ValueError, match=f"bad config for model '{name}'"):
         zoo.create_model(name, **overrides)
@@ -118,8 +127,11 @@ def test_cifar_resnet_shortcuts_have_no_parameters():
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(variables["params"])]
     assert not any("downsample" in p for p in paths)
     # Every conv is a 3x3 one: conv1 plus two per block, 3 blocks per stage.
-    kernels = [a.shape for p, a in jax.tree_util.tree_leaves_with_path(variables["params"])
-               if "kernel" in jax.tree_util.keystr(p) and a.ndim == 4]
+    kernels = [
+        a.shape
+        for p, a in jax.tree_util.tree_leaves_with_path(variables["params"])
+        if "kernel" in jax.tree_util.keystr(p) and a.ndim == 4
+    ]
     assert len(kernels) == 1 + 2 * 9 and all(k[:2] == (3, 3) for k in kernels)
 
 
@@ -140,8 +152,7 @@ def test_cifar_block_output_equals_residual_plus_zero_padded_input():
     # relu(shortcut(x)) = relu(zero-padded subsampled input).
     params = jax.tree.map(lambda a: a, variables["params"])
     params["layers_1_0"]["bn2"] = jax.tree.map(jnp.zeros_like, params["layers_1_0"]["bn2"])
-    _, inter = model.apply({**variables, "params": params}, x, capture_intermediates=True,
-                           mutable=["intermediates"])
+    _, inter = model.apply({**variables, "params": params}, x, capture_intermediates=True, mutable=["intermediates"])
     block_in = inter["intermediates"]["layers_0_0"]["__call__"][0]
     block_out = inter["intermediates"]["layers_1_0"]["__call__"][0]
     np.testing.assert_allclose(block_out, jax.nn.relu(shortcut_a(block_in, 4, 2)), atol=1e-6)

@@ -38,12 +38,15 @@ KIM_CONVS = sum(h * 300 * 100 + 100 for h in (3, 4, 5))  # 90,100 + 120,100 + 15
 KIM_DENSE = 300 * 2 + 2  # 602
 
 
-@pytest.mark.parametrize("mode, trained, frozen", [
-    ("rand", 660_902, 0),
-    ("non-static", 660_902, 0),
-    ("static", 360_902, 300_000),
-    ("multichannel", 660_902, 300_000),
-])
+@pytest.mark.parametrize(
+    "mode, trained, frozen",
+    [
+        ("rand", 660_902, 0),
+        ("non-static", 660_902, 0),
+        ("static", 360_902, 300_000),
+        ("multichannel", 660_902, 300_000),
+    ],
+)
 def test_kim_configuration_parameter_count_by_hand(mode, trained, frozen):
     assert KIM_EMBEDDING + KIM_CONVS + KIM_DENSE == 660_902
     vectors = None if mode == "rand" else _vectors(1000, 300)
@@ -55,8 +58,15 @@ def test_kim_configuration_parameter_count_by_hand(mode, trained, frozen):
 
 def test_static_mode_keeps_vectors_out_of_params_and_out_of_gradients():
     vectors = _vectors(20, 4)
-    model = zoo.create_model("text_cnn", input_shape=(6,), vocab_size=20, embedding_dim=4, num_filters=2,
-                             embedding_mode="static", pretrained_vectors=vectors)
+    model = zoo.create_model(
+        "text_cnn",
+        input_shape=(6,),
+        vocab_size=20,
+        embedding_dim=4,
+        num_filters=2,
+        embedding_mode="static",
+        pretrained_vectors=vectors,
+    )
     x = jnp.arange(2, 14, dtype=jnp.int32).reshape(2, 6)
     variables = model.init(jax.random.PRNGKey(0), x)
     assert "embedding" not in variables["params"]
@@ -79,8 +89,10 @@ def test_module_wraps_a_matrix_itself():
     assert hash(direct.pretrained_vectors) == hash(direct.pretrained_vectors)
     x = jnp.arange(2, 14, dtype=jnp.int32).reshape(2, 6)
     registered = zoo.create_model("text_cnn", **config, pretrained_vectors=vectors)
-    np.testing.assert_array_equal(direct.init(jax.random.PRNGKey(0), x)["params"]["embedding"],
-                                  registered.init(jax.random.PRNGKey(0), x)["params"]["embedding"])
+    np.testing.assert_array_equal(
+        direct.init(jax.random.PRNGKey(0), x)["params"]["embedding"],
+        registered.init(jax.random.PRNGKey(0), x)["params"]["embedding"],
+    )
     vectors[0, 0] = 99.0  # the module holds its own copy
     np.testing.assert_array_equal(direct.pretrained_vectors.matrix[0, 0], _vectors(20, 4)[0, 0])
 
@@ -89,8 +101,7 @@ def test_multichannel_structure_and_shared_filters():
     """Each filter is applied to both channels and the results added (Kim): the same
     logits as one channel holding the sum of the two embeddings."""
     vectors = _vectors(25, 5)
-    kw = dict(input_shape=(7,), vocab_size=25, embedding_dim=5, filter_widths=(2, 3), num_filters=4,
-              num_classes=3)
+    kw = dict(input_shape=(7,), vocab_size=25, embedding_dim=5, filter_widths=(2, 3), num_filters=4, num_classes=3)
     multi = zoo.create_model("text_cnn", embedding_mode="multichannel", pretrained_vectors=vectors, **kw)
     x = jnp.asarray([[3, 4, 5, 6, 0, 0, 0], [7, 8, 9, 10, 11, 12, 13]], jnp.int32)
     variables = multi.init(jax.random.PRNGKey(0), x)
@@ -106,12 +117,16 @@ def test_multichannel_structure_and_shared_filters():
     assert multi.apply(variables, x, method=multi.forward_features).shape == (2, 8)
 
     trained = params["embedding"] + 0.1  # make the two channels differ
-    single = zoo.create_model("text_cnn", embedding_mode="non-static",
-                              pretrained_vectors=np.asarray(trained) + vectors, **kw)
+    single = zoo.create_model(
+        "text_cnn", embedding_mode="non-static", pretrained_vectors=np.asarray(trained) + vectors, **kw
+    )
     single_params = {**params, "embedding": trained + vectors}
     np.testing.assert_allclose(
         multi.apply({"params": {**params, "embedding": trained}, "constants": variables["constants"]}, x),
-        single.apply({"params": single_params}, x), rtol=1e-5, atol=1e-6)
+        single.apply({"params": single_params}, x),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def _numpy_reference(params, ids, widths, target):
@@ -126,12 +141,12 @@ def _numpy_reference(params, ids, widths, target):
         positions = num_tokens - h + 1
         maps = np.zeros((batch, positions, w.shape[-1]))
         for i in range(positions):
-            maps[:, i] = np.maximum(np.einsum("bjd,jdf->bf", emb[:, i:i + h], w) + b, 0)
+            maps[:, i] = np.maximum(np.einsum("bjd,jdf->bf", emb[:, i : i + h], w) + b, 0)
         pooled.append(maps.max(axis=1))
         for n in range(batch):
             for f in range(w.shape[-1]):
                 start = int(np.argmax(maps[n, :, f]))
-                scores[n, start:start + h] += kernel[offset + f, target[n]] * maps[n, start, f] / h
+                scores[n, start : start + h] += kernel[offset + f, target[n]] * maps[n, start, f] / h
         offset += w.shape[-1]
     features = np.concatenate(pooled, axis=-1)
     logits = features @ kernel + np.asarray(params["classifier"]["bias"])
@@ -140,21 +155,24 @@ def _numpy_reference(params, ids, widths, target):
 
 def test_max_over_time_and_word_importance_match_numpy():
     widths = (2, 3)
-    model = zoo.create_model("text_cnn", input_shape=(6,), vocab_size=9, embedding_dim=3,
-                             filter_widths=widths, num_filters=2, num_classes=2)
+    model = zoo.create_model(
+        "text_cnn", input_shape=(6,), vocab_size=9, embedding_dim=3, filter_widths=widths, num_filters=2, num_classes=2
+    )
     ids = np.array([[2, 3, 4, 5, 0, 0], [8, 7, 6, 5, 4, 3]], np.int32)
     variables = model.init(jax.random.PRNGKey(3), ids)
     features, logits, scores = _numpy_reference(variables["params"], ids, widths, target=[1, 0])
-    np.testing.assert_allclose(model.apply(variables, ids, method=model.forward_features), features,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model.apply(variables, ids, method=model.forward_features), features, rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_allclose(model.apply(variables, ids), logits, rtol=1e-5, atol=1e-6)
     importance = word_importance(model, variables, ids, target_class=jnp.array([1, 0]))
     assert importance.shape == (2, 6) and importance.dtype == jnp.float32
     np.testing.assert_allclose(importance, scores, rtol=1e-5, atol=1e-6)
     # The scores of a text add up to its logit minus the output bias.
     bias = np.asarray(variables["params"]["classifier"]["bias"])
-    np.testing.assert_allclose(np.asarray(importance).sum(1), logits[[0, 1], [1, 0]] - bias[[1, 0]],
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(importance).sum(1), logits[[0, 1], [1, 0]] - bias[[1, 0]], rtol=1e-5, atol=1e-6
+    )
 
 
 def test_padding_embeds_to_zero():
@@ -166,16 +184,21 @@ def test_padding_embeds_to_zero():
     np.testing.assert_array_equal(vectors[0, 0], variables["params"]["embedding"][2])
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"embedding_mode": "dynamic"}, "unknown embedding_mode 'dynamic'"),
-    ({"embedding_mode": "static"}, "needs pretrained_vectors"),
-    ({"embedding_mode": "non-static", "pretrained_vectors": np.zeros((10, 300), np.float32)},
-     r"shape \(10, 300\) but the model has vocab_size=20000"),
-    ({"pretrained_vectors": np.zeros((20000, 300), np.float32)}, "'rand' trains random vectors"),
-    ({"input_shape": (4,)}, "shorter than the widest filter"),
-    ({"filter_widths": (3, 0)}, "filter_widths must be positive"),
-    ({"dropout_rate": 1.0}, "dropout_rate"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"embedding_mode": "dynamic"}, "unknown embedding_mode 'dynamic'"),
+        ({"embedding_mode": "static"}, "needs pretrained_vectors"),
+        (
+            {"embedding_mode": "non-static", "pretrained_vectors": np.zeros((10, 300), np.float32)},
+            r"shape \(10, 300\) but the model has vocab_size=20000",
+        ),
+        ({"pretrained_vectors": np.zeros((20000, 300), np.float32)}, "'rand' trains random vectors"),
+        ({"input_shape": (4,)}, "shorter than the widest filter"),
+        ({"filter_widths": (3, 0)}, "filter_widths must be positive"),
+        ({"dropout_rate": 1.0}, "dropout_rate"),
+    ],
+)
 def test_bad_configs_are_value_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
         zoo.create_model("text_cnn", **overrides)
@@ -198,7 +221,10 @@ def test_bad_token_ids_are_value_errors():
 def test_adapt_config_takes_vocab_size_from_the_data():
     data_config = {"vocab_size": 57, "not_a_model_key": 1}
     assert registry.adapt_config("text_cnn", (20,), 2, data_config) == {
-        "input_shape": (20,), "num_classes": 2, "vocab_size": 57}
+        "input_shape": (20,),
+        "num_classes": 2,
+        "vocab_size": 57,
+    }
     # Models without the key ignore it: one dataset serves every family.
     assert registry.adapt_config("mlp", (20,), 2, data_config) == {"input_shape": (20,), "num_outputs": 2}
 
@@ -215,8 +241,16 @@ def trained():
     data = load_dataset("sentiment")
     overrides = registry.adapt_config("text_cnn", data.input_shape, data.num_outputs, data.model_config)
     overrides.update(embedding_dim=32, num_filters=16)
-    result = zoo.fit("text_cnn", data, epochs=4, batch_size=50, learning_rate=1e-2,
-                     validation_fraction=0.0, progress=False, model_overrides=overrides)
+    result = zoo.fit(
+        "text_cnn",
+        data,
+        epochs=4,
+        batch_size=50,
+        learning_rate=1e-2,
+        validation_fraction=0.0,
+        progress=False,
+        model_overrides=overrides,
+    )
     return data, result
 
 
@@ -234,17 +268,28 @@ def test_optimizer_step_moves_the_non_static_channel_only(tmp_path):
     vocab = Vocabulary.build([" ".join(f"w{i}" for i in range(28))])  # 30 tokens with PAD, UNK
     rng = np.random.default_rng(0)
     path = tmp_path / "vectors.txt"
-    path.write_text("".join(f"w{i} " + " ".join(f"{v:.4f}" for v in rng.normal(0, 0.3, 6)) + "\n"
-                            for i in range(0, 28, 2)))
+    path.write_text(
+        "".join(f"w{i} " + " ".join(f"{v:.4f}" for v in rng.normal(0, 0.3, 6)) + "\n" for i in range(0, 28, 2))
+    )
     vectors = load_word_vectors(path, vocab, dim=6)
-    model = zoo.create_model("text_cnn", input_shape=(8,), vocab_size=len(vocab), embedding_dim=6,
-                             num_filters=3, embedding_mode="multichannel", pretrained_vectors=vectors)
+    model = zoo.create_model(
+        "text_cnn",
+        input_shape=(8,),
+        vocab_size=len(vocab),
+        embedding_dim=6,
+        num_filters=3,
+        embedding_mode="multichannel",
+        pretrained_vectors=vectors,
+    )
     tx = optax.adam(0.1)
     state = create_train_state(model, tx, (8,), seed=0)
     np.testing.assert_array_equal(state.model_state["constants"]["static_embedding"], vectors)
     np.testing.assert_array_equal(state.params["embedding"], vectors)  # both start pre-trained
-    batch = {"x": np.arange(2, 26, dtype=np.int32).reshape(3, 8), "y": np.array([0, 1, 0], np.int32),
-             "mask": np.ones(3, np.float32)}
+    batch = {
+        "x": np.arange(2, 26, dtype=np.int32).reshape(3, 8),
+        "y": np.array([0, 1, 0], np.int32),
+        "mask": np.ones(3, np.float32),
+    }
     state, _ = make_train_step(model, get_task("classification"), tx)(state, batch)
     np.testing.assert_array_equal(state.model_state["constants"]["static_embedding"], vectors)
     moved = np.abs(np.asarray(state.params["embedding"]) - vectors).max(axis=1)
@@ -279,8 +324,15 @@ def test_loaded_vectors_feed_a_static_model(tmp_path):
     path = tmp_path / "v.txt"
     path.write_text("good 1 0\nbad 0 1\n")
     vectors = load_word_vectors(path, vocab, unknown="zero")
-    model = zoo.create_model("text_cnn", input_shape=(5,), vocab_size=len(vocab), embedding_dim=2,
-                             num_filters=2, embedding_mode="static", pretrained_vectors=vectors)
+    model = zoo.create_model(
+        "text_cnn",
+        input_shape=(5,),
+        vocab_size=len(vocab),
+        embedding_dim=2,
+        num_filters=2,
+        embedding_mode="static",
+        pretrained_vectors=vectors,
+    )
     ids = vocab.encode_batch(["good movie", "bad"], 5)
     variables = model.init(jax.random.PRNGKey(0), ids)
     np.testing.assert_array_equal(variables["constants"]["static_embedding"], vectors)

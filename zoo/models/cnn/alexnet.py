@@ -68,8 +68,16 @@ class AlexNet(nn.Module):
     lrn: bool = True
 
     def __post_init__(self):
-        _validate("AlexNet", self.input_shape, self.widths, self.fc_size, self.num_classes,
-                  self.dropout_rate, self.groups, grouped=(1, 3, 4))
+        _validate(
+            "AlexNet",
+            self.input_shape,
+            self.widths,
+            self.fc_size,
+            self.num_classes,
+            self.dropout_rate,
+            self.groups,
+            grouped=(1, 3, 4),
+        )
         if self.padding < 0:
             raise ValueError(f"AlexNet: padding must be >= 0, got {self.padding}")
         h = min(self.input_shape[:2])
@@ -126,8 +134,9 @@ class AlexNetTorchvision(nn.Module):
     dropout_rate: float = 0.5
 
     def __post_init__(self):
-        _validate("AlexNetTorchvision", self.input_shape, self.widths, self.fc_size, self.num_classes,
-                  self.dropout_rate)
+        _validate(
+            "AlexNetTorchvision", self.input_shape, self.widths, self.fc_size, self.num_classes, self.dropout_rate
+        )
         h = min(self.input_shape[:2])
         for f, s, p in ((11, 4, 2), (3, 2, 0), (5, 1, 2), (3, 2, 0), (3, 1, 1), (3, 2, 0)):
             h = conv_output_size(h, f, s, p)
@@ -170,7 +179,8 @@ _TEST = {"input_shape": (67, 67, 3), "num_classes": 5, "widths": (8, 16, 16, 16,
 
 
 register_model(
-    "alexnet", AlexNet,
+    "alexnet",
+    AlexNet,
     family="cnn",
     paper=f"{PAPER}; seed {SEED}. LRN, overlapping pooling, dropout; optional two-tower grouping",
     task="classification",
@@ -178,7 +188,8 @@ register_model(
     description="AlexNet (paper). Use ``padding=2`` with 224x224 inputs; ``groups=1`` for one tower.",
 )
 register_model(
-    "alexnet_torchvision", AlexNetTorchvision,
+    "alexnet_torchvision",
+    AlexNetTorchvision,
     family="cnn",
     paper=f"Krizhevsky 2014, One weird trick for parallelizing CNNs (torchvision's 64-filter AlexNet); after {PAPER}",
     task="classification",

@@ -172,18 +172,32 @@ _TEST_CIFAR = {"input_shape": (16, 16, 3), "num_classes": 3, "block_config": (1,
 
 for _name, (_blocks, _count) in IMAGENET.items():
     register_model(
-        _name, DenseNet, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}", task="classification",
+        _name,
+        DenseNet,
+        family="cnn",
+        paper=f"{PAPER}, Table 1; seed {SEED}",
+        task="classification",
         defaults={"block_config": _blocks, "num_init_features": 64},
         test_config={**_TEST_IMAGENET, "num_init_features": 8},
         description=f"{_name}: DenseNet-BC, k=32, blocks {_blocks}; {_count:,} parameters at 224x224x3, 1000 classes.",
     )
 
 register_model(
-    "densenet_bc_100", DenseNet, family="cnn",
-    paper=f"{PAPER}, DenseNet-BC (L=100, k=12) for CIFAR; seed {SEED}", task="classification",
-    defaults={"block_config": (16, 16, 16), "growth_rate": 12, "stem": "cifar", "input_shape": (32, 32, 3),
-              "num_classes": 10},
+    "densenet_bc_100",
+    DenseNet,
+    family="cnn",
+    paper=f"{PAPER}, DenseNet-BC (L=100, k=12) for CIFAR; seed {SEED}",
+    task="classification",
+    defaults={
+        "block_config": (16, 16, 16),
+        "growth_rate": 12,
+        "stem": "cifar",
+        "input_shape": (32, 32, 3),
+        "num_classes": 10,
+    },
     test_config=_TEST_CIFAR,
-    description=("DenseNet-BC for CIFAR, L=100, k=12 (3 blocks of 16 bottleneck layers, initial conv 2k): "
-                 "769,162 parameters at 10 classes, 800,032 at 100."),
+    description=(
+        "DenseNet-BC for CIFAR, L=100, k=12 (3 blocks of 16 bottleneck layers, initial conv 2k): "
+        "769,162 parameters at 10 classes, 800,032 at 100."
+    ),
 )

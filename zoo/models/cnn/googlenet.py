@@ -88,8 +88,16 @@ class ConvReLU(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False):
         p = (self.kernel - 1) // 2
-        y = nn.Conv(self.features, (self.kernel, self.kernel), (self.strides, self.strides), ((p, p), (p, p)),
-                    use_bias=not self.batch_norm, kernel_init=conv_init, bias_init=zeros_init, name="conv")(x)
+        y = nn.Conv(
+            self.features,
+            (self.kernel, self.kernel),
+            (self.strides, self.strides),
+            ((p, p), (p, p)),
+            use_bias=not self.batch_norm,
+            kernel_init=conv_init,
+            bias_init=zeros_init,
+            name="conv",
+        )(x)
         if self.batch_norm:
             y = batch_norm(use_running_average=not train, epsilon=1e-3, name="bn")(y)
         return nn.relu(y)
@@ -150,7 +158,9 @@ class GoogLeNet(nn.Module):
 
     def __post_init__(self):
         if len(tuple(self.input_shape)) != 3 or any(int(d) <= 0 for d in self.input_shape):
-            raise ValueError(f"GoogLeNet: input_shape must be (H, W, C) with positive sizes, got {tuple(self.input_shape)}")
+            raise ValueError(
+                f"GoogLeNet: input_shape must be (H, W, C) with positive sizes, got {tuple(self.input_shape)}"
+            )
         if self.num_classes <= 0:
             raise ValueError(f"GoogLeNet: num_classes must be positive, got {self.num_classes}")
         if not 0.0 <= self.dropout_rate < 1.0:
@@ -211,10 +221,16 @@ class GoogLeNet(nn.Module):
 
 
 register_model(
-    "googlenet", GoogLeNet, family="cnn", paper=f"{PAPER}; seed {SEED}", task="classification",
+    "googlenet",
+    GoogLeNet,
+    family="cnn",
+    paper=f"{PAPER}; seed {SEED}",
+    task="classification",
     test_config={"input_shape": (32, 32, 3), "num_classes": 3, "width_divisor": 16},
-    description=("GoogLeNet per the paper's Table 1 (true 5x5 branches, conv bias, no BN, LRN omitted): "
-                 "6,998,552 parameters at 1000 classes without auxiliary heads; 7,005,832 with "
-                 "``batch_norm=True``. ``aux_heads=True`` adds the two training-only auxiliary classifiers "
-                 "(logits sown into the ``aux_logits`` collection in train mode)."),
+    description=(
+        "GoogLeNet per the paper's Table 1 (true 5x5 branches, conv bias, no BN, LRN omitted): "
+        "6,998,552 parameters at 1000 classes without auxiliary heads; 7,005,832 with "
+        "``batch_norm=True``. ``aux_heads=True`` adds the two training-only auxiliary classifiers "
+        "(logits sown into the ``aux_logits`` collection in train mode)."
+    ),
 )

@@ -31,9 +31,21 @@ SEED = "khanzhina (LeNet)"
 
 # Table I of the paper: the S2 feature maps each C3 feature map is connected to.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2), (1, 2, 3), (2, 3, 4), (3, 4, 5), (4, 5, 0), (5, 0, 1),  # 3 contiguous
-    (0, 1, 2, 3), (1, 2, 3, 4), (2, 3, 4, 5), (3, 4, 5, 0), (4, 5, 0, 1), (5, 0, 1, 2),  # 4 contiguous
-    (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),  # 4 non-contiguous
+    (0, 1, 2),
+    (1, 2, 3),
+    (2, 3, 4),
+    (3, 4, 5),
+    (4, 5, 0),
+    (5, 0, 1),  # 3 contiguous
+    (0, 1, 2, 3),
+    (1, 2, 3, 4),
+    (2, 3, 4, 5),
+    (3, 4, 5, 0),
+    (4, 5, 0, 1),
+    (5, 0, 1, 2),  # 4 contiguous
+    (0, 1, 3, 4),
+    (1, 2, 4, 5),
+    (0, 2, 3, 5),  # 4 non-contiguous
     (0, 1, 2, 3, 4, 5),  # all six
 )
 
@@ -100,9 +112,11 @@ class PartialConv(nn.Module):
         outs = np.array([j for j, inputs in enumerate(self.table) for _ in inputs])
         f = self.kernel_size
         fan_in = np.array([len(t) for t in self.table])[outs] * f * f  # per connection
+
         def init(key, shape, dtype=jnp.float32):
             # LeCun normal per output map (variance 1 / fan-in of that map).
             return nn.initializers.normal(1.0)(key, shape, dtype) / jnp.sqrt(fan_in).astype(dtype)
+
         kernel = self.param("kernel", init, (f, f, len(ins)))
         bias = self.param("bias", nn.initializers.zeros, (len(self.table),))
         dense = jnp.zeros((f, f, self.num_inputs, len(self.table)), kernel.dtype)
@@ -222,7 +236,8 @@ class LeNet5(nn.Module):
 
 
 register_model(
-    "lenet5_1998", LeNet5_1998,
+    "lenet5_1998",
+    LeNet5_1998,
     family="cnn",
     paper=f"{PAPER_1998}; seed {SEED}. Partial C3 table, trainable subsampling, RBF output",
     task="classification",
@@ -230,11 +245,14 @@ register_model(
     description="LeNet-5 as published (60,000 trainable parameters at 32x32x1, 10 classes).",
 )
 register_model(
-    "lenet5", LeNet5,
+    "lenet5",
+    LeNet5,
     family="cnn",
     paper=f"modern LeNet-5 variant after {PAPER_1998}; seed {SEED}",
     task="classification",
     test_config={"num_classes": 5},
-    description=("Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters. "
-                 "``conv_impl``: \"auto\", \"xla\" (plain), \"im2col\" or \"banded\" (see `zoo.nn.fastconv`)."),
+    description=(
+        "Modern LeNet-5 (ReLU, max pooling, padded conv1, full C3): 61,706 parameters. "
+        '``conv_impl``: "auto", "xla" (plain), "im2col" or "banded" (see `zoo.nn.fastconv`).'
+    ),
 )

@@ -160,9 +160,15 @@ class ResNet(nn.Module):
         for i, n in enumerate(self.stage_sizes):
             stage = []
             for j in range(int(n)):
-                stage.append(ResidualBlock(self.width * 2**i, strides=2 if (i > 0 and j == 0) else 1,
-                                           bottleneck=self.bottleneck, shortcut=self.shortcut,
-                                           conv_impl=self.conv_impl))
+                stage.append(
+                    ResidualBlock(
+                        self.width * 2**i,
+                        strides=2 if (i > 0 and j == 0) else 1,
+                        bottleneck=self.bottleneck,
+                        shortcut=self.shortcut,
+                        conv_impl=self.conv_impl,
+                    )
+                )
             layers.append(stage)
         # layers[i][j] is torchvision's layer{i+1}.{j}; stored as "layers_i_j".
         self.layers = layers
@@ -216,19 +222,36 @@ _TEST_CIFAR = {"input_shape": (16, 16, 3), "num_classes": 3, "stage_sizes": (1, 
 
 for _name, (_stages, _bottleneck, _count) in IMAGENET.items():
     register_model(
-        _name, ResNet, family="cnn", paper=f"{PAPER}, Table 1; seed {SEED}", task="classification",
+        _name,
+        ResNet,
+        family="cnn",
+        paper=f"{PAPER}, Table 1; seed {SEED}",
+        task="classification",
         defaults={"stage_sizes": _stages, "bottleneck": _bottleneck},
         test_config=_TEST_IMAGENET,
-        description=(f"{_name}: ImageNet layout, {'bottleneck' if _bottleneck else 'basic'} blocks {_stages}, "
-                     f"projection shortcuts; {_count:,} parameters at 224x224x3, 1000 classes."),
+        description=(
+            f"{_name}: ImageNet layout, {'bottleneck' if _bottleneck else 'basic'} blocks {_stages}, "
+            f"projection shortcuts; {_count:,} parameters at 224x224x3, 1000 classes."
+        ),
     )
 for _name, (_n, _count) in CIFAR.items():
     register_model(
-        _name, ResNet, family="cnn", paper=f"{PAPER}, section 4.2 (CIFAR-10, option A); seed {SEED}",
+        _name,
+        ResNet,
+        family="cnn",
+        paper=f"{PAPER}, section 4.2 (CIFAR-10, option A); seed {SEED}",
         task="classification",
-        defaults={"stage_sizes": (_n, _n, _n), "stem": "cifar", "shortcut": "A", "width": 16,
-                  "input_shape": (32, 32, 3), "num_classes": 10},
+        defaults={
+            "stage_sizes": (_n, _n, _n),
+            "stem": "cifar",
+            "shortcut": "A",
+            "width": 16,
+            "input_shape": (32, 32, 3),
+            "num_classes": 10,
+        },
         test_config=_TEST_CIFAR,
-        description=(f"{_name}: CIFAR layout (section 4.2), n={_n} basic blocks per stage, option A "
-                     f"shortcuts; {_count:,} parameters at 10 classes."),
+        description=(
+            f"{_name}: CIFAR layout (section 4.2), n={_n} basic blocks per stage, option A "
+            f"shortcuts; {_count:,} parameters at 10 classes."
+        ),
     )

@@ -22,8 +22,7 @@ from zoo.nn.initializers import lecun_normal
 from zoo.registry import register_model
 
 PAPER = "Kim 2014, Convolutional neural networks for sentence classification (EMNLP)"
-SEED = ("kang-lecture4 (CNN for text analytics: sentiment classification and word localization; "
-        "Lee et al. 2018)")
+SEED = "kang-lecture4 (CNN for text analytics: sentiment classification and word localization; Lee et al. 2018)"
 
 # Kim's four variants: where the word vectors come from and whether training moves them.
 EMBEDDING_MODES = (
@@ -130,6 +129,7 @@ class TextCNN(nn.Module):
 
                 def init(key, shape, dtype=jnp.float32):  # the pre-trained vectors, whatever the key
                     return jnp.asarray(vectors, dtype)
+
             self.embedding = self.param("embedding", init, shape)
         if mode in _FROZEN_MODES:
             vectors = self.pretrained_vectors.matrix
@@ -157,16 +157,20 @@ class TextCNN(nn.Module):
         if token_ids.ndim != 2:
             raise ValueError(f"{name} expects token ids of shape (B, T), got {token_ids.shape}")
         if token_ids.shape[1] < max(self.filter_widths):
-            raise ValueError(f"{name}: {token_ids.shape[1]} tokens are fewer than the widest filter "
-                             f"({max(self.filter_widths)}); pad the texts to at least that length")
+            raise ValueError(
+                f"{name}: {token_ids.shape[1]} tokens are fewer than the widest filter "
+                f"({max(self.filter_widths)}); pad the texts to at least that length"
+            )
         if concrete is not None and concrete.size and np.issubdtype(concrete.dtype, np.number):
             if np.issubdtype(concrete.dtype, np.floating) and not np.all(concrete == np.round(concrete)):
-                raise ValueError(f"{name} expects int token ids of shape (B, T), got fractional "
-                                 f"{concrete.dtype} values")
+                raise ValueError(
+                    f"{name} expects int token ids of shape (B, T), got fractional {concrete.dtype} values"
+                )
             low, high = int(concrete.min()), int(concrete.max())
             if low < 0 or high >= self.vocab_size:
-                raise ValueError(f"{name}: token ids must be in [0, {self.vocab_size}) (vocab_size), "
-                                 f"got ids from {low} to {high}")
+                raise ValueError(
+                    f"{name}: token ids must be in [0, {self.vocab_size}) (vocab_size), got ids from {low} to {high}"
+                )
         return token_ids
 
     def embed(self, token_ids):
@@ -227,18 +231,19 @@ class TextCNN(nn.Module):
         num_tokens = token_ids.shape[1]
         scores = jnp.zeros(token_ids.shape, jnp.float32)
         for k, (h, maps_h) in enumerate(zip(self.filter_widths, maps)):
-            weights = class_weights[:, k * self.num_filters:(k + 1) * self.num_filters]  # (B, F)
+            weights = class_weights[:, k * self.num_filters : (k + 1) * self.num_filters]  # (B, F)
             winners = jax.nn.one_hot(jnp.argmax(maps_h, axis=1), maps_h.shape[1], axis=1)  # (B, L, F)
             window_scores = jnp.einsum("blf,bf->bl", winners, maps_h.max(axis=1) * weights)  # (B, L)
             # Token t lies in windows t - h + 1 .. t: sum those, each shared over h tokens.
             padded = jnp.pad(window_scores, ((0, 0), (h - 1, h - 1)))
-            scores += sum(padded[:, h - 1 - j:h - 1 - j + num_tokens] for j in range(h)) / h
+            scores += sum(padded[:, h - 1 - j : h - 1 - j + num_tokens] for j in range(h)) / h
         return scores
 
 
 def _symmetric_uniform(scale):
     def init(key, shape, dtype=jnp.float32):
         return jax.random.uniform(key, shape, dtype, -scale, scale)
+
     return init
 
 
@@ -264,15 +269,21 @@ def _validate(m: TextCNN) -> None:
     vectors = m.pretrained_vectors
     if m.embedding_mode in _PRETRAINED_MODES:
         if vectors is None:
-            raise ValueError(f"{name}: embedding_mode={m.embedding_mode!r} needs pretrained_vectors, a "
-                             f"({m.vocab_size}, {m.embedding_dim}) matrix (zoo.data.text.load_word_vectors)")
+            raise ValueError(
+                f"{name}: embedding_mode={m.embedding_mode!r} needs pretrained_vectors, a "
+                f"({m.vocab_size}, {m.embedding_dim}) matrix (zoo.data.text.load_word_vectors)"
+            )
         if vectors.shape != (m.vocab_size, m.embedding_dim):
-            raise ValueError(f"{name}: pretrained_vectors have shape {vectors.shape} but the model has "
-                             f"vocab_size={m.vocab_size}, embedding_dim={m.embedding_dim}; build the "
-                             "vectors with the dataset's vocabulary and set embedding_dim to their dimension")
+            raise ValueError(
+                f"{name}: pretrained_vectors have shape {vectors.shape} but the model has "
+                f"vocab_size={m.vocab_size}, embedding_dim={m.embedding_dim}; build the "
+                "vectors with the dataset's vocabulary and set embedding_dim to their dimension"
+            )
     elif vectors is not None:
-        raise ValueError(f"{name}: embedding_mode='rand' trains random vectors and ignores "
-                         "pretrained_vectors; use 'static', 'non-static' or 'multichannel'")
+        raise ValueError(
+            f"{name}: embedding_mode='rand' trains random vectors and ignores "
+            "pretrained_vectors; use 'static', 'non-static' or 'multichannel'"
+        )
 
 
 def word_importance(model: TextCNN, variables, token_ids, target_class=None) -> jax.Array:
@@ -303,16 +314,25 @@ def _small_test_vectors():
 
 
 register_model(
-    "text_cnn", TextCNN,
+    "text_cnn",
+    TextCNN,
     family="cnn",
     paper=f"{PAPER}; seed {SEED}",
     task="classification",
     input_dtype="int32",
-    test_config={"input_shape": (12,), "vocab_size": 40, "embedding_dim": 8, "num_filters": 4,
-                 "num_classes": 3, "embedding_mode": "multichannel",
-                 "pretrained_vectors": _small_test_vectors()},
-    description=("Kim's text CNN (widths 3/4/5 x 100 maps, dropout 0.5) over ``(B, T)`` int32 token ids. "
-                 "``embedding_mode``: \"rand\", \"static\", \"non-static\" or \"multichannel\"; the last "
-                 "three need ``pretrained_vectors``, a ``(vocab_size, embedding_dim)`` matrix such as "
-                 "`zoo.data.text.load_word_vectors` returns."),
+    test_config={
+        "input_shape": (12,),
+        "vocab_size": 40,
+        "embedding_dim": 8,
+        "num_filters": 4,
+        "num_classes": 3,
+        "embedding_mode": "multichannel",
+        "pretrained_vectors": _small_test_vectors(),
+    },
+    description=(
+        "Kim's text CNN (widths 3/4/5 x 100 maps, dropout 0.5) over ``(B, T)`` int32 token ids. "
+        '``embedding_mode``: "rand", "static", "non-static" or "multichannel"; the last '
+        "three need ``pretrained_vectors``, a ``(vocab_size, embedding_dim)`` matrix such as "
+        "`zoo.data.text.load_word_vectors` returns."
+    ),
 )

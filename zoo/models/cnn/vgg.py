@@ -29,12 +29,15 @@ SEED = "duan (VGG configuration table A, A-LRN, B, C, D, E); kang-lecture4"
 # ends with a 2x2/2 max pool. "LRN" marks local response normalisation after that conv.
 CONFIGS: dict[str, tuple[tuple[tuple, ...], ...]] = {
     "A": (((64, 3),), ((128, 3),), ((256, 3), (256, 3)), ((512, 3), (512, 3)), ((512, 3), (512, 3))),
-    "A-LRN": (((64, 3, "LRN"),), ((128, 3),), ((256, 3), (256, 3)), ((512, 3), (512, 3)),
-              ((512, 3), (512, 3))),
-    "B": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3), (256, 3)), ((512, 3), (512, 3)),
-          ((512, 3), (512, 3))),
-    "C": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3), (256, 3), (256, 1)),
-          ((512, 3), (512, 3), (512, 1)), ((512, 3), (512, 3), (512, 1))),
+    "A-LRN": (((64, 3, "LRN"),), ((128, 3),), ((256, 3), (256, 3)), ((512, 3), (512, 3)), ((512, 3), (512, 3))),
+    "B": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3), (256, 3)), ((512, 3), (512, 3)), ((512, 3), (512, 3))),
+    "C": (
+        ((64, 3), (64, 3)),
+        ((128, 3), (128, 3)),
+        ((256, 3), (256, 3), (256, 1)),
+        ((512, 3), (512, 3), (512, 1)),
+        ((512, 3), (512, 3), (512, 1)),
+    ),
     "D": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3),) * 3, ((512, 3),) * 3, ((512, 3),) * 3),
     "E": (((64, 3), (64, 3)), ((128, 3), (128, 3)), ((256, 3),) * 4, ((512, 3),) * 4, ((512, 3),) * 4),
 }
@@ -91,8 +94,13 @@ class VGG(nn.Module):
         for stage, layers in enumerate(CONFIGS[self.configuration]):
             for i, (filters, size, *extra) in enumerate(layers):
                 p = (size - 1) // 2
-                conv = _Conv(filters // self.width_divisor, (size, size), padding=((p, p), (p, p)),
-                           name=f"conv{stage + 1}_{i + 1}", conv_impl=self.conv_impl)
+                conv = _Conv(
+                    filters // self.width_divisor,
+                    (size, size),
+                    padding=((p, p), (p, p)),
+                    name=f"conv{stage + 1}_{i + 1}",
+                    conv_impl=self.conv_impl,
+                )
                 convs.append((stage, conv, "LRN" in extra))
         self.convs = [c for _, c, _ in convs]
         self._stage_of = tuple(s for s, _, _ in convs)
@@ -127,14 +135,27 @@ _TEST = {"input_shape": (32, 32, 3), "num_classes": 5, "width_divisor": 16, "fc_
 
 for _name, _configuration, _description in (
     ("vgg11", "A", "VGG configuration A (11 weight layers): 132,863,336 parameters."),
-    ("vgg11_lrn", "A-LRN", "VGG configuration A-LRN: A with LRN after the first conv (LRN has no parameters: "
-     "132,863,336)."),
+    (
+        "vgg11_lrn",
+        "A-LRN",
+        "VGG configuration A-LRN: A with LRN after the first conv (LRN has no parameters: 132,863,336).",
+    ),
     ("vgg13", "B", "VGG configuration B (13 weight layers): 133,047,848 parameters."),
-    ("vgg16_c", "C", "VGG configuration C (16 weight layers, 1x1 convs as the third conv of stages 3-5): "
-     "133,638,952 parameters."),
+    (
+        "vgg16_c",
+        "C",
+        "VGG configuration C (16 weight layers, 1x1 convs as the third conv of stages 3-5): 133,638,952 parameters.",
+    ),
     ("vgg16", "D", "VGG configuration D (16 weight layers, all 3x3): 138,357,544 parameters."),
     ("vgg19", "E", "VGG configuration E (19 weight layers): 143,667,240 parameters."),
 ):
-    register_model(_name, VGG, family="cnn", paper=f"{PAPER}, configuration {_configuration}; seed {SEED}",
-                   task="classification", defaults={"configuration": _configuration}, test_config=_TEST,
-                   description=_description)
+    register_model(
+        _name,
+        VGG,
+        family="cnn",
+        paper=f"{PAPER}, configuration {_configuration}; seed {SEED}",
+        task="classification",
+        defaults={"configuration": _configuration},
+        test_config=_TEST,
+        description=_description,
+    )
