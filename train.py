@@ -208,8 +208,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None = None) -> int:
     """`main` with user errors turned into one ``error:`` line on stderr: exit code 2 for
     a bad option, data, config or work dir, 130 after Ctrl-C (what was saved is said)."""
+    import logging
+
     from zoo.train.checkpoint import CheckpointError
 
+    # orbax logs through absl before raising; the CLI reports each failure once, itself.
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
     try:
         return main(argv)
     except (ValueError, FileNotFoundError, FloatingPointError, CheckpointError) as e:

@@ -72,3 +72,16 @@ def test_workdir_errors_leave_what_was_saved(tmp_path, make_workdir, capsys):
     after = {p: p.read_bytes() for p in before}
     changed = [str(p) for p in before if after[p] != before[p] and p.name != ".lock"]
     assert changed == [], changed
+
+
+def test_init_from_an_unreadable_checkpoint_is_one_line(tmp_path, capsys):
+    source = tmp_path / "source"
+    assert train.run(["--no-progress", "--epochs", "1", "--set", "hidden_sizes=(8,)", "--workdir", str(source)]) == 0
+    for path in (source / "checkpoints" / "1").rglob("*"):
+        if path.is_file():
+            path.write_text("garbage")
+    capsys.readouterr()
+    code = train.run(["--no-progress", "--epochs", "1", "--set", "hidden_sizes=(8,)", "--init-from", str(source)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("error: checkpoint") and "cannot be read" in err[0] and "left untouched" in err[0]
