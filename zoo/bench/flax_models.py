@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoo.bench.reference_config import num_classes, require
+from zoo.bench.reference_config import bahdanau_args, num_classes, require
 from zoo.nn.tokens import BOS, PAD
 
 _ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh, "sigmoid": nn.sigmoid, "gelu": nn.gelu}
@@ -237,17 +237,4 @@ class Seq2SeqBahdanau(nn.Module):
 
 
 def seq2seq_bahdanau(config: Mapping) -> nn.Module:
-    require(config, "cell", ("gru",), "Bahdanau seq2seq")
-    require(config, "num_layers", (1,), "Bahdanau seq2seq")
-    require(config, "bidirectional", (True,), "Bahdanau seq2seq")
-    require(config, "dropout", (0.0, 0), "Bahdanau seq2seq")
-    require(config, "cell_options", (None, {}), "Bahdanau seq2seq")
-    vocab = int(config["vocab_size"])
-    return Seq2SeqBahdanau(
-        vocab,
-        int(config.get("target_vocab_size") or vocab),
-        int(config["embed_dim"]),
-        int(config["hidden_size"]),
-        config.get("attention_units"),
-        int(config.get("bos_id", BOS)),
-    )
+    return Seq2SeqBahdanau(*bahdanau_args(config))

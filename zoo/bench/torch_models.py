@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from zoo.bench.reference_config import num_classes, require
+from zoo.bench.reference_config import bahdanau_args, num_classes, require
 from zoo.nn.tokens import BOS, PAD
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -534,17 +534,4 @@ class Seq2SeqBahdanau(nn.Module):
 
 
 def seq2seq_bahdanau(config: Mapping) -> nn.Module:
-    require(config, "cell", ("gru",), "Bahdanau seq2seq")
-    require(config, "num_layers", (1,), "Bahdanau seq2seq")
-    require(config, "bidirectional", (True,), "Bahdanau seq2seq")
-    require(config, "dropout", (0.0, 0), "Bahdanau seq2seq")
-    require(config, "cell_options", (None, {}), "Bahdanau seq2seq")
-    vocab = int(config["vocab_size"])
-    return Seq2SeqBahdanau(
-        vocab,
-        int(config.get("target_vocab_size") or vocab),
-        int(config["embed_dim"]),
-        int(config["hidden_size"]),
-        config.get("attention_units"),
-        int(config.get("bos_id", BOS)),
-    )
+    return Seq2SeqBahdanau(*bahdanau_args(config))
