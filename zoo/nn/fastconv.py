@@ -118,10 +118,8 @@ def _matmul(a, b, precision):
 
 # A patch matrix of more than PATCH_WHOLE_BYTES is built and multiplied one batch chunk
 # of at most PATCH_CHUNK_BYTES at a time (a `lax.scan` over chunks), so that each chunk's
-# patches stay in the CPU caches. Measured on ResNet-18's convolutions at B=16 (fwd+bwd):
-# 32x32x64 (38 MB of patches) 91 ms whole, 71 ms in 4 chunks, 49 ms in 8, 63 ms in 16;
-# 16x16x128 (19 MB) 55 ms whole, 42-43 ms in 2-8 chunks; 32x32x64 -> 128 stride 2
-# (9.4 MB) 22 ms whole, 27 ms in 2 chunks.
+# patches stay in the CPU caches (the sizes that were fastest on ResNet-18's convolutions;
+# a small patch matrix is faster whole).
 PATCH_CHUNK_BYTES = 6 * 2**20
 PATCH_WHOLE_BYTES = 10 * 2**20
 
@@ -433,8 +431,7 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
     pads = conv_padding(padding, (kh, kw), strides, (h, w))
     wo = conv_output_size(w, kw, sw, pads[1])
     best, best_cost = 1, float("inf")
-    # Runs of fewer than 16 values (kw * C at block width 1) copy slowly: VGG's 3x3 RGB conv
-    # measured 35 ms at width 1, 30 ms at 2 and 4.
+    # Runs of fewer than 16 values (kw * C at block width 1) copy slowly (VGG's 3x3 RGB conv).
     smallest = 2 if kw * c < 16 and wo > 1 else 1
     for bw in range(smallest, min(wo, 32) + 1):
         win = sw * (bw - 1) + kw

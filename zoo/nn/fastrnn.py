@@ -24,10 +24,8 @@ reset-before GRU forms, rematerialisation and mixed dtypes are not handled here:
 with ``impl="auto"`` runs in the plain scan for those (`zoo.nn.recurrence.scan_cell`;
 `lstm_applies` / `gru_applies` state the same conditions).
 
-Measured (``python -m zoo.bench.rnn_speed``, B=64 T=128 I=64 H=256): page faults per call
--35% (LSTM 25.8k -> 16.8k), process CPU time -5 to -11% against the plain scan; on one
-core the LSTM runs ~1.08x torch.nn.LSTM. On two cores the wall time equals the plain
-scan's (bound by the per-step matmuls split over two threads).
+``python -m zoo.bench.rnn_speed`` compares it with the plain scan, Flax and PyTorch
+(figures in benchmarks/results-cpu.md).
 """
 
 from __future__ import annotations
