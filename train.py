@@ -32,9 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         + "\n\n`python -c \"import zoo; print(zoo.model_info('mlp'))\"` shows a model's config."
     )
     p = argparse.ArgumentParser(
-        description="Train a zoo model.",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a zoo model.", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--model", default=defaults.model, help="registered model name (default %(default)s)")
     p.add_argument("--dataset", default=defaults.dataset, help="dataset name (default %(default)s)")

@@ -85,3 +85,33 @@ def test_init_from_an_unreadable_checkpoint_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith("error: checkpoint") and "cannot be read" in err[0] and "left untouched" in err[0]
+
+
+def test_disk_full_during_a_save_is_one_line_and_the_run_resumes(tmp_path, capsys, monkeypatch):
+    """A failing checkpoint write (ENOSPC from the file system) stops the run with one line;
+    the earlier checkpoint stays, and a later resume cuts the log back and finishes."""
+    import errno
+
+    from zoo.train.checkpoint import Checkpointer
+
+    run = tmp_path / "run"
+    args = ["--no-progress", "--set", "hidden_sizes=(8,)", "--workdir", str(run)]
+    assert train.run([*args, "--epochs", "1"]) == 0
+    capsys.readouterr()
+
+    def full_disk(self, epoch, state, meta):
+        raise OSError(errno.ENOSPC, "No space left on device", str(run / "checkpoints" / str(epoch)))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Checkpointer, "save", full_disk)
+        code = train.run([*args, "--epochs", "2", "--resume"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: No space left on device"), err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["1"]
+    assert train.run([*args, "--epochs", "2", "--resume"]) == 0
+    epochs = [
+        line.split('"epoch": ')[1].split(",")[0]
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+        if '"epoch"' in line
+    ]
+    assert epochs == ["1", "2"]

@@ -259,7 +259,7 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
 # Explanations that live beside their model, re-exported here; imported on first use, so
 # that importing this module does not import every model family.
 _MODEL_EXPLANATIONS = {
-    "word_importance": "zoo.models.cnn.textcnn",  # text CNN: CAM over time
+    "word_importance": "zoo.models.cnn.textcnn"  # text CNN: CAM over time
 }
 
 

@@ -31,11 +31,14 @@ import dataclasses
 import fnmatch
 import inspect
 import types
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from zoo._choices import lookup, unknown_name_error
 from zoo.nn.checks import check_like_default
 from zoo.tasks import TASKS
+
+if TYPE_CHECKING:
+    import flax.linen as nn
 
 # How a model learns. Anything but "gradient" gets its own contract test instead of the
 # gradient test that runs over every registered model.
@@ -198,7 +201,7 @@ def model_info(name: str) -> dict[str, Any]:
     return get_spec(name).info()
 
 
-def create_model(name: str, **overrides):
+def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build registered model ``name`` with its default config updated by ``overrides``.
 
     Raises:

@@ -92,10 +92,7 @@ def _sequence_to_sequence(outputs, batch):
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, targets)
     argmax = jnp.argmax(logits, -1)
     correct = (argmax == targets) & valid
-    metrics = {
-        "loss": jnp.sum(jnp.where(valid, ce, 0.0), -1) / tokens,
-        "token_accuracy": jnp.sum(correct, -1) / tokens,
-    }
+    metrics = {"loss": jnp.sum(jnp.where(valid, ce, 0.0), -1) / tokens, "token_accuracy": jnp.sum(correct, -1) / tokens}
     predictions = outputs.get("predictions") if isinstance(outputs, Mapping) else None
     if predictions is None:
         metrics["exact_match"] = jnp.all(correct | ~valid, -1).astype(jnp.float32)

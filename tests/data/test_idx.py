@@ -8,14 +8,7 @@ import pytest
 
 from zoo.data import DatasetNotFoundError, load_dataset, read_idx
 
-_TYPE_CODES = {
-    np.uint8: 0x08,
-    np.int8: 0x09,
-    np.int16: 0x0B,
-    np.int32: 0x0C,
-    np.float32: 0x0D,
-    np.float64: 0x0E,
-}
+_TYPE_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C, np.float32: 0x0D, np.float64: 0x0E}
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

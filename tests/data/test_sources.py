@@ -71,8 +71,7 @@ def test_diabetes_is_standardised_regression_with_recoverable_targets():
 
 def test_real_fashion_mnist_from_the_debian_package():
     require(
-        os.path.isdir(DEBIAN_FASHION_MNIST),
-        f"{DEBIAN_FASHION_MNIST} is missing: apt-get install dataset-fashion-mnist",
+        os.path.isdir(DEBIAN_FASHION_MNIST), f"{DEBIAN_FASHION_MNIST} is missing: apt-get install dataset-fashion-mnist"
     )
     data = load_dataset("fashion_mnist")  # no data_dir: the Debian folder is searched first
     assert DEBIAN_FASHION_MNIST in data.description

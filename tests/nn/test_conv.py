@@ -291,12 +291,7 @@ def test_convolve_equals_correlate_with_flipped_kernel(stride, padding):
 
 @pytest.mark.parametrize(
     "shape, kernel_shape, stride, padding",
-    [
-        ((5, 5), (3, 3), 1, 0),
-        ((9, 7), (3, 3), 2, 1),
-        ((8, 10), (2, 4), (2, 3), (1, 0)),
-        ((6, 6), (5, 5), 1, 2),
-    ],
+    [((5, 5), (3, 3), 1, 0), ((9, 7), (3, 3), 2, 1), ((8, 10), (2, 4), (2, 3), (1, 0)), ((6, 6), (5, 5), 1, 2)],
 )
 def test_correlate2d_matches_lax_conv(shape, kernel_shape, stride, padding):
     """correlate2d is what XLA's convolution (and so flax.linen.Conv) computes."""

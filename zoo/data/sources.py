@@ -31,9 +31,7 @@ FASHION_MNIST_NAMES = (
 
 # Folders that system packages fill with the original IDX files, searched when no
 # data_dir is given. Debian: `apt-get install dataset-fashion-mnist`.
-SYSTEM_IDX_FOLDERS = {
-    "fashion_mnist": ("/usr/share/datasets/fashion-mnist",),
-}
+SYSTEM_IDX_FOLDERS = {"fashion_mnist": ("/usr/share/datasets/fashion-mnist",)}
 
 
 def _images_to_unit_float(images: np.ndarray) -> np.ndarray:

@@ -2,15 +2,7 @@
 fine-tuning and freezing (`zoo.train.finetune`)."""
 
 from zoo.train.checkpoint import CheckpointError
-from zoo.train.loop import (
-    EarlyStopping,
-    FitResult,
-    NonFiniteLossError,
-    TrainConfig,
-    TrainingInterrupted,
-    evaluate,
-    fit,
-)
+from zoo.train.loop import EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, TrainingInterrupted, evaluate, fit
 from zoo.train.state import TrainState, create_train_state
 from zoo.tasks import TASKS, Task, get_task
 

@@ -102,8 +102,7 @@ class Checkpointer:
     def save(self, epoch: int, state, meta: dict[str, Any]) -> None:
         ocp = _ocp()
         self._manager.save(
-            epoch,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)),
+            epoch, args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta))
         )
         self._manager.wait_until_finished()
 
@@ -120,8 +119,7 @@ class Checkpointer:
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
         try:
             restored = self._manager.restore(
-                epoch,
-                args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()),
+                epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
             )
         except Exception as e:  # orbax raises many types for unreadable files
             raise CheckpointError(f"checkpoint {where} cannot be restored ({_first_line(e)})") from e

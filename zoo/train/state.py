@@ -72,9 +72,5 @@ def create_train_state(
     variables = dict(init_variables(model, input_shape, init_key, dtype, inputs=inputs))
     params = variables.pop("params", {})
     return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        model_state=variables,
-        opt_state=tx.init(params),
-        rng=train_key,
+        step=jnp.zeros((), jnp.int32), params=params, model_state=variables, opt_state=tx.init(params), rng=train_key
     )

@@ -28,11 +28,7 @@ def test_parameter_count_equals_reference_figure(name):
 
 
 # 224x224 shapes: logits, pooled features and the last conv map (for CAM).
-IMAGENET_FEATURES = {
-    "densenet121": (7, 7, 1024),
-    "densenet169": (7, 7, 1664),
-    "densenet201": (7, 7, 1920),
-}
+IMAGENET_FEATURES = {"densenet121": (7, 7, 1024), "densenet169": (7, 7, 1664), "densenet201": (7, 7, 1920)}
 
 
 @pytest.mark.parametrize("name", sorted(IMAGENET_FEATURES))
@@ -46,12 +42,7 @@ def test_output_feature_and_map_shapes_at_224(name):
     assert h.shape == (2, IMAGENET_FEATURES[name][-1])
 
 
-@pytest.mark.parametrize(
-    "name,maps",
-    [
-        ("densenet_bc_100", (8, 8, 342)),
-    ],
-)
+@pytest.mark.parametrize("name,maps", [("densenet_bc_100", (8, 8, 342))])
 def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     model = zoo.create_model(name)
     x, variables = abstract(model, batch=2)
@@ -60,13 +51,7 @@ def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     assert out.shape == (2, *maps)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "densenet121",
-        "densenet_bc_100",
-    ],
-)
+@pytest.mark.parametrize("name", ["densenet121", "densenet_bc_100"])
 def test_wrong_input_shape_raises_naming_expected_shape(name):
     model = zoo.create_model(name)
     _, variables = abstract(model)
@@ -77,11 +62,7 @@ def test_wrong_input_shape_raises_naming_expected_shape(name):
 
 
 @pytest.mark.parametrize(
-    "name,overrides",
-    [
-        ("densenet121", {"growth_rate": 0}),
-        ("densenet_bc_100", {"compression": 0.0}),
-    ],
+    "name,overrides", [("densenet121", {"growth_rate": 0}), ("densenet_bc_100", {"compression": 0.0})]
 )
 def test_bad_config_raises_value_error(name, overrides):
     with pytest.raises(ValueError, match=f"bad config for model '{name}'"):

@@ -15,7 +15,7 @@ import zoo
 
 
 REFERENCE = {  # DESIGN.md "Reference figures"
-    "googlenet": 6_998_552,
+    "googlenet": 6_998_552
 }
 
 
@@ -26,9 +26,7 @@ def test_parameter_count_equals_reference_figure(name):
 
 
 # 224x224 shapes: logits, pooled features and the last conv map (for CAM).
-IMAGENET_FEATURES = {
-    "googlenet": (7, 7, 1024),
-}
+IMAGENET_FEATURES = {"googlenet": (7, 7, 1024)}
 
 
 @pytest.mark.parametrize("name", sorted(IMAGENET_FEATURES))
@@ -42,12 +40,7 @@ def test_output_feature_and_map_shapes_at_224(name):
     assert h.shape == (2, IMAGENET_FEATURES[name][-1])
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "googlenet",
-    ],
-)
+@pytest.mark.parametrize("name", ["googlenet"])
 def test_wrong_input_shape_raises_naming_expected_shape(name):
     model = zoo.create_model(name)
     _, variables = abstract(model)
@@ -57,13 +50,7 @@ def test_wrong_input_shape_raises_naming_expected_shape(name):
             jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad, jnp.float32))
 
 
-@pytest.mark.parametrize(
-    "name,overrides",
-    [
-        ("googlenet", {"dropout_rate": 1.0}),
-        ("googlenet", {"num_classes": 0}),
-    ],
-)
+@pytest.mark.parametrize("name,overrides", [("googlenet", {"dropout_rate": 1.0}), ("googlenet", {"num_classes": 0})])
 def test_bad_config_raises_value_error(name, overrides):
     with pytest.raises(ValueError, match=f"bad config for model '{name}'"):
         zoo.create_model(name, **overrides)

@@ -11,13 +11,7 @@ import zoo
 from zoo.models.cnn.lenet import C3_TABLE, c3_connection_matrix, rbf_codes
 
 
-@pytest.mark.parametrize(
-    "name, overrides, expected",
-    [
-        ("lenet5_1998", {}, 60_000),
-        ("lenet5", {}, 61_706),
-    ],
-)
+@pytest.mark.parametrize("name, overrides, expected", [("lenet5_1998", {}, 60_000), ("lenet5", {}, 61_706)])
 def test_parameter_count_matches_reference_figure(name, overrides, expected):
     variables = abstract_variables(zoo.create_model(name, **overrides))
     assert count(variables["params"]) == expected
@@ -26,10 +20,7 @@ def test_parameter_count_matches_reference_figure(name, overrides, expected):
 
 @pytest.mark.parametrize(
     "name, overrides, batch_shape, features",
-    [
-        ("lenet5_1998", {}, (4, 32, 32, 1), 120),
-        ("lenet5", {}, (4, 28, 28, 1), 400),
-    ],
+    [("lenet5_1998", {}, (4, 32, 32, 1), 120), ("lenet5", {}, (4, 28, 28, 1), 400)],
 )
 def test_output_and_feature_shapes_at_stated_input_sizes(name, overrides, batch_shape, features):
     model = zoo.create_model(name, **overrides)
@@ -43,10 +34,7 @@ def test_output_and_feature_shapes_at_stated_input_sizes(name, overrides, batch_
 
 @pytest.mark.parametrize(
     "name, bad_shape, expected",
-    [
-        ("lenet5_1998", (2, 28, 28, 1), r"\(B, 32, 32, 1\)"),
-        ("lenet5", (2, 28, 28, 3), r"\(B, 28, 28, 1\)"),
-    ],
+    [("lenet5_1998", (2, 28, 28, 1), r"\(B, 32, 32, 1\)"), ("lenet5", (2, 28, 28, 3), r"\(B, 28, 28, 1\)")],
 )
 def test_wrong_input_shape_raises_value_error_naming_expected_shape(name, bad_shape, expected):
     model = zoo.create_model(name)

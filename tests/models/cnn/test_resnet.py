@@ -57,12 +57,7 @@ def test_output_feature_and_map_shapes_at_224(name):
     assert h.shape == (2, IMAGENET_FEATURES[name][-1])
 
 
-@pytest.mark.parametrize(
-    "name,maps",
-    [
-        ("resnet20", (8, 8, 64)),
-    ],
-)
+@pytest.mark.parametrize("name,maps", [("resnet20", (8, 8, 64))])
 def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     model = zoo.create_model(name)
     x, variables = abstract(model, batch=2)
@@ -71,13 +66,7 @@ def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
     assert out.shape == (2, *maps)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "resnet18",
-        "resnet20",
-    ],
-)
+@pytest.mark.parametrize("name", ["resnet18", "resnet20"])
 def test_wrong_input_shape_raises_naming_expected_shape(name):
     model = zoo.create_model(name)
     _, variables = abstract(model)
@@ -89,11 +78,7 @@ def test_wrong_input_shape_raises_naming_expected_shape(name):
 
 @pytest.mark.parametrize(
     "name,overrides",
-    [
-        ("resnet18", {"stage_sizes": ()}),
-        ("resnet18", {"width": 0}),
-        ("resnet20", {"input_shape": (32, 32)}),
-    ],
+    [("resnet18", {"stage_sizes": ()}), ("resnet18", {"width": 0}), ("resnet20", {"input_shape": (32, 32)})],
 )
 def test_bad_config_raises_value_error(name, overrides):
     with pytest.raises(ValueError, match=f"bad config for model '{name}'"):

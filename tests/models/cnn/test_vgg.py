@@ -44,12 +44,7 @@ def test_output_and_feature_shapes_at_stated_input_sizes(name, overrides, batch_
     assert h.shape == (batch_shape[0], features)
 
 
-@pytest.mark.parametrize(
-    "name, bad_shape, expected",
-    [
-        ("vgg19", (2, 3, 224, 224), r"\(B, 224, 224, 3\)"),
-    ],
-)
+@pytest.mark.parametrize("name, bad_shape, expected", [("vgg19", (2, 3, 224, 224), r"\(B, 224, 224, 3\)")])
 def test_wrong_input_shape_raises_value_error_naming_expected_shape(name, bad_shape, expected):
     model = zoo.create_model(name)
     good = jax.ShapeDtypeStruct((2, *model.input_shape), jnp.float32)
