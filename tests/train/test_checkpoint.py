@@ -231,3 +231,16 @@ def test_read_variables_checks_the_saved_layout_before_allocating(tmp_path):
     leaves, where = seen[0]
     assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in leaves)  # shapes, no arrays
     assert where.endswith("checkpoints/1")
+
+
+def test_a_read_only_file_system_is_one_clear_error(tmp_path, monkeypatch):
+    """Root ignores permission bits, so the file system's answer is simulated: EROFS from
+    creating the work dir."""
+    import errno
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(os, "makedirs", read_only)
+    with pytest.raises(CheckpointError, match="cannot use work dir .*Read-only file system"):
+        fit("mlp", "digits", epochs=1, workdir=str(tmp_path / "run"), **QUIET)
