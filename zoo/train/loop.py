@@ -442,7 +442,7 @@ class _Run:
             self._rewrite_log(last_epoch=0)
             return state, stopper, start
         state, meta, skipped = self.checkpointer.restore_latest_intact(state)
-        if skipped:
+        if skipped and self.leader:  # one process moves them; every process skipped them
             moved = self.checkpointer.move_aside([epoch for epoch, _ in skipped])
             for (epoch, reason), path in zip(skipped, moved):
                 logger.warning(
