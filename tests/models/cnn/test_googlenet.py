@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cnn_testing import abstract, count
+from cnn_testing import abstract, check_shapes_at_224, check_wrong_input_shapes_raise, count
 
 import zoo
 
@@ -31,23 +31,12 @@ IMAGENET_FEATURES = {"googlenet": (7, 7, 1024)}
 
 @pytest.mark.parametrize("name", sorted(IMAGENET_FEATURES))
 def test_output_feature_and_map_shapes_at_224(name):
-    model = zoo.create_model(name, num_classes=7)
-    x, variables = abstract(model, batch=2)
-    assert jax.eval_shape(model.apply, variables, x).shape == (2, 7)
-    maps = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.feature_maps), variables, x)
-    assert maps.shape == (2, *IMAGENET_FEATURES[name])
-    h = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.forward_features), variables, x)
-    assert h.shape == (2, IMAGENET_FEATURES[name][-1])
+    check_shapes_at_224(name, IMAGENET_FEATURES[name])
 
 
 @pytest.mark.parametrize("name", ["googlenet"])
 def test_wrong_input_shape_raises_naming_expected_shape(name):
-    model = zoo.create_model(name)
-    _, variables = abstract(model)
-    h, w, c = model.input_shape
-    for bad in [(1, h, w, c + 1), (1, h + 1, w, c), (h, w)]:
-        with pytest.raises(ValueError, match=rf"expects .*\(B, {h}, {w}, {c}\)"):
-            jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad, jnp.float32))
+    check_wrong_input_shapes_raise(name)
 
 
 @pytest.mark.parametrize("name,overrides", [("googlenet", {"dropout_rate": 1.0}), ("googlenet", {"num_classes": 0})])

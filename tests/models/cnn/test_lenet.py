@@ -5,7 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cnn_testing import abstract_variables, count
+from cnn_testing import (
+    abstract_variables,
+    check_output_and_feature_shapes,
+    check_parameter_count_without_batch_norm,
+    check_wrong_input_shape_names_expected,
+    count,
+)
 
 import zoo
 from zoo.models.cnn.lenet import C3_TABLE, c3_connection_matrix, rbf_codes
@@ -13,9 +19,7 @@ from zoo.models.cnn.lenet import C3_TABLE, c3_connection_matrix, rbf_codes
 
 @pytest.mark.parametrize("name, overrides, expected", [("lenet5_1998", {}, 60_000), ("lenet5", {}, 61_706)])
 def test_parameter_count_matches_reference_figure(name, overrides, expected):
-    variables = abstract_variables(zoo.create_model(name, **overrides))
-    assert count(variables["params"]) == expected
-    assert set(variables) <= {"params", "constants"}  # no batch norm in these networks
+    check_parameter_count_without_batch_norm(name, overrides, expected)
 
 
 @pytest.mark.parametrize(
@@ -23,13 +27,7 @@ def test_parameter_count_matches_reference_figure(name, overrides, expected):
     [("lenet5_1998", {}, (4, 32, 32, 1), 120), ("lenet5", {}, (4, 28, 28, 1), 400)],
 )
 def test_output_and_feature_shapes_at_stated_input_sizes(name, overrides, batch_shape, features):
-    model = zoo.create_model(name, **overrides)
-    num_classes = overrides.get("num_classes", 10 if name.startswith("lenet") else 1000)
-    x = jax.ShapeDtypeStruct(batch_shape, jnp.float32)
-    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
-    assert jax.eval_shape(model.apply, variables, x).shape == (batch_shape[0], num_classes)
-    h = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.forward_features), variables, x)
-    assert h.shape == (batch_shape[0], features)
+    check_output_and_feature_shapes(name, overrides, batch_shape, features)
 
 
 @pytest.mark.parametrize(
@@ -37,11 +35,7 @@ def test_output_and_feature_shapes_at_stated_input_sizes(name, overrides, batch_
     [("lenet5_1998", (2, 28, 28, 1), r"\(B, 32, 32, 1\)"), ("lenet5", (2, 28, 28, 3), r"\(B, 28, 28, 1\)")],
 )
 def test_wrong_input_shape_raises_value_error_naming_expected_shape(name, bad_shape, expected):
-    model = zoo.create_model(name)
-    good = jax.ShapeDtypeStruct((2, *model.input_shape), jnp.float32)
-    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), good)
-    with pytest.raises(ValueError, match="expects input of shape " + expected):
-        jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad_shape, jnp.float32))
+    check_wrong_input_shape_names_expected(name, bad_shape, expected)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cnn_testing import abstract, count
+from cnn_testing import abstract, check_cifar_maps, check_shapes_at_224, check_wrong_input_shapes_raise, count
 
 import zoo
 from zoo.models.cnn.resnet import shortcut_a
@@ -48,32 +48,17 @@ IMAGENET_FEATURES = {
 
 @pytest.mark.parametrize("name", sorted(IMAGENET_FEATURES))
 def test_output_feature_and_map_shapes_at_224(name):
-    model = zoo.create_model(name, num_classes=7)
-    x, variables = abstract(model, batch=2)
-    assert jax.eval_shape(model.apply, variables, x).shape == (2, 7)
-    maps = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.feature_maps), variables, x)
-    assert maps.shape == (2, *IMAGENET_FEATURES[name])
-    h = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.forward_features), variables, x)
-    assert h.shape == (2, IMAGENET_FEATURES[name][-1])
+    check_shapes_at_224(name, IMAGENET_FEATURES[name])
 
 
 @pytest.mark.parametrize("name,maps", [("resnet20", (8, 8, 64))])
 def test_cifar_networks_keep_32x32_down_to_8x8(name, maps):
-    model = zoo.create_model(name)
-    x, variables = abstract(model, batch=2)
-    assert jax.eval_shape(model.apply, variables, x).shape == (2, 10)
-    out = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.feature_maps), variables, x)
-    assert out.shape == (2, *maps)
+    check_cifar_maps(name, maps)
 
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet20"])
 def test_wrong_input_shape_raises_naming_expected_shape(name):
-    model = zoo.create_model(name)
-    _, variables = abstract(model)
-    h, w, c = model.input_shape
-    for bad in [(1, h, w, c + 1), (1, h + 1, w, c), (h, w)]:
-        with pytest.raises(ValueError, match=rf"expects .*\(B, {h}, {w}, {c}\)"):
-            jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad, jnp.float32))
+    check_wrong_input_shapes_raise(name)
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,14 @@
 1x1 convs, A-LRN's normalisation, shapes and input validation."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
-from cnn_testing import abstract_variables, count
+from cnn_testing import (
+    abstract_variables,
+    check_output_and_feature_shapes,
+    check_parameter_count_without_batch_norm,
+    check_wrong_input_shape_names_expected,
+)
 
 import zoo
 
@@ -22,9 +26,7 @@ import zoo
     ],
 )
 def test_parameter_count_matches_reference_figure(name, overrides, expected):
-    variables = abstract_variables(zoo.create_model(name, **overrides))
-    assert count(variables["params"]) == expected
-    assert set(variables) <= {"params", "constants"}  # no batch norm in these networks
+    check_parameter_count_without_batch_norm(name, overrides, expected)
 
 
 @pytest.mark.parametrize(
@@ -35,22 +37,12 @@ def test_parameter_count_matches_reference_figure(name, overrides, expected):
     ],
 )
 def test_output_and_feature_shapes_at_stated_input_sizes(name, overrides, batch_shape, features):
-    model = zoo.create_model(name, **overrides)
-    num_classes = overrides.get("num_classes", 10 if name.startswith("lenet") else 1000)
-    x = jax.ShapeDtypeStruct(batch_shape, jnp.float32)
-    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), x)
-    assert jax.eval_shape(model.apply, variables, x).shape == (batch_shape[0], num_classes)
-    h = jax.eval_shape(lambda v, x: model.apply(v, x, method=model.forward_features), variables, x)
-    assert h.shape == (batch_shape[0], features)
+    check_output_and_feature_shapes(name, overrides, batch_shape, features)
 
 
 @pytest.mark.parametrize("name, bad_shape, expected", [("vgg19", (2, 3, 224, 224), r"\(B, 224, 224, 3\)")])
 def test_wrong_input_shape_raises_value_error_naming_expected_shape(name, bad_shape, expected):
-    model = zoo.create_model(name)
-    good = jax.ShapeDtypeStruct((2, *model.input_shape), jnp.float32)
-    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), good)
-    with pytest.raises(ValueError, match="expects input of shape " + expected):
-        jax.eval_shape(model.apply, variables, jax.ShapeDtypeStruct(bad_shape, jnp.float32))
+    check_wrong_input_shape_names_expected(name, bad_shape, expected)
 
 
 @pytest.mark.parametrize(
