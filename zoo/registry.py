@@ -82,10 +82,9 @@ class ModelSpec:
 
     def build(self, **overrides):
         """The module with this model's config updated by checked ``overrides``."""
+        _check_keys(self.name, overrides, self.config)
         config = dict(self.config)
         for key, value in overrides.items():
-            if key not in self.config:
-                raise unknown_name_error("config key", key, self.config, f" for model {self.name!r}")
             config[key] = check_like_default(f"model {self.name!r}: {key}", value, self.config[key])
         return self.module(**config)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any, Mapping
 
 import numpy as np
+
+from zoo.nn.checks import free_memory_bytes
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -198,7 +199,7 @@ class Dataset:
         # Refuse before allocating: XLA aborts the whole process on an allocation it cannot make.
         examples = sum(len(x) for _, x, _ in self.splits())
         needed = examples * int(height) * int(width) * self.input_shape[-1] * 4
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        available = free_memory_bytes()
         if needed > available // 2:
             raise ValueError(
                 f"resizing {self.name!r} to {int(height)}x{int(width)} needs "

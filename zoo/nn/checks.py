@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 
 import jax.numpy as jnp
 
@@ -79,3 +80,8 @@ def check_like_default(where: str, value, default, *, element: bool = False):
             return tuple(check_like_default(f"{where}[{i}]", v, default[0], element=True) for i, v in enumerate(value))
         return tuple(value)
     return value
+
+
+def free_memory_bytes() -> int:
+    """Physical memory not in use right now (what an allocation can count on)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")

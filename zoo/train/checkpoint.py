@@ -30,6 +30,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from zoo.nn.checks import free_memory_bytes
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint or work dir that cannot be used; the message says which and why."""
@@ -193,7 +195,7 @@ class Checkpointer:
         needed = sum(
             np.prod(a.shape, dtype=np.int64) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(variables_layout)
         )
-        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        available = free_memory_bytes()
         if needed > available:
             raise CheckpointError(
                 f"checkpoint {where} holds {needed / 2**30:.1f} GiB of variables, more "

@@ -497,23 +497,19 @@ class _Run:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
+    def _save(self, epoch: int, state, meta: dict) -> None:
+        """Checkpoint ``epoch``, replacing the partial save of an interrupted ``epoch``."""
+        if epoch in self.checkpointer.epochs():
+            self.checkpointer.delete(epoch)
+        self.checkpointer.save(epoch, state, meta)
+
     def end_epoch(self, record: dict, state, stopper, reason) -> None:
         self.history.append(record)
         self.log(record)  # before the checkpoint: see the class docstring
         if self.checkpointer is not None:
             epoch = record["epoch"]
-            if epoch in self.checkpointer.epochs():  # the partial save of an interrupted epoch
-                self.checkpointer.delete(epoch)
-            self.checkpointer.save(
-                epoch,
-                state,
-                {
-                    "epoch": epoch,
-                    "early_stopping": stopper.state_dict(),
-                    "stopped": reason is not None,
-                    "stop_reason": reason,
-                },
-            )
+            meta = {"epoch": epoch, "early_stopping": stopper.state_dict(), "stopped": reason is not None}
+            self._save(epoch, state, {**meta, "stop_reason": reason})
 
     def save_partial(self, epoch: int, batches: int, sums: list, state, stopper) -> str:
         """Checkpoint a run stopped after ``batches`` steps of ``epoch``; returns what to tell
@@ -521,19 +517,9 @@ class _Run:
         if self.checkpointer is None:
             return "no work dir, so nothing was saved"
         host_sums = [{k: float(v) for k, v in s.items()} for s in jax.device_get(sums)]
-        if epoch in self.checkpointer.epochs():
-            self.checkpointer.delete(epoch)
-        self.checkpointer.save(
-            epoch,
-            state,
-            {
-                "epoch": epoch - 1,
-                "early_stopping": stopper.state_dict(),
-                "stopped": False,
-                "stop_reason": None,
-                "partial": {"epoch": epoch, "batches": batches, "sums": host_sums},
-            },
-        )
+        partial = {"epoch": epoch, "batches": batches, "sums": host_sums}
+        meta = {"epoch": epoch - 1, "early_stopping": stopper.state_dict(), "stopped": False}
+        self._save(epoch, state, {**meta, "stop_reason": None, "partial": partial})
         return (
             f"checkpoint saved after step {int(state.step)} (epoch {epoch}, batch {batches}); "
             f"continue with: train.py ... --workdir {self.workdir} --resume"
