@@ -2,6 +2,7 @@
 ``error:`` line naming the problem, exit code 2, no traceback; nothing saved changes."""
 
 import importlib.util
+import re
 import pathlib
 
 import pytest
@@ -45,7 +46,7 @@ def test_user_error_is_one_line_and_exit_code_2(args, message, capsys):
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:"), err
-    assert pytest.importorskip("re").search(message, lines[0]), lines[0]
+    assert re.search(message, lines[0]), lines[0]
 
 
 @pytest.mark.parametrize("make_workdir", ["file", "in_use", "corrupt_config"])
