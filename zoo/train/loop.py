@@ -291,9 +291,15 @@ def fit(
     workdir: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    initial_variables: dict | None = None,
     **overrides,
 ) -> FitResult:
     """Train ``model`` (a registered name or a flax module) on ``data``.
+
+    ``initial_variables``: variables to start from (e.g. layer-wise pretrained weights,
+    `zoo.train.pretrain`); each one given replaces the fresh initialisation and must have
+    its shape, the rest stay as initialised. (``config.init_from`` does the same from a
+    checkpoint on disk.)
 
     Keyword ``overrides`` replace fields of ``config`` (a `TrainConfig`), e.g.
     ``fit("mlp", data, epochs=5, optimizer="sgd", learning_rate=0.1)``. With ``workdir`` the
@@ -338,10 +344,12 @@ def fit(
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
         raise _does_not_fit(e, config.model, spec, data) from e
-    if config.init_from is not None:
+    if config.init_from is not None or initial_variables is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
-        variables = finetune.init_from_checkpoint(
-            module, state.variables, config.init_from, reset_head=config.reset_head
+        variables = (
+            finetune.init_from_variables(module, state.variables, initial_variables)
+            if initial_variables is not None
+            else finetune.init_from_checkpoint(module, state.variables, config.init_from, reset_head=config.reset_head)
         )
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
