@@ -30,6 +30,7 @@ import numpy as np
 
 from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
+from zoo.data.augment import check_images, parse_augment
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -56,6 +57,7 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     optimizer_kwargs: dict = dataclasses.field(default_factory=dict)  # see zoo.optim.create
+    augment: str | None = None  # image augmentation of training batches, e.g. "flip,crop=4" (zoo.data.augment)
     init: str | None = None  # kernel initializer by name, for models that take kernel_init
     seed: int = 0
     validation_fraction: float = 0.1
@@ -321,6 +323,10 @@ def fit(
     learns_by_rule = spec is not None and not spec.learns_by_gradient
     if learns_by_rule and (config.trainable or config.frozen):
         raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
+    augment = parse_augment(config.augment)
+    check_images(data.input_shape, augment)
+    if learns_by_rule and augment:
+        raise ValueError(f"model {spec.name!r} learns by a rule, which takes no augmentation")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     mesh = make_mesh(select_devices(config.num_devices))
@@ -365,7 +371,7 @@ def fit(
     train_step = (
         _learning_rule_step(spec, module, task, config)
         if learns_by_rule
-        else make_train_step(module, task, tx, keep_state)
+        else make_train_step(module, task, tx, keep_state, augment)
     )
     eval_step = make_eval_step(module, task)
 
