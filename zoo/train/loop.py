@@ -31,6 +31,7 @@ import numpy as np
 from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.data.augment import check_images, parse_augment
+from zoo.data.eda import augment_text_dataset
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -58,6 +59,7 @@ class TrainConfig:
     learning_rate: float = 1e-3
     optimizer_kwargs: dict = dataclasses.field(default_factory=dict)  # see zoo.optim.create
     augment: str | None = None  # image augmentation of training batches, e.g. "flip,crop=4" (zoo.data.augment)
+    eda: int = 0  # EDA copies of each training text, made after the validation split (zoo.data.eda)
     init: str | None = None  # kernel initializer by name, for models that take kernel_init
     seed: int = 0
     validation_fraction: float = 0.1
@@ -83,6 +85,8 @@ class TrainConfig:
             raise ValueError("give trainable (the rest frozen) or frozen (the rest trained), not both")
         if self.reset_head and self.init_from is None:
             raise ValueError("reset_head applies only when starting from a checkpoint (init_from)")
+        if int(self.eda) < 0:
+            raise ValueError(f"eda (augmented copies per text) must be >= 0, got {self.eda}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -316,6 +320,8 @@ def fit(
     config = dataclasses.replace(config, dataset=data.name)
     if config.validation_fraction > 0 and data.x_val is None:
         data = data.with_validation(config.validation_fraction, seed=config.seed)
+    if config.eda:  # after the split: no copy of a validation text may land in training
+        data = augment_text_dataset(data, num_aug=config.eda, seed=config.seed)
 
     module, spec, fixed_task = _resolve_model(config, model, data)
     task = get_task(config.task or fixed_task or data.task)
