@@ -167,6 +167,10 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
     return registry.create_model(model, **overrides), spec, fixed_task
 
 
+# Tasks trained on class labels, whose model's num_classes must cover the data's.
+_LABEL_TASKS = ("classification", "hierarchical_classification", "segmentation")
+
+
 def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None:
     """Raise ValueError when ``data`` cannot train ``module`` on ``task`` as asked: values
     that are not finite or labels out of range (`Dataset.check_values`), a binary model on
@@ -183,8 +187,10 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
                 f"{labels.min():g} to {labels.max():g}): choose a 2-class dataset (xor, circles) or "
                 "a multi-class model (mlp)"
             )
-    elif task.name in ("classification", "segmentation") and data.task != task.name:
-        raise ValueError(f"{what} predicts {task.name} labels, but dataset {data.name!r} has {data.task} targets")
+    elif task.name in _LABEL_TASKS and data.task != (
+        "segmentation" if task.name == "segmentation" else "classification"
+    ):
+        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} targets")
     elif task.name == "reconstruction":
         _check_reconstructable(data, what, getattr(module, "reconstruction_loss", "cross_entropy"))
     elif task.name == "regression" and data.task == "classification":
@@ -195,7 +201,7 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
     outputs = next(
         (getattr(module, k) for k in ("num_classes", "num_outputs") if isinstance(getattr(module, k, None), int)), None
     )
-    if task.name in ("classification", "segmentation") and isinstance(outputs, int) and data.num_classes > outputs:
+    if task.name in _LABEL_TASKS and isinstance(outputs, int) and data.num_classes > outputs:
         raise ValueError(
             f"{what} has {outputs} outputs, but dataset {data.name!r} has "
             f"{data.num_classes} classes (labels up to {data.num_classes - 1})"
