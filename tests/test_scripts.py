@@ -34,3 +34,12 @@ def test_roc_auc_is_mann_whitney():
     assert ns["roc_auc"](np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 1.0
     assert ns["roc_auc"](np.array([1.0]), np.array([1.0])) == 0.5
     assert ns["roc_auc"](np.array([0.0, 2.0]), np.array([1.0])) == pytest.approx(0.5)
+
+
+def test_hal_experiments_quick(capsys, tmp_path):
+    plot = tmp_path / "hal.png"
+    out = run_script(
+        "hal_experiments.py", ["--cases", "case1", "--seeds", "2", "--epochs", "1", "--plot", str(plot)], capsys
+    )
+    assert "| digits | baseline | case1 |" in out and "paired t-test" in out
+    assert plot.stat().st_size > 1000
