@@ -54,3 +54,24 @@ def test_init_study_script_quick(capsys, tmp_path):
     assert "| zero | 0.693 ± 0.000 | 50.0% | 50.0% | 0.693 / 50% |" in out
     assert "one jit'd call, compilation included" in out
     assert sorted(os.listdir(tmp_path)) == ["init_gradients.png", "init_loss.png"]
+
+
+def test_optimizer_study_script_quick(capsys, tmp_path):
+    out = run_script("optimizer_study.py", ["--quick", "--plots", str(tmp_path)], capsys)
+    assert "### Optimizers on two circles" in out and "### Optimizers on Rosenbrock" in out
+    assert "| Adam | `adam` | 0.01 | all |" in out
+    assert sorted(os.listdir(tmp_path)) == ["optimizer_loss.png", "optimizer_rosenbrock.png"]
+
+
+def test_trajectory_of_gradient_descent_is_the_hand_iteration():
+    """trajectory: w_{t+1} = w_t - eta grad f(w_t), starting point included."""
+    from zoo.studies import rosenbrock, trajectory
+
+    path = trajectory(rosenbrock, (-1.2, 1.0), optim.create("gd", 1e-3), 3)
+    w = np.array([-1.2, 1.0])
+    expected = [w]
+    for _ in range(3):
+        a, b = w
+        w = w - 1e-3 * np.array([-2 * (1 - a) - 400 * a * (b - a**2), 200 * (b - a**2)])
+        expected.append(w)
+    np.testing.assert_allclose(path, np.stack(expected), rtol=1e-5)
