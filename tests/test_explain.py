@@ -196,3 +196,51 @@ def test_saliency_matches_finite_differences():
     slopes = (logit[0] - logit[1]) / (2 * eps)  # (pixel, channel, example)
     for n, (b, i, j) in enumerate(pixels):
         assert float(maps[b, 0, i, j]) == pytest.approx(np.abs(slopes[n, :, b]).max(), rel=2e-2, abs=1e-4)
+
+
+# ----------------------------------------------------------------- gradient norms per layer
+
+
+def test_gradient_norms_per_layer_match_hand_backprop():
+    """A 2-2-2 sigmoid MLP, softmax cross-entropy: the backward pass written out in NumPy."""
+    from zoo.explain import gradient_norms_per_layer
+    from zoo.models.perceptron import MLP
+
+    model = MLP(input_shape=(2,), hidden_sizes=(2,), num_outputs=2, activation="sigmoid")
+    x = np.array([[0.5, -1.0], [1.5, 0.3], [-0.7, 0.9]], np.float32)
+    y = np.array([0, 1, 1])
+    variables = model.init(jax.random.PRNGKey(0), x)
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+    w1, b1, w2, b2 = p["hidden_0"]["kernel"], p["hidden_0"]["bias"], p["out"]["kernel"], p["out"]["bias"]
+    h = 1 / (1 + np.exp(-(x @ w1 + b1)))
+    z = h @ w2 + b2
+    prob = np.exp(z - z.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    dz = (prob - np.eye(2)[y]) / len(x)
+    da = (dz @ w2.T) * h * (1 - h)
+    norms = gradient_norms_per_layer(model, variables, x, y)
+    assert list(norms) == ["hidden_0", "out"]
+    np.testing.assert_allclose(norms["hidden_0"], np.linalg.norm(x.T @ da), rtol=1e-5)
+    np.testing.assert_allclose(norms["out"], np.linalg.norm(h.T @ dz), rtol=1e-5)
+
+
+def test_gradient_norms_per_layer_orders_by_depth_and_vanish_in_deep_sigmoid_nets():
+    """kang-lecture4 "Gradient Vanishing": through 12 sigmoid layers the first layer's
+    gradient is far smaller than the last's; ReLU with He init and batch norm keep it."""
+    from zoo.explain import gradient_norms_per_layer
+    from zoo.models.perceptron import MLP
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (64, 16))
+    y = jnp.arange(64) % 4
+    ratios = {}
+    for label, kw in {
+        "sigmoid": {"activation": "sigmoid"},
+        "relu": {"activation": "relu", "kernel_init": "he_normal"},
+        "batch norm": {"activation": "sigmoid", "batch_norm": True},
+    }.items():
+        model = MLP(input_shape=(16,), hidden_sizes=(32,) * 12, num_outputs=4, **kw)
+        norms = gradient_norms_per_layer(model, model.init(jax.random.PRNGKey(0), x), x, y)
+        assert list(norms)[:3] == ["hidden_0", "hidden_1", "hidden_2"] and list(norms)[-2:] == ["hidden_11", "out"]
+        ratios[label] = float(norms["hidden_0"] / norms["hidden_11"])
+    assert ratios["sigmoid"] < 1e-3 < ratios["relu"]
+    assert ratios["batch norm"] > 100 * ratios["sigmoid"]

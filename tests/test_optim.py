@@ -560,9 +560,9 @@ def test_unknown_optimizer_lists_valid_names_and_close_matches():
 
 def test_unknown_hyper_parameter_names_valid_keys():
     """Each optimizer takes only its own equation's hyper-parameters."""
-    with pytest.raises(ValueError, match=r"beta.*valid for 'adam': beta1, beta2, eps"):
+    with pytest.raises(ValueError, match=r"beta.*valid for 'adam': beta1, beta2, eps, weight_decay, amsgrad"):
         optim.create("adam", beta=0.9)
-    with pytest.raises(ValueError, match=r"momentum.*valid for 'sgd': none"):
+    with pytest.raises(ValueError, match=r"momentum.*valid for 'sgd': weight_decay"):
         optim.create("sgd", momentum=0.9)
     with pytest.raises(ValueError, match=r"rho.*valid for 'adagrad': eps, initial_accumulator"):
         optim.create("adagrad", rho=0.9)
@@ -602,3 +602,84 @@ def test_range_edges_that_are_valid_are_accepted():
     optim.create("momentum", 1e-3, momentum=0.0)
     optim.create("adagrad", 1e-3, initial_accumulator=0.0)
     optim.create("adamw", 1e-3, weight_decay=0.0, beta1=0.0)
+
+
+# ----------------------------------------------------------------- torch.optim options
+
+TORCH_STEPS = 50
+
+
+def _torch_and_zoo_weights(torch, torch_cls, torch_kwargs, zoo_name, zoo_lr, zoo_hyper):
+    """Weights after TORCH_STEPS updates of torch.optim and of zoo.optim fed one stream of
+    gradients (drawn once, independent of the weights; weight decay adds its own term)."""
+    rng = np.random.default_rng(0)
+    w0 = {"kernel": rng.standard_normal((3, 4)).astype(np.float32), "bias": rng.standard_normal(4).astype(np.float32)}
+    stream = [{k: rng.standard_normal(v.shape).astype(np.float32) for k, v in w0.items()} for _ in range(TORCH_STEPS)]
+    tensors = {k: torch.tensor(v.copy(), requires_grad=True) for k, v in w0.items()}
+    opt = torch_cls(list(tensors.values()), **torch_kwargs)
+    tx = optim.create(zoo_name, zoo_lr, **zoo_hyper)
+    w = jax.tree.map(jnp.asarray, w0)
+    state = tx.init(w)
+    for g in stream:
+        for k, t in tensors.items():
+            t.grad = torch.tensor(g[k])
+        opt.step()
+        updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, w)
+        w = optax.apply_updates(w, updates)
+    return flat({k: t.detach().numpy() for k, t in tensors.items()}), flat(w)
+
+
+TORCH_CASES = [
+    ("RMSprop", {"lr": 0.01, "alpha": 0.99}, "rmsprop", {"rho": 0.99, "eps_in_sqrt": False}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.9, "centered": True}, "rmsprop", {"centered": True, "eps_in_sqrt": False}),
+    (
+        "RMSprop",
+        {"lr": 0.01, "alpha": 0.99, "momentum": 0.9},
+        "rmsprop",
+        {"rho": 0.99, "momentum": 0.9, "eps_in_sqrt": False},
+    ),
+    (
+        "RMSprop",
+        {"lr": 0.01, "alpha": 0.9, "momentum": 0.5, "centered": True},
+        "rmsprop",
+        {"momentum": 0.5, "centered": True, "eps_in_sqrt": False},
+    ),
+    ("Adam", {"lr": 0.01, "amsgrad": True}, "adam", {"amsgrad": True}),
+    ("Adam", {"lr": 0.01, "amsgrad": True, "betas": (0.8, 0.9)}, "adam", {"amsgrad": True, "beta1": 0.8, "beta2": 0.9}),
+    ("Adam", {"lr": 0.01, "weight_decay": 0.1}, "adam", {"weight_decay": 0.1}),
+    ("SGD", {"lr": 0.05, "weight_decay": 0.1}, "sgd", {"weight_decay": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1}, "momentum", {"weight_decay": 0.1}),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}, "nesterov", {"weight_decay": 0.1}),
+    ("AdamW", {"lr": 0.01, "weight_decay": 0.1}, "adamw", {"weight_decay": 0.1}),
+]
+
+
+@pytest.mark.parametrize("torch_name, torch_kwargs, zoo_name, zoo_hyper", TORCH_CASES)
+def test_options_match_torch_optim_on_one_gradient_stream(torch_name, torch_kwargs, zoo_name, zoo_hyper):
+    """torch.optim's RMSprop (eps outside the root, centered, momentum), Adam's amsgrad and
+    coupled weight_decay, SGD's weight_decay: the same weights after 50 steps."""
+    from conftest import require_module
+
+    torch = require_module("torch")
+    kwargs = dict(torch_kwargs)
+    lr = kwargs.pop("lr")
+    expected, got = _torch_and_zoo_weights(
+        torch, getattr(torch.optim, torch_name), {"lr": lr, **kwargs}, zoo_name, lr, zoo_hyper
+    )
+    # float32 rounding: plain optax.adam against torch.optim.Adam differs by 1.1e-6 here.
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "name, hyper, message",
+    [
+        ("adam", {"betas": (0.9, 0.99)}, "'betas' is PyTorch's name; zoo spells it beta1, beta2"),
+        ("rmsprop", {"alpha": 0.99}, "'alpha' is PyTorch's name; zoo spells it rho"),
+        ("sgd", {"lr": 0.1}, "'lr' is PyTorch's name; zoo spells it learning_rate"),
+        ("rmsprop", {"centered": 1}, "centered must be True or False, got 1"),
+        ("adam", {"amsgrad": "yes"}, "amsgrad must be True or False"),
+    ],
+)
+def test_torch_spellings_and_bad_flags_are_refused(name, hyper, message):
+    with pytest.raises(ValueError, match=message):
+        optim.create(name, 1e-3, **hyper)

@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import functools
+import re
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,7 @@ import jax.numpy as jnp
 from zoo.nn.recurrence import PERTURBATIONS
 from zoo.tasks import get_task
 
-__all__ = ["cam", "saliency", "attention_weights", "gradient_norms_through_time"]
+__all__ = ["cam", "saliency", "attention_weights", "gradient_norms_through_time", "gradient_norms_per_layer"]
 
 
 def _classifier_name(model) -> str | None:
@@ -254,6 +255,40 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
         "/".join(p.key for p in path[:-1]): n  # the last key is "hidden_states"
         for path, n in jax.tree_util.tree_leaves_with_path(norms)
     }
+
+
+def _natural_key(path: str):
+    # "hidden_10" after "hidden_9": layers in depth order, not string order.
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def gradient_norms_per_layer(model, variables, x, y, *, loss="classification", train=True, rngs=None):
+    """||dLoss/dW|| of every layer's kernel: the vanishing-gradient picture across depth
+    (kang-lecture4, "Gradient Vanishing"; deep sigmoid vs ReLU vs batch-norm nets).
+
+    x, y: a batch and its targets; loss: a `zoo.tasks` name or ``(outputs, y) -> scalar``
+    as in `gradient_norms_through_time`. ``train=True`` (default) differentiates the
+    training forward pass (batch norm on batch statistics; dropout needs ``rngs``).
+    Returns ``{layer path: () float32}`` (e.g. ``"hidden_0"``, ``"out"``), ordered from
+    input to output by name (digits compared as numbers); the Frobenius norm of the
+    gradient of the mean loss over the batch with respect to each ``kernel``.
+    """
+    per_example = get_task(loss).per_example if isinstance(loss, str) else None
+
+    def total_loss(params):
+        kwargs = {"train": train, "rngs": rngs} if train else {"train": False}
+        mutable = ["batch_stats"] if train and "batch_stats" in variables else False
+        out = model.apply({**variables, "params": params}, x, mutable=mutable, **kwargs)
+        out = out[0] if mutable else out
+        return jnp.mean(per_example(out, {"x": x, "y": y})["loss"]) if per_example else loss(out, y)
+
+    grads = jax.grad(total_loss)(variables["params"])
+    norms = {
+        "/".join(str(getattr(p, "key", p)) for p in path[:-1]): jnp.sqrt(jnp.sum(jnp.square(g)))
+        for path, g in jax.tree_util.tree_leaves_with_path(grads)
+        if getattr(path[-1], "key", None) == "kernel"
+    }
+    return {k: norms[k] for k in sorted(norms, key=_natural_key)}
 
 
 # Explanations that live beside their model, re-exported here; imported on first use, so

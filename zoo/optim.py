@@ -13,8 +13,11 @@ at the step count t - 1), every product and square root elementwise. The paper f
 the defaults; a ``_slide`` name is the form printed in kang-lecture4's "Gradient Descent
 Variations" slides, offered only where it differs from the paper (each tested against its
 own NumPy reference). Hyper-parameters go to `create` as keywords (``momentum``, ``rho``,
-``beta1``, ``beta2``, ``eps``, ``initial_accumulator``, ``weight_decay``) and are checked
-against their ranges (`HYPER_RANGES`).
+``beta1``, ``beta2``, ``eps``, ``initial_accumulator``, ``weight_decay``; the flags
+``centered``, ``eps_in_sqrt``, ``amsgrad``) and are checked against their ranges
+(`HYPER_RANGES`); torch.optim's spellings (``lr``, ``betas``, ``alpha``) are refused with
+zoo's. ``weight_decay`` of gd/sgd/momentum/nesterov/adam is torch.optim's (g + wd * w, every
+array); adamw's is decoupled.
 
 Gradient descent, stochastic and mini-batch ("gd", "sgd") share one update; which of the
 three it is depends only on the batch size the trainer is given, not on the optimizer.
@@ -151,6 +154,36 @@ def _add_scaled_sign(coefficient: float) -> optax.GradientTransformation:
         return jax.tree.map(lambda g, w: g + coefficient * jnp.sign(w), grads, params), state
 
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+class TorchAMSGradState(NamedTuple):
+    """Adam's moments m, v and the running maximum of the raw v."""
+
+    count: jax.Array
+    mu: optax.Updates
+    nu: optax.Updates
+    nu_max: optax.Updates
+
+
+def _scale_by_amsgrad_torch(b1: float, b2: float, eps: float) -> optax.GradientTransformation:
+    """m_hat / (sqrt(max_t v_t / (1 - b2^t)) + eps): the maximum of the raw v, then the bias
+    correction, as torch.optim.Adam(amsgrad=True) (optax.amsgrad takes the maximum of v_hat)."""
+
+    def init_fn(params):
+        zeros = optax.tree.zeros_like(params)
+        return TorchAMSGradState(jnp.zeros([], jnp.int32), zeros, zeros, zeros)
+
+    def update_fn(grads, state, params=None):
+        del params
+        mu = optax.tree.update_moment(grads, state.mu, b1, 1)
+        nu = optax.tree.update_moment_per_elem_norm(grads, state.nu, b2, 2)
+        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
+        count = optax.safe_increment(state.count)
+        c1, c2 = 1 - b1 ** count.astype(jnp.float32), 1 - b2 ** count.astype(jnp.float32)
+        updates = jax.tree.map(lambda m, v: m / (jnp.sqrt(v) / jnp.sqrt(c2) + eps) / c1, mu, nu_max)
+        return updates, TorchAMSGradState(count, mu, nu, nu_max)
+
+    return optax.GradientTransformation(init_fn, update_fn)
 
 
 # --------------------------------------------------------------------------- penalties
@@ -312,16 +345,21 @@ class OptimizerSpec:
     note: str = ""
 
 
-def _sgd(lr):
-    return optax.sgd(lr)
+def _decayed(tx, weight_decay):
+    # torch.optim's coupled weight_decay: g + weight_decay * w on every array, before the update.
+    return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
 
 
-def _momentum(lr, momentum):
-    return optax.sgd(lr, momentum=momentum)
+def _sgd(lr, weight_decay):
+    return _decayed(optax.sgd(lr), weight_decay)
 
 
-def _nesterov(lr, momentum):
-    return optax.sgd(lr, momentum=momentum, nesterov=True)
+def _momentum(lr, momentum, weight_decay):
+    return _decayed(optax.sgd(lr, momentum=momentum), weight_decay)
+
+
+def _nesterov(lr, momentum, weight_decay):
+    return _decayed(optax.sgd(lr, momentum=momentum, nesterov=True), weight_decay)
 
 
 def _momentum_slide(lr, momentum):
@@ -345,12 +383,16 @@ def _adadelta(lr, rho, eps):
     return optax.adadelta(lr, rho=rho, eps=eps)
 
 
-def _rmsprop(lr, rho, eps):
-    return optax.rmsprop(lr, decay=rho, eps=eps, eps_in_sqrt=True)
+def _rmsprop(lr, rho, eps, momentum, centered, eps_in_sqrt):
+    return optax.rmsprop(lr, decay=rho, eps=eps, eps_in_sqrt=eps_in_sqrt, centered=centered, momentum=momentum or None)
 
 
-def _adam(lr, beta1, beta2, eps):
-    return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
+def _adam(lr, beta1, beta2, eps, weight_decay, amsgrad):
+    if amsgrad:
+        tx = optax.chain(_scale_by_amsgrad_torch(beta1, beta2, eps), optax.scale_by_learning_rate(lr))
+    else:
+        tx = optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
+    return _decayed(tx, weight_decay)
 
 
 def _adam_slide(lr, beta1, beta2, eps):
@@ -364,7 +406,7 @@ def _adamw(lr, beta1, beta2, eps, weight_decay):
 
 _GD = OptimizerSpec(
     _sgd,
-    {},
+    {"weight_decay": 0.0},
     "w <- w - eta g",
     "Cauchy 1847; slide 'Gradient Descent revisited' (batch, stochastic, mini-batch)",
     "gd and sgd are one update: full-batch, stochastic or mini-batch is the trainer's "
@@ -372,11 +414,13 @@ _GD = OptimizerSpec(
 )
 _RMSPROP = OptimizerSpec(
     _rmsprop,
-    {"rho": 0.9, "eps": 1e-8},
+    {"rho": 0.9, "eps": 1e-8, "momentum": 0.0, "centered": False, "eps_in_sqrt": True},
     "E = rho E + (1 - rho) g^2; w <- w - eta g / sqrt(E + eps)",
     "Hinton, Srivastava & Swersky 2012, Neural Networks for ML lecture 6e (optax.rmsprop, eps inside the root)",
     "the slide's 'RMSProp' and 'Adadelta' equations are this form; PyTorch and Keras put "
-    "eps outside the root, Hinton's lecture has none",
+    "eps outside the root, Hinton's lecture has none. torch.optim.RMSprop: eps_in_sqrt=False "
+    "(g / (sqrt(E) + eps)), rho = its alpha (0.99); centered=True divides by sqrt(E - mean(g)^2); "
+    "momentum > 0 steps by eta T, T = momentum T + g / sqrt(...)",
 )
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
@@ -384,7 +428,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "sgd": _GD,
     "momentum": OptimizerSpec(
         _momentum,
-        {"momentum": 0.9},
+        {"momentum": 0.9, "weight_decay": 0.0},
         "T = gamma T + g; w <- w - eta T",
         "Polyak 1964, heavy ball (optax.sgd(momentum=gamma))",
         "equals momentum_slide under a constant eta (v = eta T); under a schedule optax "
@@ -399,7 +443,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     ),
     "nesterov": OptimizerSpec(
         _nesterov,
-        {"momentum": 0.9},
+        {"momentum": 0.9, "weight_decay": 0.0},
         "T = gamma T + g; w <- w - eta (g + gamma T)",
         "Sutskever, Martens, Dahl & Hinton 2013 (optax.sgd(momentum, nesterov=True))",
         "its iterates are the slide's look-ahead points u = w - gamma v under a constant eta",
@@ -450,9 +494,10 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     ),
     "adam": OptimizerSpec(
         _adam,
-        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
         "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w <- w - eta m_hat / (sqrt(v_hat) + eps)",
-        "Kingma & Ba 2015 (optax.adam)",
+        "Kingma & Ba 2015 (optax.adam); amsgrad: Reddi, Kale & Kumar 2018",
+        "amsgrad=True divides by sqrt(max_t v_t / (1 - b2^t)) + eps, torch.optim.Adam's form",
     ),
     "adam_slide": OptimizerSpec(
         _adam_slide,
@@ -481,6 +526,9 @@ HYPER_RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "initial_accumulator": (0.0, float("inf"), True, False),
     "weight_decay": (0.0, float("inf"), True, False),
 }
+_FLAGS = ("centered", "eps_in_sqrt", "amsgrad")  # hyper-parameters that are True or False
+# torch.optim's spellings -> zoo's.
+_TORCH_NAMES = {"lr": "learning_rate", "betas": "beta1, beta2", "alpha": "rho"}
 
 
 def _range_text(low, high, low_in, high_in) -> str:
@@ -490,7 +538,11 @@ def _range_text(low, high, low_in, high_in) -> str:
 
 
 def _check_hyper(name: str, key: str, value) -> float:
-    """``value`` as a float within ``HYPER_RANGES[key]``, else one ValueError line."""
+    """``value`` as a float within ``HYPER_RANGES[key]`` (a bool for `_FLAGS`), else one ValueError line."""
+    if key in _FLAGS:
+        if not isinstance(value, bool):
+            raise ValueError(f"optimizer {name!r}: {key} must be True or False, got {value!r}")
+        return value
     low, high, low_in, high_in = HYPER_RANGES[key]
     where = f"optimizer {name!r}: {key} must be a number {_range_text(low, high, low_in, high_in)}"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -557,6 +609,8 @@ def create(
     (required when either is > 0), on the arrays ``penalty_mask`` picks (default ndim >= 2).
     """
     spec = _lookup(name)
+    for key in sorted(set(hyper) & set(_TORCH_NAMES)):
+        raise ValueError(f"optimizer {name!r}: {key!r} is PyTorch's name; zoo spells it {_TORCH_NAMES[key]}")
     unknown = sorted(set(hyper) - set(spec.defaults))
     if unknown:
         valid = ", ".join(spec.defaults) or "none"

@@ -35,3 +35,82 @@ def test_lrn_matches_torch_with_alpha_times_size(n, k, alpha, beta):
     ref = ref.permute(0, 2, 3, 1).numpy()
     got = local_response_norm(jnp.asarray(a), size=n, k=k, alpha=alpha, beta=beta)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------- batch norm: train vs eval
+
+
+def _bn_numpy(x, gamma, beta, mean, var, eps):
+    return gamma * (x - mean) / np.sqrt(var + eps) + beta
+
+
+def _bn_setup(momentum=0.9, epsilon=1e-5):
+    import jax
+
+    from zoo.nn.normalization import batch_norm
+
+    layer = batch_norm(momentum=momentum, epsilon=epsilon)
+    rng = np.random.default_rng(0)
+    batches = [(rng.standard_normal((4, 3, 3, 5)) * 2 + 1).astype(np.float32) for _ in range(3)]
+    variables = layer.init(jax.random.PRNGKey(0), batches[0], use_running_average=True)
+    gamma = rng.uniform(0.5, 1.5, 5).astype(np.float32)
+    beta = rng.standard_normal(5).astype(np.float32)
+    variables = {**variables, "params": {"scale": jnp.asarray(gamma), "bias": jnp.asarray(beta)}}
+    return layer, variables, batches, gamma, beta
+
+
+@pytest.mark.parametrize("momentum, epsilon", [(0.9, 1e-5), (0.5, 1e-2)])
+def test_batch_norm_training_uses_batch_statistics_and_updates_running_averages(momentum, epsilon):
+    """Ioffe & Szegedy 2015 (kang-lecture4 "Batch Normalization"): in training, each channel
+    is normalised by the mini-batch mean and (biased) variance over (B, H, W); the running
+    averages follow r <- momentum r + (1 - momentum) batch statistic, from mean 0, var 1."""
+    layer, variables, batches, gamma, beta = _bn_setup(momentum, epsilon)
+    run_mean, run_var = np.zeros(5), np.ones(5)
+    for x in batches:
+        y, updates = layer.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+        mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))
+        np.testing.assert_allclose(y, _bn_numpy(x, gamma, beta, mean, var, epsilon), rtol=1e-5, atol=1e-5)
+        run_mean = momentum * run_mean + (1 - momentum) * mean
+        run_var = momentum * run_var + (1 - momentum) * var
+        variables = {**variables, **updates}
+        np.testing.assert_allclose(variables["batch_stats"]["mean"], run_mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(variables["batch_stats"]["var"], run_var, rtol=1e-5, atol=1e-6)
+
+
+def test_batch_norm_eval_uses_running_averages_and_is_deterministic_per_example():
+    """At test time the running mean and variance replace the batch's (the seed's "weighted
+    average of gamma and beta" is a slip: gamma and beta are learnt, not averaged): the
+    output is a fixed affine map of each example, the same on every call and whatever the
+    rest of the batch; in training the same example's output depends on its batch."""
+    layer, variables, batches, gamma, beta = _bn_setup()
+    for x in batches:  # accumulate running statistics
+        _, updates = layer.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+        variables = {**variables, **updates}
+    stats = variables["batch_stats"]
+    x = batches[0]
+    y = layer.apply(variables, x, use_running_average=True)
+    np.testing.assert_allclose(
+        y, _bn_numpy(x, gamma, beta, np.asarray(stats["mean"]), np.asarray(stats["var"]), 1e-5), rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_array_equal(y, layer.apply(variables, x, use_running_average=True))
+    np.testing.assert_allclose(layer.apply(variables, x[:1], use_running_average=True), y[:1], rtol=1e-6, atol=1e-6)
+    train_alone, _ = layer.apply(variables, x[:2], use_running_average=False, mutable=["batch_stats"])
+    train_full, _ = layer.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+    assert np.abs(np.asarray(train_alone[:1]) - np.asarray(train_full[:1])).max() > 1e-2
+
+
+def test_mlp_batch_norm_train_and_eval_differ_and_eval_is_deterministic():
+    """The same semantics through a model: zoo's MLP with batch_norm=True."""
+    import jax
+
+    import zoo
+
+    model = zoo.create_model("mlp", input_shape=(6,), hidden_sizes=(8, 8), num_outputs=3, batch_norm=True)
+    x = jax.random.normal(jax.random.PRNGKey(1), (16, 6)) * 3 + 2
+    variables = model.init(jax.random.PRNGKey(0), x)
+    train_out, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    eval_out = model.apply(variables, x, train=False)
+    assert np.abs(np.asarray(train_out) - np.asarray(eval_out)).max() > 1e-2
+    assert not np.allclose(updates["batch_stats"]["norms_0"]["mean"], variables["batch_stats"]["norms_0"]["mean"])
+    np.testing.assert_array_equal(eval_out, model.apply(variables, x, train=False))
+    np.testing.assert_allclose(model.apply(variables, x[:3], train=False), eval_out[:3], rtol=1e-6, atol=1e-6)
