@@ -177,8 +177,10 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
                 f"{labels.min():g} to {labels.max():g}): choose a 2-class dataset (xor, circles) or "
                 "a multi-class model (mlp)"
             )
-    elif task.name == "classification" and data.task != "classification":
-        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} targets")
+    elif task.name in ("classification", "segmentation") and data.task != task.name:
+        raise ValueError(f"{what} predicts {task.name} labels, but dataset {data.name!r} has {data.task} targets")
+    elif task.name == "reconstruction":
+        _check_reconstructable(data, what, getattr(module, "reconstruction_loss", "cross_entropy"))
     elif task.name == "regression" and data.task == "classification":
         raise ValueError(
             f"{what} predicts real-valued targets, but dataset {data.name!r} has class "
@@ -187,11 +189,25 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
     outputs = next(
         (getattr(module, k) for k in ("num_classes", "num_outputs") if isinstance(getattr(module, k, None), int)), None
     )
-    if task.name == "classification" and isinstance(outputs, int) and data.num_classes > outputs:
+    if task.name in ("classification", "segmentation") and isinstance(outputs, int) and data.num_classes > outputs:
         raise ValueError(
             f"{what} has {outputs} outputs, but dataset {data.name!r} has "
             f"{data.num_classes} classes (labels up to {data.num_classes - 1})"
         )
+
+
+def _check_reconstructable(data: Dataset, what: str, loss: str) -> None:
+    """A model that reconstructs its input needs real-valued inputs, and in [0, 1] when
+    its loss is binary cross-entropy (a sigmoid decoder)."""
+    for split, x, _ in data.splits():
+        if not np.issubdtype(np.asarray(x).dtype, np.floating):
+            raise ValueError(f"{what} reconstructs real-valued inputs, but dataset {data.name!r} holds {x.dtype} ids")
+        if loss == "cross_entropy" and x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"{what} reconstructs through a sigmoid (binary cross-entropy), but dataset "
+                f"{data.name!r}'s x_{split} ranges over [{x.min():g}, {x.max():g}], not [0, 1]: "
+                "scale the data or use reconstruction_loss='squared_error'"
+            )
 
 
 def _does_not_fit(error: Exception, model_name: str, spec, data: Dataset) -> ValueError:
@@ -219,11 +235,12 @@ def _learning_rule_step(spec, model, task, config: TrainConfig):
     return make_rule_step(model, task, rule, **hparams)
 
 
-def _epoch_metrics(sums: list[dict], prefix: str) -> dict:
-    """Sum per-batch metric sums on the host and divide by the example count."""
+def _epoch_metrics(sums: list[dict], task: Task, prefix: str) -> dict:
+    """Sum per-batch metric sums on the host, divide by the example count, and let the task
+    form what is not a mean (`Task.summarize`)."""
     total = jax.tree.map(lambda *xs: float(np.sum(xs)), *jax.device_get(sums))
     count = max(total.pop("count"), 1.0)
-    return {f"{prefix}{k}": v / count for k, v in total.items()}
+    return {f"{prefix}{k}": v for k, v in task.summarize({k: v / count for k, v in total.items()}).items()}
 
 
 def _check_finite(batch_sums: list[dict], first_step: int, epoch: int) -> None:
@@ -255,15 +272,15 @@ def evaluate(model, variables, x, y, *, task: str | Task = "classification", bat
     """
     task = get_task(task) if isinstance(task, str) else task
     mesh = make_mesh() if mesh is None else mesh
-    return _eval(make_eval_step(model, task), replicate(variables, mesh), x, y, batch_size, mesh)
+    return _eval(make_eval_step(model, task), task, replicate(variables, mesh), x, y, batch_size, mesh)
 
 
-def _eval(eval_step, variables, x, y, batch_size: int, mesh, prefix: str = "") -> dict:
+def _eval(eval_step, task: Task, variables, x, y, batch_size: int, mesh, prefix: str = "") -> dict:
     sums = [
         eval_step(variables, shard_batch(b, mesh))
         for b in iterate_batches(x, y, batch_size, seed=0, epoch=0, shuffle=False, pad=True)
     ]
-    return _epoch_metrics(sums, prefix)
+    return _epoch_metrics(sums, task, prefix)
 
 
 def fit(
@@ -366,7 +383,9 @@ def fit(
 
         test_metrics = None
         if data.x_test is not None and len(data.x_test):
-            test_metrics = _eval(eval_step, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh)
+            test_metrics = _eval(
+                eval_step, task, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh
+            )
             run.log({"event": "test", **test_metrics})
     return FitResult(module, state, run.history, test_metrics, stop_reason, task, config)
 
@@ -559,10 +578,10 @@ def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stoppe
             if interrupt.requested:
                 raise TrainingInterrupted("interrupted: " + run.save_partial(epoch, len(sums), sums, state, stopper))
         _check_finite(sums, first_step, epoch)
-        record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, "train_")}
+        record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, task, "train_")}
         if data.x_val is not None:
             record.update(
-                _eval(eval_step, state.variables, data.x_val, data.y_val, config.eval_batch_size, mesh, "val_")
+                _eval(eval_step, task, state.variables, data.x_val, data.y_val, config.eval_batch_size, mesh, "val_")
             )
         record["epoch_seconds"] = time.perf_counter() - t0
         if bar is not None:

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from zoo.train.state import TrainState, step_rngs
+from zoo.train.state import EVAL_NOISE_SEED, TrainState, step_rngs
 from zoo.tasks import Task
 
 
@@ -83,7 +83,8 @@ def make_eval_step(model, task: Task):
     no dropout)."""
 
     def eval_step(variables, batch):
-        outputs = model.apply(variables, *task.inputs(batch), train=False)
+        noise = {"noise": jax.random.PRNGKey(EVAL_NOISE_SEED)}
+        outputs = model.apply(variables, *task.inputs(batch), train=False, rngs=noise)
         return masked_sums(task.per_example(outputs, batch), batch["mask"])
 
     return jax.jit(eval_step)
