@@ -129,3 +129,21 @@ def test_training_steps_lower_the_reconstruction_loss(name):
         params, opt_state, value = step(params, opt_state)
         losses.append(float(value))
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", ["conv_autoencoder", "conv_autoencoder_transposed"])
+def test_bench_twin_has_our_parameters_and_trains_a_step(name):
+    require_module("torch")
+    from zoo.bench import contenders, flops, torch_models
+    from zoo.bench.suite import suite_entry
+
+    entry = suite_entry(name)
+    workload = entry.workload(batch_size=2, image_size=8)
+    config = {**zoo.model_info(name)["config"], **entry.config(workload), "features": (3, 4)}
+    model = zoo.create_model(name, **config)
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+    count = flops.parameter_count(variables["params"])
+    assert torch_models.parameter_count(torch_models.conv_autoencoder(config)) == count
+    host = contenders.make_host_batch(model, "reconstruction", (8, 8, 1), workload, None)
+    np.testing.assert_array_equal(host["y"], host["x"])  # the target is the input
+    contenders.torch_contender(entry.torch_twin, config, "reconstruction", host, workload).run_step()

@@ -151,3 +151,21 @@ def test_a_few_steps_on_shapes_lower_the_loss(name):
         params, stats, opt_state, value = step(params, stats, opt_state)
         losses.append(float(value))
     assert losses[-1] < 0.6 * losses[0], losses
+
+
+@pytest.mark.parametrize("name", ["segnet", "unet"])
+def test_bench_twin_has_our_parameters_and_trains_a_step(name):
+    require_module("torch")
+    from zoo.bench import contenders, flops, suite, torch_models
+
+    workload = suite.Workload(batch_size=2, image_size=8)
+    small = SEGNET if name == "segnet" else UNET
+    config = {**zoo.model_info(name)["config"], **small}
+    model = zoo.create_model(name, **small)
+    variables = jax.eval_shape(model.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+    assert torch_models.parameter_count(getattr(torch_models, name)(config)) == flops.parameter_count(
+        variables["params"]
+    )
+    host = contenders.make_host_batch(model, "segmentation", (8, 8, 1), workload, None)
+    assert host["y"].shape == (2, 8, 8) and host["y"].max() < 3  # a class per pixel
+    contenders.torch_contender(name, config, "segmentation", host, workload).run_step()
