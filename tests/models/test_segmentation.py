@@ -169,3 +169,31 @@ def test_bench_twin_has_our_parameters_and_trains_a_step(name):
     host = contenders.make_host_batch(model, "segmentation", (8, 8, 1), workload, None)
     assert host["y"].shape == (2, 8, 8) and host["y"].max() < 3  # a class per pixel
     contenders.torch_contender(name, config, "segmentation", host, workload).run_step()
+
+
+@pytest.mark.parametrize("name", ["segnet", "unet"])
+def test_the_training_engine_fits_shapes_with_checkpoints(name, tmp_path):
+    """`python train.py --model <name> --dataset shapes` in miniature: the engine's
+    segmentation task trains the model, the loss falls, mean IoU is reported and every
+    epoch is checkpointed."""
+    data = shapes(num_examples=48, num_test_examples=8, size=16)
+    result = zoo.fit(
+        name,
+        data,
+        epochs=2,
+        batch_size=16,
+        optimizer="adam",
+        learning_rate=0.01,
+        model_overrides={
+            "features": (8, 8),
+            "conv_impl": "xla",
+            **({"convs_per_stage": 1} if name == "segnet" else {}),
+        },
+        workdir=str(tmp_path),
+        progress=False,
+        num_devices=1,
+    )
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0], losses
+    assert 0.0 <= result.test_metrics["mean_iou"] <= 1.0 and "pixel_accuracy" in result.test_metrics
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1", "2"]
