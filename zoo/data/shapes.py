@@ -82,7 +82,7 @@ def shapes(
     max_shapes: int = 3,
     noise: float = 0.1,
 ) -> Dataset:
-    """Shapes segmentation (issue: the autoencoder family's U-Net / SegNet task): random
+    """Shapes segmentation (the U-Net and SegNet task of the autoencoder family): random
     circles, squares and upright equilateral triangles on a noisy background, with a class
     per pixel.
 
