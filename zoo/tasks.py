@@ -105,6 +105,23 @@ def _sequence_to_sequence(outputs, batch):
     return metrics
 
 
+def _hierarchical_classification(outputs, batch):
+    """Hierarchical auxiliary learning: ``outputs`` holds the final ``logits`` (B, C), the
+    auxiliary ``aux_logits`` (B, S), ``superclass_of`` (C,) (each class's superclass) and
+    ``aux_weight`` (lambda); batch["y"] (B,) fine labels. Loss ``CE(fine) + lambda *
+    CE(superclass)``; metrics per head: accuracy (fine), superclass_accuracy, and each
+    head's cross-entropy."""
+    fine = _classification(outputs["logits"], batch)
+    coarse = _classification(outputs["aux_logits"], {"y": outputs["superclass_of"][batch["y"].astype(jnp.int32)]})
+    return {
+        "loss": fine["loss"] + outputs["aux_weight"] * coarse["loss"],
+        "accuracy": fine["accuracy"],
+        "fine_loss": fine["loss"],
+        "superclass_loss": coarse["loss"],
+        "superclass_accuracy": coarse["accuracy"],
+    }
+
+
 def _reconstruction(outputs, batch):
     """The target is the input itself, ``batch["x"]`` (B, *shape).
 
@@ -165,6 +182,7 @@ TASKS: dict[str, Task] = {
     "binary_classification": Task("binary_classification", _binary_squared, "accuracy", "max"),
     "classification": Task("classification", _classification, "accuracy", "max"),
     "regression": Task("regression", _regression, "loss", "min"),
+    "hierarchical_classification": Task("hierarchical_classification", _hierarchical_classification, "accuracy", "max"),
     "reconstruction": Task("reconstruction", _reconstruction, "reconstruction_error", "min"),
     "segmentation": Task("segmentation", _segmentation, "mean_iou", "max", summarize=_mean_iou),
     "sequence_to_sequence": Task(

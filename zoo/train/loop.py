@@ -30,6 +30,8 @@ import numpy as np
 
 from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
+from zoo.data.augment import check_images, parse_augment
+from zoo.data.eda import augment_text_dataset
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -56,6 +58,8 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     optimizer_kwargs: dict = dataclasses.field(default_factory=dict)  # see zoo.optim.create
+    augment: str | None = None  # image augmentation of training batches, e.g. "flip,crop=4" (zoo.data.augment)
+    eda: int = 0  # EDA copies of each training text, made after the validation split (zoo.data.eda)
     init: str | None = None  # kernel initializer by name, for models that take kernel_init
     seed: int = 0
     validation_fraction: float = 0.1
@@ -81,6 +85,8 @@ class TrainConfig:
             raise ValueError("give trainable (the rest frozen) or frozen (the rest trained), not both")
         if self.reset_head and self.init_from is None:
             raise ValueError("reset_head applies only when starting from a checkpoint (init_from)")
+        if int(self.eda) < 0:
+            raise ValueError(f"eda (augmented copies per text) must be >= 0, got {self.eda}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -161,6 +167,10 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
     return registry.create_model(model, **overrides), spec, fixed_task
 
 
+# Tasks trained on class labels, whose model's num_classes must cover the data's.
+_LABEL_TASKS = ("classification", "hierarchical_classification", "segmentation")
+
+
 def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None:
     """Raise ValueError when ``data`` cannot train ``module`` on ``task`` as asked: values
     that are not finite or labels out of range (`Dataset.check_values`), a binary model on
@@ -177,8 +187,10 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
                 f"{labels.min():g} to {labels.max():g}): choose a 2-class dataset (xor, circles) or "
                 "a multi-class model (mlp)"
             )
-    elif task.name in ("classification", "segmentation") and data.task != task.name:
-        raise ValueError(f"{what} predicts {task.name} labels, but dataset {data.name!r} has {data.task} targets")
+    elif task.name in _LABEL_TASKS and data.task != (
+        "segmentation" if task.name == "segmentation" else "classification"
+    ):
+        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} targets")
     elif task.name == "reconstruction":
         _check_reconstructable(data, what, getattr(module, "reconstruction_loss", "cross_entropy"))
     elif task.name == "regression" and data.task == "classification":
@@ -189,7 +201,7 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
     outputs = next(
         (getattr(module, k) for k in ("num_classes", "num_outputs") if isinstance(getattr(module, k, None), int)), None
     )
-    if task.name in ("classification", "segmentation") and isinstance(outputs, int) and data.num_classes > outputs:
+    if task.name in _LABEL_TASKS and isinstance(outputs, int) and data.num_classes > outputs:
         raise ValueError(
             f"{what} has {outputs} outputs, but dataset {data.name!r} has "
             f"{data.num_classes} classes (labels up to {data.num_classes - 1})"
@@ -291,9 +303,15 @@ def fit(
     workdir: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    initial_variables: dict | None = None,
     **overrides,
 ) -> FitResult:
     """Train ``model`` (a registered name or a flax module) on ``data``.
+
+    ``initial_variables``: variables to start from (e.g. layer-wise pretrained weights,
+    `zoo.train.pretrain`); each one given replaces the fresh initialisation and must have
+    its shape, the rest stay as initialised. (``config.init_from`` does the same from a
+    checkpoint on disk.)
 
     Keyword ``overrides`` replace fields of ``config`` (a `TrainConfig`), e.g.
     ``fit("mlp", data, epochs=5, optimizer="sgd", learning_rate=0.1)``. With ``workdir`` the
@@ -308,6 +326,8 @@ def fit(
     config = dataclasses.replace(config, dataset=data.name)
     if config.validation_fraction > 0 and data.x_val is None:
         data = data.with_validation(config.validation_fraction, seed=config.seed)
+    if config.eda:  # after the split: no copy of a validation text may land in training
+        data = augment_text_dataset(data, num_aug=config.eda, seed=config.seed)
 
     module, spec, fixed_task = _resolve_model(config, model, data)
     task = get_task(config.task or fixed_task or data.task)
@@ -315,6 +335,10 @@ def fit(
     learns_by_rule = spec is not None and not spec.learns_by_gradient
     if learns_by_rule and (config.trainable or config.frozen):
         raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
+    augment = parse_augment(config.augment)
+    check_images(data.input_shape, augment)
+    if learns_by_rule and augment:
+        raise ValueError(f"model {spec.name!r} learns by a rule, which takes no augmentation")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     mesh = make_mesh(select_devices(config.num_devices))
@@ -338,10 +362,12 @@ def fit(
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
         raise _does_not_fit(e, config.model, spec, data) from e
-    if config.init_from is not None:
+    if config.init_from is not None or initial_variables is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
-        variables = finetune.init_from_checkpoint(
-            module, state.variables, config.init_from, reset_head=config.reset_head
+        variables = (
+            finetune.init_from_variables(module, state.variables, initial_variables)
+            if initial_variables is not None
+            else finetune.init_from_checkpoint(module, state.variables, config.init_from, reset_head=config.reset_head)
         )
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
@@ -357,7 +383,7 @@ def fit(
     train_step = (
         _learning_rule_step(spec, module, task, config)
         if learns_by_rule
-        else make_train_step(module, task, tx, keep_state)
+        else make_train_step(module, task, tx, keep_state, augment)
     )
     eval_step = make_eval_step(module, task)
 

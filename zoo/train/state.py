@@ -8,10 +8,11 @@ import flax
 import jax
 import jax.numpy as jnp
 
-# Random streams a model may draw from: "dropout", and "noise" for models that corrupt
-# their input or sample (denoising autoencoders, the VAE). Evaluation draws "noise" from
-# EVAL_NOISE_SEED, so a test metric is a fixed number.
-RNG_STREAMS = ("dropout", "noise")
+# Random streams of a training step: "dropout", "noise" for models that corrupt their
+# input or sample (denoising autoencoders, the VAE), "augment" for the data augmentation
+# of the batch (zoo.data.augment). Evaluation draws "noise" from EVAL_NOISE_SEED, so a
+# test metric is a fixed number.
+RNG_STREAMS = ("dropout", "noise", "augment")
 EVAL_NOISE_SEED = 0
 # Collections that exist in ``model_state`` but never change while training.
 FROZEN_COLLECTIONS = ("constants",)

@@ -124,11 +124,12 @@ class Autoencoder(nn.Module):
                 nn.Dense(widths[l], use_bias=self.use_bias, kernel_init=init) for l in range(len(widths) - 1)
             ]
 
-    def _hidden(self, x):
-        """(B, *input_shape) -> every hidden layer's activations, first to last; the input is
-        corrupted first when the model is a denoising one and a "noise" rng is given."""
+    def _hidden(self, x, corrupted: bool):
+        """(B, *input_shape) -> every hidden layer's activations, first to last; with
+        ``corrupted``, the input of a denoising model is corrupted first when a "noise" rng
+        is given."""
         check_input(x, self.input_shape, model=f"Autoencoder(input_shape={tuple(self.input_shape)})")
-        if self.noise != "none" and self.noise_level > 0 and self.has_rng("noise"):
+        if corrupted and self.noise != "none" and self.noise_level > 0 and self.has_rng("noise"):
             x = corrupt(x, self.make_rng("noise"), self.noise, self.noise_level)
         h = x.reshape(x.shape[: x.ndim - len(self.input_shape)] + (-1,))
         layers = []
@@ -138,11 +139,12 @@ class Autoencoder(nn.Module):
         return layers
 
     def forward_features(self, x, train: bool = False):
-        """(B, *input_shape) -> (B, hidden_sizes[-1]), the code."""
-        return self._hidden(x)[-1]
+        """(B, *input_shape) -> (B, hidden_sizes[-1]), the code of the input as given (never
+        corrupted: these are the features a classifier reads)."""
+        return self._hidden(x, corrupted=False)[-1]
 
     def encode(self, x):
-        """(B, *input_shape) -> (B, hidden_sizes[-1]), the code of the clean input."""
+        """The code, `forward_features`; the name layer-wise pretraining calls."""
         return self.forward_features(x)
 
     def _decoder_logits(self, h):
@@ -168,7 +170,7 @@ class Autoencoder(nn.Module):
         return {"reconstruction": self.decode(h)}
 
     def __call__(self, x, train: bool = False):
-        hidden = self._hidden(x)
+        hidden = self._hidden(x, corrupted=True)
         out = self.head(hidden[-1])
         if self.sparsity == "kl":
             penalty = sum(kl_sparsity(jnp.mean(h, 0), self.sparsity_target) for h in hidden)
@@ -307,6 +309,25 @@ class VAE(nn.Module):
             z = mean + jnp.exp(0.5 * log_var) * jax.random.normal(self.make_rng("noise"), mean.shape, mean.dtype)
         kl = 0.5 * jnp.sum(jnp.exp(log_var) + mean**2 - 1.0 - log_var, -1)
         return {**self.head(z), "penalties": {"kl": kl}}
+
+
+def denoising_curve(model, variables, x, noise_levels, key, kind: str = "gaussian") -> dict:
+    """The robustness curve of an autoencoder in one compiled call (``vmap`` over levels).
+
+    x: (N, *input_shape) clean inputs; noise_levels: (L,). For each level, ``x`` is
+    corrupted (`corrupt`, the same draw scaled, so the curve is smooth) and reconstructed.
+    Returns ``{"noisy_error": (L,), "reconstruction_error": (L,)}``: the mean squared error
+    against the clean ``x`` of the corrupted input and of its reconstruction.
+    """
+    x = jnp.asarray(x, jnp.float32)
+
+    def at(level):
+        noisy = corrupt(x, key, kind, level)
+        out = model.apply(variables, noisy)  # no "noise" rng: the model adds none of its own
+        values = out["reconstruction"] if "reconstruction" in out else jax.nn.sigmoid(out["reconstruction_logits"])
+        return {"noisy_error": jnp.mean((noisy - x) ** 2), "reconstruction_error": jnp.mean((values - x) ** 2)}
+
+    return jax.jit(jax.vmap(at))(jnp.asarray(noise_levels, jnp.float32))
 
 
 def latent_grid(size: int, *, quantile: float = 0.95) -> np.ndarray:

@@ -1,0 +1,145 @@
+"""Hierarchical auxiliary learning (HAL): a classifier that also predicts a superclass and
+feeds those scores to its final layer.
+
+Seed: surf2019-cha-rnn-hierarchical-b, "Hierarchical Auxiliary Learning": superclass cases
+per dataset (the table below, exactly as the seed gives it, with its "deep" read as
+"deer") and the error table (MNIST baseline 0.93 vs 0.43 with Case1). The published
+description places an auxiliary block between the last block and the classifier and feeds
+its superclass scores to the final classifier (DESIGN.md): pooled features ``h`` ->
+auxiliary logits ``a = Dense(S)(h)``; final logits ``Dense([h, softmax(a)])``; loss
+``CE(fine) + aux_weight * CE(superclass)`` (the "hierarchical_classification" task of
+`zoo.tasks`, which reads the superclass of each label from the model's output).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoo.nn import check_input
+from zoo.registry import create_model, get_spec, register_model
+
+SEED = "surf2019-cha-rnn-hierarchical-b (Cha, Hierarchical architectures), Hierarchical Auxiliary Learning"
+
+DIGIT_CASES: Mapping[str, tuple[tuple[int, ...], ...]] = {
+    "case1": ((5, 6, 7, 8, 9), (0, 1, 2, 3, 4)),  # >= 5
+    "case2": ((1, 3, 5, 7, 9), (0, 2, 4, 6, 8)),  # mod 2
+    "case3": ((2, 3, 5, 7), (0, 1, 4, 6, 8, 9)),  # prime
+    "case4": ((0, 6, 8, 9), (2, 3, 5), (1, 4, 7)),  # circle / curve / straight line
+}
+# CIFAR-10: airplane, car, bird, cat, deer, dog, frog, horse, ship, truck.
+CIFAR10_CASES: Mapping[str, tuple[tuple[int, ...], ...]] = {
+    "case1": ((5, 6, 7, 8, 9), (0, 1, 2, 3, 4)),  # none (the digits' >= 5)
+    "case2": ((1, 3, 5, 7, 9), (0, 2, 4, 6, 8)),  # none (odd / even)
+    "case3": ((2, 3, 4, 5, 6, 7), (0, 1, 8, 9)),  # animal / transportation
+    "case4": ((1, 9), (3, 5), (4, 7), (0, 8), (2, 6)),  # car / small animal / big animal / craft / others
+}
+# Not in the seed: Fashion-MNIST (T-shirt/top, trouser, pullover, dress, coat, sandal,
+# shirt, sneaker, bag, ankle boot) grouped by what the garment is for.
+FASHION_CASES: Mapping[str, tuple[tuple[int, ...], ...]] = {
+    "semantic": ((0, 2, 4, 6), (1, 3), (5, 7, 9), (8,))  # tops / bottoms and dresses / footwear / bags
+}
+SUPERCLASS_CASES: Mapping[str, Mapping[str, tuple[tuple[int, ...], ...]]] = {
+    "mnist": DIGIT_CASES,
+    "svhn": DIGIT_CASES,
+    "digits": DIGIT_CASES,
+    "cifar10": CIFAR10_CASES,
+    "fashion_mnist": FASHION_CASES,
+}
+
+
+def superclass_of(table: str, case: str, num_classes: int = 10) -> np.ndarray:
+    """``(num_classes,)`` int32: the superclass of each class in ``case`` of ``table`` (a
+    key of `SUPERCLASS_CASES`). Raises ValueError unless every class is in exactly one
+    superclass."""
+    if table not in SUPERCLASS_CASES:
+        raise ValueError(f"no superclass table for {table!r}; tables: {sorted(SUPERCLASS_CASES)}")
+    cases = SUPERCLASS_CASES[table]
+    if case not in cases:
+        raise ValueError(f"superclass table {table!r} has no case {case!r}; cases: {sorted(cases)}")
+    covered = max(c for group in cases[case] for c in group) + 1
+    if covered > num_classes:
+        raise ValueError(
+            f"superclass case {table} {case} covers classes 0 to {covered - 1}, but the model has {num_classes} classes"
+        )
+    mapping = np.full(num_classes, -1, np.int32)
+    for group, classes in enumerate(cases[case]):
+        for c in classes:
+            if mapping[c] != -1:
+                raise ValueError(f"{table} {case}: class {c} is in two superclasses")
+            mapping[c] = group
+    if (mapping < 0).any():
+        raise ValueError(f"{table} {case}: classes {np.flatnonzero(mapping < 0).tolist()} have no superclass")
+    return mapping
+
+
+class HAL(nn.Module):
+    """Any registered backbone's ``forward_features`` -> auxiliary superclass head -> final
+    classifier on the features and the auxiliary scores: (B, *input_shape) ->
+    ``{"logits": (B, num_classes), "aux_logits": (B, S), "superclass_of": (num_classes,),
+    "aux_weight": ()}``.
+
+    ``backbone``: a registered model name (``backbone_config``: its overrides as
+    ``((key, value), ...)``); ``superclasses``/``case``: the superclass table and case
+    (`SUPERCLASS_CASES`); ``fusion``: "softmax" (the scores as probabilities, the seed's
+    reading) or "logits"; ``aux_weight``: lambda of the superclass loss.
+    """
+
+    input_shape: tuple[int, ...] = (8, 8, 1)
+    num_classes: int = 10
+    backbone: str = "mlp"
+    backbone_config: tuple = ()
+    superclasses: str = "digits"
+    case: str = "case1"
+    fusion: str = "softmax"
+    aux_weight: float = 1.0
+
+    def __post_init__(self):
+        get_spec(self.backbone)
+        superclass_of(self.superclasses, self.case, self.num_classes)
+        if self.fusion not in ("softmax", "logits"):
+            raise ValueError(f"fusion must be 'softmax' or 'logits', got {self.fusion!r}")
+        if not self.aux_weight >= 0:
+            raise ValueError(f"aux_weight must be >= 0, got {self.aux_weight}")
+        super().__post_init__()
+
+    def setup(self):
+        overrides: dict[str, Any] = {**dict(self.backbone_config), "input_shape": tuple(self.input_shape)}
+        self.features = create_model(self.backbone, **overrides)
+        self.mapping = superclass_of(self.superclasses, self.case, self.num_classes)
+        self.aux = nn.Dense(int(self.mapping.max()) + 1)
+        self.classifier = nn.Dense(self.num_classes)
+
+    def forward_features(self, x, train: bool = False):
+        """(B, *input_shape) -> the backbone's pooled features (B, D)."""
+        check_input(x, self.input_shape, model=f"HAL(input_shape={tuple(self.input_shape)})")
+        return self.features.forward_features(x, train)
+
+    def head(self, h, train: bool = False):
+        """(B, D) -> the auxiliary superclass logits and the final logits on [h, scores]."""
+        aux = self.aux(h)
+        scores = jax.nn.softmax(aux) if self.fusion == "softmax" else aux
+        return {
+            "logits": self.classifier(jnp.concatenate([h, scores], -1)),
+            "aux_logits": aux,
+            "superclass_of": jnp.asarray(self.mapping),
+            "aux_weight": jnp.asarray(self.aux_weight, jnp.float32),
+        }
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train), train)
+
+
+register_model(
+    "hal",
+    HAL,
+    family="hierarchical",
+    task="hierarchical_classification",
+    paper=f"{SEED}; auxiliary block between the last block and the classifier",
+    test_config={"backbone_config": (("hidden_sizes", (8,)),), "input_shape": (4,)},
+    description="Hierarchical auxiliary learning: a superclass head whose scores feed the final classifier.",
+)
