@@ -47,6 +47,8 @@ def _expected_output_shape(spec, model, x):
     config = {**spec.config, **spec.test_config}
     if spec.task == "binary_classification" or spec.name == "xor_sign_net":
         return (BATCH, 1)
+    if spec.task == "segmentation":  # per-pixel logits
+        return (*x.shape[:-1], config["num_classes"])
     for key in ("num_classes", "num_outputs"):
         if key in config:
             return (BATCH, config[key])

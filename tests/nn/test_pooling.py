@@ -243,3 +243,20 @@ class PoolUnpoolVariantsTest(chex.TestCase):
         chex.assert_trees_all_equal(
             out[0, ..., 0], jnp.asarray([[0, 0, 2, 0], [0, 1, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]], jnp.float32)
         )
+
+
+@pytest.mark.parametrize(
+    "window,stride,padding,h,w", [(2, 2, 0, 8, 8), (2, 2, 0, 7, 9), (3, 2, 1, 9, 9), (3, 1, 1, 6, 6)]
+)
+def test_max_unpool_is_the_exact_adjoint_of_max_pool(window, stride, padding, h, w):
+    # The pool's vjp for cotangent dy is max_unpool(dy, indices): bit for bit where windows
+    # do not overlap; where they do, cells shared by windows sum in another order.
+    x = jnp.asarray(_ties((2, h, w, 3), seed=11))
+    for impl in ("xla", "slices"):
+        pooled, vjp = jax.vjp(lambda x: max_pool(x, window, stride, padding, impl=impl), x)
+        _, indices = max_pool(x, window, stride, padding, return_indices=True)
+        dy = jnp.asarray(np.random.default_rng(12).standard_normal(pooled.shape), jnp.float32)
+        if window == stride:
+            np.testing.assert_array_equal(vjp(dy)[0], max_unpool(dy, indices, x.shape))
+        else:
+            np.testing.assert_allclose(vjp(dy)[0], max_unpool(dy, indices, x.shape), rtol=1e-6, atol=1e-6)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from zoo.nn.shapes import conv_output_size, conv_padding
+from zoo.nn.shapes import conv_output_size, conv_padding, conv_transpose_output_size
 
 
 def test_conv_output_size_formula():
@@ -34,3 +34,10 @@ def test_conv_padding_rejects_unknown_forms():
         conv_padding("CIRCULAR", 3, 1, (5, 5))
     with pytest.raises(ValueError, match="two entries"):
         conv_padding((1, 1, 1), 3, 1, (5, 5))
+
+
+def test_conv_transpose_output_size_inverts_the_conv_formula():
+    assert conv_transpose_output_size(3, 3, 2, 1) == 5  # kang-lecture4: 3x3 map, padding 1, stride 2
+    assert conv_transpose_output_size(14, 2, 2, 0) == 28
+    assert conv_transpose_output_size(14, 3, 2, (1, 1), 1) == 28
+    assert conv_output_size(conv_transpose_output_size(9, 5, 3, 2, 2), 5, 3, 2) == 9

@@ -31,7 +31,7 @@ from zoo.train.steps import make_train_step
 # Plain SGD for every contender: the benchmark times the model, not the optimizer.
 LEARNING_RATE = 0.01
 # Tasks whose targets are class ids on the last output axis (cross-entropy in torch).
-CLASS_ID_TASKS = ("classification", "sequence_classification", "sequence_to_sequence")
+CLASS_ID_TASKS = ("classification", "sequence_classification", "sequence_to_sequence", "segmentation")
 
 
 class Unavailable(Exception):
@@ -63,6 +63,8 @@ def make_host_batch(model, task: str, example_shape, workload: Workload, input_v
         x = rng.integers(0, input_vocab, shape, dtype=np.int32)
     else:
         x = rng.standard_normal(shape, dtype=np.float32)
+    if task == "reconstruction":  # the target is the input itself
+        return {"x": x, "y": x, "mask": np.ones((workload.batch_size,), np.float32)}
     rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
     out = jax.eval_shape(lambda: model.init_with_output(rngs, jnp.asarray(x))[0])
     out = (out["logits"] if isinstance(out, Mapping) else out).shape
@@ -197,7 +199,7 @@ def torch_contender(
         device = torch.device("cuda")
     else:
         raise Unavailable(f"this torch build cannot run on the JAX device's platform ({platform})")
-    if task_name not in CLASS_ID_TASKS:
+    if task_name not in (*CLASS_ID_TASKS, "reconstruction"):
         raise Unavailable(f"the torch contender has no loss for task {task_name!r}")
     torch.set_num_threads(visible_cores())
     torch.manual_seed(0)
@@ -225,7 +227,10 @@ def torch_contender(
         def run_step():
             optimizer.zero_grad(set_to_none=True)
             logits = module(*inputs)
-            F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y).backward()
+            if task_name == "reconstruction":  # the zoo's loss: BCE summed per example, batch mean
+                (F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)).backward()
+            else:
+                F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y).backward()
             optimizer.step()
             synchronize()
 

@@ -190,6 +190,33 @@ SUITE: tuple[Entry, ...] = (
         description="Bahdanau encoder-decoder: bidirectional GRU encoder H=256, additive attention, "
         "vocab 1000, E=128, teacher forcing over 32 target tokens",
     ),
+    Entry(
+        "conv_autoencoder",
+        model="conv_autoencoder",
+        batch_size=64,
+        image_size=32,
+        config=_square_image(1),
+        torch_twin="conv_autoencoder",
+        description="convolutional autoencoder 16-32, max-unpooling decoder (MaxUnpool2d), BCE on logits",
+    ),
+    Entry(
+        "conv_autoencoder_transposed",
+        model="conv_autoencoder_transposed",
+        batch_size=64,
+        image_size=32,
+        config=_square_image(1),
+        torch_twin="conv_autoencoder",
+        description="convolutional autoencoder 16-32, 3x3/2 transposed-convolution decoder (ConvTranspose2d)",
+    ),
+    Entry(
+        "unet",
+        model="unet",
+        batch_size=16,
+        image_size=64,
+        config=_square_image(1, num_classes=4),
+        torch_twin="unet",
+        description="U-Net 16-32-64-128, padded convs, 2x2/2 up-convs (ConvTranspose2d), 4 classes per pixel",
+    ),
 )
 
 

@@ -535,3 +535,115 @@ class Seq2SeqBahdanau(nn.Module):
 
 def seq2seq_bahdanau(config: Mapping) -> nn.Module:
     return Seq2SeqBahdanau(*bahdanau_args(config))
+
+
+# --------------------------------------------------------------------------------------
+# Convolutional autoencoder, SegNet, U-Net (zoo.models.autoencoders)
+# --------------------------------------------------------------------------------------
+
+
+def _conv_bn_relu(cin: int, widths: Sequence[int], batch_norm: bool) -> nn.Sequential:
+    """3x3 padding-1 convs, each followed by [BatchNorm2d] and ReLU (zoo's ConvStack)."""
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Conv2d(cin, int(w), 3, padding=1, bias=not batch_norm)]
+        layers += [nn.BatchNorm2d(int(w), momentum=0.1, eps=1e-5)] if batch_norm else []
+        layers += [nn.ReLU()]
+        cin = int(w)
+    return nn.Sequential(*layers)
+
+
+class ConvAutoencoder(nn.Module):
+    """Encoder stages conv-ReLU-maxpool; decoder stages MaxUnpool2d at the remembered
+    argmax ("unpool") or ConvTranspose2d(3, stride 2, padding 1, output_padding 1)
+    ("transposed"), then conv-ReLU; a 3x3 conv to the input's channels. NCHW logits."""
+
+    input_layout = "NCHW"
+
+    def __init__(self, channels: int, features: Sequence[int], decoder: str, batch_norm: bool):
+        super().__init__()
+        self.decoder = decoder
+        features = [int(f) for f in features]
+        outs = [features[0], *features[:-1]]
+        self.down = nn.ModuleList(_conv_bn_relu(c, (f,), batch_norm) for c, f in zip([channels, *features], features))
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2)
+        if decoder == "transposed":
+            self.up = nn.ModuleList(nn.ConvTranspose2d(f, o, 3, 2, 1, output_padding=1) for f, o in zip(features, outs))
+        ins = outs if decoder == "transposed" else features
+        self.up_convs = nn.ModuleList(_conv_bn_relu(i, (o,), batch_norm) for i, o in zip(ins, outs))
+        self.out = nn.Conv2d(features[0], channels, 3, padding=1)
+
+    def forward(self, x):
+        indices = []
+        for stage in self.down:
+            x, idx = self.pool(stage(x))
+            indices.append(idx)
+        for i in reversed(range(len(self.down))):
+            x = self.unpool(x, indices[i]) if self.decoder == "unpool" else self.up[i](x)
+            x = self.up_convs[i](x)
+        return self.out(x)
+
+
+def conv_autoencoder(config: Mapping) -> nn.Module:
+    decoder = require(config, "decoder", ("unpool", "transposed"), "ConvAutoencoder")
+    return ConvAutoencoder(config["input_shape"][-1], config["features"], decoder, bool(config["batch_norm"]))
+
+
+class SegNet(nn.Module):
+    """SegNet: conv-BN-ReLU stages with indexed max pools; MaxUnpool2d + conv-BN-ReLU
+    decoder; 1x1 classifier. Logits NHWC (class axis last)."""
+
+    input_layout = "NCHW"
+
+    def __init__(self, channels: int, num_classes: int, features: Sequence[int], convs_per_stage: int):
+        super().__init__()
+        features = [int(f) for f in features]
+        outs = [features[0], *features[:-1]]
+        n = int(convs_per_stage)
+        self.encoder = nn.ModuleList(_conv_bn_relu(c, (f,) * n, True) for c, f in zip([channels, *features], features))
+        self.decoder = nn.ModuleList(_conv_bn_relu(f, (f,) * (n - 1) + (o,), True) for f, o in zip(features, outs))
+        self.pool, self.unpool = nn.MaxPool2d(2, return_indices=True), nn.MaxUnpool2d(2)
+        self.classifier = nn.Conv2d(features[0], num_classes, 1)
+
+    def forward(self, x):
+        indices = []
+        for stage in self.encoder:
+            x, idx = self.pool(stage(x))
+            indices.append(idx)
+        for i in reversed(range(len(self.decoder))):
+            x = self.decoder[i](self.unpool(x, indices[i]))
+        return self.classifier(x).permute(0, 2, 3, 1)
+
+
+def segnet(config: Mapping) -> nn.Module:
+    return SegNet(config["input_shape"][-1], config["num_classes"], config["features"], config["convs_per_stage"])
+
+
+class UNet(nn.Module):
+    """U-Net with padded convs: double conv + max pool down, ConvTranspose2d(2, 2) up,
+    concatenation [skip, up], double conv; 1x1 classifier. Logits NHWC."""
+
+    input_layout = "NCHW"
+
+    def __init__(self, channels: int, num_classes: int, features: Sequence[int], batch_norm: bool):
+        super().__init__()
+        features = [int(f) for f in features]
+        self.down = nn.ModuleList(_conv_bn_relu(c, (f, f), batch_norm) for c, f in zip([channels, *features], features))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(features[i + 1], f, 2, 2) for i, f in enumerate(features[:-1]))
+        self.up_convs = nn.ModuleList(_conv_bn_relu(2 * f, (f, f), batch_norm) for f in features[:-1])
+        self.classifier = nn.Conv2d(features[0], num_classes, 1)
+
+    def forward(self, x):
+        skips = []
+        for level in self.down[:-1]:
+            skips.append(level(x))
+            x = F.max_pool2d(skips[-1], 2)
+        x = self.down[-1](x)
+        for i in reversed(range(len(skips))):
+            x = self.up_convs[i](torch.cat([skips[i], self.up[i](x)], 1))
+        return self.classifier(x).permute(0, 2, 3, 1)
+
+
+def unet(config: Mapping) -> nn.Module:
+    return UNet(config["input_shape"][-1], config["num_classes"], config["features"], bool(config["batch_norm"]))

@@ -11,6 +11,10 @@ import numpy as np
 from zoo.nn.checks import free_memory_bytes
 
 
+# Tasks whose targets are class labels in [0, num_classes): one per example, or one per pixel.
+_LABELLED = ("classification", "segmentation")
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's files are not on this machine; the message says how to get them."""
 
@@ -25,6 +29,7 @@ class Dataset:
     Shapes and dtypes (N examples per split):
       x_*: ``(N, *input_shape)``; images are float32 in [0, 1], NHWC ``(N, H, W, C)``.
       y_*: classification ``(N,)`` int32 labels in ``[0, num_classes)``;
+           segmentation ``(N, H, W)`` int32, one such label per pixel;
            regression ``(N, k)`` float32 targets.
 
     ``target_mean`` / ``target_std`` (shape ``(k,)``) are set when a loader standardised
@@ -63,8 +68,8 @@ class Dataset:
                 raise ValueError(f"dataset {self.name!r}: x_{split} and y_{split} must be given together")
             if x is not None and len(x) != len(y):
                 raise ValueError(f"dataset {self.name!r}: x_{split} has {len(x)} examples but y_{split} has {len(y)}")
-        if self.task == "classification" and self.num_classes is None:
-            raise ValueError(f"dataset {self.name!r}: a classification dataset needs num_classes")
+        if self.task in _LABELLED and self.num_classes is None:
+            raise ValueError(f"dataset {self.name!r}: a {self.task} dataset needs num_classes")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"dataset {self.name!r}: {len(self.class_names)} class names for {self.num_classes} classes"
@@ -85,7 +90,7 @@ class Dataset:
 
     def check_values(self) -> None:
         """Raise ValueError unless every split's values fit the dataset: finite inputs and
-        targets, and for classification integer labels in ``[0, num_classes)``.
+        targets, and for classification and segmentation integer labels in ``[0, num_classes)``.
 
         Runs when a dataset is built and again when `zoo.fit` receives one (arrays can be
         changed in place after construction): a NaN pixel or a label 10 of 10 classes would
@@ -104,7 +109,7 @@ class Dataset:
                         )
                 elif not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
                     raise ValueError(f"dataset {self.name!r}: {what} must hold numbers, got dtype {a.dtype}")
-            if self.task == "classification":
+            if self.task in _LABELLED:
                 self._check_labels(f"y_{split}", np.asarray(y))
 
     def _check_labels(self, what: str, y: np.ndarray) -> None:
@@ -187,7 +192,8 @@ class Dataset:
     def resized(self, height: int, width: int) -> Dataset:
         """A copy with every image split resized to ``(height, width)`` by bilinear
         interpolation (antialiased when shrinking), e.g. digits' 8x8 to LeNet-5's 28x28.
-        Images stay float32 NHWC; labels are unchanged. Raises ValueError for a dataset
+        Images stay float32 NHWC; labels are unchanged, but per-pixel labels
+        (segmentation) take their nearest source pixel's class. Raises ValueError for a dataset
         whose examples are not images ``(H, W, C)`` or for a non-positive size."""
         if len(self.input_shape) != 3:
             raise ValueError(
@@ -214,12 +220,22 @@ class Dataset:
             out = jax.image.resize(x, (len(x), int(height), int(width), x.shape[-1]), "bilinear")
             return np.asarray(out, dtype=np.float32)
 
+        def nearest(y):
+            if y is None or self.task != "segmentation":
+                return y
+            rows = (np.arange(int(height)) + 0.5) * y.shape[1] // int(height)
+            cols = (np.arange(int(width)) + 0.5) * y.shape[2] // int(width)
+            return y[:, rows.astype(int)][:, :, cols.astype(int)]
+
         note = f" Resized to {int(height)}x{int(width)} (bilinear)."
         return dataclasses.replace(
             self,
             x_train=resize(self.x_train),
             x_test=resize(self.x_test),
             x_val=resize(self.x_val),
+            y_train=nearest(self.y_train),
+            y_test=nearest(self.y_test),
+            y_val=nearest(self.y_val),
             description=self.description + note,
         )
 

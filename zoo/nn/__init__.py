@@ -4,8 +4,9 @@ One file per concern: `activations`, `initializers`, `checks` (input shapes, cou
 values), `tokens` (ids shared by text data and models), `linear`, `normalization`,
 `pooling` (the one max pool, with argmax indices, and max-unpool), `shapes` (the one
 output-size formula), `conv` (the seeds' worked examples), `fastconv` (convolutions for
-CPU), `recurrence` (cells, the one scan runner, recurrent layers, attention pooling),
-`fastrnn` (the fast LSTM/GRU sequence), `bridge` (Linen -> NNX).
+CPU), `conv_transpose` (transposed convolution), `recurrence` (cells, the one scan runner,
+recurrent layers, attention pooling), `fastrnn` (the fast LSTM/GRU sequence), `bridge`
+(Linen -> NNX).
 """
 
 from zoo.nn.activations import ACTIVATIONS, get_activation

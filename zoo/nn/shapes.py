@@ -7,8 +7,13 @@ One formula serves every windowed operation of the zoo (`zoo.nn.conv`'s worked e
     out = floor((H + P_low + P_high - F) / S) + 1
 
 kang-lecture4 writes it ``(H + 2P - F) / S + 1``, without the floor, for symmetric padding.
-The inverse map, the output size of a transposed convolution (and the default size of a
-max unpooling), belongs beside it in this module.
+Its inverse, the output size of a transposed convolution (`conv_transpose_output_size`,
+PyTorch's ``ConvTranspose2d`` rule)::
+
+    out = (H - 1) * S - P_low - P_high + F + output_padding
+
+is the largest input size (smallest, without ``output_padding``) that a convolution with
+the same F, S, P maps back to H.
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int | tup
     """
     low, high = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
     return (size + low + high - kernel) // stride + 1
+
+
+def conv_transpose_output_size(
+    size: int, kernel: int, stride: int = 1, padding: int | tuple[int, int] = 0, output_padding: int = 0
+) -> int:
+    """Length of a transposed convolution's output along one axis:
+    ``(size - 1) * stride - P_low - P_high + kernel + output_padding``.
+
+    ``padding`` (an int, or a (low, high) pair) is the convolution's: the transposed
+    convolution crops it from its full output, as PyTorch's ``ConvTranspose2d`` does.
+    ``output_padding`` (0 <= it < stride) adds cells at the high end, to pick which of the
+    ``stride`` input sizes that a strided convolution maps to ``size`` is meant.
+    ``conv_output_size(conv_transpose_output_size(n, F, S, P, a), F, S, P) == n``.
+    """
+    low, high = (padding, padding) if isinstance(padding, (int, np.integer)) else padding
+    return (size - 1) * stride - low - high + kernel + output_padding
 
 
 def conv_padding(padding, kernel_size, strides, spatial) -> Pads:
