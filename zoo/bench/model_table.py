@@ -58,6 +58,16 @@ DOCUMENTED = {
         "digits, noise sigma 0.3: test MSE 0.022 (noisy input 0.091)",
         "python train.py --model denoising_autoencoder --epochs 30 --lr 3e-3",
     ),
+    "unet": (
+        "shapes test mean IoU 0.934",
+        "python train.py --model unet --dataset shapes --epochs 10 --batch-size 32 --lr 3e-3 --schedule cosine "
+        "--set batch_norm=True --set conv_impl=xla",
+    ),
+    "segnet": (
+        "shapes test mean IoU 0.919",
+        "python train.py --model segnet --dataset shapes --epochs 10 --batch-size 32 --lr 3e-3 --schedule cosine "
+        "--set conv_impl=xla",
+    ),
     "char_rnn": (
         "spells the seed's long word (exact match 1.0)",
         "python train.py --model char_rnn --dataset long_word --epochs 40 --batch-size 32 --lr 2e-2 "
