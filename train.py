@@ -65,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="optimizer hyper-parameter, e.g. --opt momentum=0.9 (repeatable)",
     )
+    p.add_argument(
+        "--augment",
+        default=None,
+        metavar="OPS",
+        help="image augmentation of training batches, e.g. flip,crop=4,rotate=15 (also vflip, scale, translate, noise)",
+    )
+    p.add_argument(
+        "--eda", type=int, default=0, metavar="N", help="add N EDA copies of each training text (text datasets)"
+    )
     p.add_argument("--init", default=None, help="kernel initializer, e.g. he_normal, xavier_uniform")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
@@ -170,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         optimizer=args.optimizer,
         learning_rate=args.lr,
         optimizer_kwargs=optimizer_kwargs,
+        augment=args.augment,
+        eda=args.eda,
         init=args.init,
         seed=args.seed,
         validation_fraction=args.validation_fraction,

@@ -39,8 +39,11 @@ def _build(name):
 
 
 def _main_output(y):
-    """A model's output array; seq2seq models return a dict whose main array is "logits"."""
-    return y["logits"] if isinstance(y, dict) else y
+    """A model's output array; seq2seq models return a dict whose main array is "logits",
+    autoencoders one with their reconstruction (values or logits)."""
+    if not isinstance(y, dict):
+        return y
+    return next(y[k] for k in ("logits", "reconstruction", "reconstruction_logits") if k in y)
 
 
 def _expected_output_shape(spec, model, x):

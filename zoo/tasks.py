@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Mapping
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -43,6 +44,9 @@ class Task:
     monitor: str  # the validation metric early stopping and "best" use
     mode: str  # "max" or "min" for the monitored metric
     inputs: ModelInputs = x_only  # batch -> positional arguments of the model call
+    # Epoch means -> reported metrics, for metrics that are not means of per-example values
+    # (mean IoU is a ratio of summed counts: see _segmentation).
+    summarize: Callable[[dict], dict] = dict
 
 
 def _classification(logits, batch):
@@ -101,10 +105,68 @@ def _sequence_to_sequence(outputs, batch):
     return metrics
 
 
+def _reconstruction(outputs, batch):
+    """The target is the input itself, ``batch["x"]`` (B, *shape).
+
+    outputs: an array (B, *shape) of reconstructed values -> loss ``0.5 * sum (x' - x)^2``
+    (the seed's squared error); or a dict with ``"reconstruction_logits"`` (B, *shape) ->
+    binary cross-entropy on logits summed over features (for data in [0, 1]; the sigmoid
+    decoder of the seed, computed stably), or ``"reconstruction"`` (values, squared error),
+    and optionally ``"penalties"``: ``{name: (B,)}`` added to the loss and reported (the
+    VAE's KL term, so that the loss is the negative ELBO; a sparse code's penalty).
+    ``reconstruction_error`` is the mean squared error per feature in data space.
+    """
+    x = batch["x"].reshape(batch["x"].shape[0], -1).astype(jnp.float32)
+    parts = outputs if isinstance(outputs, Mapping) else {"reconstruction": outputs}
+    if "reconstruction_logits" in parts:
+        logits = parts["reconstruction_logits"].reshape(x.shape)
+        loss = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, x), -1)
+        values = jax.nn.sigmoid(logits)
+    else:
+        values = parts["reconstruction"].reshape(x.shape)
+        loss = 0.5 * jnp.sum((values - x) ** 2, -1)
+    metrics = {"reconstruction_error": jnp.mean((values - x) ** 2, -1)}
+    for name, penalty in parts.get("penalties", {}).items():
+        loss = loss + penalty
+        metrics[name] = penalty
+    return {"loss": loss, **metrics}
+
+
+def _segmentation(logits, batch):
+    """logits (B, H, W, C), batch["y"] (B, H, W) int -> per-pixel softmax cross-entropy
+    (mean over pixels), pixel accuracy, and per-class intersection and union pixel counts
+    from which `_mean_iou` forms the dataset's mean IoU (a ratio of sums over all test
+    pixels, not a mean of per-image ratios)."""
+    labels = batch["y"].astype(jnp.int32)
+    predicted = jnp.argmax(logits, -1)
+    axes = tuple(range(1, labels.ndim))
+    metrics = {
+        "loss": jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels), axes),
+        "pixel_accuracy": jnp.mean(predicted == labels, axes),
+    }
+    for c in range(logits.shape[-1]):
+        hit, truth = predicted == c, labels == c
+        metrics[f"intersection_{c}"] = jnp.sum(hit & truth, axes).astype(jnp.float32)
+        metrics[f"union_{c}"] = jnp.sum(hit | truth, axes).astype(jnp.float32)
+    return metrics
+
+
+def _mean_iou(means: dict) -> dict:
+    """Replace the per-class counts by ``mean_iou``: the mean over classes present (in the
+    labels or the predictions) of intersection / union."""
+    out = {k: v for k, v in means.items() if not k.startswith(("intersection_", "union_"))}
+    classes = [k.removeprefix("union_") for k in means if k.startswith("union_")]
+    ious = [means[f"intersection_{c}"] / means[f"union_{c}"] for c in classes if means[f"union_{c}"] > 0]
+    out["mean_iou"] = float(sum(ious) / len(ious)) if ious else 0.0
+    return out
+
+
 TASKS: dict[str, Task] = {
     "binary_classification": Task("binary_classification", _binary_squared, "accuracy", "max"),
     "classification": Task("classification", _classification, "accuracy", "max"),
     "regression": Task("regression", _regression, "loss", "min"),
+    "reconstruction": Task("reconstruction", _reconstruction, "reconstruction_error", "min"),
+    "segmentation": Task("segmentation", _segmentation, "mean_iou", "max", summarize=_mean_iou),
     "sequence_to_sequence": Task(
         "sequence_to_sequence", _sequence_to_sequence, "token_accuracy", "max", inputs=x_and_y
     ),

@@ -148,3 +148,16 @@ def test_tfds_set_not_prepared_says_how_to_get_it(tmp_path, name):
     assert "pip install tensorflow" in message and "never downloads" in message
     assert ("IDX" in message) == (name == "mnist")
     assert not os.listdir(tmp_path)  # nothing written, nothing downloaded
+
+
+def test_breast_cancer_is_scaled_with_training_ranges_only():
+    from sklearn.datasets import load_breast_cancer
+
+    data = load_dataset("breast_cancer")
+    assert data.x_train.shape == (455, 30) and data.x_test.shape == (114, 30)
+    assert data.class_names == ("malignant", "benign") and data.num_classes == 2
+    np.testing.assert_allclose(data.x_train.min(0), 0.0)
+    np.testing.assert_allclose(data.x_train.max(0), 1.0)
+    assert data.x_test.min() >= 0 and data.x_test.max() <= 1
+    raw = load_breast_cancer()
+    assert np.bincount(np.concatenate([data.y_train, data.y_test])).tolist() == np.bincount(raw.target).tolist()

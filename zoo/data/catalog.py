@@ -20,6 +20,7 @@ DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType(
     {
         "digits": sources.load_digits,
         "diabetes": sources.load_diabetes,
+        "breast_cancer": sources.load_breast_cancer,
         "xor": synthetic.xor,
         "circles": synthetic.circles,
         "mnist": sources.load_mnist,

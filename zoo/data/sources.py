@@ -77,6 +77,45 @@ def load_digits(*, seed: int = 0) -> Dataset:
     )
 
 
+def load_breast_cancer(*, seed: int = 0) -> Dataset:
+    """scikit-learn's breast cancer Wisconsin (diagnostic) set (Street, Wolberg & Mangasarian
+    1993): 569 tumours, 30 features of cell nuclei from a fine-needle aspirate image;
+    label 0 malignant, 1 benign. The seed's bioinformatics use of autoencoder features
+    (cancer diagnosis), offline.
+
+    x: ``(N, 30)`` float32 in [0, 1]: each feature min-max scaled with the training split's
+    range (test values outside it clipped), so a sigmoid decoder can reconstruct them;
+    y: ``(N,)`` int32. Split: stratified, 20% test (455 train / 114 test) by
+    ``train_test_split(random_state=seed)``. Embedded in scikit-learn.
+    """
+    from sklearn.datasets import load_breast_cancer as sklearn_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    bunch = sklearn_breast_cancer()
+    x, y = bunch.data.astype(np.float64), bunch.target.astype(np.int32)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=TEST_FRACTION, random_state=seed, stratify=y)
+    low, span = x_train.min(0), np.maximum(np.ptp(x_train, 0), 1e-12)
+
+    def scale(a):
+        return np.clip((a - low) / span, 0.0, 1.0).astype(np.float32)
+
+    return Dataset(
+        name="breast_cancer",
+        task="classification",
+        x_train=scale(x_train),
+        y_train=y_train,
+        x_test=scale(x_test),
+        y_test=y_test,
+        num_classes=2,
+        class_names=tuple(str(n) for n in bunch.target_names),
+        description=(
+            "scikit-learn load_breast_cancer (Wisconsin diagnostic, Street et al. 1993): 30 "
+            "features min-max scaled to [0, 1] with training-split ranges; stratified "
+            f"{1 - TEST_FRACTION:.0%}/{TEST_FRACTION:.0%} train/test split, seed {seed}."
+        ),
+    )
+
+
 def load_diabetes(*, seed: int = 0) -> Dataset:
     """scikit-learn's diabetes regression set (Efron et al. 2004, "Least Angle Regression"):
     442 patients, 10 baseline features (age, sex, BMI, blood pressure, six serum

@@ -358,3 +358,12 @@ def init_from_checkpoint(model, variables, path: str, *, reset_head: bool = Fals
 
     source, where = read_variables(path, check=check)
     return _copy_variables(source, variables, kept(source), f"the checkpoint {where}", type(model).__name__)
+
+
+def init_from_variables(model, variables, source) -> dict:
+    """``variables`` (a fresh initialisation of ``model``) with each variable that ``source``
+    holds replaced by it; ``source`` may hold a part (pretrained hidden layers, not the
+    head). Raises ValueError for a shape mismatch or a variable the model lacks."""
+    given = _flatten(source)
+    keep = frozenset(p for p in _flatten(variables) if p not in given)
+    return _copy_variables(source, variables, keep, "the initial variables", type(model).__name__)

@@ -30,6 +30,8 @@ import numpy as np
 
 from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
+from zoo.data.augment import check_images, parse_augment
+from zoo.data.eda import augment_text_dataset
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -56,6 +58,8 @@ class TrainConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     optimizer_kwargs: dict = dataclasses.field(default_factory=dict)  # see zoo.optim.create
+    augment: str | None = None  # image augmentation of training batches, e.g. "flip,crop=4" (zoo.data.augment)
+    eda: int = 0  # EDA copies of each training text, made after the validation split (zoo.data.eda)
     init: str | None = None  # kernel initializer by name, for models that take kernel_init
     seed: int = 0
     validation_fraction: float = 0.1
@@ -81,6 +85,8 @@ class TrainConfig:
             raise ValueError("give trainable (the rest frozen) or frozen (the rest trained), not both")
         if self.reset_head and self.init_from is None:
             raise ValueError("reset_head applies only when starting from a checkpoint (init_from)")
+        if int(self.eda) < 0:
+            raise ValueError(f"eda (augmented copies per text) must be >= 0, got {self.eda}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -177,8 +183,10 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
                 f"{labels.min():g} to {labels.max():g}): choose a 2-class dataset (xor, circles) or "
                 "a multi-class model (mlp)"
             )
-    elif task.name == "classification" and data.task != "classification":
-        raise ValueError(f"{what} predicts class labels, but dataset {data.name!r} has {data.task} targets")
+    elif task.name in ("classification", "segmentation") and data.task != task.name:
+        raise ValueError(f"{what} predicts {task.name} labels, but dataset {data.name!r} has {data.task} targets")
+    elif task.name == "reconstruction":
+        _check_reconstructable(data, what, getattr(module, "reconstruction_loss", "cross_entropy"))
     elif task.name == "regression" and data.task == "classification":
         raise ValueError(
             f"{what} predicts real-valued targets, but dataset {data.name!r} has class "
@@ -187,11 +195,25 @@ def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None
     outputs = next(
         (getattr(module, k) for k in ("num_classes", "num_outputs") if isinstance(getattr(module, k, None), int)), None
     )
-    if task.name == "classification" and isinstance(outputs, int) and data.num_classes > outputs:
+    if task.name in ("classification", "segmentation") and isinstance(outputs, int) and data.num_classes > outputs:
         raise ValueError(
             f"{what} has {outputs} outputs, but dataset {data.name!r} has "
             f"{data.num_classes} classes (labels up to {data.num_classes - 1})"
         )
+
+
+def _check_reconstructable(data: Dataset, what: str, loss: str) -> None:
+    """A model that reconstructs its input needs real-valued inputs, and in [0, 1] when
+    its loss is binary cross-entropy (a sigmoid decoder)."""
+    for split, x, _ in data.splits():
+        if not np.issubdtype(np.asarray(x).dtype, np.floating):
+            raise ValueError(f"{what} reconstructs real-valued inputs, but dataset {data.name!r} holds {x.dtype} ids")
+        if loss == "cross_entropy" and x.size and (x.min() < 0 or x.max() > 1):
+            raise ValueError(
+                f"{what} reconstructs through a sigmoid (binary cross-entropy), but dataset "
+                f"{data.name!r}'s x_{split} ranges over [{x.min():g}, {x.max():g}], not [0, 1]: "
+                "scale the data or use reconstruction_loss='squared_error'"
+            )
 
 
 def _does_not_fit(error: Exception, model_name: str, spec, data: Dataset) -> ValueError:
@@ -219,11 +241,12 @@ def _learning_rule_step(spec, model, task, config: TrainConfig):
     return make_rule_step(model, task, rule, **hparams)
 
 
-def _epoch_metrics(sums: list[dict], prefix: str) -> dict:
-    """Sum per-batch metric sums on the host and divide by the example count."""
+def _epoch_metrics(sums: list[dict], task: Task, prefix: str) -> dict:
+    """Sum per-batch metric sums on the host, divide by the example count, and let the task
+    form what is not a mean (`Task.summarize`)."""
     total = jax.tree.map(lambda *xs: float(np.sum(xs)), *jax.device_get(sums))
     count = max(total.pop("count"), 1.0)
-    return {f"{prefix}{k}": v / count for k, v in total.items()}
+    return {f"{prefix}{k}": v for k, v in task.summarize({k: v / count for k, v in total.items()}).items()}
 
 
 def _check_finite(batch_sums: list[dict], first_step: int, epoch: int) -> None:
@@ -255,15 +278,15 @@ def evaluate(model, variables, x, y, *, task: str | Task = "classification", bat
     """
     task = get_task(task) if isinstance(task, str) else task
     mesh = make_mesh() if mesh is None else mesh
-    return _eval(make_eval_step(model, task), replicate(variables, mesh), x, y, batch_size, mesh)
+    return _eval(make_eval_step(model, task), task, replicate(variables, mesh), x, y, batch_size, mesh)
 
 
-def _eval(eval_step, variables, x, y, batch_size: int, mesh, prefix: str = "") -> dict:
+def _eval(eval_step, task: Task, variables, x, y, batch_size: int, mesh, prefix: str = "") -> dict:
     sums = [
         eval_step(variables, shard_batch(b, mesh))
         for b in iterate_batches(x, y, batch_size, seed=0, epoch=0, shuffle=False, pad=True)
     ]
-    return _epoch_metrics(sums, prefix)
+    return _epoch_metrics(sums, task, prefix)
 
 
 def fit(
@@ -274,9 +297,15 @@ def fit(
     workdir: str | None = None,
     resume: bool = False,
     progress: bool = True,
+    initial_variables: dict | None = None,
     **overrides,
 ) -> FitResult:
     """Train ``model`` (a registered name or a flax module) on ``data``.
+
+    ``initial_variables``: variables to start from (e.g. layer-wise pretrained weights,
+    `zoo.train.pretrain`); each one given replaces the fresh initialisation and must have
+    its shape, the rest stay as initialised. (``config.init_from`` does the same from a
+    checkpoint on disk.)
 
     Keyword ``overrides`` replace fields of ``config`` (a `TrainConfig`), e.g.
     ``fit("mlp", data, epochs=5, optimizer="sgd", learning_rate=0.1)``. With ``workdir`` the
@@ -291,6 +320,8 @@ def fit(
     config = dataclasses.replace(config, dataset=data.name)
     if config.validation_fraction > 0 and data.x_val is None:
         data = data.with_validation(config.validation_fraction, seed=config.seed)
+    if config.eda:  # after the split: no copy of a validation text may land in training
+        data = augment_text_dataset(data, num_aug=config.eda, seed=config.seed)
 
     module, spec, fixed_task = _resolve_model(config, model, data)
     task = get_task(config.task or fixed_task or data.task)
@@ -298,6 +329,10 @@ def fit(
     learns_by_rule = spec is not None and not spec.learns_by_gradient
     if learns_by_rule and (config.trainable or config.frozen):
         raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: trainable/frozen do not apply")
+    augment = parse_augment(config.augment)
+    check_images(data.input_shape, augment)
+    if learns_by_rule and augment:
+        raise ValueError(f"model {spec.name!r} learns by a rule, which takes no augmentation")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     mesh = make_mesh(select_devices(config.num_devices))
@@ -321,10 +356,12 @@ def fit(
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
         raise _does_not_fit(e, config.model, spec, data) from e
-    if config.init_from is not None:
+    if config.init_from is not None or initial_variables is not None:
         # Read before the work dir is touched: a bad source leaves no half-made run behind.
-        variables = finetune.init_from_checkpoint(
-            module, state.variables, config.init_from, reset_head=config.reset_head
+        variables = (
+            finetune.init_from_variables(module, state.variables, initial_variables)
+            if initial_variables is not None
+            else finetune.init_from_checkpoint(module, state.variables, config.init_from, reset_head=config.reset_head)
         )
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
@@ -340,7 +377,7 @@ def fit(
     train_step = (
         _learning_rule_step(spec, module, task, config)
         if learns_by_rule
-        else make_train_step(module, task, tx, keep_state)
+        else make_train_step(module, task, tx, keep_state, augment)
     )
     eval_step = make_eval_step(module, task)
 
@@ -366,7 +403,9 @@ def fit(
 
         test_metrics = None
         if data.x_test is not None and len(data.x_test):
-            test_metrics = _eval(eval_step, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh)
+            test_metrics = _eval(
+                eval_step, task, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh
+            )
             run.log({"event": "test", **test_metrics})
     return FitResult(module, state, run.history, test_metrics, stop_reason, task, config)
 
@@ -559,10 +598,10 @@ def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stoppe
             if interrupt.requested:
                 raise TrainingInterrupted("interrupted: " + run.save_partial(epoch, len(sums), sums, state, stopper))
         _check_finite(sums, first_step, epoch)
-        record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, "train_")}
+        record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, task, "train_")}
         if data.x_val is not None:
             record.update(
-                _eval(eval_step, state.variables, data.x_val, data.y_val, config.eval_batch_size, mesh, "val_")
+                _eval(eval_step, task, state.variables, data.x_val, data.y_val, config.eval_batch_size, mesh, "val_")
             )
         record["epoch_seconds"] = time.perf_counter() - t0
         if bar is not None:

@@ -8,9 +8,12 @@ import flax
 import jax
 import jax.numpy as jnp
 
-# Random streams a model may draw from during training (a family that samples adds its
-# stream here).
-RNG_STREAMS = ("dropout",)
+# Random streams of a training step: "dropout", "noise" for models that corrupt their
+# input or sample (denoising autoencoders, the VAE), "augment" for the data augmentation
+# of the batch (zoo.data.augment). Evaluation draws "noise" from EVAL_NOISE_SEED, so a
+# test metric is a fixed number.
+RNG_STREAMS = ("dropout", "noise", "augment")
+EVAL_NOISE_SEED = 0
 # Collections that exist in ``model_state`` but never change while training.
 FROZEN_COLLECTIONS = ("constants",)
 
@@ -38,9 +41,12 @@ class TrainState:
 
 
 def step_rngs(rng, step) -> dict:
-    """One key per stream for training step ``step``."""
-    keys = jax.random.split(jax.random.fold_in(rng, step), len(RNG_STREAMS))
-    return dict(zip(RNG_STREAMS, keys))
+    """One key per stream for training step ``step``. "dropout" keeps the key it had when it
+    was the only stream (a one-way split), so earlier runs reproduce; each later stream
+    folds in its index."""
+    step_key = jax.random.fold_in(rng, step)
+    (dropout,) = jax.random.split(step_key, 1)
+    return {"dropout": dropout, **{s: jax.random.fold_in(step_key, i) for i, s in enumerate(RNG_STREAMS) if i}}
 
 
 def init_variables(model, input_shape, key, dtype=jnp.float32, *, inputs: tuple | None = None) -> dict:
@@ -48,7 +54,7 @@ def init_variables(model, input_shape, key, dtype=jnp.float32, *, inputs: tuple 
     ``inputs``, the model call's positional arguments (e.g. a seq2seq model's
     ``(x, y)``; `example_inputs` builds them from a dataset and a task)."""
     params_key, rest = jax.random.split(key)
-    rngs = {"params": params_key, **dict(zip(RNG_STREAMS, jax.random.split(rest, len(RNG_STREAMS))))}
+    rngs = {"params": params_key, **step_rngs(rest, 0)}
     if inputs is None:
         inputs = (jnp.zeros((2, *input_shape), dtype),)
     return model.init(rngs, *inputs)

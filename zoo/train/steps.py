@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from zoo.train.state import TrainState, step_rngs
+from zoo.data.augment import Pipeline, augment_batch
+from zoo.train.state import EVAL_NOISE_SEED, TrainState, step_rngs
 from zoo.tasks import Task
 
 
@@ -24,21 +25,25 @@ def masked_sums(per_example: dict, mask) -> dict:
     return sums
 
 
-def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_state=None):
+def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_state=None, augment: Pipeline = ()):
     """``step(state, batch) -> (state, sums)``: one gradient step on the masked mean loss.
 
     ``keep_state``: a tree like the model state of bools (`zoo.train.finetune.frozen_state`);
-    variables marked True keep their value (frozen layers' batch-norm statistics)."""
+    variables marked True keep their value (frozen layers' batch-norm statistics).
+    ``augment``: a `zoo.data.augment` pipeline applied to the batch's images first."""
 
     def train_step(state: TrainState, batch):
         mask = batch["mask"]
+        rngs = step_rngs(state.rng, state.step)
+        if augment:
+            batch = {**batch, "x": augment_batch(rngs.pop("augment"), batch["x"], augment)}
 
         def loss_fn(params):
             outputs, new_model_state = model.apply(
                 {"params": params, **state.model_state},
                 *task.inputs(batch),
                 train=True,
-                rngs=step_rngs(state.rng, state.step),
+                rngs=rngs,
                 mutable=state.mutable,
             )
             per_example = task.per_example(outputs, batch)
@@ -97,7 +102,8 @@ def make_eval_step(model, task: Task):
     no dropout)."""
 
     def eval_step(variables, batch):
-        outputs = model.apply(variables, *task.inputs(batch), train=False)
+        noise = {"noise": jax.random.PRNGKey(EVAL_NOISE_SEED)}
+        outputs = model.apply(variables, *task.inputs(batch), train=False, rngs=noise)
         return masked_sums(task.per_example(outputs, batch), batch["mask"])
 
     return jax.jit(eval_step)
