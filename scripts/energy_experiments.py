@@ -18,9 +18,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-import tempfile
 import time
 
 # Run from a checkout: this checkout's zoo, not another one installed elsewhere.
@@ -29,13 +29,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-import optax  # noqa: E402
 
 import zoo  # noqa: E402
 from zoo.data import Dataset  # noqa: E402
 from zoo.models import energy as E  # noqa: E402
-from zoo.train.checkpoint import Checkpointer  # noqa: E402
-from zoo.train.state import create_train_state  # noqa: E402
+from zoo.train.pretrain import pretrain_layerwise  # noqa: E402
 
 
 def table(header, rows):
@@ -154,48 +152,15 @@ def rbm():
     )
 
 
-def _codes(model, variables, x):
-    return np.asarray(model.apply(variables, x, method=model.encode))
-
-
 def pretrain_dbn(data: Dataset, hidden_sizes=(128, 64), epochs: int = 20, learning_rate: float = 0.05):
-    """Greedy layer-wise pre-training: each RBM is fitted by zoo.fit on the codes p(h|v) of
-    the one below. Returns the RBMs' params, bottom first. (The same loop as the
-    autoencoders' layer-wise helper: a list of (model, overrides) fitted in turn.)"""
+    """Greedy layer-wise pre-training (`zoo.train.pretrain.pretrain_layerwise`): each RBM is
+    fitted by zoo.fit, by CD-1, on the codes p(h|v) of the one below. Returns the MLP's
+    hidden-layer parameters (`dbn_mlp_params`)."""
     layers = [("rbm", {"num_hidden": h, "use_labels": False, "binarize": i == 0}) for i, h in enumerate(hidden_sizes)]
-    params, current = [], data
-    for name, overrides in layers:
-        result = zoo.fit(
-            name,
-            current,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            validation_fraction=0.0,
-            model_overrides=overrides,
-            progress=False,
-        )
-        params.append(jax.device_get(result.state.params))
-        code = lambda x: _codes(result.model, result.state.variables, x)
-        current = Dataset(
-            name=f"{current.name}-codes",
-            task="classification",
-            x_train=code(current.x_train),
-            y_train=current.y_train,
-            x_test=code(current.x_test),
-            y_test=current.y_test,
-            num_classes=current.num_classes,
-        )
-    return params
-
-
-def _dbn_checkpoint(rbm_params, input_shape, hidden_sizes, workdir):
-    """A checkpoint of the registered mlp holding the DBN's weights (for fit's init_from)."""
-    mlp = zoo.create_model("mlp", input_shape=input_shape, hidden_sizes=hidden_sizes, activation="sigmoid")
-    state = create_train_state(mlp, optax.identity(), input_shape, seed=0)
-    state = state.replace(params=E.dbn_mlp_params(rbm_params, state.params["out"]))
-    checkpointer = Checkpointer(workdir)
-    checkpointer.save(1, state, {"epoch": 1, "early_stopping": {}, "stopped": False})
-    checkpointer.close()
+    results = pretrain_layerwise(
+        layers, data, epochs=epochs, learning_rate=learning_rate, validation_fraction=0.0, progress=False
+    )
+    return E.dbn_mlp_params([jax.device_get(r.variables["params"]) for r in results])
 
 
 def dbn():
@@ -213,35 +178,24 @@ def dbn():
         num_classes=10,
     )
     start = time.perf_counter()
-    rbms = pretrain_dbn(bits, hidden)
+    dbn = pretrain_dbn(bits, hidden)
     pretrain_seconds = time.perf_counter() - start
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        ckpt = os.path.join(tmp, "dbn")
-        _dbn_checkpoint(rbms, bits.input_shape, hidden, ckpt)
-        for fraction in (1.0, 0.1):
-            n = int(round(fraction * len(bits.x_train)))
-            subset = Dataset(
-                name="digits-binary",
-                task="classification",
-                x_train=bits.x_train[:n],
-                y_train=bits.y_train[:n],
-                x_test=bits.x_test,
-                y_test=bits.y_test,
-                num_classes=10,
-            )
-            common = dict(
-                epochs=30,
-                optimizer="sgd",
-                learning_rate=0.5,
-                batch_size=32,
-                model_overrides={"hidden_sizes": hidden, "activation": "sigmoid"},
-                progress=False,
-            )
-            accuracy = {}
-            for label, extra in (("random init", {}), ("DBN pre-trained", {"init_from": ckpt})):
-                accuracy[label] = zoo.fit("mlp", subset, **common, **extra).test_metrics["accuracy"]
-            rows.append([f"{n}", f"{accuracy['random init']:.3f}", f"{accuracy['DBN pre-trained']:.3f}"])
+    for fraction in (1.0, 0.1):
+        n = int(round(fraction * len(bits.x_train)))
+        subset = dataclasses.replace(bits, x_train=bits.x_train[:n], y_train=bits.y_train[:n])
+        common = dict(
+            epochs=30,
+            optimizer="sgd",
+            learning_rate=0.5,
+            batch_size=32,
+            model_overrides={"hidden_sizes": hidden, "activation": "sigmoid"},
+            progress=False,
+        )
+        accuracy = {}
+        for label, extra in (("random init", {}), ("DBN pre-trained", {"initial_variables": {"params": dbn}})):
+            accuracy[label] = zoo.fit("mlp", subset, **common, **extra).test_metrics["accuracy"]
+        rows.append([f"{n}", f"{accuracy['random init']:.3f}", f"{accuracy['DBN pre-trained']:.3f}"])
     return (
         f"DBN 64-128-64 on binarised digits: greedy RBM pre-training (CD-1, 20 epochs per layer, "
         f"{pretrain_seconds:.0f} s, unlabelled training images), then the sigmoid MLP fine-tuned 30 epochs "

@@ -413,3 +413,37 @@ def test_dbn_weights_run_in_the_mlp_as_the_rbm_stack():
     np.testing.assert_allclose(features, h2, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="does not chain"):
         E.dbn_mlp_params([v2["params"], v1["params"]], out)
+
+
+def test_dbn_pretrained_layerwise_by_fit_starts_the_mlp():
+    """Two RBMs fitted in turn by pretrain_layerwise (the second on the first's codes
+    p(h|v)), copied into the MLP with fit(initial_variables=...)."""
+    from zoo.train.pretrain import pretrain_layerwise
+
+    data = zoo.data.load_dataset("digits")
+    layers = [
+        ("rbm", {"num_hidden": 16, "use_labels": False}),
+        ("rbm", {"num_hidden": 8, "use_labels": False, "binarize": False}),
+    ]
+    results = pretrain_layerwise(layers, data, epochs=1, learning_rate=0.1, progress=False)
+    assert results[1].model.input_shape == (16,)
+    # Host copies: fit's jit'd steps take over (donate) the arrays they start from.
+    params = E.dbn_mlp_params([jax.device_get(r.variables["params"]) for r in results])
+    mlp_config = {"hidden_sizes": (16, 8), "activation": "sigmoid"}
+    result = zoo.fit(
+        "mlp", data, epochs=1, model_overrides=mlp_config, initial_variables={"params": params}, progress=False
+    )
+    # Fine-tuning starts from the RBMs: one epoch of Adam at 1e-3 moves them only a little.
+    start = np.asarray(params["hidden_1"]["kernel"])
+    moved = np.abs(np.asarray(result.variables["params"]["hidden_1"]["kernel"]) - start).max()
+    assert 0 < moved < 0.1 * np.abs(start).max() + 0.05
+
+
+def test_persistent_chains_travel_through_the_rule_step():
+    data = zoo.data.load_dataset("digits")
+    overrides = {"num_hidden": 8, "persistent": True, "num_chains": 4}
+    result = zoo.fit("rbm", data, epochs=1, learning_rate=0.1, model_overrides=overrides, progress=False)
+    init = result.model.init(jax.random.PRNGKey(0), data.x_train[:2])
+    chains = np.asarray(result.state.model_state["chains"]["visible"])
+    assert chains.shape == (4, 74) and set(np.unique(chains)) <= {0.0, 1.0}
+    assert not np.array_equal(chains, np.asarray(init["chains"]["visible"]))

@@ -147,16 +147,17 @@ def bm_exact_gradient(w, b, data):
 # --------------------------------------------------------------------------------------
 
 
-def dbn_mlp_params(rbm_params: list, out: dict) -> dict:
+def dbn_mlp_params(rbm_params: list, out: dict | None = None) -> dict:
     """Parameters of the registered ``mlp`` (``activation="sigmoid"``, ``hidden_sizes`` the
-    RBMs' hidden sizes) from a greedy stack: layer i's Dense is RBM i's (kernel, hidden
-    bias), so the MLP's hidden layer i computes RBM i's p(h|v). ``out``: the output
-    layer's {"kernel", "bias"} (e.g. a fresh initialisation)."""
-    params = {f"hidden_{i}": {"kernel": p["kernel"], "bias": p["hidden_bias"]} for i, p in enumerate(rbm_params)}
+    RBMs' hidden sizes) from a greedy stack, bottom first: layer i's Dense is RBM i's
+    (kernel, hidden bias), so the MLP's hidden layer i computes RBM i's p(h|v). ``out``:
+    the output layer's {"kernel", "bias"}, or None to leave it to the MLP's own
+    initialisation (``zoo.fit(..., initial_variables={"params": ...})``)."""
     for a, b in zip(rbm_params, rbm_params[1:]):
         if a["kernel"].shape[1] != b["kernel"].shape[0]:
             raise ValueError(f"RBM stack does not chain: {a['kernel'].shape} then {b['kernel'].shape}")
-    return {**params, "out": out}
+    params = {f"hidden_{i}": {"kernel": p["kernel"], "bias": p["hidden_bias"]} for i, p in enumerate(rbm_params)}
+    return params if out is None else {**params, "out": out}
 
 
 class RBM(nn.Module):
