@@ -4,6 +4,8 @@ by gradients — pass a non-zero gradient to every parameter array in train mode
 that learn by another rule get their own contract tests. New models are covered for free.
 """
 
+import functools
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -12,6 +14,7 @@ import pytest
 
 import zoo
 from zoo import registry
+from zoo.train.steps import rule_arguments
 
 ALL = zoo.list_models()
 GRADIENT = [n for n in ALL if registry.get_spec(n).learns_by_gradient]
@@ -132,7 +135,9 @@ def test_learning_rule_contract(name):
     variables' structure, moves the weights on an error and ignores masked rows."""
     spec, model, x, variables = _build(name)
     t = 1.0 - (model.apply(variables, x)[:, 0] >= 0.5).astype(jnp.float32)  # all wrong
-    rule = jax.jit(spec.learning_rule)
+    # What the training step would give it besides the batch (the module, a key).
+    extra = rule_arguments(spec.learning_rule, model, jax.random.PRNGKey(4))
+    rule = jax.jit(functools.partial(spec.learning_rule, **extra))
     after = rule(variables, x, t)
     chex.assert_trees_all_equal_shapes_and_dtypes(after, variables)
     changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), after["params"], variables["params"])

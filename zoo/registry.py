@@ -46,6 +46,8 @@ LEARNING_KINDS = (
     "gradient",  # trained by zoo.fit with an optax optimizer
     "rosenblatt",  # the perceptron's threshold rule (error-driven, no gradient)
     "hand_wired",  # fixed weights given by the seed; nothing to learn
+    "hebbian",  # correlation storage (Hopfield, Hamming prototypes)
+    "contrastive_divergence",  # RBM: CD-k or persistent CD (a sampling rule)
 )
 
 # Tasks whose output head is sized by num_classes/num_outputs: such a model serves

@@ -291,7 +291,8 @@ def _copy_variables(source, target, keep: frozenset[str], source_name: str, targ
     _check_fits(source, target, keep, source_name, target_name)
     src = _flatten(source)
     return _unflatten(
-        {p: (leaf if p in keep else jnp.asarray(src[p], dtype=leaf.dtype)) for p, leaf in _flatten(target).items()}
+        # A copy (jnp.array): the train step donates its state, which must not free the caller's arrays.
+        {p: (leaf if p in keep else jnp.array(src[p], dtype=leaf.dtype)) for p, leaf in _flatten(target).items()}
     )
 
 
@@ -329,7 +330,7 @@ def replace_head(model, variables, num_classes: int, *, seed: int = 0, **overrid
     new_head = jax.jit(fresh_head)(jax.random.PRNGKey(seed))
     src = _flatten(variables)
     return new_model, _unflatten(
-        {p: new_head[p] if p in head else jnp.asarray(src[p], dtype=leaf.dtype) for p, leaf in _flatten(target).items()}
+        {p: new_head[p] if p in head else jnp.array(src[p], dtype=leaf.dtype) for p, leaf in _flatten(target).items()}
     )
 
 

@@ -7,6 +7,8 @@ the model is called with (``task.inputs(batch)``: x, or x and y for teacher forc
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import optax
@@ -68,16 +70,28 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_st
     return jax.jit(train_step, donate_argnums=0)
 
 
+def rule_arguments(rule, model, key) -> dict:
+    """What a learning rule asks for besides (variables, x, y, mask): ``model`` (the
+    module, whose config holds the rule's settings) and ``key`` (a sampling rule such as
+    contrastive divergence), each only if its signature names it."""
+    wants = inspect.signature(rule).parameters
+    return {name: value for name, value in (("model", model), ("key", key)) if name in wants}
+
+
 def make_rule_step(model, task: Task, rule, **hparams):
     """For models that learn by a rule, not a gradient:
     ``rule(variables, x, y, mask=mask, **hparams) -> variables`` (padding rows have mask 0
-    and must not move the weights). Metrics are those of the batch before the update, as in
-    the gradient step."""
+    and must not move the weights), plus `rule_arguments` (the step's key is folded from
+    the state's rng and step number). Metrics are those of the batch before the update, as
+    in the gradient step."""
 
     def rule_step(state: TrainState, batch):
         outputs = model.apply(state.variables, *task.inputs(batch), train=False)
-        variables = rule(state.variables, batch["x"], batch["y"], mask=batch["mask"], **hparams)
-        state = state.replace(step=state.step + 1, params=variables["params"])
+        extra = rule_arguments(rule, model, jax.random.fold_in(state.rng, state.step))
+        variables = rule(state.variables, batch["x"], batch["y"], mask=batch["mask"], **extra, **hparams)
+        # A rule may carry state besides the weights (e.g. persistent Gibbs chains).
+        model_state = {**state.model_state, **{k: v for k, v in variables.items() if k != "params"}}
+        state = state.replace(step=state.step + 1, params=variables["params"], model_state=model_state)
         return state, masked_sums(task.per_example(outputs, batch), batch["mask"])
 
     return jax.jit(rule_step, donate_argnums=0)
