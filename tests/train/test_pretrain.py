@@ -46,3 +46,12 @@ def test_initial_variables_that_do_not_fit_are_one_clear_error():
     with pytest.raises(ValueError, match="have no place in the model"):
         stray = {"params": {"encoder_9": {"kernel": np.zeros((2, 2), np.float32)}}}
         zoo.fit("mlp", data, initial_variables=stray, epochs=1, progress=False)
+
+
+def test_initial_variables_stay_usable_after_the_fit():
+    """The train step donates its state: the caller's arrays must be copies, not donated."""
+    data = load_dataset("digits")
+    model = zoo.create_model("mlp", hidden_sizes=(8,))
+    variables = model.init(jax.random.PRNGKey(0), data.x_test[:2])
+    zoo.fit("mlp", data, model_overrides={"hidden_sizes": (8,)}, initial_variables=variables, epochs=1, progress=False)
+    assert np.isfinite(np.asarray(variables["params"]["hidden_0"]["kernel"])).all()  # not deleted
