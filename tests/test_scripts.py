@@ -43,3 +43,11 @@ def test_hal_experiments_quick(capsys, tmp_path):
     )
     assert "| digits | baseline | case1 |" in out and "paired t-test" in out
     assert plot.stat().st_size > 1000
+
+
+def test_energy_experiments_fast_parts(capsys):
+    """The capacity and digit-recall tables (the RBM, DBN and timing parts take minutes)."""
+    out = run_script("energy_experiments.py", ["capacity", "hopfield"], capsys)
+    assert "| P / N | N = 100 |" in out and "Hamming recall" in out
+    with pytest.raises(SystemExit, match="unknown experiment"):
+        run_script("energy_experiments.py", ["nope"], capsys)
