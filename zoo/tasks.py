@@ -109,17 +109,21 @@ def _hierarchical_classification(outputs, batch):
     """Hierarchical auxiliary learning: ``outputs`` holds the final ``logits`` (B, C), the
     auxiliary ``aux_logits`` (B, S), ``superclass_of`` (C,) (each class's superclass) and
     ``aux_weight`` (lambda); batch["y"] (B,) fine labels. Loss ``CE(fine) + lambda *
-    CE(superclass)``; metrics per head: accuracy (fine), superclass_accuracy, and each
-    head's cross-entropy."""
+    CE(superclass)`` plus any ``penalties`` ``{name: (B,)}``; metrics per head: accuracy
+    (fine), superclass_accuracy, and each head's cross-entropy."""
     fine = _classification(outputs["logits"], batch)
     coarse = _classification(outputs["aux_logits"], {"y": outputs["superclass_of"][batch["y"].astype(jnp.int32)]})
-    return {
+    metrics = {
         "loss": fine["loss"] + outputs["aux_weight"] * coarse["loss"],
         "accuracy": fine["accuracy"],
         "fine_loss": fine["loss"],
         "superclass_loss": coarse["loss"],
         "superclass_accuracy": coarse["accuracy"],
     }
+    for name, penalty in outputs.get("penalties", {}).items():  # e.g. HD-CNN's consistency term
+        metrics["loss"] = metrics["loss"] + penalty
+        metrics[name] = penalty
+    return metrics
 
 
 def _reconstruction(outputs, batch):

@@ -102,3 +102,37 @@ def test_hal_trains_on_digits_and_reports_both_heads():
     assert metrics["loss"] == pytest.approx(metrics["fine_loss"] + metrics["superclass_loss"], rel=1e-5)
     with pytest.raises(ValueError, match="covers classes 0 to 9, but the model has 1 classes"):
         zoo.fit("hal", "diabetes", epochs=1, progress=False)
+
+
+def test_hdcnn_averages_the_fine_classifiers_by_the_coarse_probabilities():
+    """Yan et al.: p(j) = sum_k B_k p_k(j); the consistency term 0.5 * lambda * sum_k
+    (t_k - mean_i B_ik)^2 with t_k the share of classes in superclass k."""
+    model = zoo.create_model("hdcnn", input_shape=(4,), backbone_config=(("hidden_sizes", (6,)),), case="case4")
+    x = jax.random.uniform(jax.random.PRNGKey(0), (5, 4))
+    variables = model.init(jax.random.PRNGKey(1), x)
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), variables["params"])
+    h = np.maximum(
+        np.asarray(x, np.float64) @ p["features"]["hidden_0"]["kernel"] + p["features"]["hidden_0"]["bias"], 0
+    )
+
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    b = softmax(h @ p["coarse"]["kernel"] + p["coarse"]["bias"])  # (5, 3)
+    fine = softmax((h @ p["fine"]["kernel"] + p["fine"]["bias"]).reshape(5, 3, 10))
+    prob = np.einsum("bk,bkj->bj", b, fine)
+    out = model.apply(variables, x)
+    np.testing.assert_allclose(np.exp(out["logits"]), prob, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.exp(out["logits"]).sum(-1), 1.0, rtol=1e-5)
+    share = np.array([4, 3, 3]) / 10  # case4: circle {0,6,8,9}, curve {2,3,5}, straight {1,4,7}
+    np.testing.assert_allclose(out["penalties"]["consistency"], 0.5 * np.sum((share - b.mean(0)) ** 2), rtol=1e-5)
+    metrics = get_task("hierarchical_classification").per_example(out, {"y": jnp.arange(5)})
+    np.testing.assert_allclose(
+        metrics["loss"], metrics["fine_loss"] + metrics["superclass_loss"] + metrics["consistency"], rtol=1e-6
+    )
+
+
+def test_hdcnn_trains_on_digits():
+    result = zoo.fit("hdcnn", "digits", epochs=3, progress=False)
+    assert result.test_metrics["accuracy"] > 0.85 and result.test_metrics["superclass_accuracy"] > 0.85

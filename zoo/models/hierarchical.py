@@ -134,6 +134,79 @@ class HAL(nn.Module):
         return self.head(self.forward_features(x, train), train)
 
 
+class HDCNN(nn.Module):
+    """Hierarchical deep CNN (Yan et al. 2015, HD-CNN): shared layers (a registered
+    backbone's ``forward_features``), a coarse classifier over the K superclasses of a case,
+    and K fine classifiers; the prediction averages the fine ones by the coarse
+    probabilities, ``p(j) = sum_k B_k p_k(j)``. Output: ``{"logits": log p (B, C),
+    "aux_logits": coarse logits (B, K), "superclass_of", "aux_weight", "penalties":
+    {"consistency": (B,)}}``: the task's loss is the negative log-likelihood of ``p`` plus
+    ``aux_weight`` times the coarse cross-entropy (the coarse classifier learns the
+    superclasses, as HD-CNN pretrains it) plus the coarse-category consistency term
+    ``consistency_weight / 2 * sum_k (t_k - mean_i B_ik)^2`` with ``t_k`` the share of
+    classes in superclass k (the paper's target proportions), computed on the batch.
+    """
+
+    input_shape: tuple[int, ...] = (8, 8, 1)
+    num_classes: int = 10
+    backbone: str = "mlp"
+    backbone_config: tuple = ()
+    superclasses: str = "digits"
+    case: str = "case4"
+    aux_weight: float = 1.0
+    consistency_weight: float = 1.0
+
+    def __post_init__(self):
+        get_spec(self.backbone)
+        superclass_of(self.superclasses, self.case, self.num_classes)
+        if not (self.aux_weight >= 0 and self.consistency_weight >= 0):
+            raise ValueError("aux_weight and consistency_weight must be >= 0")
+        super().__post_init__()
+
+    def setup(self):
+        overrides: dict[str, Any] = {**dict(self.backbone_config), "input_shape": tuple(self.input_shape)}
+        self.features = create_model(self.backbone, **overrides)
+        self.mapping = superclass_of(self.superclasses, self.case, self.num_classes)
+        groups = int(self.mapping.max()) + 1
+        self.coarse = nn.Dense(groups)
+        # K fine branches as one batched layer: (D, K * C).
+        self.fine = nn.Dense(groups * self.num_classes)
+
+    def forward_features(self, x, train: bool = False):
+        """(B, *input_shape) -> the shared layers' features (B, D)."""
+        check_input(x, self.input_shape, model=f"HDCNN(input_shape={tuple(self.input_shape)})")
+        return self.features.forward_features(x, train)
+
+    def head(self, h, train: bool = False):
+        coarse = self.coarse(h)
+        groups = coarse.shape[-1]
+        log_b = jax.nn.log_softmax(coarse)  # (B, K)
+        log_p_k = jax.nn.log_softmax(self.fine(h).reshape(h.shape[0], groups, self.num_classes))  # (B, K, C)
+        log_p = jax.nn.logsumexp(log_b[..., None] + log_p_k, axis=1)  # log sum_k B_k p_k(j)
+        share = jnp.asarray(np.bincount(self.mapping, minlength=groups) / self.num_classes, jnp.float32)
+        consistency = 0.5 * self.consistency_weight * jnp.sum((share - jnp.mean(jnp.exp(log_b), 0)) ** 2)
+        return {
+            "logits": log_p,
+            "aux_logits": coarse,
+            "superclass_of": jnp.asarray(self.mapping),
+            "aux_weight": jnp.asarray(self.aux_weight, jnp.float32),
+            "penalties": {"consistency": jnp.full(h.shape[:1], consistency)},
+        }
+
+    def __call__(self, x, train: bool = False):
+        return self.head(self.forward_features(x, train), train)
+
+
+register_model(
+    "hdcnn",
+    HDCNN,
+    family="hierarchical",
+    task="hierarchical_classification",
+    paper="Yan et al. 2015, HD-CNN: hierarchical deep convolutional neural networks; " + SEED.split(",")[0],
+    test_config={"backbone_config": (("hidden_sizes", (8,)),), "input_shape": (4,)},
+    description="HD-CNN: coarse classifier, one fine classifier per superclass, probabilistic averaging.",
+)
+
 register_model(
     "hal",
     HAL,
