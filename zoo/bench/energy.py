@@ -3,7 +3,7 @@
 "zoo" is `zoo.models.energy.rbm_cd_gradient` (k = 1) plus the ascent update
 ``params += learning_rate * gradient``, one jit'd call with the parameters donated;
 "sklearn" is scikit-learn's ``BernoulliRBM.partial_fit`` on the same batch, with the same
-initial weights and learning rate (its step is PCD-1 in float64: one Gibbs step from its
+initial weights and learning rate, its BLAS on one thread (its step is PCD-1 in float64: one Gibbs step from its
 persistent hidden samples, after converting and validating the batch, as its API does).
 The entry's model config gives the sizes: visible units = prod(input_shape), num_hidden.
 """
@@ -45,6 +45,15 @@ def _initial(visible: int, hidden: int) -> dict:
     }
 
 
+def _blas_controllers() -> list:
+    """threadpoolctl's controllers of the BLAS libraries loaded (none without threadpoolctl)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return []
+    return list(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
 def rbm_contenders(config: Mapping[str, Any], workload: Workload) -> dict[str, Callable[[], Contender]]:
     """Builders of the "zoo" and "sklearn" contenders for ``config`` on ``workload``."""
     from zoo.models.energy import rbm_cd_gradient
@@ -84,6 +93,21 @@ def rbm_contenders(config: Mapping[str, Any], workload: Workload) -> dict[str, C
         rbm.intercept_hidden_ = np.zeros(hidden)
         rbm.intercept_visible_ = np.zeros(visible)
         rbm.partial_fit(bits)  # sets the input checks' state (n_features_in_) and h_samples_
-        return Contender("sklearn", lambda: rbm.partial_fit(bits), params_count)
+        # Its BLAS on one thread during its step: at these sizes that is its fastest, and
+        # with more, OpenBLAS's threads on this shared machine stall (steps of 16 ms
+        # instead of 0.5 ms). The setting is restored after each step.
+        blas = _blas_controllers()
+
+        def run_step():
+            before = [c.num_threads for c in blas]
+            for c in blas:
+                c.set_num_threads(1)
+            try:
+                rbm.partial_fit(bits)
+            finally:
+                for c, n in zip(blas, before):
+                    c.set_num_threads(n)
+
+        return Contender("sklearn", run_step, params_count)
 
     return {"zoo": zoo, "sklearn": sklearn}
