@@ -2,9 +2,12 @@
 
     python scripts/energy_experiments.py            # all of them, a few minutes on CPU
     python scripts/energy_experiments.py hopfield   # or: capacity, hopfield, timing, rbm, dbn
+    python scripts/energy_experiments.py --plot docs/figures/hopfield_capacity.png  # N = 100..1000
 
 * capacity: Hopfield recall of random patterns (5% of units flipped) vs stored patterns
   per neuron, N = 100, 200, 400: the knee near 0.138 N.
+* --plot PATH [--max-n N]: the capacity curve (exact recall and units wrong vs P / N) for
+  N = 100, 200, 400, 1000 (those up to --max-n), 3 seeds x 64 probes, as a small PNG.
 * hopfield: the seed's task on binarised digits (n = 64): store P ~ 0.05n..0.15n digit
   images (one per class), recall each from probes with 10/20/30% of pixels flipped;
   Hopfield (synchronous recall; correct = the stored image exactly) and Hamming network
@@ -64,6 +67,57 @@ def capacity():
         "Hopfield capacity: stored random patterns recalled exactly from 5% flipped units / "
         "units wrong after recall (3 seeds)\n\n"
     ) + table(["P / N", "N = 100", "N = 200", "N = 400"], rows)
+
+
+def capacity_curve(n: int, ratios, seeds: int = 3, noise: float = 0.05, probes: int = 64):
+    """(exact recall fraction, fraction of units wrong) per ratio P / N: P random bipolar
+    patterns stored in N units, ``probes`` of them (drawn with replacement; a fixed count, so
+    one compile per N) recalled synchronously from a probe with ``noise`` of its units flipped."""
+    recall = jax.jit(lambda w, p: E.hopfield_recall_batch(w, p, max_steps=30)[0])
+    exact, wrong = [], []
+    for ratio in ratios:
+        p = max(1, int(round(ratio * n)))
+        rates = []
+        for seed in range(seeds):
+            rng = np.random.default_rng(seed)
+            patterns = np.where(rng.random((p, n)) < 0.5, -1.0, 1.0).astype(np.float32)
+            target = patterns[rng.integers(0, p, probes)]
+            noisy = E.flip_bits(jnp.asarray(target), noise, jax.random.PRNGKey(seed))
+            states = np.asarray(recall(E.hebbian_weights(patterns), noisy))
+            rates.append([np.mean(np.all(states == target, axis=1)), np.mean(states != target)])
+        e, b = np.mean(rates, axis=0)
+        exact.append(e)
+        wrong.append(b)
+    return np.array(exact), np.array(wrong)
+
+
+def capacity_plot(path: str, sizes=(100, 200, 400, 1000)):
+    """Recall success vs P / N for each N in ``sizes``, written to ``path`` (PNG, dpi 80)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ratios = np.round(np.arange(0.02, 0.301, 0.01), 3)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8, 3))
+    for n in sizes:
+        exact, wrong = capacity_curve(n, ratios)
+        ax1.plot(ratios, exact, marker=".", label=f"N = {n}")
+        ax2.plot(ratios, 100 * wrong, marker=".", label=f"N = {n}")
+    for ax in (ax1, ax2):
+        ax.axvline(0.138, color="gray", linestyle="--", linewidth=1)
+        ax.set_xlabel("stored patterns per neuron, P / N")
+    ax1.set_ylabel("patterns recalled exactly")
+    ax2.set_ylabel("units wrong after recall, %")
+    ax1.legend(fontsize=8)
+    fig.suptitle(
+        "Hopfield capacity: Hebbian storage, synchronous recall from 5% flipped units (3 seeds x 64 probes)", fontsize=9
+    )
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
 
 
 def _binary_digits():
@@ -240,6 +294,18 @@ EXPERIMENTS = {"capacity": capacity, "hopfield": hopfield, "timing": timing, "rb
 
 
 def main(argv):
+    if "--plot" in argv:
+        i = argv.index("--plot")
+        path, argv = argv[i + 1], argv[:i] + argv[i + 2 :]
+        max_n = 1000
+        if "--max-n" in argv:
+            j = argv.index("--max-n")
+            max_n, argv = int(argv[j + 1]), argv[:j] + argv[j + 2 :]
+        start = time.perf_counter()
+        capacity_plot(path, tuple(n for n in (100, 200, 400, 1000) if n <= max_n))
+        print(f"wrote {path} ({time.perf_counter() - start:.0f} s)", flush=True)
+        if not argv:
+            return
     names = argv or list(EXPERIMENTS)
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:

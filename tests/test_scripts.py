@@ -51,3 +51,12 @@ def test_energy_experiments_fast_parts(capsys):
     assert "| P / N | N = 100 |" in out and "Hamming recall" in out
     with pytest.raises(SystemExit, match="unknown experiment"):
         run_script("energy_experiments.py", ["nope"], capsys)
+
+
+def test_energy_capacity_plot(capsys, tmp_path):
+    plot = tmp_path / "capacity.png"
+    out = run_script("energy_experiments.py", ["--plot", str(plot), "--max-n", "100"], capsys)
+    assert "wrote" in out and plot.stat().st_size > 1000
+    ns = runpy.run_path(os.path.join(ROOT, "scripts", "energy_experiments.py"))
+    exact, wrong = ns["capacity_curve"](100, [0.05, 0.3], seeds=1)
+    assert exact[0] == 1.0 and wrong[0] == 0.0 and exact[1] < 0.5 and wrong[1] > 0.05

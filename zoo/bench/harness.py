@@ -22,7 +22,7 @@ from zoo.bench.flops import device_peak_bytes, matmul_peak
 from zoo.bench.suite import Entry, Workload
 from zoo.bench.timing import Ratio, Timing, device_name, time_steps
 
-REFERENCES = ("torch", "flax")
+REFERENCES = ("torch", "flax", "sklearn")
 # A ratio to a reference is a median over rounds: at least this many (DESIGN.md).
 MIN_RATIO_ROUNDS = 5
 # Automatic steps per round: enough for each contender's timed block to last about
@@ -127,16 +127,20 @@ def run_entry(
     given, config = model_config(entry, workload, overrides)
     model = registry.create_model(entry.model, **given)
     spec = registry.get_spec(entry.model)
-    if workload.mode == "train" and not spec.learns_by_gradient:
+    if workload.mode == "train" and not spec.learns_by_gradient and entry.contenders is None:
         raise ValueError(f"model {entry.model!r} learns by {spec.learning!r}, not a gradient: use --mode forward")
     example_shape = example_shape_of(config, workload)
     base.update(workload=dataclasses.asdict(workload), config=_jsonable(given), rounds=rounds)
 
     try:
-        host_batch = make_host_batch(model, spec.task, example_shape, workload, entry.input_vocab)
-        batch = device_batch(host_batch, workload)
-        analytic = entry.analytic_flops(config, workload) if entry.analytic_flops else None
-        zoo = jax_contender("zoo", model, spec.task, batch, example_shape, workload, analytic)
+        if entry.contenders:  # the entry's own step (a learning rule), its own references
+            builders = entry.contenders(config, workload)
+            zoo = builders["zoo"]()
+        else:
+            host_batch = make_host_batch(model, spec.task, example_shape, workload, entry.input_vocab)
+            batch = device_batch(host_batch, workload)
+            analytic = entry.analytic_flops(config, workload) if entry.analytic_flops else None
+            zoo = jax_contender("zoo", model, spec.task, batch, example_shape, workload, analytic)
         warmup_times = time_steps(zoo.run_step, max(warmup, 1 if steps is None else 0))
         steps = steps or auto_steps(min(warmup_times))
         base["steps"] = steps
@@ -147,7 +151,14 @@ def run_entry(
         contenders, unavailable = [zoo], {}
         for reference in compare:
             try:
-                contender = _reference(reference, entry, config, spec.task, host_batch, batch, example_shape, workload)
+                if entry.contenders:
+                    if reference not in builders:
+                        raise Unavailable(f"no {reference} contender for this benchmark")
+                    contender = builders[reference]()
+                else:
+                    contender = _reference(
+                        reference, entry, config, spec.task, host_batch, batch, example_shape, workload
+                    )
                 for _ in range(warmup):
                     contender.run_step()
                 contenders.append(contender)
@@ -198,6 +209,8 @@ def run_entry(
 def _reference(name, entry: Entry, config, task_name, host_batch, batch, example_shape, workload) -> Contender:
     if name == "torch":
         return torch_contender(entry.torch_twin, config, task_name, host_batch, workload)
+    if name == "sklearn":
+        raise Unavailable("no scikit-learn reference for this benchmark")
     if entry.flax_stock is None:
         raise Unavailable("no Flax stock-layer builder for this benchmark")
     try:

@@ -79,6 +79,7 @@ def notes(results: Sequence[EntryResult]) -> list[str]:
     for r in results:
         for reference, reason in r.unavailable.items():
             lines.append(f"{r.entry}: no {reference} figure: {reason}")
+        lines += [f"{r.entry}: zoo/{ref} = {_ratio(r, ref)}" for ref in r.ratios if ref not in ("torch", "flax")]
         if r.zoo is not None:
             lines.append(f"{r.entry}: FLOPs by {r.zoo.flops_source}; memory from {r.zoo.memory_source or 'n/a'}")
     return lines

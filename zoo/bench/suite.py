@@ -64,6 +64,9 @@ class Entry:
     analytic_flops: ``(config, workload) -> FLOPs per step``, for a model whose step XLA's
     cost analysis cannot count (a while loop of unknown trip count); scan loops are
     counted per trip automatically.
+    contenders: ``(config, workload) -> {name: builder of a Contender}``, for a model the
+    engine's train step does not train (a learning rule, not a gradient): the entry times
+    these ("zoo" and its references, e.g. "sklearn") instead of the engine's step.
     """
 
     name: str
@@ -77,6 +80,7 @@ class Entry:
     flax_stock: Callable[[Mapping[str, Any]], Any] | None = None
     analytic_flops: Callable[[Mapping[str, Any], Workload], float] | None = None
     description: str = ""
+    contenders: Callable[[Mapping[str, Any], Workload], Mapping[str, Callable[[], Any]]] | None = None
 
     def workload(
         self, *, batch_size=None, seq_len=None, image_size=None, dtype="float32", mode="train", strict=True
@@ -217,7 +221,23 @@ SUITE: tuple[Entry, ...] = (
         torch_twin="unet",
         description="U-Net 16-32-64-128, padded convs, 2x2/2 up-convs (ConvTranspose2d), 4 classes per pixel",
     ),
+    Entry(
+        "rbm",
+        model="rbm",
+        batch_size=64,
+        image_size=8,
+        config=_square_image(1, num_hidden=128, use_labels=False),
+        contenders=lambda config, workload: _energy().rbm_contenders(config, workload),
+        description="RBM 64-128, one CD-1 step (gradient + update) on binarised digits; "
+        "reference: scikit-learn BernoulliRBM.partial_fit",
+    ),
 )
+
+
+def _energy():
+    from zoo.bench import energy  # imports zoo.bench.contenders, which imports this module
+
+    return energy
 
 
 def suite_entry(name: str) -> Entry | None:
