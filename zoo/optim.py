@@ -5,35 +5,16 @@ r"""Every optimizer of the seeds, built from optax, behind one factory.
                           clip_norm=1.0, l2=1e-2, num_examples=60000)
     print(zoo.optim.describe("nesterov_slide"))   # equation, reference, defaults, notes
 
-Each optimizer is one row of `OPTIMIZERS`: its update equation, paper, defaults and how
-it differs from its neighbours are written there once (`describe` prints them;
-`list_optimizers` names them). Notation: w the weights, g_t the gradient of the cost at
-step t (t = 1, 2, ...), eta_t the learning rate at step t (a float, or a schedule evaluated
-at the step count t - 1), every product and square root elementwise. The paper forms are
-the defaults; a ``_slide`` name is the form printed in kang-lecture4's "Gradient Descent
-Variations" slides, offered only where it differs from the paper (each tested against its
-own NumPy reference). Hyper-parameters go to `create` as keywords (``momentum``, ``rho``,
-``beta1``, ``beta2``, ``eps``, ``initial_accumulator``, ``weight_decay``) and are checked
-against their ranges (`HYPER_RANGES`).
+Each optimizer is one row of `OPTIMIZERS`: update equation, paper, defaults and notes,
+written once (`describe` prints them). Notation: w the weights, g_t the gradient at step
+t = 1, 2, ..., eta_t the learning rate (a float, or a schedule at count t - 1), products
+and roots elementwise. Names are the paper forms; a ``_slide`` name is kang-lecture4's
+"Gradient Descent Variations" form, offered only where it differs. "gd" and "sgd" are one
+update: full-batch, stochastic or mini-batch is the trainer's batch size.
 
-Gradient descent, stochastic and mini-batch ("gd", "sgd") share one update; which of the
-three it is depends only on the batch size the trainer is given, not on the optimizer.
-
-Learning-rate schedules: `make_schedule`. Gradient clipping (``clip_value``: each element
-into [-c, c]; ``clip_norm``: the global norm to at most c) acts on the incoming gradient.
-
-L1 / L2 regularization, slide "Regularization": the cost is
-    Cost = Loss + lambda / (2m) * sum_i |w_i|     (L1)
-    Cost = Loss + lambda / (2m) * sum_i w_i^2     (L2)
-with m the number of training examples (``num_examples``). The penalties are gradient
-transforms that add the penalty's gradient to the raw gradient before the optimizer, so
-every optimizer sees the gradient of the whole cost (a penalty in the cost, not
-decoupled weight decay as in adamw):
-    L2 adds (lambda / m) * w;     L1 adds (lambda / (2m)) * sign(w)   (sign(0) = 0).
-By default only arrays with ndim >= 2 (kernels, embedding tables) are penalised, not
-biases or normalization scales; ``penalty_mask`` (a pytree of bools or a function of
-params returning one, as optax.masked takes) chooses otherwise.
-
+L1 / L2 (slide "Regularization") are penalties in the cost, lambda / (2m) * sum |w| or
+w^2 with m = ``num_examples``, added as gradients before the optimizer (not decoupled
+weight decay as in adamw); by default only arrays with ndim >= 2 are penalised.
 Assembly, for every name: optax.chain(clip_value, clip_norm, L1, L2, optimizer).
 """
 
@@ -312,58 +293,8 @@ class OptimizerSpec:
     note: str = ""
 
 
-def _sgd(lr):
-    return optax.sgd(lr)
-
-
-def _momentum(lr, momentum):
-    return optax.sgd(lr, momentum=momentum)
-
-
-def _nesterov(lr, momentum):
-    return optax.sgd(lr, momentum=momentum, nesterov=True)
-
-
-def _momentum_slide(lr, momentum):
-    return _slide_velocity(lr, momentum, look_ahead=False)
-
-
-def _nesterov_slide(lr, momentum):
-    return _slide_velocity(lr, momentum, look_ahead=True)
-
-
-def _adagrad(lr, eps, initial_accumulator):
-    return optax.chain(_scale_by_adagrad(initial_accumulator, eps), optax.scale_by_learning_rate(lr))
-
-
-def _adagrad_slide(lr, eps, initial_accumulator):
-    # optax.adagrad is exactly the slide's form once G_0 is the slide's 0.
-    return optax.adagrad(lr, initial_accumulator_value=initial_accumulator, eps=eps)
-
-
-def _adadelta(lr, rho, eps):
-    return optax.adadelta(lr, rho=rho, eps=eps)
-
-
-def _rmsprop(lr, rho, eps):
-    return optax.rmsprop(lr, decay=rho, eps=eps, eps_in_sqrt=True)
-
-
-def _adam(lr, beta1, beta2, eps):
-    return optax.adam(lr, b1=beta1, b2=beta2, eps=eps)
-
-
-def _adam_slide(lr, beta1, beta2, eps):
-    # optax.adam divides by sqrt(v_hat + eps_root) + eps.
-    return optax.adam(lr, b1=beta1, b2=beta2, eps=0.0, eps_root=eps)
-
-
-def _adamw(lr, beta1, beta2, eps, weight_decay):
-    return optax.adamw(lr, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay)
-
-
 _GD = OptimizerSpec(
-    _sgd,
+    lambda lr: optax.sgd(lr),
     {},
     "w <- w - eta g",
     "Cauchy 1847; slide 'Gradient Descent revisited' (batch, stochastic, mini-batch)",
@@ -371,7 +302,7 @@ _GD = OptimizerSpec(
     "batch size (N, 1 or n examples), not the optimizer.",
 )
 _RMSPROP = OptimizerSpec(
-    _rmsprop,
+    lambda lr, rho, eps: optax.rmsprop(lr, decay=rho, eps=eps, eps_in_sqrt=True),
     {"rho": 0.9, "eps": 1e-8},
     "E = rho E + (1 - rho) g^2; w <- w - eta g / sqrt(E + eps)",
     "Hinton, Srivastava & Swersky 2012, Neural Networks for ML lecture 6e (optax.rmsprop, eps inside the root)",
@@ -383,7 +314,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
     "gd": _GD,
     "sgd": _GD,
     "momentum": OptimizerSpec(
-        _momentum,
+        lambda lr, momentum: optax.sgd(lr, momentum=momentum),
         {"momentum": 0.9},
         "T = gamma T + g; w <- w - eta T",
         "Polyak 1964, heavy ball (optax.sgd(momentum=gamma))",
@@ -391,21 +322,21 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         "scales the whole trace by today's eta_t, the slide folds each step's eta into v",
     ),
     "momentum_slide": OptimizerSpec(
-        _momentum_slide,
+        lambda lr, momentum: _slide_velocity(lr, momentum, look_ahead=False),
         {"momentum": 0.9},
         "v = gamma v + eta g; w <- w - v",
         "kang-lecture4 slide 'Momentum' (its 'w_t = w_{t+1} - v_t' read as w_{t+1} = w_t - v_t)",
         "eta inside v: each step's eta is fixed into v when its gradient arrives",
     ),
     "nesterov": OptimizerSpec(
-        _nesterov,
+        lambda lr, momentum: optax.sgd(lr, momentum=momentum, nesterov=True),
         {"momentum": 0.9},
         "T = gamma T + g; w <- w - eta (g + gamma T)",
         "Sutskever, Martens, Dahl & Hinton 2013 (optax.sgd(momentum, nesterov=True))",
         "its iterates are the slide's look-ahead points u = w - gamma v under a constant eta",
     ),
     "nesterov_slide": OptimizerSpec(
-        _nesterov_slide,
+        lambda lr, momentum: _slide_velocity(lr, momentum, look_ahead=True),
         {"momentum": 0.9},
         "v = gamma v + eta grad J(w - gamma v); w <- w - v; held as u = w - gamma v, "
         "u <- u - (1 + gamma) v_t + gamma v_{t-1}",
@@ -413,21 +344,23 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         "params are the look-ahead points u; nesterov_slide_weights(params, state) gives w",
     ),
     "adagrad": OptimizerSpec(
-        _adagrad,
+        lambda lr, eps, initial_accumulator: optax.chain(
+            _scale_by_adagrad(initial_accumulator, eps), optax.scale_by_learning_rate(lr)
+        ),
         {"eps": 1e-8, "initial_accumulator": 0.0},
         "G = G + g^2; w <- w - eta g / (sqrt(G) + eps)",
         "Duchi, Hazan & Singer 2011 (eps is their delta, outside the root)",
         "G_0 = 0 as in the paper and the slide (optax.adagrad's own default G_0 is 0.1)",
     ),
     "adagrad_slide": OptimizerSpec(
-        _adagrad_slide,
+        lambda lr, eps, initial_accumulator: optax.adagrad(lr, initial_accumulator_value=initial_accumulator, eps=eps),
         {"eps": 1e-8, "initial_accumulator": 0.0},
         "G = G + g^2; w <- w - eta g / sqrt(G + eps)",
         "kang-lecture4 slide 'Adagrad' (optax.adagrad with G_0 = 0)",
         "eps inside the root; the slide's look-ahead gradient is a typo for grad J(w_t)",
     ),
     "adadelta": OptimizerSpec(
-        _adadelta,
+        lambda lr, rho, eps: optax.adadelta(lr, rho=rho, eps=eps),
         {"rho": 0.95, "eps": 1e-6},
         "E_g = rho E_g + (1 - rho) g^2; d = -sqrt(E_d + eps) / sqrt(E_g + eps) g; "
         "E_d = rho E_d + (1 - rho) d^2; w <- w + eta d",
@@ -449,20 +382,22 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
         "Zeiler's Adadelta is 'adadelta'",
     ),
     "adam": OptimizerSpec(
-        _adam,
+        lambda lr, beta1, beta2, eps: optax.adam(lr, b1=beta1, b2=beta2, eps=eps),
         {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
         "m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; w <- w - eta m_hat / (sqrt(v_hat) + eps)",
         "Kingma & Ba 2015 (optax.adam)",
     ),
     "adam_slide": OptimizerSpec(
-        _adam_slide,
+        lambda lr, beta1, beta2, eps: optax.adam(lr, b1=beta1, b2=beta2, eps=0.0, eps_root=eps),
         {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
         "as adam, w <- w - eta m_hat / sqrt(v_hat + eps)",
         "kang-lecture4 slide 'Adam' (optax.adam(eps=0, eps_root=eps))",
         "eps inside the root",
     ),
     "adamw": OptimizerSpec(
-        _adamw,
+        lambda lr, beta1, beta2, eps, weight_decay: optax.adamw(
+            lr, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay
+        ),
         {"beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 1e-4},
         "as adam, w <- w - eta (m_hat / (sqrt(v_hat) + eps) + weight_decay w)",
         "Loshchilov & Hutter 2019 (optax.adamw; decay scaled by eta as in PyTorch)",

@@ -27,9 +27,7 @@ def _split_rngs(seed: int, count: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(count)]
 
 
-# --------------------------------------------------------------------------------------
-# Adding problem.
-# --------------------------------------------------------------------------------------
+# --- Adding problem.
 
 
 def adding_examples(rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,9 +85,7 @@ def adding_problem(
     )
 
 
-# --------------------------------------------------------------------------------------
-# Moving digits.
-# --------------------------------------------------------------------------------------
+# --- Moving digits.
 
 
 def _digit_images() -> tuple[np.ndarray, np.ndarray]:

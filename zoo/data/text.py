@@ -133,9 +133,7 @@ class Vocabulary:
         return " ".join(words)
 
 
-# --------------------------------------------------------------------------------------
-# Pre-trained word vectors (GloVe / word2vec text format)
-# --------------------------------------------------------------------------------------
+# --- Pre-trained word vectors (GloVe / word2vec text format)
 
 
 def _parse_floats(fields: Sequence[str], where: str) -> np.ndarray:

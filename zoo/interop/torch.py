@@ -325,9 +325,7 @@ def import_torch_state_dict(model, variables, state_dict: Mapping[str, Any]) -> 
     return _unflatten(converted)
 
 
-# --------------------------------------------------------------------------------------
-# Weights files
-# --------------------------------------------------------------------------------------
+# --- Weights files
 
 TORCH_SUFFIXES = (".pt", ".pth")
 SAFETENSORS_SUFFIX = ".safetensors"

@@ -36,9 +36,7 @@ def _constant(value):
     return init
 
 
-# --------------------------------------------------------------------------------------
-# Perceptron: one unit h = g(w.x + b).
-# --------------------------------------------------------------------------------------
+# --- Perceptron: one unit h = g(w.x + b).
 
 
 class Perceptron(nn.Module):
@@ -120,9 +118,7 @@ register_model(
 )
 
 
-# --------------------------------------------------------------------------------------
-# The seed's hand-wired XOR networks.
-# --------------------------------------------------------------------------------------
+# --- The seed's hand-wired XOR networks.
 
 
 class _FixedLayer(nn.Module):
@@ -199,9 +195,7 @@ register_model(
 )
 
 
-# --------------------------------------------------------------------------------------
-# MLP and deep feed-forward net.
-# --------------------------------------------------------------------------------------
+# --- MLP and deep feed-forward net.
 
 
 class MLP(nn.Module):
@@ -315,9 +309,7 @@ def backprop_example(activation: str = "sigmoid"):
     return model, {"params": params}, jnp.array([[0.5, 0.5]]), jnp.array([[1.0]])
 
 
-# --------------------------------------------------------------------------------------
-# Radial basis function network.
-# --------------------------------------------------------------------------------------
+# --- Radial basis function network.
 
 
 def kmeans(x, num_centres: int, *, key, iterations: int = 50):

@@ -1,24 +1,12 @@
 """Recurrent classifiers (many-to-one): a stacked, optionally bidirectional Elman RNN, LSTM
-(plain or peephole) or GRU (three forms) encoder, pooled over time (the last valid output,
-or feed-forward attention), then a dense layer; float features or token ids.
+or GRU encoder (`zoo.nn.recurrence`), pooled over time, then a dense layer; float features
+or token ids. Seeds: surf2019-cha-rnn-hierarchical-a and kang-lecture4.
 
-Seeds: surf2019-cha-rnn-hierarchical-a ("Recurrent Neural Networks", "Long Short Term
-Memory", "LSTM with Peephole Connection", "Gated Recurrent Unit") and kang-lecture4
-("RNN Basic: LSTM / GRU", "Bidirectional RNN", "Deep-Bidirectional RNN").
-
-The cells, the scan runner and the layers are `zoo.nn.recurrence`; the explanations of
-these models (per-step attention weights, gradient norms through time) are in
-`zoo.explain`; PyTorch weights load through `zoo.interop.torch_rnn`. One module,
-`SequenceClassifier`, is registered under several names (``rnn``, ``lstm``,
+One module, `SequenceClassifier`, registered under several names (``rnn``, ``lstm``,
 ``peephole_lstm``, ``gru``, ``gru_seed``, ``gru_kang``, ``attention_lstm``) that differ in
-their defaults only.
-
-Pooling over time: ``pooling="last"`` takes the last valid output; ``"attention"`` is
-Raffel & Ellis's (2015) feed-forward attention, e_t = v^T tanh(W h_t + b), alpha =
-softmax over the valid steps, c = sum_t alpha_t h_t (`zoo.nn.recurrence.AttentionPooling`).
-With ``vocab_size`` the classifier reads token ids of `zoo.data.text.Vocabulary` (0 =
-padding at the end, so lengths follow from the padding), the same ids the text CNN reads
-("attention_lstm").
+their defaults. ``pooling="last"`` takes the last valid output, ``"attention"`` Raffel &
+Ellis's feed-forward attention (`AttentionPooling`). With ``vocab_size`` it reads token
+ids of `zoo.data.text.Vocabulary` (0-padded: lengths follow from the padding).
 """
 
 from __future__ import annotations
