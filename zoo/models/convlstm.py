@@ -117,13 +117,9 @@ class ConvLSTM(nn.Module):
 
 
 class ConvLSTMForecaster(nn.Module):
-    """Encoder-forecaster ConvLSTM (Shi et al. 2015) for next-frame prediction:
-    x (B, T_in, H, W, C) float32 -> (B, output_frames, H, W, C) in [0, 1].
-
-    ``input_shape`` (T_in, H, W, C) (T_in may be None); ``features`` the channels of each
-    stacked layer (encoder and forecaster alike); ``kernel_size`` the (odd) square
-    convolution size. ``forward_features``: the forecaster's concatenated states
-    (B, output_frames, H, W, sum(features)); ``head``: the 1x1 convolution and sigmoid.
+    """Encoder-forecaster ConvLSTM: x (B, T_in, H, W, C) float32 -> (B, output_frames, H, W,
+    C) in [0, 1]. ``features``: each stacked layer's channels; ``forward_features``: the
+    forecaster's states (B, output_frames, H, W, sum(features)); ``head``: 1x1 conv, sigmoid.
     """
 
     input_shape: tuple = (5, 24, 24, 1)

@@ -27,28 +27,15 @@ POOLINGS = ("last", "attention")
 
 
 class SequenceClassifier(CellOptions):
-    """Recurrent encoder, pooling over time, then a dense layer:
-    x (B, T, *F) float32 -> (B, num_classes) logits; or, with ``vocab_size``,
-    token ids (B, T) int -> (B, num_classes).
+    """Recurrent encoder, pooling over time, then a dense layer: x (B, T, *F) float32 ->
+    (B, num_classes) logits, or with ``vocab_size`` token ids (B, T) int (0-padded, embedded
+    to ``embedding_dim``; lengths from the padding unless ``lengths`` (B,) is given).
 
-    ``input_shape`` is (T, *F) (T may be None); each step's features F are flattened, so
-    digits images (8, 8, 1) read as 8 steps of 8 pixels. With ``vocab_size`` set the input
-    is text: ``input_shape`` (T,), ids embedded to ``embedding_dim`` (the ids of
-    `zoo.data.text.Vocabulary`, shared with the text CNN: 0 is padding at the end), and
-    each text's length is taken from its padding unless ``lengths`` is given.
-    ``lengths`` (B,) gives each sequence's valid length.
-
-    ``pooling``: "last" — the top layer's last valid output (a bidirectional encoder: the
-    forward direction's last valid output and the backward direction's output at t = 0,
-    merged); "attention" — feed-forward attention over the valid steps of the top
-    layer's outputs (`AttentionPooling`, Raffel & Ellis 2015); `attention_weights` gives
-    the per-step weights, e.g. which words decided the class.
-
-    Cell options (`zoo.nn.recurrence`): ``activation`` (Elman), ``peephole`` and
-    ``forget_bias`` (LSTM), ``reset_after`` and ``update_convention`` (GRU), ``use_bias``
-    and ``impl`` (every cell: how the recurrence runs, "auto", "scan" or "fast"). An
-    option of another cell than ``cell`` must stay at its default (ValueError otherwise).
-    ``dropout_rate`` acts between stacked layers in train mode.
+    ``input_shape`` is (T, *F) (T may be None), F flattened per step (digits (8, 8, 1): 8
+    steps of 8 pixels). ``pooling``: "last" (the last valid output; bidirectional: forward's
+    last and backward's at t = 0) or "attention" (`AttentionPooling`; `attention_weights`
+    gives the weights). Cell options as in `CellOptions`; an option of another cell than
+    ``cell`` must stay at its default.
     """
 
     input_shape: tuple = (8, 8)

@@ -159,6 +159,15 @@ class DecoderFns(NamedTuple):
     attention_size: int
 
 
+def stacked_step(cell_steps, carries, x):
+    """Stacked cells, one step: x (B, I) through each layer in turn -> (carries, top output)."""
+    new = []
+    for step, c in zip(cell_steps, carries):
+        c, x = step(c, x)
+        new.append(c)
+    return tuple(new), x
+
+
 def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool, carry, e_t):
     """carry = (per-layer carries, h~_{t-1} or (B, 0)), e_t (B, E) -> (carry, (o_t the
     readout's input, a_t (B, S) weights, (B, 0) without attention))."""
@@ -170,10 +179,7 @@ def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool,
         x = jnp.concatenate([x, context], -1)
     elif input_feeding:
         x = jnp.concatenate([x, feed], -1)
-    new_layers = []
-    for step, c in zip(cell_steps, layers):
-        c, x = step(c, x)
-        new_layers.append(c)
+    new_layers, x = stacked_step(cell_steps, layers, x)
     if kind in LUONG:  # scored on the current state h_t
         context, alpha = attend_fn(x)
         out = jnp.tanh(combine(jnp.concatenate([context, x], -1)))  # h~_t = tanh(W_c [c_t; h_t])
@@ -184,7 +190,7 @@ def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool,
         out = x
     if alpha is None:
         alpha = jnp.zeros((x.shape[0], 0), x.dtype)
-    return (tuple(new_layers), feed), (out, alpha)
+    return (new_layers, feed), (out, alpha)
 
 
 def teacher_forced(fns: DecoderFns, carry, inputs):
@@ -388,14 +394,9 @@ class Seq2Seq(CellOptions):
         if not self.tokens:
             steps = [cell(0 if i == 0 else cell.hidden_size) for i, cell in enumerate(self.cells)]
 
-            def step(c, x_t):  # unconditioned: the input is empty, the state carries the sequence
-                new = []
-                for s, layer_carry in zip(steps, c):
-                    layer_carry, x_t = s(layer_carry, x_t)
-                    new.append(layer_carry)
-                return tuple(new), x_t
-
+            # Unconditioned: the input is empty, the state carries the sequence.
             B, T = features["memory"].shape[:2]
+            step = functools.partial(stacked_step, steps)
             _, hs = scan_cell(step, carry, jnp.zeros((B, T, 0), features["memory"].dtype))
             return self.output(hs.shape[-1])(hs)
 

@@ -25,13 +25,10 @@ DEFAULT_CHUNK = 16
 
 
 def _chunked_reverse(step, carry, xs_t, per_step, chunk, accumulate, acc):
-    """Run ``step(carry, per_step[t]) -> (carry, dg_t)`` backwards over time, in chunks.
-
-    The chunk's stacked ``dg`` (C, B, ...) and its slices of ``xs_t`` (T, B, I) and
-    ``per_step`` (pytree of (T, ...) arrays) go to
-    ``accumulate(acc, xs_chunk, per_step_chunk, dg) -> (acc, dx_chunk)``. The inner loop
-    reads ``per_step`` in place by index (no per-chunk copies of the residuals).
-    Returns (carry, acc, dxs (T, B, I))."""
+    """Run ``step(carry, per_step[t]) -> (carry, dg_t)`` backwards over time in chunks, each
+    chunk's ``dg`` (C, B, ...) and slices of ``xs_t`` and ``per_step`` going to
+    ``accumulate(acc, xs_chunk, per_step_chunk, dg) -> (acc, dx_chunk)`` (residuals read in
+    place by index). Returns (carry, acc, dxs (T, B, I))."""
     T = xs_t.shape[0]
     C = max(1, min(int(chunk), T))
     n_full, r = divmod(T, C)
@@ -242,12 +239,9 @@ def _run(fn, xs, time_major, reverse, return_sequences):
 
 
 def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK):
-    """The plain LSTM (`recurrence.lstm_step`, no peephole) over a whole sequence.
-
-    w: {"kernel": (I+H, 4H), "bias": (4H,) optional}; carry (c, h), each (B, H);
-    xs (B, T, I), or (T, B, I) with ``time_major``. Returns ((c, h), ys) with ys the
-    per-step outputs in the layout of xs (None without ``return_sequences``), exactly
-    what ``scan_cell(partial(lstm_step, w), carry, xs, reverse=...)`` returns.
+    """The plain LSTM over a whole sequence, what ``scan_cell(partial(lstm_step, w), carry,
+    xs, reverse=...)`` returns: w {"kernel": (I+H, 4H), "bias": (4H,) optional}, carry (c, h)
+    each (B, H), xs (B, T, I) or (T, B, I) with ``time_major`` -> ((c, h), ys or None).
     """
     c0, h0 = carry
     kernel = w["kernel"]

@@ -102,11 +102,8 @@ class ResNet(nn.Module):
     a bottleneck); stages after the first start with stride 2. ``stem``: "imagenet" (7x7/2
     conv + 3x3/2 max pool) or "cifar" (3x3 conv, stride 1). See the module docstring.
 
-    ``conv_impl``: how convolutions and the stem's max pool run (same variables and
-    numbers either way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla" (``lax.conv_general_dilated`` and
-    ``nn.max_pool``, the plain path), "im2col" or "banded" (matmul convolutions, slice
-    pooling) or "auto" (a per-convolution choice measured on CPU; XLA's ops on other
-    platforms).
+    ``conv_impl``: `zoo.nn.fastconv`'s ways for convolutions and the stem's max pool
+    ("xla": the plain path; same variables and numbers either way).
     """
 
     cam_classifier: ClassVar[str] = "fc"  # the final dense layer after GAP (zoo.cam)
