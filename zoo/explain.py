@@ -1,39 +1,18 @@
-"""Explanations: where a classifier looks (class activation maps, gradient saliency maps,
-attention weights) and how the gradient flows back through time in a recurrent model.
+"""Explanations: where a classifier looks and how the gradient flows back through time.
 
-* `cam` — class activation maps (Zhou, Khosla, Lapedriza, Oliva & Torralba 2016, "Learning
-  deep features for discriminative localization"; seed kang-lecture4, "Class Activation
-  Map"). For a network that ends in global average pooling (GAP) and one dense layer,
-  with ``f_k(i, j)`` the last convolutional feature maps and ``w_k^c`` the dense kernel,
+* `cam`: class activation maps (Zhou et al. 2016; kang-lecture4 "Class Activation Map").
+  For a net ending in global average pooling and one dense layer, with feature maps
+  ``f_k(i, j)`` and dense kernel ``w_k^c``: M_c(i, j) = sum_k w_k^c f_k(i, j) and
+  S_c = mean_{i,j} M_c(i, j) + b_c (the seed's GAP is a sum: h*w times ``S_c - b_c``).
+  Supported: models whose class names its dense layer in ``cam_classifier`` and provides
+  ``feature_maps`` with ``forward_features = GAP(feature_maps)`` (ResNet, DenseNet, GoogLeNet).
+* `saliency`: gradient saliency (Simonyan et al. 2014) for any image classifier.
+* `attention_weights`: the step weights of an attention-pooling recurrent classifier.
+* `gradient_norms_through_time`: ||dLoss/dh_t|| per step and recurrent layer.
 
-      M_c(i, j) = sum_k w_k^c f_k(i, j),    S_c = mean_{i,j} M_c(i, j) + b_c,
-
-  so the map shows how much each location adds to the class score. The seed writes GAP as a
-  sum, ``F_k = sum_{x,y} f_k(x, y)``; the zoo's GAP models average, so here the identity holds
-  with the mean (the sum gives h*w times ``S_c - b_c``). The maps are upsampled to the input
-  size, as the seed's last CAM slide does ("upsampling is commonly used").
-* `saliency` — gradient saliency maps (Simonyan, Vedaldi & Zisserman 2014, "Deep inside
-  convolutional networks"): ``max over input channels of |d S_c / d x|``, one example at a
-  time with ``jax.vmap`` (each example's gradient, not the gradient of the batch sum). Works
-  for any image classifier in the zoo, GAP or not.
-* `attention_weights` — the per-step weights of an attention-pooling recurrent classifier
-  (Raffel & Ellis 2015): which words decided the class.
-* `gradient_norms_through_time` — ||dLoss/dh_t|| at every step of every recurrent layer:
-  the vanishing/exploding gradient picture of kang-lecture4, for any zoo recurrent model.
-
-`cam` and `saliency` run the model in evaluation mode (``train=False``: batch norm uses its running
-statistics, dropout is off), so examples do not interact and both are jit-able with the model,
-``classes`` and ``upsample`` held static::
-
-    maps, logits = jax.jit(lambda v, x: zoo.cam(model, v, x, classes=(3,)))(variables, x)
-
-``zoo.cam`` and ``zoo.saliency`` are these functions. Re-exported here from beside its model:
-the text CNN's word-level maps (CAM over time), `zoo.models.cnn.textcnn.word_importance`.
-
-Which models support CAM: the ones whose class names their final dense layer in a
-``cam_classifier`` attribute (the key of its kernel and bias in ``variables["params"]``), and
-which provide ``feature_maps(x, train)`` with ``forward_features = GAP(feature_maps)`` and
-``head`` = that dense layer (plus dropout, off in evaluation): ResNet, DenseNet, GoogLeNet.
+`cam` and `saliency` run in evaluation mode, so they jit with the model, ``classes`` and
+``upsample`` static: ``jax.jit(lambda v, x: zoo.cam(model, v, x, classes=(3,)))(variables, x)``.
+Re-exported from beside its model: `zoo.models.cnn.textcnn.word_importance`.
 """
 
 from __future__ import annotations
@@ -91,25 +70,12 @@ def _class_indices(classes, num_classes: int) -> tuple[int, ...]:
 
 
 def cam(model, variables, x, classes: int | Sequence[int] | None = None, *, upsample: bool = True):
-    """Class activation maps of a global-average-pooling classifier (Zhou et al. 2016).
+    """Class activation maps of a GAP classifier: x (B, H, W, C) float -> (maps (B, C_sel,
+    H, W) float32, (B, C_sel, h, w) without ``upsample``; logits (B, num_classes)).
 
-    Args:
-      model: a zoo GAP model (ResNet, DenseNet, GoogLeNet; see the module docstring).
-      variables: its variables (``params``, and ``batch_stats`` where it has batch norm).
-      x: images ``(B, H, W, C)`` float, the model's input shape.
-      classes: None (every class), a class index, or a sequence of them; ``C_sel`` of them.
-      upsample: resize the ``(h, w)`` maps bilinearly to the input's ``(H, W)``.
-
-    Returns:
-      ``(maps, logits)``: ``maps (B, C_sel, H, W)`` (``(B, C_sel, h, w)`` without upsampling)
-      float32, ``maps[:, i]`` for class ``classes[i]``; ``logits (B, num_classes)``, the model's
-      evaluation-mode output. Before upsampling, ``maps.mean(axis=(2, 3)) + bias[classes]``
-      equals ``logits[:, classes]`` (the GAP identity; the bias is not part of the map).
-
-    Raises:
-      ValueError: the model does not end in global average pooling and one dense layer (the
-        message lists the models that do), ``x`` is not a float (B, H, W, C) batch, or a class
-        index is out of range.
+    ``classes``: None (all), an index or a sequence of them. Before upsampling,
+    ``maps.mean(axis=(2, 3)) + bias[classes] == logits[:, classes]``. A model without
+    GAP and one dense layer raises ValueError naming those that have them.
     """
     classifier = _classifier_name(model)
     if classifier is None:
@@ -139,25 +105,11 @@ def cam(model, variables, x, classes: int | Sequence[int] | None = None, *, upsa
 
 
 def saliency(model, variables, x, classes: int | Sequence[int] | None = None):
-    """Gradient saliency maps (Simonyan et al. 2014): ``max_channels |d logit_c / d x|``.
+    """Gradient saliency maps: x (B, H, W, C) float -> (maps (B, C_sel, H, W), logits
+    (B, num_classes)), ``maps[b, i] = max_c |d logits[b, classes[i]] / d x[b, :, :, c]|``.
 
-    Each example's map is the gradient of its own logits (``jax.vmap`` over the batch of a
-    single-example Jacobian), so it does not depend on the rest of the batch.
-
-    Args:
-      model: any zoo image classifier (``model.apply(variables, x) -> (B, num_classes)``).
-      variables: its variables.
-      x: images ``(B, H, W, C)`` float.
-      classes: None (every class: one backward pass per class and example — pass the classes
-        you need for large heads), a class index, or a sequence of them; ``C_sel`` of them.
-
-    Returns:
-      ``(maps, logits)``: ``maps (B, C_sel, H, W)`` with
-      ``maps[b, i] = max_c |d logits[b, classes[i]] / d x[b, :, :, c]|``; ``logits
-      (B, num_classes)``, the model's evaluation-mode output.
-
-    Raises:
-      ValueError: ``x`` is not a float (B, H, W, C) batch, or a class index is out of range.
+    Each example's own Jacobian (vmapped), so maps do not depend on the rest of the batch;
+    ``classes`` as in `cam` (None: one backward pass per class and example).
     """
     x = jnp.asarray(x)
     _check_images(x, "saliency")
@@ -178,17 +130,9 @@ def saliency(model, variables, x, classes: int | Sequence[int] | None = None):
 
 
 def attention_weights(model, variables, x, lengths=None) -> jax.Array:
-    """Per-step attention weights of an attention-pooling classifier: ``(B, T)`` float32.
-
-    x: the model's input — token ids (B, T) int for a text model (lengths from the
-    padding), or (B, T, *F) float. Each row sums to 1 over the valid steps and is 0 on
-    padding: ``alpha_t`` is the share of the pooled vector that step t contributes, so
-    the largest weights mark the words that decided the class (Raffel & Ellis 2015; the
-    seed's attention for document classification).
-
-    model: an attention-pooling `zoo.models.recurrent.SequenceClassifier` (e.g.
-    "attention_lstm", or any recurrent classifier built with ``pooling="attention"``);
-    lengths: optional (B,) valid lengths (a text model takes them from the padding).
+    """Step weights (B, T) float32 of an attention-pooling `SequenceClassifier`: x token ids
+    (B, T) int (lengths from the padding) or (B, T, *F) float; each row sums to 1 over the
+    valid steps, 0 on padding: the largest mark the words that decided the class.
     """
     if not callable(getattr(model, "attention_weights", None)):
         raise ValueError(
@@ -199,27 +143,13 @@ def attention_weights(model, variables, x, lengths=None) -> jax.Array:
 
 
 def gradient_norms_through_time(model, variables, x, y, *, loss="classification", lengths=None) -> dict[str, jax.Array]:
-    """||dLoss/dh_t|| for every step t of every recurrent layer of ``model``: the seed's
-    vanishing/exploding gradient picture (kang-lecture4, "Gradient Vanishing/Exploding
-    Problem"), measured on a batch.
+    """||dLoss/dh_t|| for every step t of every recurrent layer (`RNN` or ConvLSTM) of
+    ``model`` on a batch: kang-lecture4's vanishing/exploding gradient picture.
 
-    Each recurrent layer adds a zero perturbation ``eps_t`` to its state h_t inside the
-    scan (`zoo.nn.recurrence.scan_cell`); the gradient of the loss with respect to ``eps_t`` is the total
-    derivative dLoss/dh_t, through every later step — for an Elman RNN the seed's product
-    ``dL/dh_T  prod_k diag(1 - h_k^2) U^T``.
-
-    Args:
-      model, variables: any zoo module whose recurrent layers are `zoo.nn.recurrence.RNN`
-        layers (the sequence classifiers, `StackedRNN`, `RNN`) or ConvLSTM layers.
-      x: its input batch; y: the targets.
-      loss: a task name of `zoo.tasks` ("classification", "regression"), whose mean
-        per-example loss is differentiated, or a function ``(outputs, y) -> scalar``.
-      lengths: optional (B,) valid lengths, passed to the model.
-
-    Returns:
-      ``{layer path: (T,) float32}``, e.g. ``{"encoder/layers_0": ...}`` (a bidirectional
-      layer gives ``.../forward_rnn`` and ``.../backward_rnn``), sorted by path; entry t is
-      the Frobenius norm of dLoss/dh_t over the batch (B, *H). Inference mode (no dropout).
+    Each layer adds a zero ``eps_t`` to h_t inside the scan; d loss / d eps_t is dLoss/dh_t
+    through every later step. ``loss``: a `zoo.tasks` name (mean per-example loss) or
+    ``(outputs, y) -> scalar``. Returns ``{layer path: (T,) float32}`` sorted by path (e.g.
+    ``"encoder/layers_0/forward_rnn"``), the norm over the batch; inference mode.
     """
     if isinstance(loss, str):
         per_example = get_task(loss).per_example

@@ -1,11 +1,6 @@
-"""Sequence metrics on the host: corpus BLEU (Papineni et al. 2002) and exact match.
-
-    from zoo.metrics import corpus_bleu, exact_match
-    corpus_bleu([[ref_tokens]], [hyp_tokens])   # nltk.translate.bleu_score.corpus_bleu's form
-
-Token sequences are lists of hashable tokens (words, characters or ids). The training
-engine's per-batch metrics (token accuracy, exact match on device) live in
-zoo.tasks; these work on decoded outputs, e.g. for a translation's test report.
+"""Sequence metrics on decoded outputs, on the host: corpus BLEU (Papineni et al. 2002;
+``corpus_bleu([[ref_tokens]], [hyp_tokens])``, nltk's form) and exact match, over lists of
+hashable tokens. The engine's per-batch metrics live in zoo.tasks.
 """
 
 from __future__ import annotations
@@ -46,13 +41,10 @@ def corpus_bleu(
     max_n: int = 4,
     weights: Sequence[float] | None = None,
 ) -> float:
-    """Corpus BLEU in [0, 1]: BP * exp(sum_n w_n log p_n), n = 1..max_n (uniform weights
-    by default), p_n the clipped n-gram precision summed over the whole corpus (not
-    averaged over sentences), BP = min(1, exp(1 - r / c)) with c the hypotheses' total
-    length and r the sum of each hypothesis's closest reference length. No smoothing: a
-    corpus without any matching n-gram of some order scores 0, as nltk's corpus_bleu.
-
-    ``list_of_references[i]`` holds the references (token lists) of ``hypotheses[i]``.
+    """Corpus BLEU in [0, 1], as nltk's corpus_bleu without smoothing: BP * exp(sum_n w_n
+    log p_n), p_n the clipped n-gram precision over the whole corpus, BP = min(1, exp(1 -
+    r / c)), r summing each hypothesis's closest reference length. ``list_of_references[i]``
+    holds the references (token lists) of ``hypotheses[i]``.
     """
     if len(list_of_references) != len(hypotheses):
         raise ValueError(f"{len(list_of_references)} reference sets for {len(hypotheses)} hypotheses")

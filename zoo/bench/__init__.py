@@ -1,14 +1,11 @@
 """Benchmark harness: ``python -m zoo.bench --model NAME`` or ``--all`` (see __main__).
 
-Times the zoo's real steps (the training engine's jit'd train step, or a jit'd inference
-apply) and reports parameters, XLA FLOPs, compile time, step time, throughput, MFU
-against a dense-matmul peak measured in the same run, and memory; optionally side by side
-with a hand-written PyTorch twin and a Flax stock-layer version, timed interleaved.
+Times the zoo's real steps (the engine's jit'd train step or a jit'd apply): parameters,
+XLA FLOPs, compile and step time, throughput, MFU against a matmul peak measured in the
+same run, memory; optionally interleaved with a PyTorch twin and a Flax stock-layer version.
 
-    from zoo import bench
     entry = bench.resolve_entry("mlp")
     result = bench.run_entry(entry, entry.workload(batch_size=64), compare=("torch",))
-    result.ratios["torch"].median
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
-"""The suite's architectures built from Flax's own stock layers, for ``--compare flax``.
-
-What a user would write with plain ``flax.linen`` (``nn.Dense``, ``nn.Conv``,
-``nn.BatchNorm``, ``nn.max_pool``, ``nn.RNN(nn.OptimizedLSTMCell)`` ...), trained by the
-zoo's own train step, so that a zoo/flax ratio isolates the model definition. Builders
-take the zoo model's full config, like the torch twins (`zoo.bench.torch_models`), and
-raise ``ValueError`` for config values they do not replicate. Every module takes
-``(x, train=False)`` as the zoo's models do.
+"""The suite's architectures from Flax's stock layers, for ``--compare flax``: what a user
+would write with plain ``flax.linen``, trained by the zoo's own train step, so a zoo/flax
+ratio isolates the model definition. Builders take the zoo model's full config, like the
+torch twins, and raise ``ValueError`` for values they do not replicate; every module takes
+``(x, train=False)``.
 """
 
 from __future__ import annotations

@@ -1,10 +1,7 @@
-"""The runner: one benchmark, its contenders compiled, warmed up and timed interleaved,
-and its results.
-
-Contenders (`zoo.bench.contenders`) are timed interleaved, round after round, in one
-process, with `zoo.bench.timing.time_steps`, because this kind of machine is shared and
-noisy: a ratio is only meaningful between numbers taken side by side. FLOPs, peak and
-memory come from `zoo.bench.flops`.
+"""The runner: one benchmark, its contenders compiled, warmed up and timed interleaved
+(`zoo.bench.timing.time_steps`, in one process: on a shared, noisy machine a ratio only
+means something between numbers taken side by side); FLOPs, peak and memory from
+`zoo.bench.flops`.
 """
 
 from __future__ import annotations
@@ -104,14 +101,10 @@ def run_entry(
     rounds: int = 5,
     warmup: int = 2,
 ) -> EntryResult:
-    """Benchmark ``entry`` on ``workload`` against the references in ``compare``.
-
-    Each contender is compiled and warmed up (``warmup`` untimed steps); then for each of
-    ``rounds`` rounds every contender in turn runs one untimed step (so that it does not
-    pay for the previous contender's threads winding down) and ``steps`` timed steps
-    (None: `auto_steps` of the zoo's fastest warm-up step).
-    A model that is not registered gives an "absent" result; a bad override raises
-    ValueError; any other failure gives a "failed" result with its traceback.
+    """Benchmark ``entry`` on ``workload`` against the references in ``compare``: after
+    ``warmup``, each of ``rounds`` rounds runs every contender for one untimed step (its
+    predecessor's threads wind down) and ``steps`` timed ones (None: `auto_steps`). An
+    unregistered model is "absent", a bad override ValueError, any other failure "failed".
     """
     device = jax.devices()[0]
     base = dict(entry=entry.name, model=entry.model, device=device_name(device))

@@ -1,26 +1,13 @@
 """Recurrent-layer speed, side by side: ``python -m zoo.bench.rnn_speed --cell lstm``.
 
-The recurrent speed workload at the layer level: B=64, T=128, I=64, H=256, float32, the
-gradient of the summed outputs with respect to the weights (forward + backward), for
-
-- ``torch``: ``torch.nn.LSTM`` / ``torch.nn.GRU`` (batch first), ``.backward()``;
-- ``flax``: ``nn.RNN(nn.OptimizedLSTMCell)`` / ``nn.RNN(nn.GRUCell)``;
-- ``plain``: ``zoo.nn.recurrence.scan_cell`` over the LSTM / GRU cell with ``impl="scan"``
-  (``lax.scan`` of ``lstm_step`` / ``gru_step``, autodiff);
-- ``fast``: the same cell with ``impl="fast"``: ``zoo.nn.fastrnn.lstm_sequence`` /
-  ``gru_sequence`` (hand-written backward).
-
-Contenders are timed interleaved (DESIGN.md) by the harness's timing loop
-(`zoo.bench.timing`): ``--rounds`` rounds, in each every contender runs 1 untimed and
-``--steps`` timed calls; a ratio is the median over rounds of the per-round ratio of
-median step times, with its min-max. Also reported: minor page faults
-per call (XLA:CPU maps large temporaries afresh on every call; see zoo/nn/fastrnn.py),
-the 1-minute load average before and after (the machine is shared), and with
-``--compile`` the compile time of the jitted gradient at T=16 and T=1024 (compile time
-must not grow with sequence length).
-
-For a one-core comparison run it under ``taskset -c 0`` with ``--threads 1`` (XLA's CPU
-thread pool follows the affinity mask; torch's thread count is set here).
+B=64, T=128, I=64, H=256, float32, the gradient of the summed outputs with respect to the
+weights, for ``torch`` (``torch.nn.LSTM`` / ``GRU``), ``flax`` (``nn.RNN`` of
+``OptimizedLSTMCell`` / ``GRUCell``), ``plain`` (`scan_cell` with ``impl="scan"``) and
+``fast`` (``impl="fast"``, `zoo.nn.fastrnn`), timed interleaved by `zoo.bench.timing`
+(``--rounds`` x ``--steps``; ratios are medians over rounds). Also reported: minor page
+faults per call, the load average before and after, and with ``--compile`` the compile
+time at T=16 and T=1024 (it must not grow with the length). For one core run it under
+``taskset -c 0`` with ``--threads 1``.
 """
 
 from __future__ import annotations

@@ -33,14 +33,9 @@ def device_name(device=None) -> str:
 
 
 def timed_steps(run_step: Callable[[], Any], steps: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds of each of ``steps`` consecutive calls of
-    ``run_step``.
-
-    ``run_step`` must return only once its work is finished on the device, so that each
-    sample is one whole step. The garbage collector is paused while timing, as ``timeit``
-    does, so that a collection triggered by one contender is not billed to another. CPU
-    time is the work done whatever time the process spent descheduled on a busy machine
-    (on one core and one thread; on several it sums their work).
+    """Wall-clock and process CPU seconds of each of ``steps`` calls of ``run_step`` (which
+    returns once its work is done). The garbage collector is paused, as ``timeit`` does,
+    so one contender's collection is not billed to another; CPU time sums every thread.
     """
     gc_was_enabled = gc.isenabled()
     gc.disable()

@@ -24,22 +24,14 @@ class DatasetNotFoundError(FileNotFoundError):
 # repr=False: the generated repr would print every array.
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dataset:
-    """A dataset held in memory as NumPy arrays, split into train / test (and maybe val).
+    """A dataset in memory as NumPy arrays, split into train / test (and maybe val).
 
-    Shapes and dtypes (N examples per split):
-      x_*: ``(N, *input_shape)``; images are float32 in [0, 1], NHWC ``(N, H, W, C)``.
-      y_*: classification ``(N,)`` int32 labels in ``[0, num_classes)``;
-           segmentation ``(N, H, W)`` int32, one such label per pixel;
-           regression ``(N, k)`` float32 targets.
-
-    ``target_mean`` / ``target_std`` (shape ``(k,)``) are set when a loader standardised
-    regression targets; `unscale_targets` maps predictions back to the original units.
-
-    Text sets hold token ids, ``x_*: (N, T)`` int32 (0 = padding), and the
-    ``vocabulary`` (a `zoo.data.text.Vocabulary`) that maps them back to words.
-    ``model_config`` holds model config values the data fixes, e.g.
-    ``{"vocab_size": 57}``; `zoo.registry.adapt_config` applies each to every model
-    whose config has that key.
+    x_*: ``(N, *input_shape)`` (images float32 in [0, 1], NHWC; text int32 token ids, 0 =
+    padding, with their ``vocabulary``); y_*: ``(N,)`` int32 labels, ``(N, H, W)`` int32
+    per-pixel labels (segmentation) or ``(N, k)`` float32 targets (``target_mean`` /
+    ``target_std`` when standardised: `unscale_targets`).
+    ``model_config``: config values the data fixes (``{"vocab_size": 57}``), applied by
+    `zoo.registry.adapt_config` to every model that has them.
     """
 
     name: str

@@ -51,20 +51,11 @@ def iterate_batches(
     drop_remainder: bool = False,
     pad: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Yield ``{"x": (b, ...), "y": (b, ...), "mask": (b,) float32}`` batches for one epoch.
-
-    Args:
-      x, y: arrays with the same first axis N (``y=None``: batches carry no "y").
-      batch_size: examples per batch; ``>= N`` yields a single batch of all N examples
-        (full-batch gradient descent).
-      seed, epoch: the order is ``np.random.default_rng([seed, epoch]).permutation(N)``.
-      shuffle: False keeps the arrays' order.
-      drop_remainder: drop a last batch smaller than ``batch_size``.
-      pad: fill every batch up to ``batch_size`` rows with zeros whose mask is 0, so
-        that every batch has one shape (one compiled evaluation step) and padded rows
-        can be left out of sums.
-
-    ``mask`` is 1.0 for real examples and 0.0 for padding.
+    """Yield ``{"x": (b, ...), "y": (b, ...), "mask": (b,) float32}`` batches for one epoch
+    (no "y" when ``y`` is None); ``batch_size >= N`` gives one full batch. Order:
+    ``np.random.default_rng([seed, epoch]).permutation(N)``, or as given without
+    ``shuffle``. ``pad`` fills every batch to ``batch_size`` rows of zeros with mask 0 (one
+    shape, one compiled step); ``mask`` is 1.0 for real examples.
     """
     x = np.asarray(x)
     y = None if y is None else np.asarray(y)

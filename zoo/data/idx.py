@@ -37,14 +37,9 @@ IDX_FILES = {
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one IDX file, plain or gzip-compressed, into a NumPy array.
-
-    Compression is recognised by the gzip magic bytes ``1f 8b``, whatever the file's
-    name. Returns an array of the file's shape and element type in native byte order
-    (MNIST: images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8).
-
-    Raises ValueError naming the file when it is not IDX, is truncated, has trailing
-    bytes, or is a corrupt gzip stream.
+    """One IDX file, plain or gzipped (by its magic bytes), as an array of its shape and
+    type in native byte order (MNIST: images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8).
+    ValueError naming the file when it is not IDX, truncated, too long or corrupt.
     """
     path = os.fspath(path)
     with open(path, "rb") as f:
@@ -86,12 +81,8 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def find_idx_files(folder: str | os.PathLike) -> dict[str, str]:
-    """Paths of the MNIST-style files in ``folder``, by role (see `IDX_FILES`).
-
-    Each file may be plain or end in ``.gz``; the variant with a dot
-    (``train-images.idx3-ubyte``), which some archives use, is accepted too. Roles
-    without a file are left out, so a partial folder is easy to diagnose.
-    """
+    """Paths of the MNIST-style files in ``folder`` by role (`IDX_FILES`), plain or ``.gz``,
+    also spelt ``train-images.idx3-ubyte``; roles without a file are left out."""
     found = {}
     for role, name in IDX_FILES.items():
         dotted = name.replace("-idx", ".idx", 1)
@@ -104,12 +95,9 @@ def find_idx_files(folder: str | os.PathLike) -> dict[str, str]:
 
 
 def load_idx_folder(folder: str | os.PathLike, num_classes: int) -> dict[str, np.ndarray]:
-    """The four MNIST-style files of ``folder`` as arrays.
-
-    Returns ``{"x_train": (N, H, W, 1) uint8, "y_train": (N,) int32, "x_test", "y_test"}``.
-    Raises DatasetNotFoundError listing the missing files, and ValueError naming the file
-    when a file is malformed or images and labels disagree.
-    """
+    """``{"x_train": (N, H, W, 1) uint8, "y_train": (N,) int32, "x_test", "y_test"}`` from
+    the four files of ``folder``; DatasetNotFoundError listing missing files, ValueError
+    naming a malformed one."""
     folder = os.fspath(folder)
     found = find_idx_files(folder)
     missing = [IDX_FILES[role] + "[.gz]" for role in IDX_FILES if role not in found]

@@ -53,18 +53,10 @@ def _read_text_source(source, name: str) -> tuple[list[str], np.ndarray]:
 def load_imdb_reviews(
     *, data_dir: str | None = None, max_length: int = 400, max_vocab_size: int = 20_000, min_count: int = 2
 ) -> Dataset:
-    """IMDB movie reviews from TFDS's prepared ``imdb_reviews`` (plain_text): 25,000 train /
-    25,000 test reviews, labels 0 = negative, 1 = positive (the unlabelled split is not read).
-
-    x: ``(N, max_length)`` int32 token ids: each review lower-cased and split into words by
-    `zoo.data.text.tokenize` (HTML line breaks removed), its first ``max_length`` words
-    kept, padded with 0 at the end. The ``vocabulary`` is built on the training reviews
-    only: words seen at least ``min_count`` times, the ``max_vocab_size`` most frequent
-    (PAD and UNK included); other words are UNK (1). ``model_config`` gives the
-    ``vocab_size``. y: ``(N,)`` int32.
-
-    Reads only what is already prepared (in ``data_dir``, else TFDS's default data dir);
-    never downloads. Raises DatasetNotFoundError saying how to get it.
+    """IMDB reviews from TFDS's prepared ``imdb_reviews`` (never downloaded), 25,000 /
+    25,000, y ``(N,)`` int32 (0 negative, 1 positive). x ``(N, max_length)`` int32: the first
+    ``max_length`` words by `zoo.data.text.tokenize`, 0-padded; the vocabulary is the
+    training reviews' words seen ``min_count`` times, at most ``max_vocab_size`` in all.
     """
     name = "imdb_reviews"
     if data_dir is not None:

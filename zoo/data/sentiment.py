@@ -7,7 +7,6 @@ localisation can be checked against the word that decides the label.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from zoo.data.base import Dataset
@@ -135,22 +134,13 @@ def sentiment(
     negation_rate: float = 0.25,
     max_length: int = 20,
 ) -> Dataset:
-    """Generated movie-review sentiment (the seed's "CNN for text analytics: sentiment
-    classification and word localization", kang-lecture4, on sentences small enough to
-    learn in seconds offline).
+    """Generated movie-review sentiment (kang-lecture4's text CNN task, learnable in seconds).
 
-    Each review has one sentiment word (10 positive, 10 negative adjectives) in a
-    template such as "the plot was really dull" or "a charming film", optionally among a
-    neutral clause ("... but the soundtrack was loud"), a prefix ("honestly") and a
-    suffix ("in the end"). With probability ``negation_rate`` the sentiment word is
-    negated ("was not good", "not a good film") and the label flips. Labels: 0 negative,
-    1 positive, each split balanced (up to one).
-
-    x: ``(N, max_length)`` int32 token ids (0 = padding at the end; reviews have at most
-    18 tokens, longer than ``max_length`` are truncated); y: ``(N,)`` int32. The
-    ``vocabulary`` is built on the training reviews; ``model_config`` gives its
-    ``vocab_size``. Train and test are disjoint sets of distinct reviews, drawn together
-    from ``seed`` and split in order, so the same seed gives the same split everywhere.
+    Each review has one sentiment adjective in a template ("the plot was really dull"),
+    perhaps with a neutral clause, prefix and suffix; with probability ``negation_rate`` it
+    is negated and the label flips (0 negative, 1 positive, balanced). x ``(N, max_length)``
+    int32 token ids (0-padded, at most 18 tokens), y ``(N,)`` int32; the vocabulary is the
+    training reviews'. Train and test are disjoint sets of distinct reviews from ``seed``.
     """
     num_examples = check_count(num_examples, "num_examples", 2, "sentiment")
     num_test_examples = check_count(num_test_examples, "num_test_examples", 2, "sentiment")

@@ -1,20 +1,11 @@
-"""Generated sequence-to-sequence tasks, seeded (the same arguments give the same arrays
-on every machine), and the character task of the seed's long word.
+"""Generated sequence-to-sequence tasks, seeded (same arguments, same arrays everywhere):
+`copy_task` and `reverse_task` (random symbol strings), `dates` (spelled-out dates in
+varied formats to ISO 8601) and `long_word` (next character of surf2019-cha's
+"Pneumonoultramicroscopicsilicovolcanoconiosis").
 
-* `copy_task`, `reverse_task` — random symbol strings, copied or reversed (the classic
-  checks of an encoder-decoder and of attention; Sutskever et al. 2014 reverse the
-  source for this reason).
-* `dates` — a small translation task with real structure: dates written out in words
-  and varied formats ("the twenty-third of november two thousand twenty six",
-  "Monday, November 23rd, 2026", "11/23/2026") to the canonical "2026-11-23".
-* `long_word` — next-character prediction on surf2019-cha's "What if words are so long?
-  e.g., Pneumonoultramicroscopicsilicovolcanoconiosis".
-
-Token ids (one vocabulary for source and target, a `zoo.data.text.Vocabulary`):
-0 padding, 1 unknown, 2 start of sequence (BOS, the decoder's first input), 3 end of
-sequence (EOS); symbols from 4. Sources x ``(N, T_in)`` int32 are padded with 0 at the
-end; targets y ``(N, T_out)`` int32 end with EOS, then 0. ``model_config`` gives
-``vocab_size`` and ``output_length`` (T_out).
+One vocabulary for source and target: 0 padding, 1 unknown, 2 BOS, 3 EOS, symbols from 4.
+x ``(N, T_in)`` int32 is 0-padded at the end; y ``(N, T_out)`` int32 ends with EOS, then 0.
+``model_config`` gives ``vocab_size`` and ``output_length`` (T_out).
 """
 
 from __future__ import annotations
@@ -54,9 +45,7 @@ def decode_tokens(vocab: Vocabulary, ids) -> list[str]:
     return [vocab.tokens[i] for i in strip_ids(ids)]
 
 
-# --------------------------------------------------------------------------------------
-# Copy and reverse.
-# --------------------------------------------------------------------------------------
+# --- Copy and reverse.
 
 
 def _symbol_task(
@@ -133,69 +122,18 @@ def reverse_task(
     return _symbol_task("reverse", True, seed, length, vocabulary, min_length, num_examples, num_test_examples)
 
 
-# --------------------------------------------------------------------------------------
-# Dates: spelled-out dates to ISO 8601.
-# --------------------------------------------------------------------------------------
+# --- Dates: spelled-out dates to ISO 8601.
 
-MONTHS = (
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-)
+MONTHS = tuple("january february march april may june july august september october november december".split())
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_ONES = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
+_ONES = tuple(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+    " seventeen eighteen nineteen".split()
 )
 _TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
-_ORDINAL_ONES = (
-    "zeroth",
-    "first",
-    "second",
-    "third",
-    "fourth",
-    "fifth",
-    "sixth",
-    "seventh",
-    "eighth",
-    "ninth",
-    "tenth",
-    "eleventh",
-    "twelfth",
-    "thirteenth",
-    "fourteenth",
-    "fifteenth",
-    "sixteenth",
-    "seventeenth",
-    "eighteenth",
-    "nineteenth",
+_ORDINAL_ONES = tuple(
+    "zeroth first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth thirteenth"
+    " fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth".split()
 )
 _ORDINAL_TENS = {20: "twentieth", 30: "thirtieth"}
 _COMPOUND = re.compile(r"\b(" + "|".join(_TENS[2:]) + r") (" + "|".join(_ONES[1:10] + _ORDINAL_ONES[1:10]) + r")\b")
@@ -276,17 +214,13 @@ def dates(
     level: str = "char",
     max_length: int | None = None,
 ) -> Dataset:
-    """Spelled-out dates to ISO 8601 (a small translation task): x "the twenty-third of
-    november two thousand twenty six", "Monday, November 23rd, 2026", "23 nov 2026",
-    "11/23/2026", ... (8 formats, year words varied, random hyphens and title case) ->
-    y "2026-11-23", dates uniform in 1900-01-01 .. 2099-12-31.
+    """Spelled-out dates to ISO 8601: x "the twenty-third of november two thousand twenty
+    six", "Monday, November 23rd, 2026", "11/23/2026", ... (8 formats) -> y "2026-11-23"
+    (10 characters + EOS), dates uniform in 1900-2099, train and test sources distinct.
 
-    ``level`` "char": x is the source's characters (lower-cased); "word": its words by
-    `zoo.data.text.tokenize` (punctuation dropped, numbers as tokens, so years and days
-    unseen in training become UNK). y is always the 10 characters of the ISO date plus
-    EOS. The vocabulary holds the training sources' tokens and the target characters.
-    ``max_length`` pads/truncates x (default: the longest source). Train and test
-    sources are distinct strings.
+    ``level`` "char": x is the lower-cased characters; "word": `zoo.data.text.tokenize`'s
+    tokens (numbers unseen in training become UNK). The vocabulary holds the training
+    sources' tokens and the target characters. ``max_length``: default the longest source.
     """
     num_examples = check_count(num_examples, "num_examples", 1, "dates")
     num_test_examples = check_count(num_test_examples, "num_test_examples", 1, "dates")
@@ -330,23 +264,16 @@ def dates(
     )
 
 
-# --------------------------------------------------------------------------------------
-# The seed's long word.
-# --------------------------------------------------------------------------------------
+# --- The seed's long word.
 
 LONG_WORD = "pneumonoultramicroscopicsilicovolcanoconiosis"
 
 
 def long_word(*, words: Sequence[str] = (LONG_WORD,), copies: int = 64) -> Dataset:
-    """Next-character prediction on long words (surf2019-cha: "What if words are so long?
-    e.g., Pneumonoultramicroscopicsilicovolcanoconiosis: lung disease caused by micro
-    dust"). x: a word's characters (N, T) int32 (T the longest word, 0-padded); y: the
-    same shifted left by one, ending in EOS (y[t] = x[t+1]). A model that has learned the
-    word spells it by greedy generation from its first letter.
-
-    It is a memorisation task: train holds ``copies`` copies of each word (so an epoch has
-    several batches), test one copy of each. Words must start with distinct letters (the
-    first letter is all a generator is given).
+    """Next-character prediction on long words: x a word's characters (N, T) int32
+    (0-padded), y = x shifted left, ending in EOS. A memorisation task: train holds
+    ``copies`` of each word, test one; words start with distinct letters (the first letter
+    is all greedy generation is given).
     """
     words = tuple(w.lower() for w in ([words] if isinstance(words, str) else words))
     if not words or any(len(w) < 2 or not w.isalpha() for w in words):

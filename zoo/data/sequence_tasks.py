@@ -1,18 +1,10 @@
-"""Generated sequence tasks for the recurrent family, seeded: the same arguments give the
-same arrays on every machine.
-
-* `adding_problem` — Hochreiter & Schmidhuber (1997), experiment 4: a long sequence of
-  random numbers, two of them marked; the target is their sum. It tests whether a
-  recurrent network can carry information over ``T`` steps (the vanishing-gradient
-  argument of kang-lecture4).
-* `moving_digits` — a Moving-MNIST-like video task (Srivastava et al. 2015; the ConvLSTM
-  benchmark of Shi et al. 2015) built from scikit-learn's 8x8 digits, so it needs no
-  download: digits bounce inside a small canvas; the model sees ``input_frames`` frames
-  and predicts the next ``output_frames``.
+"""Generated sequence tasks for the recurrent family, seeded (same arguments, same arrays):
+`adding_problem` (Hochreiter & Schmidhuber 1997: carry two marked values over ``T``
+steps) and `moving_digits` (Moving-MNIST-like videos of scikit-learn's 8x8 digits: no
+download).
 """
 
 from __future__ import annotations
-
 
 import numpy as np
 
@@ -27,19 +19,13 @@ def _split_rngs(seed: int, count: int) -> list[np.random.Generator]:
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(count)]
 
 
-# --------------------------------------------------------------------------------------
-# Adding problem.
-# --------------------------------------------------------------------------------------
+# --- Adding problem.
 
 
 def adding_examples(rng: np.random.Generator, n: int, length: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` adding-problem sequences: x ``(n, length, 2)`` float32, y ``(n, 1)`` float32.
-
-    Channel 0 holds values drawn from U(0, 1); channel 1 is 0 except for two ones, one at
-    a uniformly drawn step of the first half and one in the second half (the form used by
-    Le et al. 2015 and Arjovsky et al. 2016; Hochreiter & Schmidhuber place the first
-    marker among the first ten steps). y is the sum of the two marked values.
-    """
+    Markers at one step of each half (Le et al. 2015, Arjovsky et al. 2016; Hochreiter &
+    Schmidhuber put the first among the first ten steps)."""
     values = rng.uniform(0.0, 1.0, (n, length)).astype(np.float32)
     half = length // 2
     first = rng.integers(0, half, n)
@@ -56,15 +42,9 @@ def adding_examples(rng: np.random.Generator, n: int, length: int) -> tuple[np.n
 def adding_problem(
     *, seed: int = 0, length: int = 100, num_examples: int = 10_000, num_test_examples: int = 1_000
 ) -> Dataset:
-    """The adding problem (Hochreiter & Schmidhuber 1997, LSTM paper, experiment 4).
-
-    x: ``(N, length, 2)`` float32 — channel 0 values from U(0, 1), channel 1 a marker that
-    is 1 at exactly two steps (one in the first half, one in the second) and 0 elsewhere;
-    y: ``(N, 1)`` float32, the sum of the two marked values (in [0, 2], mean 1, variance
-    1/6). Task: regression. Predicting the mean, 1, scores MSE 1/6 ≈ 0.167; the
-    customary success criterion is MSE well below that (the zoo's documented run: below
-    0.01 at ``length=100``). Train and test are independent draws from ``seed``.
-    """
+    """The adding problem (LSTM paper, experiment 4): x ``(N, length, 2)`` float32, values
+    from U(0, 1) and a marker that is 1 at two steps (one per half); y ``(N, 1)`` float32,
+    the marked values' sum (regression; predicting the mean scores MSE 1/6)."""
     length = check_count(length, "length (T)", 2, "adding_problem")
     num_examples = check_count(num_examples, "num_examples", 1, "adding_problem")
     num_test_examples = check_count(num_test_examples, "num_test_examples", 1, "adding_problem")
@@ -87,9 +67,7 @@ def adding_problem(
     )
 
 
-# --------------------------------------------------------------------------------------
-# Moving digits.
-# --------------------------------------------------------------------------------------
+# --- Moving digits.
 
 
 def _digit_images() -> tuple[np.ndarray, np.ndarray]:
@@ -127,9 +105,8 @@ def moving_digit_videos(
     num_digits: int,
     max_speed: float,
 ) -> np.ndarray:
-    """``n`` videos ``(n, num_frames, canvas_size, canvas_size, 1)`` float32 in [0, 1]:
-    ``num_digits`` digits drawn from ``images`` ``(M, 8, 8)`` bouncing in the canvas;
-    where digits overlap the brighter pixel wins (a maximum, as in Moving MNIST)."""
+    """``n`` videos ``(n, num_frames, canvas_size, canvas_size, 1)`` float32 of digits from
+    ``images`` ``(M, 8, 8)``; where digits overlap the brighter pixel wins."""
     room = canvas_size - DIGIT_SIZE
     corners = _trajectories(rng, n, num_digits, num_frames, room, max_speed)
     chosen = images[rng.integers(0, len(images), (n, num_digits))]  # (n, D, 8, 8)
@@ -159,19 +136,11 @@ def moving_digits(
     num_examples: int = 2_000,
     num_test_examples: int = 200,
 ) -> Dataset:
-    """Moving digits: a Moving-MNIST-like next-frame prediction task (Srivastava, Mansimov
-    & Salakhutdinov 2015; the ConvLSTM benchmark of Shi et al. 2015) made of scikit-learn's
-    8x8 digits (``load_digits``, grey levels / 16), so it needs no download.
-
-    Each video shows ``num_digits`` digits moving in straight lines at
-    ``max_speed / 2 .. max_speed`` pixels per frame in a random direction, bouncing off the
-    walls of a ``canvas_size`` x ``canvas_size`` canvas; overlapping digits keep the
-    brighter pixel. x: ``(N, input_frames, canvas_size, canvas_size, 1)`` float32 in
-    [0, 1], the first frames; y: ``(N, output_frames, canvas_size, canvas_size, 1)``
-    float32, the frames that follow. Task: regression on frames (the engine's squared
-    error). Training videos use the digit images of a random 80% of the 1,797 digits,
-    test videos the other 20%, so test digits are unseen writing. ``model_config`` gives
-    ``output_frames`` to models that take it (the ConvLSTM forecaster).
+    """Moving digits, Moving-MNIST-like next-frame prediction (Srivastava et al. 2015; Shi et
+    al. 2015): ``num_digits`` digits at ``max_speed / 2 .. max_speed`` px per frame,
+    bouncing in the canvas. x ``(N, input_frames, canvas_size, canvas_size, 1)`` float32 in
+    [0, 1], y the ``output_frames`` that follow (regression). Test videos use digit images
+    (20%) unseen in training. ``model_config`` gives ``output_frames``.
     """
     task = "moving_digits"
     input_frames = check_count(input_frames, "input_frames", 1, task)
@@ -214,7 +183,6 @@ def moving_digits(
 
 
 def copy_last_frame_mse(x: np.ndarray, y: np.ndarray) -> float:
-    """The baseline a next-frame predictor must beat: the mean squared error of predicting
-    every future frame ``y`` ``(N, T_out, H, W, C)`` as the last seen frame of ``x``
-    ``(N, T_in, H, W, C)``."""
+    """The baseline to beat: the MSE of predicting every frame of ``y`` ``(N, T_out, H, W, C)``
+    as the last frame of ``x`` ``(N, T_in, H, W, C)``."""
     return float(np.mean((y - x[:, -1:]) ** 2))

@@ -39,20 +39,13 @@ def _images_to_unit_float(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / np.float32(255)
 
 
-# --------------------------------------------------------------------------------------
-# scikit-learn's embedded sets: always available, no files to fetch.
-# --------------------------------------------------------------------------------------
+# --- scikit-learn's embedded sets: always available, no files to fetch.
 
 
 def load_digits(*, seed: int = 0) -> Dataset:
-    """scikit-learn's handwritten digits (UCI ML optical recognition of handwritten digits,
-    Alpaydin & Kaynak 1998): 1,797 images of 8x8 pixels with 17 grey levels, labels 0-9.
-
-    x: ``(N, 8, 8, 1)`` float32, the grey levels 0..16 divided by 16; y: ``(N,)`` int32.
-    Split: stratified, 20% test (1,437 train / 360 test), drawn by scikit-learn's
-    ``train_test_split(random_state=seed)``; the same seed gives the same split on every
-    machine. Embedded in scikit-learn: needs no download.
-    """
+    """scikit-learn's handwritten digits (Alpaydin & Kaynak 1998), no download: x ``(N, 8, 8,
+    1)`` float32 (grey levels 0..16 / 16), y ``(N,)`` int32; stratified 1,437 / 360 split by
+    ``train_test_split(random_state=seed)``."""
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 
@@ -117,18 +110,11 @@ def load_breast_cancer(*, seed: int = 0) -> Dataset:
 
 
 def load_diabetes(*, seed: int = 0) -> Dataset:
-    """scikit-learn's diabetes regression set (Efron et al. 2004, "Least Angle Regression"):
-    442 patients, 10 baseline features (age, sex, BMI, blood pressure, six serum
-    measurements); target: disease progression one year later.
+    """scikit-learn's diabetes regression set (Efron et al. 2004): x ``(N, 10)`` float32, y
+    ``(N, 1)`` float32 (progression after a year); random 353 / 89 split by ``seed``.
 
-    x: ``(N, 10)`` float32; y: ``(N, 1)`` float32. Split: random, 20% test
-    (353 train / 89 test) by ``train_test_split(random_state=seed)``.
-    Preprocessing: features and target are standardised (zero mean, unit variance) with
-    the training split's statistics only, so no test information leaks in. The target's
-    mean and standard deviation are kept in ``target_mean`` / ``target_std``;
-    ``dataset.unscale_targets(predictions)`` gives predictions in the original units.
-    (scikit-learn's own ``scaled=True`` features are scaled to unit norm over all 442
-    rows, i.e. std 1/sqrt(442), and use test rows; the raw features are read instead.)
+    The raw features and the target are standardised with training-split statistics only
+    (scikit-learn's ``scaled=True`` uses test rows); ``dataset.unscale_targets`` undoes it.
     """
     from sklearn.datasets import load_diabetes as sklearn_diabetes
     from sklearn.model_selection import train_test_split
@@ -161,10 +147,8 @@ def load_diabetes(*, seed: int = 0) -> Dataset:
     )
 
 
-# --------------------------------------------------------------------------------------
-# TFDS image classification sets, read through tfds.data_source (array_record files,
+# --- TFDS image classification sets, read through tfds.data_source (array_record files,
 # random access, no TensorFlow at run time).
-# --------------------------------------------------------------------------------------
 
 _CITATIONS = {
     "mnist": "MNIST (LeCun, Bottou, Bengio & Haffner 1998)",
@@ -219,13 +203,9 @@ def read_tfds_splits(name: str, data_dir: str | None, read_split, how_to_get: st
 
 
 def load_tfds_image_classification(name: str, data_dir: str | None = None) -> Dataset:
-    """Read TFDS's prepared train and test splits of ``name`` into memory.
-
-    x: ``(N, H, W, C)`` float32 in [0, 1]; y: ``(N,)`` int32. Reads only what is already
-    prepared (in ``data_dir``, else TFDS's default, ``$TFDS_DATA_DIR`` or
-    ``~/tensorflow_datasets``); never downloads. Raises DatasetNotFoundError saying how
-    to get the data when it is not prepared.
-    """
+    """TFDS's prepared train and test splits of ``name`` (in ``data_dir`` or TFDS's default;
+    never downloaded): x ``(N, H, W, C)`` float32 in [0, 1], y ``(N,)`` int32.
+    DatasetNotFoundError, saying how to get the data, when it is not prepared."""
     splits, info = read_tfds_splits(name, data_dir, _read_image_source, _how_to_get(name))
     label_feature = info.features["label"]
     return Dataset(
@@ -287,14 +267,9 @@ def _read_image_source(source, name: str) -> tuple[np.ndarray, np.ndarray]:
 def load_image_classification(
     name: str, data_dir: str | None, idx_class_names: tuple[str, ...] | None = None
 ) -> Dataset:
-    """An image classification set from IDX files (MNIST-style sets) or else from TFDS.
-
-    ``idx_class_names``: the class names of a set that may come as IDX files; None for
-    sets that only TFDS provides. Search order: with ``data_dir``, the IDX files in that
-    folder, else TFDS's prepared data in that folder; without ``data_dir``, the system
-    folders of `SYSTEM_IDX_FOLDERS` (Debian's dataset-fashion-mnist), else TFDS's
-    default data dir.
-    """
+    """An image classification set from IDX files (``idx_class_names`` given) or TFDS: with
+    ``data_dir``, its IDX files, else its TFDS data; without, `SYSTEM_IDX_FOLDERS`, else
+    TFDS's default data dir."""
     if data_dir is not None:
         data_dir = os.fspath(data_dir)
         # A URL (gs://...) is TFDS's business; a local folder must exist.
@@ -332,46 +307,27 @@ def _load_idx(name: str, folder: str, class_names: tuple[str, ...]) -> Dataset:
 
 
 def load_mnist(*, data_dir: str | None = None) -> Dataset:
-    """MNIST handwritten digits (LeCun et al. 1998): 60,000 train / 10,000 test images.
-
-    x: ``(N, 28, 28, 1)`` float32 in [0, 1]; y: ``(N,)`` int32 in 0..9. From the four
-    original IDX files in ``data_dir`` if it holds them, else from TFDS (prepared in
-    ``data_dir`` or TFDS's default data dir).
-    """
+    """MNIST (LeCun et al. 1998), 60,000 / 10,000: x ``(N, 28, 28, 1)`` float32 in [0, 1], y
+    ``(N,)`` int32; from IDX files or TFDS (`load_image_classification`)."""
     return load_image_classification("mnist", data_dir, DIGIT_NAMES)
 
 
 def load_fashion_mnist(*, data_dir: str | None = None) -> Dataset:
-    """Fashion-MNIST (Xiao et al. 2017): 60,000 train / 10,000 test images of clothing.
-
-    x: ``(N, 28, 28, 1)`` float32 in [0, 1]; y: ``(N,)`` int32 in 0..9 (T-shirt/top ...
-    Ankle boot). Search order: the IDX files in ``data_dir``; else TFDS prepared in
-    ``data_dir``. Without ``data_dir``: /usr/share/datasets/fashion-mnist (Debian's
-    ``dataset-fashion-mnist``), else TFDS's default data dir.
-    """
+    """Fashion-MNIST (Xiao et al. 2017), as `load_mnist` (also searched: Debian's
+    ``dataset-fashion-mnist`` in /usr/share/datasets/fashion-mnist)."""
     return load_image_classification("fashion_mnist", data_dir, FASHION_MNIST_NAMES)
 
 
 def load_cifar10(*, data_dir: str | None = None) -> Dataset:
-    """CIFAR-10 (Krizhevsky 2009) from TFDS: 50,000 train / 10,000 test colour images.
-
-    x: ``(N, 32, 32, 3)`` float32 in [0, 1]; y: ``(N,)`` int32, 10 classes.
-    """
+    """CIFAR-10 from TFDS, 50,000 / 10,000: x ``(N, 32, 32, 3)`` float32 in [0, 1], y ``(N,)`` int32."""
     return load_image_classification("cifar10", data_dir)
 
 
 def load_cifar100(*, data_dir: str | None = None) -> Dataset:
-    """CIFAR-100 (Krizhevsky 2009) from TFDS: 50,000 train / 10,000 test colour images.
-
-    x: ``(N, 32, 32, 3)`` float32 in [0, 1]; y: ``(N,)`` int32, the 100 fine labels.
-    """
+    """CIFAR-100 from TFDS, as `load_cifar10`, the 100 fine labels."""
     return load_image_classification("cifar100", data_dir)
 
 
 def load_svhn_cropped(*, data_dir: str | None = None) -> Dataset:
-    """SVHN cropped digits (Netzer et al. 2011) from TFDS: 73,257 train / 26,032 test.
-
-    x: ``(N, 32, 32, 3)`` float32 in [0, 1]; y: ``(N,)`` int32 in 0..9 (the 'extra'
-    split is not read).
-    """
+    """SVHN cropped digits from TFDS, 73,257 / 26,032 (not 'extra'), as `load_cifar10`."""
     return load_image_classification("svhn_cropped", data_dir)

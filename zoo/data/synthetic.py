@@ -21,17 +21,9 @@ def _check(condition: bool, message: str) -> None:
 
 
 def xor(*, seed: int = 0, num_examples: int = 4, noise: float = 0.0) -> Dataset:
-    """The XOR problem (kang-lecture4, "XOR problem revisited"): inputs in {0, 1}^2,
-    label ``x1 XOR x2``; not linearly separable, so a single perceptron fails and one
-    hidden layer suffices.
-
-    x: ``(num_examples, 2)`` float32; y: ``(num_examples,)`` int32 in {0, 1}.
-    Defaults give the truth table itself: the 4 corners, for training and for testing
-    (the classic task is to fit the table, so there is nothing to hold out).
-    ``num_examples`` (>= 4) cycles through the corners (each appears num_examples/4
-    times, up to one), and ``noise`` adds Gaussian noise of that standard deviation to
-    every point, keeping the corner's label. Train and test are independent draws from
-    ``seed``; with ``noise=0`` they are the same points.
+    """The XOR problem (kang-lecture4): x ``(num_examples, 2)`` float32 in {0, 1}^2, y
+    ``x1 XOR x2`` int32. Defaults: the truth table, for training and testing. More examples
+    cycle through the corners; ``noise`` adds Gaussian noise, keeping the labels.
     """
     _check(
         isinstance(num_examples, (int, np.integer)) and num_examples >= 4,
@@ -65,15 +57,9 @@ def xor(*, seed: int = 0, num_examples: int = 4, noise: float = 0.0) -> Dataset:
 def circles(
     *, seed: int = 0, num_examples: int = 300, num_test_examples: int = 100, noise: float = 0.05, factor: float = 0.8
 ) -> Dataset:
-    """Two concentric circles (scikit-learn's ``make_circles``): the dataset of the
-    seed's weight-initialisation study (kang-lecture4, "Weight Initialization": zero
-    initialisation stays at loss 0.693 / 50% accuracy). The defaults, 300 training and
-    100 test points with noise 0.05, follow the deeplearning.ai initialisation exercise
-    those figures come from.
-
-    x: ``(N, 2)`` float32; y: ``(N,)`` int32, 0 = outer circle (radius 1), 1 = inner
-    circle (radius ``factor``, in (0, 1)); ``noise``: standard deviation of the Gaussian
-    noise added to the points. Train and test are independent draws from ``seed``.
+    """Two concentric circles (``make_circles``), the seed's weight-initialisation study
+    (defaults from the deeplearning.ai exercise it follows): x ``(N, 2)`` float32, y ``(N,)``
+    int32, 0 outer (radius 1), 1 inner (radius ``factor``); Gaussian ``noise``.
     """
     from sklearn.datasets import make_circles
 

@@ -27,11 +27,8 @@ _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased words of ``text``: runs of letters/digits, inner apostrophes kept.
-
-    ``tokenize("It's NOT good, 10/10!") == ["it's", "not", "good", "10", "10"]``.
-    Punctuation is dropped.
-    """
+    """Lower-cased words, punctuation dropped: ``tokenize("It's NOT good, 10/10!") ==
+    ["it's", "not", "good", "10", "10"]``."""
     if not isinstance(text, str):
         raise ValueError(f"tokenize expects a str, got {type(text).__name__}")
     return _WORD.findall(text.lower())
@@ -47,11 +44,8 @@ def pad_or_truncate(ids: Sequence[int], length: int, *, pad_id: int = PAD) -> np
 
 
 class Vocabulary:
-    """Word <-> id table with ``PAD = 0`` and ``UNK = 1``; words from id 2.
-
-    Build it from the training texts only (`build`), so that test words unseen in
-    training map to UNK exactly as new text will.
-    """
+    """Word <-> id table with ``PAD = 0`` and ``UNK = 1``; words from id 2. Build it from the
+    training texts only, so unseen test words map to UNK exactly as new text will."""
 
     def __init__(self, tokens: Sequence[str]):
         """``tokens[i]`` is the word of id ``i``; ``tokens[:2]`` must be ("<pad>", "<unk>")."""
@@ -70,12 +64,8 @@ class Vocabulary:
     def build(
         cls, texts: Iterable[str], *, min_count: int = 1, max_size: int | None = None, tokenizer=tokenize
     ) -> Vocabulary:
-        """The words of ``texts`` seen at least ``min_count`` times, most frequent first
-        (ties in alphabetical order, so the same texts give the same ids everywhere).
-
-        ``max_size`` caps ``len(vocabulary)``, PAD and UNK included (so it is the model's
-        ``vocab_size``); the least frequent words are dropped first.
-        """
+        """The words of ``texts`` seen at least ``min_count`` times, most frequent first, ties
+        alphabetical; ``max_size`` caps ``len(vocabulary)`` (the model's ``vocab_size``)."""
         min_count = check_count(min_count, "min_count", 1)
         if max_size is not None:
             max_size = check_count(max_size, "max_size", len(SPECIAL_TOKENS) + 1)
@@ -133,9 +123,7 @@ class Vocabulary:
         return " ".join(words)
 
 
-# --------------------------------------------------------------------------------------
-# Pre-trained word vectors (GloVe / word2vec text format)
-# --------------------------------------------------------------------------------------
+# --- Pre-trained word vectors (GloVe / word2vec text format)
 
 
 def _parse_floats(fields: Sequence[str], where: str) -> np.ndarray:
@@ -169,25 +157,14 @@ def load_word_vectors(
     seed: int = 0,
     encoding: str = "utf-8",
 ) -> np.ndarray:
-    """Read a word-vector text file into a ``(len(vocab), D)`` float32 embedding matrix.
+    """A GloVe / word2vec text file (a word and D numbers a line, optional header
+    ``"<count> <D>"``) as a ``(len(vocab), D)`` float32 matrix, row i for ``vocab.tokens[i]``.
 
-    The file is GloVe's or word2vec's text format: one word per line followed by D
-    numbers, separated by spaces; an optional first header line ``"<count> <D>"``
-    (word2vec) is checked against the file. Row ``i`` of the result is the vector of
-    ``vocab.tokens[i]``. Matching: a word's exact spelling first; else the first word of
-    the file whose lower-case form equals it (the vocabulary is lower-cased by
-    `tokenize`, word2vec's GoogleNews vectors are not). A word whose vector has spaces
-    inside (a handful of lines of glove.840B) is read as the fields before the last D.
-
-    Rows of words not in the file (UNK included): ``unknown="random"`` draws them from
-    U[-scale, scale] with ``np.random.default_rng(seed)`` (Kim 2014: scale 0.25);
-    ``unknown="zero"`` leaves them zero. The PAD row is always zero.
-
-    ``dim``: the expected D; a file of another dimension raises ValueError.
-    Raises ValueError naming the file and line for a malformed line (a line without a
-    word, a non-number, a vector of another length than the first), a header that
-    disagrees with the file, a binary (``.bin``) word2vec file, or an empty file; and
-    FileNotFoundError for a missing file.
+    Exact spelling wins, else the file's first case-insensitive match (GoogleNews vectors
+    are not lower-cased); a word with spaces is the fields before the last D. Words not in
+    the file: U[-scale, scale] from ``seed`` (Kim 2014) or, ``unknown="zero"``, zero; PAD is
+    zero. ValueError, naming file and line, for a malformed line, a wrong header or
+    ``dim``, binary or empty files.
     """
     path = os.fspath(path)
     if unknown not in ("random", "zero"):

@@ -1,13 +1,10 @@
 """Weights from other frameworks: PyTorch state dicts (torchvision key names) into zoo CNNs,
-and torch.nn.RNN / LSTM / GRU weights into zoo recurrent layers.
+and torch.nn.RNN / LSTM / GRU weights into zoo recurrent layers. Imports zoo.nn,
+zoo.models and the registry only, never the training engine.
 
-    from zoo import interop
     variables = interop.import_torch_state_dict(model, variables,
                                                 interop.load_torch_state_dict("resnet18.pth"))
     params = interop.import_torch_rnn("lstm", lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0)
-
-Imports zoo.nn, zoo.models and the registry only, never the training engine; a new head
-for another class count is `zoo.train.finetune.replace_head`.
 """
 
 from zoo.interop.torch import import_torch_state_dict, load_torch_state_dict

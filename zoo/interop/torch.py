@@ -64,26 +64,15 @@ class _Rule(NamedTuple):
     head: bool = False
 
 
-def _identity(x):
-    return x
-
-
-def _conv_kernel(x):  # (O, I/groups, kh, kw) -> (kh, kw, I/groups, O); grouping is the same
-    return x.transpose(2, 3, 1, 0)
-
-
-def _dense_kernel(x):  # (out, in) -> (in, out)
-    return x.T
-
-
 def _layout_rule(torch_key: str, zoo_shape: tuple[int, ...], head: bool = False) -> _Rule:
     """The rule for a variable whose layout differs from torch's only by a transpose."""
     if len(zoo_shape) == 4:
         kh, kw, i, o = zoo_shape
-        return _Rule(torch_key, (o, i, kh, kw), _conv_kernel, head)
+        # (O, I/groups, kh, kw) -> (kh, kw, I/groups, O); grouping is the same
+        return _Rule(torch_key, (o, i, kh, kw), lambda x: x.transpose(2, 3, 1, 0), head)
     if len(zoo_shape) == 2:
-        return _Rule(torch_key, zoo_shape[::-1], _dense_kernel, head)
-    return _Rule(torch_key, tuple(zoo_shape), _identity, head)
+        return _Rule(torch_key, zoo_shape[::-1], lambda x: x.T, head)
+    return _Rule(torch_key, tuple(zoo_shape), lambda x: x, head)
 
 
 def _torch_leaf(path: str) -> tuple[list[str], str]:
@@ -241,30 +230,16 @@ def _normalise_keys(state_dict: Mapping[str, Any], legacy_dense_layers: bool) ->
 
 
 def import_torch_state_dict(model, variables, state_dict: Mapping[str, Any]) -> dict:
-    """The zoo variables of ``model`` filled from a PyTorch ``state_dict``.
+    """The zoo variables of ``model`` filled from a PyTorch ``state_dict``, strictly.
 
-    ``model``: a zoo ResNet (18/34/50/101/152 and the CIFAR layouts), VGG (A-E),
-    AlexNet (paper, either grouping, or ``alexnet_torchvision``) or DenseNet module, or
-    its registered name (its default config; pass the module for a VGG built for another
-    input size, whose last map the import must know). ``variables``: ``model.init``'s output or its
-    ``jax.eval_shape`` (only paths, shapes and dtypes are read). ``state_dict``: key ->
-    ``torch.Tensor`` or NumPy array, with torchvision's names: ``conv1.weight``,
-    ``bn1.running_mean``, ``layer2.0.downsample.0.weight``, ``fc.weight`` (ResNet);
-    ``features.N.weight``, ``classifier.N.weight`` (VGG, AlexNet); ``features.conv0.weight``,
-    ``features.denseblock1.denselayer1.norm1.weight``, ``features.transition1.conv.weight``,
-    ``features.norm5.weight``, ``classifier.weight`` (DenseNet; the old ``norm.1`` names
-    are accepted). A common ``module.`` prefix is dropped; ``num_batches_tracked`` is ignored.
-
-    Layouts: conv weights (O, I/groups, kh, kw) -> kernels (kh, kw, I/groups, O); linear
-    (out, in) -> (in, out); batch norm weight, bias, running_mean, running_var -> params
-    scale, bias and batch_stats mean, var. Before VGG's and AlexNet's first dense layer
-    torch flattens (C, H, W) and the zoo (H, W, C): that kernel's rows are permuted. A
-    torchvision VGG classifier sized for its 7x7 adaptive pool is folded to the zoo
-    model's own last map when the input is not 224x224 (see `_flattened_dense_rule`).
-
-    Strict: every zoo variable is filled exactly once and every key is used. Returns new
-    variables (jax arrays, the zoo's dtypes); raises ValueError listing the missing and
-    unexpected keys and the shape mismatches (wrong architecture, wrong ``num_classes``).
+    ``model``: a zoo ResNet, VGG, AlexNet or DenseNet module, or its registered name (its
+    default config). ``variables``: ``model.init``'s output or its ``jax.eval_shape``.
+    ``state_dict``: torchvision's key names -> tensors or arrays (a ``module.`` prefix,
+    ``num_batches_tracked`` and DenseNet's old ``norm.1`` names are handled). Kernels are
+    transposed to HWIO / (in, out); the first dense layer after a flatten has its rows
+    permuted from (C, H, W), with torchvision VGG's 7x7 adaptive pool folded in
+    (`_flattened_dense_rule`). Every variable is filled exactly once and every key used,
+    else ValueError listing missing, unexpected and mismatched keys.
     """
     module = registry.create_model(model) if isinstance(model, str) else model
     target = _flatten(variables)
@@ -325,24 +300,16 @@ def import_torch_state_dict(model, variables, state_dict: Mapping[str, Any]) -> 
     return _unflatten(converted)
 
 
-# --------------------------------------------------------------------------------------
-# Weights files
-# --------------------------------------------------------------------------------------
+# --- Weights files
 
 TORCH_SUFFIXES = (".pt", ".pth")
 SAFETENSORS_SUFFIX = ".safetensors"
 
 
 def load_torch_state_dict(path: str | os.PathLike) -> dict[str, Any]:
-    """The state dict (key -> CPU ``torch.Tensor``) stored in a weights file, read safely.
-
-    ``.pt`` / ``.pth``: ``torch.load(path, map_location="cpu", weights_only=True)``, which
-    unpickles tensors and containers only, never arbitrary objects; a checkpoint that
-    wraps its state dict (``{"state_dict": ...}`` or ``{"model": ...}``) is unwrapped.
-    ``.safetensors``: ``safetensors.torch.load_file`` (no pickle at all). Raises
-    FileNotFoundError for a missing file and ValueError, in one line naming the file, for
-    any other suffix or a file that cannot be read as weights.
-    """
+    """The state dict (key -> CPU ``torch.Tensor``) of a ``.pt`` / ``.pth`` file (loaded with
+    ``weights_only=True``; a ``{"state_dict": ...}`` or ``{"model": ...}`` wrapper is
+    unwrapped) or a ``.safetensors`` file. FileNotFoundError, or one-line ValueError."""
     path = os.fspath(path)
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (*TORCH_SUFFIXES, SAFETENSORS_SUFFIX):

@@ -1,20 +1,12 @@
 """PyTorch recurrent weights as `zoo.nn.recurrence` cell parameters.
 
-One direction of one layer of ``torch.nn.RNN`` / ``nn.LSTM`` / ``nn.GRU`` (its
-``weight_ih_l{k}[_reverse]``, ``weight_hh_...``, ``bias_ih_...``, ``bias_hh_...``)
-maps onto the fused layout of the zoo's cells with the gate order unchanged (PyTorch's
-(i, f, g, o) and (r, z, n) are the cells' blocks):
-
-- Elman and LSTM: ``kernel = concat([weight_ih.T, weight_hh.T])`` (I+H, G*H),
-  ``bias = bias_ih + bias_hh`` (PyTorch's two bias vectors always add);
-- GRU (reset-after, PyTorch's form): ``input_kernel = weight_ih.T`` (I, 3H),
-  ``recurrent_kernel = weight_hh.T`` (H, 3H), ``bias = bias_ih + [bias_hh_r, bias_hh_z, 0]``,
-  ``recurrent_bias = bias_hh_n`` (H,) — the n gate's recurrent bias sits inside
-  ``r * (W_hn h + b_hn)`` and cannot be merged.
-
-Arrays in, NumPy float32 arrays out: the caller places them in a variables tree (for a
-`zoo.nn.recurrence.StackedRNN`, ``params["layers_{k}"]["cell"]``, or
-``["forward_rnn"|"backward_rnn"]["cell"]`` for a bidirectional layer).
+One direction of one layer of ``torch.nn.RNN`` / ``LSTM`` / ``GRU`` maps onto the cells'
+fused layout, gate order unchanged: Elman and LSTM ``kernel = concat([weight_ih.T,
+weight_hh.T])``, ``bias = bias_ih + bias_hh``; GRU ``input_kernel = weight_ih.T``,
+``recurrent_kernel = weight_hh.T``, ``bias = bias_ih + [bias_hh_r, bias_hh_z, 0]``,
+``recurrent_bias = bias_hh_n`` (inside ``r * (W_hn h + b_hn)``, it cannot be merged).
+NumPy float32 arrays out, for ``params["layers_{k}"]["cell"]`` of a `StackedRNN` (or its
+``forward_rnn`` / ``backward_rnn``).
 """
 
 from __future__ import annotations

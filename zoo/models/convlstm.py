@@ -1,10 +1,6 @@
-"""Convolutional LSTM (Shi, Chen, Wang, Yeung, Wong & Woo 2015, "Convolutional LSTM network:
-a machine learning approach for precipitation nowcasting") and its encoder-forecaster
-for next-frame prediction.
-
-Seed: khanzhina (C-LSTM: the LSTM whose input-to-state and state-to-state products are
-convolutions, so states keep the frames' spatial layout). The cell, with ``*`` a
-convolution and ``∘`` the Hadamard (element-wise) product::
+"""Convolutional LSTM (Shi et al. 2015, "Convolutional LSTM network") and its
+encoder-forecaster for next-frame prediction (seed: khanzhina, C-LSTM). With ``*`` a
+convolution ("same" padding, stride 1) and ``∘`` the element-wise product::
 
     i_t = σ(W_xi * X_t + W_hi * H_{t-1} + W_ci ∘ C_{t-1} + b_i)
     f_t = σ(W_xf * X_t + W_hf * H_{t-1} + W_cf ∘ C_{t-1} + b_f)
@@ -12,27 +8,16 @@ convolution and ``∘`` the Hadamard (element-wise) product::
     o_t = σ(W_xo * X_t + W_ho * H_{t-1} + W_co ∘ C_t + b_o)
     H_t = o_t ∘ tanh(C_t)
 
-X_t (B, H, W, C_in); H_t, C_t (B, H, W, F). The peepholes W_ci, W_cf, W_co are
-per-position weights of shape (H, W, F), as in the paper (so the frame size is fixed at
-initialisation). Convolutions are cross-correlations with "same" zero padding, stride 1.
+X_t (B, H, W, C_in); H_t, C_t (B, H, W, F); the peepholes are per-position (H, W, F), as in
+the paper. One convolution per step over ``concat([X_t, H_{t-1}])``, kernel
+(k, k, C_in + F, 4F), gate blocks (i, f, c, o), run by `zoo.nn.recurrence.scan_cell`.
+Convolutions go through `zoo.nn.fastconv.conv2d`: on CPU, XLA's convolution inside a scan
+has a backward pass an order of magnitude slower (README's ConvLSTM notes).
 
-Layout: one convolution per step over ``concat([X_t, H_{t-1}])`` with a kernel
-(k, k, C_in + F, 4F), gate blocks (i, f, c, o) — the same fused layout as the dense cells
-of `zoo.nn.recurrence` (one product per step). The cell is a step function run by
-`zoo.nn.recurrence.scan_cell`, the zoo's one scan runner.
-
-Convolutions go through `zoo.nn.fastconv.conv2d` (``conv_impl="auto"``: matmul-based on
-CPU, XLA's elsewhere). Why: on a CPU, XLA's own convolution *inside a scan* has a very
-slow backward pass, an order of magnitude slower than the same convolutions unrolled or
-computed from matmuls (the README's ConvLSTM notes give the measurements).
-
-Encoder-forecaster (Shi et al., section 3.2): a stack of ConvLSTM layers reads the
-T_in input frames; a second stack, its states initialised with the encoder's final
-states (layer by layer), runs T_out more steps with no input of its own (the first
-forecaster layer sees nothing but its state; each higher layer sees the layer below);
-all forecaster layers' states are concatenated and a 1x1 convolution maps them to the
-frame channels. The paper ends in a cross-entropy over pixels; here a sigmoid gives
-frames in [0, 1], trained by the zoo's regression task (squared error).
+Encoder-forecaster (section 3.2): an encoder stack reads the T_in frames; a forecaster
+stack, starting from its final states, runs T_out steps without input (each higher layer
+sees the one below); all forecaster states, concatenated, go through a 1x1 convolution and
+a sigmoid to frames in [0, 1] (the zoo's regression task).
 """
 
 from __future__ import annotations
@@ -132,13 +117,9 @@ class ConvLSTM(nn.Module):
 
 
 class ConvLSTMForecaster(nn.Module):
-    """Encoder-forecaster ConvLSTM (Shi et al. 2015) for next-frame prediction:
-    x (B, T_in, H, W, C) float32 -> (B, output_frames, H, W, C) in [0, 1].
-
-    ``input_shape`` (T_in, H, W, C) (T_in may be None); ``features`` the channels of each
-    stacked layer (encoder and forecaster alike); ``kernel_size`` the (odd) square
-    convolution size. ``forward_features``: the forecaster's concatenated states
-    (B, output_frames, H, W, sum(features)); ``head``: the 1x1 convolution and sigmoid.
+    """Encoder-forecaster ConvLSTM: x (B, T_in, H, W, C) float32 -> (B, output_frames, H, W,
+    C) in [0, 1]. ``features``: each stacked layer's channels; ``forward_features``: the
+    forecaster's states (B, output_frames, H, W, sum(features)); ``head``: 1x1 conv, sigmoid.
     """
 
     input_shape: tuple = (5, 24, 24, 1)

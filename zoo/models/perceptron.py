@@ -7,7 +7,6 @@ Seed: kang-lecture4, "Perceptron", "Multi-Layer Perceptron (MLP)", "Error Back-P
 
 from __future__ import annotations
 
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -36,18 +35,12 @@ def _constant(value):
     return init
 
 
-# --------------------------------------------------------------------------------------
-# Perceptron: one unit h = g(w.x + b).
-# --------------------------------------------------------------------------------------
+# --- Perceptron: one unit h = g(w.x + b).
 
 
 class Perceptron(nn.Module):
-    """A single neuron ``y = g(b + w.x)``: (B, *input_shape) -> (B, 1).
-
-    With ``activation="sigmoid"`` it is the seed's unit trained by gradient descent on the
-    squared loss ``L = (t - y)^2 / 2``; with ``"step"`` it is Rosenblatt's threshold unit,
-    trained by `rosenblatt_rule`.
-    """
+    """A single neuron ``y = g(b + w.x)``: (B, *input_shape) -> (B, 1); "sigmoid": the seed's
+    unit for gradient descent on ``(t - y)^2 / 2``, "step": Rosenblatt's (`rosenblatt_rule`)."""
 
     input_shape: tuple[int, ...] = (2,)
     activation: str = "sigmoid"
@@ -75,12 +68,9 @@ class Perceptron(nn.Module):
 
 
 def rosenblatt_rule(variables, x, t, *, mask=None, learning_rate: float = 1.0):
-    """One pass of Rosenblatt's rule over examples in order: ``w += lr (t - y) x``, ``b += lr (t - y)``.
-
-    x: (N, *input_shape), t: (N,) or (N, 1) targets in {0, 1}; examples with ``mask`` 0
-    are skipped. The examples are visited one at a time (a ``lax.scan``), as the rule is
-    defined; no gradient is involved. Returns the updated variables.
-    """
+    """One pass of Rosenblatt's rule, example by example (``lax.scan``): ``w += lr (t - y) x``,
+    ``b += lr (t - y)``; x (N, *input_shape), t (N,) or (N, 1) in {0, 1}, ``mask`` 0 skips.
+    Returns the updated variables."""
     params = variables["params"]["unit"]
     xs = _flatten(jnp.asarray(x, jnp.float32), x.shape[1:])
     ts = jnp.asarray(t, jnp.float32).reshape(-1)
@@ -120,9 +110,7 @@ register_model(
 )
 
 
-# --------------------------------------------------------------------------------------
-# The seed's hand-wired XOR networks.
-# --------------------------------------------------------------------------------------
+# --- The seed's hand-wired XOR networks.
 
 
 class _FixedLayer(nn.Module):
@@ -199,19 +187,13 @@ register_model(
 )
 
 
-# --------------------------------------------------------------------------------------
-# MLP and deep feed-forward net.
-# --------------------------------------------------------------------------------------
+# --- MLP and deep feed-forward net.
 
 
 class MLP(nn.Module):
-    """Fully connected net: (B, *input_shape) -> (B, num_outputs).
-
-    Each hidden layer is Dense -> [BatchNorm] -> activation -> [Dropout] (no Dense bias when
-    batch norm follows: BatchNorm's shift replaces it, Ioffe & Szegedy 2015). The output layer
-    is linear (logits or a regression value) unless ``output_activation`` says otherwise.
-    ``forward_features`` returns the last hidden layer, ``head`` maps it to the outputs.
-    """
+    """Fully connected net: (B, *input_shape) -> (B, num_outputs). Hidden layers (the
+    features) are Dense -> [BatchNorm] -> activation -> [Dropout]; the output layer is linear
+    unless ``output_activation`` says otherwise."""
 
     input_shape: tuple[int, ...] = (64,)
     hidden_sizes: tuple[int, ...] = (128,)
@@ -299,13 +281,9 @@ register_model(
 
 
 def backprop_example(activation: str = "sigmoid"):
-    """The seed's back-propagation worked example: (model, variables, x, t).
-
-    Inputs x = (0.5, 0.5) with bias input 1; hidden unit 1 weights (w11, w12, w10) =
-    (1, 1, 0), unit 2 (w21, w22, w20) = (0, 1, -2); output weights (w1, w2, w0) = (1, 1, 1);
-    linear output; target t = 1. ``activation="seed_sigmoid"`` reproduces the slide's
-    h = 1/(1 + e^a), ``"sigmoid"`` the true logistic function. Flax's Dense kernel is
-    (inputs, units), so column j holds hidden unit j's weights.
+    """The seed's back-propagation worked example: (model, variables, x, t). x = (0.5, 0.5),
+    hidden weights (w11, w12, w10) = (1, 1, 0) and (0, 1, -2), output (1, 1, 1), linear,
+    t = 1. ``"seed_sigmoid"`` is the slide's h = 1/(1 + e^a), ``"sigmoid"`` the logistic.
     """
     model = MLP(input_shape=(2,), hidden_sizes=(2,), num_outputs=1, activation=activation)
     params = {
@@ -315,9 +293,7 @@ def backprop_example(activation: str = "sigmoid"):
     return model, {"params": params}, jnp.array([[0.5, 0.5]]), jnp.array([[1.0]])
 
 
-# --------------------------------------------------------------------------------------
-# Radial basis function network.
-# --------------------------------------------------------------------------------------
+# --- Radial basis function network.
 
 
 def kmeans(x, num_centres: int, *, key, iterations: int = 50):
@@ -353,12 +329,9 @@ def rbf_width(centres) -> float:
 
 
 class RBFNetwork(nn.Module):
-    """Gaussian RBF network: phi_k(x) = exp(-||x - c_k||^2 / (2 sigma_k^2)), y = W phi + b.
-
-    (B, *input_shape) -> (B, num_outputs). Centres are given (``centres``, e.g. from
-    `kmeans`) or drawn from N(0, 1); widths start at ``width`` (one per centre). With
-    ``trainable_centres=False`` the centres live in the "constants" collection and only
-    widths and output weights learn (the classic two-stage RBF training).
+    """Gaussian RBF network, phi_k(x) = exp(-||x - c_k||^2 / (2 sigma_k^2)), y = W phi + b:
+    (B, *input_shape) -> (B, num_outputs). ``centres`` given (e.g. `kmeans`) or from N(0, 1);
+    ``trainable_centres=False`` keeps them in "constants" (two-stage RBF training).
     """
 
     input_shape: tuple[int, ...] = (64,)

@@ -1,24 +1,12 @@
 """Recurrent classifiers (many-to-one): a stacked, optionally bidirectional Elman RNN, LSTM
-(plain or peephole) or GRU (three forms) encoder, pooled over time (the last valid output,
-or feed-forward attention), then a dense layer; float features or token ids.
+or GRU encoder (`zoo.nn.recurrence`), pooled over time, then a dense layer; float features
+or token ids. Seeds: surf2019-cha-rnn-hierarchical-a and kang-lecture4.
 
-Seeds: surf2019-cha-rnn-hierarchical-a ("Recurrent Neural Networks", "Long Short Term
-Memory", "LSTM with Peephole Connection", "Gated Recurrent Unit") and kang-lecture4
-("RNN Basic: LSTM / GRU", "Bidirectional RNN", "Deep-Bidirectional RNN").
-
-The cells, the scan runner and the layers are `zoo.nn.recurrence`; the explanations of
-these models (per-step attention weights, gradient norms through time) are in
-`zoo.explain`; PyTorch weights load through `zoo.interop.torch_rnn`. One module,
-`SequenceClassifier`, is registered under several names (``rnn``, ``lstm``,
+One module, `SequenceClassifier`, registered under several names (``rnn``, ``lstm``,
 ``peephole_lstm``, ``gru``, ``gru_seed``, ``gru_kang``, ``attention_lstm``) that differ in
-their defaults only.
-
-Pooling over time: ``pooling="last"`` takes the last valid output; ``"attention"`` is
-Raffel & Ellis's (2015) feed-forward attention, e_t = v^T tanh(W h_t + b), alpha =
-softmax over the valid steps, c = sum_t alpha_t h_t (`zoo.nn.recurrence.AttentionPooling`).
-With ``vocab_size`` the classifier reads token ids of `zoo.data.text.Vocabulary` (0 =
-padding at the end, so lengths follow from the padding), the same ids the text CNN reads
-("attention_lstm").
+their defaults. ``pooling="last"`` takes the last valid output, ``"attention"`` Raffel &
+Ellis's feed-forward attention (`AttentionPooling`). With ``vocab_size`` it reads token
+ids of `zoo.data.text.Vocabulary` (0-padded: lengths follow from the padding).
 """
 
 from __future__ import annotations
@@ -39,28 +27,15 @@ POOLINGS = ("last", "attention")
 
 
 class SequenceClassifier(CellOptions):
-    """Recurrent encoder, pooling over time, then a dense layer:
-    x (B, T, *F) float32 -> (B, num_classes) logits; or, with ``vocab_size``,
-    token ids (B, T) int -> (B, num_classes).
+    """Recurrent encoder, pooling over time, then a dense layer: x (B, T, *F) float32 ->
+    (B, num_classes) logits, or with ``vocab_size`` token ids (B, T) int (0-padded, embedded
+    to ``embedding_dim``; lengths from the padding unless ``lengths`` (B,) is given).
 
-    ``input_shape`` is (T, *F) (T may be None); each step's features F are flattened, so
-    digits images (8, 8, 1) read as 8 steps of 8 pixels. With ``vocab_size`` set the input
-    is text: ``input_shape`` (T,), ids embedded to ``embedding_dim`` (the ids of
-    `zoo.data.text.Vocabulary`, shared with the text CNN: 0 is padding at the end), and
-    each text's length is taken from its padding unless ``lengths`` is given.
-    ``lengths`` (B,) gives each sequence's valid length.
-
-    ``pooling``: "last" — the top layer's last valid output (a bidirectional encoder: the
-    forward direction's last valid output and the backward direction's output at t = 0,
-    merged); "attention" — feed-forward attention over the valid steps of the top
-    layer's outputs (`AttentionPooling`, Raffel & Ellis 2015); `attention_weights` gives
-    the per-step weights, e.g. which words decided the class.
-
-    Cell options (`zoo.nn.recurrence`): ``activation`` (Elman), ``peephole`` and
-    ``forget_bias`` (LSTM), ``reset_after`` and ``update_convention`` (GRU), ``use_bias``
-    and ``impl`` (every cell: how the recurrence runs, "auto", "scan" or "fast"). An
-    option of another cell than ``cell`` must stay at its default (ValueError otherwise).
-    ``dropout_rate`` acts between stacked layers in train mode.
+    ``input_shape`` is (T, *F) (T may be None), F flattened per step (digits (8, 8, 1): 8
+    steps of 8 pixels). ``pooling``: "last" (the last valid output; bidirectional: forward's
+    last and backward's at t = 0) or "attention" (`AttentionPooling`; `attention_weights`
+    gives the weights). Cell options as in `CellOptions`; an option of another cell than
+    ``cell`` must stay at its default.
     """
 
     input_shape: tuple = (8, 8)

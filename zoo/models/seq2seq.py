@@ -1,51 +1,29 @@
 """Sequence to sequence: encoder-decoder RNNs with Bahdanau and Luong attention, the RNN
-autoencoder, and a character-level language model.
+autoencoder, and a character-level language model. Seeds: kang-lecture4 (Seq2seq, RNN:
+Attention, RNN autoencoder) and surf2019-cha-rnn-hierarchical-a (the character model for
+"Pneumonoultramicroscopicsilicovolcanoconiosis").
 
-Seeds: kang-lecture4 ("Sequence to Sequence (Seq2seq)", "RNN: Attention" — Bahdanau and
-Luong attention, "RNN autoencoder") and surf2019-cha-rnn-hierarchical-a ("What if words
-are so long? e.g., Pneumonoultramicroscopicsilicovolcanoconiosis": the character model).
-
-Design
-------
 Everything recurrent reuses `zoo.nn.recurrence`: the encoder is a `StackedRNN`, the
-decoder is a stack of the same cells (`make_cell`), and teacher forcing runs the decoder
-step with the one scan runner, `scan_cell`. Greedy decoding feeds each step its own
-previous output, so it has no input sequence to scan over: it is its own ``lax.scan``
-over ``length`` steps (fixed trip count: one compiled body whatever the length).
+decoder a stack of `make_cell` cells whose composed step teacher forcing runs with
+`scan_cell`; greedy decoding feeds back its own outputs in its own ``lax.scan``. Modules
+own weights and hand back pure functions (`Affine`, `Attention`, the cells), since Linen
+submodules cannot be called inside a raw ``lax.scan``.
 
-As in `zoo.nn.recurrence`, modules own weights and hand back *pure* functions (`Affine`,
-`Attention`, the cells): Linen submodules cannot be called inside a raw ``lax.scan``,
-closures over arrays can.
+Tokens (zoo.nn.tokens): 0 padding, 1 unknown, 2 BOS, 3 EOS. A target ``y`` ends with EOS,
+0-padded; the decoder reads ``[BOS, y_0, ..., y_{T-2}]`` and is scored on ``y``. Outputs
+of `Seq2Seq` and `CharRNN`, a dict (the eval step needs both loss and exact match):
+  logits               (B, T_out, V): teacher-forced given ``y``, else greedy
+  attention            (B, T_out, T_in): that pass's weights (with attention); rows sum
+                       to 1 over the valid source tokens
+  predictions          (B, T_out) int32: greedy, when ``train=False`` or no ``y``; 0 after EOS
+  predicted_attention  greedy decoding's weights, given ``y`` in inference mode
 
-Token conventions (zoo.nn.tokens): id 0 padding, 1 unknown, 2 start (BOS),
-3 end (EOS). A target ``y`` ends with EOS and is padded with 0 after it; the decoder
-reads ``[BOS, y_0, ..., y_{T-2}]`` (teacher forcing) and is scored on ``y``.
-
-Outputs of `Seq2Seq` and `CharRNN` (a dict, so the engine's one eval step gets both the
-teacher-forced logits for the loss and greedy tokens for exact match):
-
-=====================  ==============================================================
-key                    value
-=====================  ==============================================================
-``logits``             (B, T_out, V) float32 — teacher-forced when a target ``y`` is
-                       given, else those of greedy decoding
-``attention``          (B, T_out, T_in) — the attention weights of the same pass (absent
-                       without attention); rows sum to 1 over the valid source tokens
-``predictions``        (B, T_out) int32 — greedy decoding, in inference mode
-                       (``train=False``) or whenever no target is given; 0 after EOS
-``predicted_attention`` (B, T_out, T_in) — greedy decoding's weights (zero after EOS),
-                       when a target is given in inference mode
-=====================  ==============================================================
-
-Attention (``attention=``): ``"none"``; ``"bahdanau"`` (additive score
-``v^T tanh(W_1 h_s + W_2 s_{t-1})`` on the previous decoder state, the context fed to
-the decoder's input, readout ``W_o [s_t; c_t]``); Luong's ``"dot"`` ``h_t^T h_s``,
-``"general"`` ``h_t^T W_a h_s`` and ``"concat"`` ``v^T tanh(W_a [h_t; h_s])`` (the
-paper's; the kang-lecture4 slide writes ``v^T tanh(W_c [c_t; h_t])``, which is circular:
-c_t is computed from these very scores), scored on the current decoder state h_t, with
-the attentional state ``h~_t = tanh(W_c [c_t; h_t])`` and readout ``softmax(W_s h~_t)``;
-``input_feeding`` feeds h~_{t-1} to the next step's input (Luong et al. 3.3). Kernels are
-stored as Flax stores them, ``(in, out)``: the paper's ``W x`` is ``x @ W`` here.
+Attention: "none"; "bahdanau" (score v^T tanh(W_1 h_s + W_2 s_{t-1}) on the previous
+state, context fed to the input, readout W_o [s_t; c_t]); Luong's "dot" h_t^T h_s,
+"general" h_t^T W_a h_s and "concat" v^T tanh(W_a [h_t; h_s]) (the paper's; the slide's
+v^T tanh(W_c [c_t; h_t]) is circular) on the current state h_t, attentional state
+h~_t = tanh(W_c [c_t; h_t]), readout softmax(W_s h~_t); ``input_feeding`` feeds h~_{t-1}
+to the next input. Kernels are (in, out): the paper's ``W x`` is ``x @ W`` here.
 """
 
 from __future__ import annotations
@@ -73,18 +51,12 @@ SCORES = ("additive", "dot", "general", "concat")
 SCORE_OF = {"bahdanau": "additive", "dot": "dot", "general": "general", "concat": "concat"}
 
 
-# --------------------------------------------------------------------------------------
-# Attention: pure functions of the weights, and the module that owns them.
-# --------------------------------------------------------------------------------------
+# --- Attention: pure functions of the weights, and the module that owns them.
 
 
 def project_keys(score: str, w: dict, memory):
-    """The part of the score that depends on the source alone, computed once per sequence
-    instead of once per decoder step: memory (B, S, Dk) -> keys (B, S, K).
-
-    dot: h_s; general: W_a h_s (K = Dq); additive: W_1 h_s (K = A); concat: the h_s
-    block of W_a [h_t; h_s] (K = A).
-    """
+    """The score's source-only part, once per sequence: memory (B, S, Dk) -> keys (B, S, K);
+    dot h_s, general W_a h_s (K = Dq), additive W_1 h_s, concat W_a's h_s block (K = A)."""
     if score == "dot":
         return memory
     if score == "general":
@@ -109,11 +81,8 @@ def attention_scores(score: str, w: dict, query, keys):
 
 
 def attend(score: str, w: dict, memory, keys, mask, query):
-    """One decoder step's attention: query (B, Dq) -> (context (B, Dk), weights (B, S)).
-
-    mask (B, S) bool: False marks padded source positions; they get weight exactly 0
-    (a row with no valid position gets a zero context).
-    """
+    """One step's attention: query (B, Dq) -> (context (B, Dk), weights (B, S)); weights are
+    exactly 0 where mask (B, S) is False (padding)."""
     scores = attention_scores(score, w, query, keys)
     scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
     weights = jnp.where(mask, jax.nn.softmax(scores, axis=-1), 0.0)
@@ -121,14 +90,10 @@ def attend(score: str, w: dict, memory, keys, mask, query):
 
 
 class Attention(nn.Module):
-    """Attention weights for one ``score`` (see `SCORES`); ``units`` is A of the additive
-    and concat scores (default: the query size). Called with the encoder memory
-    (B, S, Dk), its mask (B, S) and the query size Dq, returns the pure step
-    ``attend(query (B, Dq)) -> (context (B, Dk), weights (B, S))``.
-
-    Parameters: general ``W_a`` (Dq, Dk); additive ``W_1`` (Dk, A), ``W_2`` (Dq, A),
-    ``v`` (A,); concat ``W_a`` (Dq + Dk, A), ``v`` (A,); dot none (needs Dq == Dk).
-    """
+    """The weights of one ``score`` (`SCORES`; ``units`` A defaults to Dq). Called with
+    memory (B, S, Dk), mask (B, S) and Dq, returns the pure `attend` of a query (B, Dq).
+    Parameters: general W_a (Dq, Dk); additive W_1 (Dk, A), W_2 (Dq, A), v (A,); concat
+    W_a (Dq + Dk, A), v (A,); dot none (needs Dq == Dk)."""
 
     score: str = "general"
     units: int | None = None
@@ -169,8 +134,7 @@ def affine(kernel, bias, x):
 
 
 class Affine(nn.Module):
-    """``x W + b`` whose weights this module owns; called with the input size it returns
-    the pure function ``x (..., in) -> (..., features)`` (usable inside ``lax.scan``)."""
+    """``x W + b``; called with the input size, returns the pure ``x (..., in) -> (..., features)``."""
 
     features: int
     use_bias: bool = True
@@ -182,17 +146,12 @@ class Affine(nn.Module):
         return functools.partial(affine, kernel, bias)
 
 
-# --------------------------------------------------------------------------------------
-# The decoder: one step function, run by teacher forcing (scan_cell) or greedily.
-# --------------------------------------------------------------------------------------
+# --- The decoder: one step function, run by teacher forcing (scan_cell) or greedily.
 
 
 class DecoderFns(NamedTuple):
-    """The decoder as pure functions (weights closed over).
-
-    embed: ids (...) int -> (..., E); step: (carry, e_t (B, E)) -> (carry, (o_t (B, Do),
-    a_t (B, S))); logits: o (..., Do) -> (..., V); attention_size S (0 without attention).
-    """
+    """The decoder as pure functions: embed ids (...) -> (..., E); step (carry, e_t (B, E))
+    -> (carry, (o_t (B, Do), a_t (B, S))); logits (..., Do) -> (..., V); S (0: no attention)."""
 
     embed: Callable
     step: Callable
@@ -200,11 +159,18 @@ class DecoderFns(NamedTuple):
     attention_size: int
 
 
+def stacked_step(cell_steps, carries, x):
+    """Stacked cells, one step: x (B, I) through each layer in turn -> (carries, top output)."""
+    new = []
+    for step, c in zip(cell_steps, carries):
+        c, x = step(c, x)
+        new.append(c)
+    return tuple(new), x
+
+
 def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool, carry, e_t):
-    """One decoder step: carry = (per-layer cell carries, h~_{t-1} or a (B, 0) stand-in),
-    e_t (B, E) -> (carry, (o_t, a_t)): o_t the readout's input, a_t (B, S) the weights
-    ((B, 0) without attention). See the module docstring for each attention's equations.
-    """
+    """carry = (per-layer carries, h~_{t-1} or (B, 0)), e_t (B, E) -> (carry, (o_t the
+    readout's input, a_t (B, S) weights, (B, 0) without attention))."""
     layers, feed = carry
     x = e_t
     context = alpha = None
@@ -213,10 +179,7 @@ def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool,
         x = jnp.concatenate([x, context], -1)
     elif input_feeding:
         x = jnp.concatenate([x, feed], -1)
-    new_layers = []
-    for step, c in zip(cell_steps, layers):
-        c, x = step(c, x)
-        new_layers.append(c)
+    new_layers, x = stacked_step(cell_steps, layers, x)
     if kind in LUONG:  # scored on the current state h_t
         context, alpha = attend_fn(x)
         out = jnp.tanh(combine(jnp.concatenate([context, x], -1)))  # h~_t = tanh(W_c [c_t; h_t])
@@ -227,7 +190,7 @@ def decoder_step(cell_steps, attend_fn, combine, kind: str, input_feeding: bool,
         out = x
     if alpha is None:
         alpha = jnp.zeros((x.shape[0], 0), x.dtype)
-    return (tuple(new_layers), feed), (out, alpha)
+    return (new_layers, feed), (out, alpha)
 
 
 def teacher_forced(fns: DecoderFns, carry, inputs):
@@ -244,10 +207,9 @@ def teacher_forced(fns: DecoderFns, carry, inputs):
 
 
 def greedy_decode(fns: DecoderFns, carry, first, length: int, eos_id: int = EOS) -> dict:
-    """Greedy decoding: first (B,) int, the first input token (BOS, or a word's first
-    letter) -> {"predictions": (B, length) int32, "logits": (B, length, V), "attention":
-    (B, length, S)}. Each step feeds back its argmax; after a sequence emits ``eos_id``
-    its later predictions are 0 (padding) and its attention rows zero."""
+    """first (B,) int (BOS, or a word's first letter) -> {"predictions": (B, length) int32,
+    "logits": (B, length, V), "attention": (B, length, S)}, each step fed its argmax; after
+    ``eos_id`` predictions are 0 and attention rows zero."""
 
     def body(state, _):
         c, token, done = state
@@ -310,30 +272,20 @@ class Decoder(nn.Module):
         )
 
 
-# --------------------------------------------------------------------------------------
-# Encoder-decoder.
-# --------------------------------------------------------------------------------------
+# --- Encoder-decoder.
 
 
 class Seq2Seq(CellOptions):
     """RNN encoder-decoder (Sutskever et al. 2014; Cho et al. 2014) with optional attention.
 
-    Tokens (``vocab_size`` set): x (B, T_in) int, 0 = padding at the end; y (B, T_out)
-    int target (EOS-terminated, 0-padded) or None -> the output dict of the module
-    docstring. Float sequences (``vocab_size=None``, the RNN autoencoder's "regression"
-    form): x (B, T, F) float -> reconstruction (B, T, F), decoded from the encoder's final
-    state alone by an unconditioned decoder (Srivastava et al. 2015: each step's input is
-    empty, the state carries everything).
+    Tokens (``vocab_size`` set): x (B, T_in) int (0-padded), y (B, T_out) int or None -> the
+    output dict of the module docstring. Float sequences (``vocab_size=None``, the RNN
+    autoencoder): x (B, T, F) -> reconstruction (B, T, F) by an unconditioned decoder
+    (Srivastava et al. 2015: empty inputs, the state carries everything).
 
-    The encoder is a `StackedRNN` (``bidirectional`` concatenates both directions); the
-    decoder has ``num_layers`` cells of the encoder's output width (2H if bidirectional)
-    and starts from the encoder's final states, both directions concatenated per layer.
-    ``output_length`` is how many tokens greedy decoding writes when no target gives the
-    length. ``dropout_rate`` acts between encoder layers in train mode. The cell options
-    (``activation`` ... ``impl``) are `SequenceClassifier`'s (`zoo.models.recurrent`): an
-    option of another cell than ``cell`` must stay at its default. ``impl`` chooses how
-    the encoder runs; the decoder's cells are composed into one step with the attention
-    and readout, which always runs in the scan.
+    The decoder's cells are as wide as the encoder's output (2H if bidirectional) and start
+    from its final states. ``output_length``: greedy decoding's length without a target.
+    ``impl`` chooses how the encoder runs; the decoder's composed step always scans.
     """
 
     input_shape: tuple = (10,)
@@ -442,14 +394,9 @@ class Seq2Seq(CellOptions):
         if not self.tokens:
             steps = [cell(0 if i == 0 else cell.hidden_size) for i, cell in enumerate(self.cells)]
 
-            def step(c, x_t):  # unconditioned: the input is empty, the state carries the sequence
-                new = []
-                for s, layer_carry in zip(steps, c):
-                    layer_carry, x_t = s(layer_carry, x_t)
-                    new.append(layer_carry)
-                return tuple(new), x_t
-
+            # Unconditioned: the input is empty, the state carries the sequence.
             B, T = features["memory"].shape[:2]
+            step = functools.partial(stacked_step, steps)
             _, hs = scan_cell(step, carry, jnp.zeros((B, T, 0), features["memory"].dtype))
             return self.output(hs.shape[-1])(hs)
 
@@ -482,23 +429,15 @@ class Seq2Seq(CellOptions):
         return self.head(self.forward_features(x, train), y, train)
 
 
-# --------------------------------------------------------------------------------------
-# Character-level language model.
-# --------------------------------------------------------------------------------------
+# --- Character-level language model.
 
 
 class CharRNN(CellOptions):
-    """Next-token model (many-to-many): x (B, T) int -> {"logits": (B, T, V)}, logits[:, t]
-    predicting token t+1 from tokens 0..t, plus in inference mode "predictions" (B, T):
-    greedy generation from each sequence's first token (x[:, 0]), stopping at EOS.
+    """Next-token model: x (B, T) int -> {"logits": (B, T, V)} (logits[:, t] predict token
+    t+1), plus in inference mode "predictions" (B, T), greedy from x[:, 0] until EOS.
 
-    It is the seq2seq `Decoder` without encoder or attention, so training uses the
-    sequence_to_sequence task's loss unchanged (its target y is x shifted left, ending in
-    EOS); the call takes y for that task's uniform ``model(x, y)`` and ignores it, since
-    the teacher's tokens are x itself.
-
-    The cell options (``activation`` ... ``impl``) are `Seq2Seq`'s; the cells run inside
-    the decoder's composed step, so ``impl`` has no fast path to choose here.
+    The seq2seq `Decoder` without encoder or attention, trained by the sequence_to_sequence
+    task (y, x shifted left, is taken for the uniform ``model(x, y)`` and ignored).
     """
 
     input_shape: tuple = (45,)
@@ -565,9 +504,7 @@ class CharRNN(CellOptions):
         return out
 
 
-# --------------------------------------------------------------------------------------
-# Registry.
-# --------------------------------------------------------------------------------------
+# --- Registry.
 
 _PAPERS = {
     "none": "Sutskever et al. 2014; Cho et al. 2014",
@@ -586,9 +523,7 @@ _TEST = {
 
 
 class LuongSeq2Seq(Seq2Seq):
-    """`Seq2Seq` with Luong et al.'s global attention only: ``attention`` "dot", "general"
-    or "concat", scored on the current decoder state h_t, with the attentional state
-    h~_t and input feeding by default."""
+    """`Seq2Seq` with Luong et al.'s global attention only, input feeding by default."""
 
     attention: str = "general"
     input_feeding: bool = True
@@ -673,21 +608,17 @@ register_model(
 )
 
 
-# --------------------------------------------------------------------------------------
-# Scoring decoded outputs.
-# --------------------------------------------------------------------------------------
+# --- Scoring decoded outputs.
 
 
 def translate(model, variables, x, *, batch_size: int = 256):
-    """Greedy decoding of every row of x (N, T_in) int: (N, output_length) int32 numpy
-    (a jit'd ``model.apply(variables, x)``, batch by batch)."""
+    """Greedy decoding of x (N, T_in) int, batch by batch: (N, output_length) int32 numpy."""
     run = jax.jit(lambda v, xb: model.apply(v, xb)["predictions"])
     return np.concatenate([np.asarray(run(variables, x[i : i + batch_size])) for i in range(0, len(x), batch_size)])
 
 
 def score_translations(predictions, targets) -> dict:
-    """Exact match and corpus BLEU (zoo.metrics; tokens of each row up to EOS) of
-    predictions against targets, both (N, T) int: {"exact_match", "bleu"}."""
+    """{"exact_match", "bleu"} of predictions against targets, both (N, T) int, up to EOS."""
     hyps = [strip_ids(p) for p in predictions]
     refs = [strip_ids(t) for t in targets]
     return {"exact_match": exact_match(refs, hyps), "bleu": corpus_bleu([[r] for r in refs], hyps)}

@@ -1,43 +1,22 @@
 """Fast 2-D convolution for CPU training steps (NHWC, HWIO).
 
-On the 2-core x86 CPUs this project is benchmarked on, XLA's own convolutions are slow:
-small ones (<= 16 channels) run on Eigen at ~20 GFLOP/s, and every larger one goes to
-YNNPACK, whose convolutions are 2x (forward, input gradient) to 5x (kernel gradient)
-slower than Eigen's. This module computes the same convolution as
-``lax.conv_general_dilated`` from matmuls, which XLA runs near the machine's peak, in
-three ways, each with a backward pass of matmuls too:
+On the 2-core x86 CPUs this project is benchmarked on, XLA's convolutions are slow (Eigen
+for small ones, YNNPACK 2-5x slower still for larger ones), while its matmuls run near
+peak. This module computes ``lax.conv_general_dilated``'s convolution from matmuls, with
+matmul backward passes, in three ways:
 
-* *im2col* (`conv2d_im2col`): the ``kh * kw`` shifted slices of the padded input are
-  concatenated into a patch matrix and multiplied by the kernel reshaped to
-  ``(kh * kw * C_in, C_out)``. custom_vjp: kernel gradient ``patches^T @ dy``, input
-  gradient `col2im` of ``dy @ W^T``; only the input is kept for the backward pass. Big
-  patch matrices are processed in batch chunks (a scan) so they stay in cache.
-* *banded* (`conv2d_banded`): one patch row per block of ``block_w`` output columns,
-  made of ``kh`` contiguous row windows, times a block-Toeplitz matrix of the kernel
-  (`banded_kernel`). Copies far less than im2col for few input channels, at the price
-  of multiplying by the band's zeros. Autodiff backward.
-* *winograd* (`conv2d_winograd`): 3x3 stride-1 convolutions by Winograd's F(2x2, 3x3),
-  16 matmuls over transformed 4x4 tiles (2.25x fewer multiplications); custom_vjp
-  with the kernel gradient in the Winograd domain and the input gradient as a
-  Winograd convolution of ``dy`` with the flipped kernel.
+* *im2col* (`conv2d_im2col`): the ``kh * kw`` shifted input slices as one patch matrix
+  times the kernel reshaped to ``(kh * kw * C_in, C_out)``; custom_vjp keeping only the
+  input; big patch matrices go in batch chunks (a scan) to stay in cache.
+* *banded* (`conv2d_banded`): per block of ``block_w`` output columns, ``kh`` contiguous
+  row windows times a block-Toeplitz kernel (`banded_kernel`): far fewer copies for few
+  input channels, at the price of the band's zeros. Autodiff backward.
+* *winograd* (`conv2d_winograd`): 3x3 stride-1 by F(2x2, 3x3), 16 matmuls over
+  transformed 4x4 tiles; custom_vjp, both gradients in the Winograd domain.
 
-``impl="auto"`` picks per convolution (`choose_conv_impl`, measured on that CPU):
-banded for <= 8 input channels (LeNet, RGB stems), Winograd for 3x3 stride-1 convs on
-maps of >= 64 pixels, im2col otherwise; XLA's convolution on any other platform.
-
-Public pieces:
-
-* `conv2d(x, kernel, strides, padding, impl)` — the pure function; `conv2d_xla` (the
-  plain path), `conv2d_im2col`, `conv2d_banded`, `conv2d_winograd`.
-* `Conv` — a Linen module with `flax.linen.Conv`'s fields and variables (``kernel``
-  ``(kh, kw, C_in, features)``, ``bias`` ``(features,)``), so state dicts map onto it
-  exactly as onto ``nn.Conv``; ``conv_impl`` selects the way ("xla" is ``nn.Conv``).
-
-The fast max pool that goes with these convolutions is `zoo.nn.pooling.max_pool`; the
-window arithmetic (output size, padding forms) is `zoo.nn.shapes`.
-
-All ways agree with the plain path to float32 rounding (tests/nn/test_fastconv.py checks
-values and gradients against ``lax.conv_general_dilated`` and ``nn.Conv``).
+`conv2d` dispatches (``impl="auto"``: `choose_conv_impl`); `Conv` is `flax.linen.Conv`
+with the same fields and variables plus ``conv_impl``. All ways agree with the plain path
+to float32 rounding (tests/nn/test_fastconv.py).
 """
 
 from __future__ import annotations
@@ -58,9 +37,7 @@ CONV_IMPLS = ("auto", "xla", "im2col", "banded", "winograd")
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
 
-# --------------------------------------------------------------------------------------
-# Convolution
-# --------------------------------------------------------------------------------------
+# --- Convolution
 
 
 def conv2d_xla(x, kernel, strides=1, padding="VALID", precision=None):
@@ -116,10 +93,8 @@ def _matmul(a, b, precision):
     return lax.dot_general(a, b, (((a.ndim - 1,), (0,)), ((), ())), precision=precision)
 
 
-# A patch matrix of more than PATCH_WHOLE_BYTES is built and multiplied one batch chunk
-# of at most PATCH_CHUNK_BYTES at a time (a `lax.scan` over chunks), so that each chunk's
-# patches stay in the CPU caches (the sizes that were fastest on ResNet-18's convolutions;
-# a small patch matrix is faster whole).
+# A patch matrix over PATCH_WHOLE_BYTES is built one batch chunk of at most
+# PATCH_CHUNK_BYTES at a time, to stay in cache (fastest on ResNet-18's convolutions).
 PATCH_CHUNK_BYTES = 6 * 2**20
 PATCH_WHOLE_BYTES = 10 * 2**20
 
@@ -150,25 +125,14 @@ def _im2col_backward(x, kernel, dy, strides, pads, precision):
         patches.reshape(-1, k), dy.reshape(-1, o), (((0,), (0,)), ((), ())), precision=precision
     ).reshape(kernel.shape)
     dpatches = lax.dot_general(dy, kernel.reshape(k, o), (((3,), (1,)), ((), ())), precision=precision)
-    if not _is_pointwise(kernel.shape, pads):
-        return col2im(dpatches, x.shape, (kh, kw), strides, pads), dkernel
-    if strides == (1, 1):
+    if _is_pointwise(kernel.shape, pads) and strides == (1, 1):
         return dpatches, dkernel
-    b, h, w, _ = x.shape
-    ho, wo = dy.shape[1:3]
-    config = (
-        (0, 0, 0),
-        (0, h - strides[0] * (ho - 1) - 1, strides[0] - 1),
-        (0, w - strides[1] * (wo - 1) - 1, strides[1] - 1),
-        (0, 0, 0),
-    )
-    return lax.pad(dpatches, jnp.zeros((), dpatches.dtype), config), dkernel
+    return col2im(dpatches, x.shape, (kh, kw), strides, pads), dkernel
 
 
 def _num_chunks(x_shape, kernel_shape, strides, pads, itemsize) -> int:
-    """Batch chunks for the im2col convolution: 1 if the whole patch matrix fits in
-    PATCH_WHOLE_BYTES, else the fewest that keep one chunk's patches within
-    PATCH_CHUNK_BYTES (1 for pointwise convolutions, which build no patches)."""
+    """Batch chunks for the im2col convolution: 1 if the patches fit in PATCH_WHOLE_BYTES
+    (or there are none: pointwise), else the fewest within PATCH_CHUNK_BYTES each."""
     if _is_pointwise(kernel_shape, pads):
         return 1
     b, h, w, c = x_shape
@@ -222,9 +186,8 @@ _conv_im2col.defvjp(_conv_im2col_fwd, _conv_im2col_bwd)
 
 
 def conv2d_im2col(x, kernel, strides=1, padding="VALID", precision=None, chunks: int | None = None):
-    """The convolution of `conv2d_xla` as im2col + one matmul, with a matmul backward pass
-    (kernel gradient ``patches^T @ dy``, input gradient `col2im` of ``dy @ W^T``). Large
-    patch matrices are processed in ``chunks`` batch chunks (None: `_num_chunks`)."""
+    """`conv2d_xla`'s convolution as im2col + one matmul; backward: kernel gradient
+    ``patches^T @ dy``, input gradient `col2im` of ``dy @ W^T``. ``chunks``: None picks."""
     strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     if chunks is None:
@@ -248,18 +211,13 @@ def banded_kernel(kernel, block_w: int, stride_w: int = 1):
 
 
 def conv2d_banded(x, kernel, strides=1, padding="VALID", precision=None, block_w: int | None = None):
-    """The convolution of `conv2d_xla` as one matmul over row patches and a banded kernel.
+    """`conv2d_xla`'s convolution as one matmul over row patches and a banded kernel.
 
-    Each output row is cut into blocks of ``block_w`` columns; a block reads a window of
-    ``win = sw * (block_w - 1) + kw`` padded input columns from each of the ``kh`` input
-    rows it touches. Those ``kh`` windows (contiguous runs of ``win * C`` values) are
-    concatenated into one patch row and multiplied by `banded_kernel` in one matmul.
-    ``block_w = 1`` is im2col; larger blocks copy less (``kh * win * C / block_w`` values
-    per output pixel instead of ``kh * kw * C``) at the price of multiplying by the
-    band's zeros (``win / kw`` times the FLOPs) — a good trade for convolutions with few
-    channels, such as LeNet's and the RGB stem of ResNet. Differentiated by autodiff (its
-    backward pass is matmuls and slice sums too). ``block_w``: None picks
-    `choose_block_width`.
+    A block of ``block_w`` output columns reads ``win = sw * (block_w - 1) + kw`` padded
+    input columns from each of its ``kh`` input rows: contiguous runs, concatenated into
+    one patch row for `banded_kernel`. ``block_w = 1`` is im2col; wider blocks copy
+    ``kh * win * C / block_w`` values per pixel instead of ``kh * kw * C`` for ``win / kw``
+    times the FLOPs. ``block_w``: None picks `choose_block_width`.
     """
     strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
@@ -394,11 +352,8 @@ _conv_winograd.defvjp(_conv_winograd_fwd, _conv_winograd_bwd)
 
 
 def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
-    """The convolution of `conv2d_xla` for 3x3 kernels at stride 1 by Winograd's minimal
-    filtering F(2x2, 3x3): 16 instead of 36 multiplications per 2x2 output tile, as 16
-    matmuls over the transformed tiles; the backward pass is Winograd too (custom_vjp).
-    Agrees with the direct convolution to float32 rounding (the transforms' coefficients
-    are 0, +-1/2, +-1). Other kernels or strides fall back to `conv2d_im2col`."""
+    """`conv2d_xla`'s convolution for 3x3 stride-1 kernels by Winograd's F(2x2, 3x3), 16 instead
+    of 36 multiplications per 2x2 tile, backward too; other shapes fall back to `conv2d_im2col`."""
     strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     if (
@@ -411,20 +366,16 @@ def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
     return _conv_winograd(x, kernel, pads, precision)
 
 
-# Cost model of `choose_block_width`, per output pixel, in multiply-add units: the matmul
-# (kh * win * C * O multiply-adds, the band's zeros included) at an efficiency of
-# 1 / (1 + _NARROW_N / N) for N = block_w * O output columns (narrow products run below
-# peak), plus _COPY_COST per patch value copied, which grows with the number of pieces
-# concatenated per patch row (XLA's concatenate picks an operand per element). Fitted to
-# LeNet's two convolutions (block widths 4 and 5 measured fastest) and ResNet's 7x7/2 RGB
-# stem (2 fastest, 1 slowest) on a 2-core x86 CPU.
+# Cost model of `choose_block_width`, per output pixel in multiply-adds: the matmul (band's
+# zeros included) at efficiency 1 / (1 + _NARROW_N / (block_w * O)), plus _COPY_COST per
+# patch value copied, growing with the pieces per patch row. Fitted to LeNet's convs and
+# ResNet's 7x7/2 RGB stem on a 2-core x86 CPU.
 _NARROW_N, _COPY_COST, _PIECES = 24.0, 15.0, 512.0
 
 
 def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") -> int:
-    """Output columns per block for `conv2d_banded`: the width with the lowest modelled
-    cost per output pixel (see the cost model above), counting the columns wasted when
-    the width does not divide the output width."""
+    """Output columns per block for `conv2d_banded`: the lowest modelled cost per output
+    pixel, counting the columns wasted when the width does not divide the output."""
     _, h, w, c = input_shape
     kh, kw, _, o = kernel_shape
     sw = pair(strides, "strides")[1]
@@ -445,14 +396,9 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
 
 
 def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None = None) -> str:
-    """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``.
-
-    Anything but a CPU: "xla". On a CPU (ms, fwd+bwd at B=16, measured interleaved with
-    torch on 2 cores): "banded" for <= 8 input channels (LeNet's convs 2.65 vs XLA 12.4,
-    ResNet's RGB stem 71 vs 175); "winograd" for 3x3 stride-1 convs on >= 64-pixel maps
-    (ResNet 32x32x64 46 vs im2col 53-61 vs XLA 76-102; 16x16x128 22 vs 40 vs 45; 8x8x256
-    28 vs 28-52 vs 39); "im2col" otherwise (4x4x512 26-30 vs Winograd 59 vs XLA 45-48;
-    stride-2 and 1x1 convs 1.4-3x faster than XLA)."""
+    """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
+    off CPU; on CPU (measured fwd+bwd, DESIGN.md) "banded" for <= 8 input channels,
+    "winograd" for 3x3 stride-1 convs on >= 64-pixel maps, else "im2col"."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         return "xla"
@@ -482,12 +428,8 @@ def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=
 
 
 class Conv(nn.Module):
-    """A 2-D `flax.linen.Conv` (NHWC) whose convolution is `conv2d` with ``conv_impl``.
-
-    Same fields (for 2-D, ungrouped, undilated convolutions), defaults and variables as
-    ``nn.Conv``: ``kernel`` (kh, kw, C_in, features) and ``bias`` (features,). Inputs
-    without a batch axis (H, W, C) are accepted as ``nn.Conv`` accepts them.
-    """
+    """A 2-D `flax.linen.Conv` (NHWC) whose convolution is `conv2d` with ``conv_impl``: same
+    fields (ungrouped, undilated), defaults, variables and unbatched (H, W, C) inputs."""
 
     features: int
     kernel_size: int | Sequence[int]

@@ -1,31 +1,17 @@
 """Fast whole-sequence LSTM and GRU for CPU: the plain cells of `zoo.nn.recurrence`
-(``lstm_step`` without peepholes, ``gru_step`` in the reset-after form) over a whole
-sequence, with a hand-written backward pass that touches less memory.
+(``lstm_step`` without peepholes, ``gru_step`` reset-after) with a hand-written backward
+pass that touches less memory.
 
-Why (measured on the 2-core CPU machines, see benchmarks/results-cpu.md and DESIGN.md):
-XLA:CPU allocates each execution's temporaries afresh, and a block that large is
-``mmap``-ed, so every 4 KiB page the program touches costs a page fault on every call
-(~3 us each in these VMs). Autodiff of the scanned step keeps ~100 MiB of residuals and
-cotangent stacks for B=64, T=128, H=256 (~26k faults per call). Here:
+Why (DESIGN.md): XLA:CPU maps each execution's large temporaries afresh, so every page
+touched is a page fault per call, and autodiff of the scanned step keeps ~100 MiB of
+residuals at B=64, T=128, H=256. Here the forward scan stores only the gate activations
+and the incoming ``c`` and ``h`` (the outputs are ``h`` shifted by one); the backward pass
+runs in chunks of ``chunk`` steps: a reverse scan for the gate gradients, then one weight
+gradient matmul per chunk, in a small buffer reused by every chunk.
 
-- the forward scan is the plain step (one fused ``concat([x_t, h]) @ kernel`` for the
-  LSTM) and stores only the gate activations (sigmoid/tanh outputs, not pre-activations),
-  the incoming ``c`` and the incoming ``h`` — the outputs are the incoming ``h``
-  shifted by one, so they are not stored twice;
-- the backward pass runs in chunks of ``chunk`` time steps: a reverse scan over the chunk
-  computes the gate gradients (elementwise from the stored activations, then one
-  ``dgates @ W_h^T`` per step, W_h^T laid out once), then the chunk's weight gradients are
-  one matmul over its C*B rows, accumulated; the chunk's gate gradients live in a
-  small buffer reused by every chunk instead of a (T, B, 4H) stack.
-
-The result equals autodiff of the plain step (same operations, summed in a different
-order: float32 round-off, ~1e-7 relative). Masking (``lengths``), peepholes, the
-reset-before GRU forms, rematerialisation and mixed dtypes are not handled here: a cell
-with ``impl="auto"`` runs in the plain scan for those (`zoo.nn.recurrence.scan_cell`;
-`lstm_applies` / `gru_applies` state the same conditions).
-
-``python -m zoo.bench.rnn_speed`` compares it with the plain scan, Flax and PyTorch
-(figures in benchmarks/results-cpu.md).
+The result equals autodiff of the plain step up to float32 round-off. Masking, peepholes,
+reset-before GRUs, remat and mixed dtypes are not handled (`lstm_applies` /
+`gru_applies`); ``python -m zoo.bench.rnn_speed`` compares it with the scan, Flax, torch.
 """
 
 from __future__ import annotations
@@ -39,13 +25,10 @@ DEFAULT_CHUNK = 16
 
 
 def _chunked_reverse(step, carry, xs_t, per_step, chunk, accumulate, acc):
-    """Run ``step(carry, per_step[t]) -> (carry, dg_t)`` backwards over time, in chunks.
-
-    The chunk's stacked ``dg`` (C, B, ...) and its slices of ``xs_t`` (T, B, I) and
-    ``per_step`` (pytree of (T, ...) arrays) go to
-    ``accumulate(acc, xs_chunk, per_step_chunk, dg) -> (acc, dx_chunk)``. The inner loop
-    reads ``per_step`` in place by index (no per-chunk copies of the residuals).
-    Returns (carry, acc, dxs (T, B, I))."""
+    """Run ``step(carry, per_step[t]) -> (carry, dg_t)`` backwards over time in chunks, each
+    chunk's ``dg`` (C, B, ...) and slices of ``xs_t`` and ``per_step`` going to
+    ``accumulate(acc, xs_chunk, per_step_chunk, dg) -> (acc, dx_chunk)`` (residuals read in
+    place by index). Returns (carry, acc, dxs (T, B, I))."""
     T = xs_t.shape[0]
     C = max(1, min(int(chunk), T))
     n_full, r = divmod(T, C)
@@ -79,9 +62,7 @@ def _outputs(h_prev, h_last):
     return jnp.concatenate([h_prev[1:], h_last[None]], 0)
 
 
-# --------------------------------------------------------------------------------------
-# LSTM: gates (i, f, a, o) as recurrence.lstm_step; kernel (I+H, 4H) = [W; U], bias (4H,)
-# --------------------------------------------------------------------------------------
+# --- LSTM: gates (i, f, a, o) as recurrence.lstm_step; kernel (I+H, 4H) = [W; U], bias (4H,)
 
 
 def _lstm_cell(g, c):
@@ -163,9 +144,7 @@ def _lstm_bwd(return_sequences, chunk, res, cotangents):
 _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
-# --------------------------------------------------------------------------------------
-# GRU, reset-after (PyTorch) form as recurrence.gru_step(reset_after=True)
-# --------------------------------------------------------------------------------------
+# --- GRU, reset-after (PyTorch) form as recurrence.gru_step(reset_after=True)
 
 
 def _gru_forward(w_i, w_h, b, b_hn, h0, xs, keep):
@@ -243,9 +222,7 @@ def _gru_bwd(keep, return_sequences, chunk, res, cotangents):
 _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
-# --------------------------------------------------------------------------------------
-# Public entry points
-# --------------------------------------------------------------------------------------
+# --- Public entry points
 
 
 def _run(fn, xs, time_major, reverse, return_sequences):
@@ -262,12 +239,9 @@ def _run(fn, xs, time_major, reverse, return_sequences):
 
 
 def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK):
-    """The plain LSTM (`recurrence.lstm_step`, no peephole) over a whole sequence.
-
-    w: {"kernel": (I+H, 4H), "bias": (4H,) optional}; carry (c, h), each (B, H);
-    xs (B, T, I), or (T, B, I) with ``time_major``. Returns ((c, h), ys) with ys the
-    per-step outputs in the layout of xs (None without ``return_sequences``), exactly
-    what ``scan_cell(partial(lstm_step, w), carry, xs, reverse=...)`` returns.
+    """The plain LSTM over a whole sequence, what ``scan_cell(partial(lstm_step, w), carry,
+    xs, reverse=...)`` returns: w {"kernel": (I+H, 4H), "bias": (4H,) optional}, carry (c, h)
+    each (B, H), xs (B, T, I) or (T, B, I) with ``time_major`` -> ((c, h), ys or None).
     """
     c0, h0 = carry
     kernel = w["kernel"]

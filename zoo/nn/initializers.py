@@ -1,27 +1,17 @@
 """Weight initializers selectable by name (seed kang-lecture4, "Weight Initialization").
 
-=================  =============================================  ====================
-name               distribution                                   reference
-=================  =============================================  ====================
-zeros              0 (every unit identical: the seed's Strategy 1)
-normal             N(0, scale^2), scale given (Strategy 2)
-uniform            U[-scale, scale]
-xavier_normal      N(0, 2 / (fan_in + fan_out))                   Glorot & Bengio 2010
-xavier_uniform     U[-sqrt(6/(fan_in+fan_out)), +sqrt(...)]
-he_normal          N(0, 2 / fan_in)                               He et al. 2015
-he_uniform         U[-sqrt(6/fan_in), +sqrt(6/fan_in)]
-lecun_normal       N(0, 1 / fan_in) (the seed's "forward path only")  LeCun et al. 1998
-lecun_uniform      U[-sqrt(3/fan_in), +sqrt(3/fan_in)]
-=================  =============================================  ====================
+  zeros           0 (every unit identical: the seed's Strategy 1)
+  normal          N(0, scale^2) (Strategy 2);  uniform  U[-scale, scale]
+  xavier_normal   N(0, 2 / (fan_in + fan_out))      Glorot & Bengio 2010 ("both paths")
+  xavier_uniform  U[+-sqrt(6 / (fan_in + fan_out))]
+  he_normal       N(0, 2 / fan_in)                  He et al. 2015
+  he_uniform      U[+-sqrt(6 / fan_in)]
+  lecun_normal    N(0, 1 / fan_in)                  LeCun et al. 1998 ("forward path only")
+  lecun_uniform   U[+-sqrt(3 / fan_in)]
 
-The seed's forward-only Xavier variance 1/size^(L-1) is LeCun's; its "both paths" form is
-Glorot's. Normal variants are untruncated, so the variance is exactly the one above.
-
-Every initializer here compiles once per size bucket, not once per shape: jax's own
-initializers compile a few XLA programs for every new parameter shape when ``init`` runs
-eagerly (seconds per shape on a small CPU, minutes for a deep CNN). These draw a
-power-of-two number of values with one jitted program per bucket and slice. Under tracing
-(jit, eval_shape) they are ordinary jax code. The distributions are jax's.
+Normals are untruncated. Each compiles once per power-of-two size bucket (one jitted draw,
+then a slice), not once per shape as jax's own do when ``init`` runs eagerly (minutes for a
+deep CNN on a small CPU); under tracing they are ordinary jax code, jax's distributions.
 """
 
 from __future__ import annotations

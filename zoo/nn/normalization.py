@@ -10,15 +10,10 @@ from zoo.nn.initializers import ones_init, zeros_init
 
 
 def local_response_norm(x, *, size: int = 5, k: float = 2.0, alpha: float = 1e-4, beta: float = 0.75):
-    """Local response normalisation across channels (Krizhevsky et al. 2012, Section 3.3).
-
-    ``b_i = a_i / (k + alpha * sum_{j in window(i)} a_j^2) ** beta`` where the window holds
-    the ``size`` channels ``i - size//2 .. i + (size-1)//2`` (clipped at the ends; for odd
-    ``size`` this is the paper's ``max(0, i-n/2) .. min(N-1, i+n/2)``). ``x``: (..., C).
-
-    Note on PyTorch: ``torch.nn.LocalResponseNorm(size, alpha_t, beta, k)`` divides its
-    alpha by ``size`` (``k + alpha_t/size * sum``), so this function with ``alpha`` equals
-    torch's with ``alpha_t = alpha * size`` (same window, same zero padding at the ends).
+    """Local response normalisation across channels (Krizhevsky et al. 2012, 3.3), x (..., C):
+    ``b_i = a_i / (k + alpha * sum_{j in window(i)} a_j^2) ** beta``, the window channels
+    ``i - size//2 .. i + (size-1)//2``, clipped. Equals ``torch.nn.LocalResponseNorm`` with
+    ``alpha_t = alpha * size`` (torch divides its alpha by ``size``).
     """
     if size < 1:
         raise ValueError(f"LRN size must be >= 1, got {size}")

@@ -1,57 +1,28 @@
-"""Recurrence: the Elman, LSTM (plain and peephole) and GRU (three forms) cells, the one
-scan runner that runs them, and the layers built on it (one direction, bidirectional,
-stacked, with variable lengths), plus feed-forward attention pooling over time.
+"""Recurrence: the Elman, LSTM (plain and peephole) and GRU cells, the one scan runner
+that runs them, the layers built on it (one direction, bidirectional, stacked, variable
+lengths) and feed-forward attention pooling over time. Seeds: surf2019-cha-rnn-
+hierarchical-a and kang-lecture4 (RNN, LSTM, peephole LSTM, GRU, (deep) bidirectional).
 
-Seeds: surf2019-cha-rnn-hierarchical-a ("Recurrent Neural Networks", "Long Short Term
-Memory", "LSTM with Peephole Connection", "Gated Recurrent Unit") and kang-lecture4
-("RNN Basic: LSTM / GRU", "Bidirectional RNN", "Deep-Bidirectional RNN"). The classifiers
-built on these layers are in `zoo.models.recurrent`, the encoder-decoders in
-`zoo.models.seq2seq`; the ConvLSTM (`zoo.models.convlstm`) runs on the same scan runner.
+A *cell* is a Linen module owning its weights; ``cell(input_size)`` returns a
+`Recurrence`: the pure step ``(carry, x_t (B, I)) -> (carry, y_t (B, H))`` and the cell's
+``impl``. A carry is ``h`` (B, H), or ``(c, h)`` for the LSTMs. `scan_cell` runs every cell
+(``lax.scan`` over time), with masking for variable lengths, reversal and remat.
+``impl``: "scan" runs the step in the scan; "fast" runs `zoo.nn.fastrnn`'s whole-sequence
+form (plain LSTM, reset-after GRU: same numbers, hand-written backward) or raises
+ValueError; "auto" (default) takes the fast form where it applies. A step that is not a
+`Recurrence` always takes the scan.
 
-Design
-------
-A *cell* is a small Linen module that owns its weights; calling it with the input size
-returns a `Recurrence`: the pure step function ``step(carry, x_t) -> (carry, y_t)``
-(weights closed over), ``x_t: (B, I) -> y_t: (B, H)``, together with the cell's choice of
-how to run it over a sequence (``impl``). A carry is ``h`` (B, H), or ``(c, h)`` for the
-LSTMs. Every cell is run by the one scan runner, `scan_cell` (``jax.lax.scan`` over time,
-so the compiled program does not grow with the sequence length), which also does masking
-for variable lengths, reversal and optional rematerialisation.
+Weight layout (one fused matmul per step, ``concat([x_t, h]) @ concat([W; U])``, measured
+fastest on CPU in DESIGN.md); PyTorch's weights map on by `zoo.interop.torch_rnn`:
+  Elman      kernel (I+H, H), bias (H,)
+  LSTM       kernel (I+H, 4H), bias (4H,); gate blocks (i, f, a, o) as in PyTorch;
+             peephole_i/f/o (H, H) ("full", the seed's C P) or (H,) ("diagonal")
+  GRU        reset after: input_kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,),
+             recurrent_bias (H,), blocks (r, z, n); reset before: kernel (I+H, 2H),
+             bias (2H,), candidate_kernel (I+H, H), candidate_bias (H,)
 
-``impl`` (a field of every cell, as ``conv_impl`` is of a convolution): ``"scan"`` runs
-the step in `scan_cell`'s ``lax.scan``, autodiff giving the backward pass; ``"fast"`` runs
-the whole sequence as `zoo.nn.fastrnn`'s function (plain LSTM, reset-after GRU: the same
-numbers, a hand-written backward with less memory traffic) and raises ValueError where
-that cannot apply; ``"auto"`` (default) takes the fast path where it applies, else the
-scan. The cell decides, not the runner: a step function that is not a `Recurrence` (say,
-a cell's step wrapped by the caller) always takes the plain scan.
-
-Weight layout (a performance choice measured in DESIGN.md: one fused matmul per step,
-``concat([x_t, h]) @ concat([W; U])``, was the fastest LSTM step on CPU):
-
-=============  ================================================================
-cell           parameters
-=============  ================================================================
-Elman          kernel (I+H, H) = [W; U], bias (H,)
-LSTM           kernel (I+H, 4H), bias (4H,); gate blocks in PyTorch's order
-               (i, f, a, o) — the seed's input, forget, candidate a, output gates.
-peephole       as LSTM, plus peephole_i, peephole_f, peephole_o: (H, H) matrices
-               (the seed's ``C P``) or (H,) vectors (Gers & Schmidhuber, diagonal)
-GRU, reset     input_kernel (I, 3H), recurrent_kernel (H, 3H), bias (3H,),
-after          recurrent_bias (H,); blocks (r, z, n) as in PyTorch
-GRU, reset     kernel (I+H, 2H) blocks (r, z), bias (2H,); candidate_kernel (I+H, H),
-before         candidate_bias (H,)
-=============  ================================================================
-
-(PyTorch's weights map onto these by `zoo.interop.torch_rnn.from_torch`.)
-
-Pooling over time: `AttentionPooling` is Raffel & Ellis's (2015) feed-forward attention,
-e_t = v^T tanh(W h_t + b), alpha = softmax over the valid steps, c = sum_t alpha_t h_t.
-
-Hidden-state perturbations: every `RNN` layer can add a zero perturbation to its states
-inside the scan (Flax's ``perturb`` mechanism, collection `PERTURBATIONS`, requested
-only by the caller), so dLoss/dh_t for every t is one ordinary gradient — what
-`zoo.explain.gradient_norms_through_time` differentiates.
+Every `RNN` layer can add a zero perturbation to its states (collection `PERTURBATIONS`),
+so dLoss/dh_t is one gradient (`zoo.explain.gradient_norms_through_time`).
 """
 
 from __future__ import annotations
@@ -94,9 +65,7 @@ def carry_output(carry):
     return carry[1] if isinstance(carry, tuple) else carry
 
 
-# --------------------------------------------------------------------------------------
-# Step functions: pure, weights as arguments.
-# --------------------------------------------------------------------------------------
+# --- Step functions: pure, weights as arguments.
 
 
 def elman_step(w, h, x, *, activation: Callable = jnp.tanh):
@@ -150,22 +119,15 @@ def gru_step(w, h, x, *, reset_after: bool = True, update_convention: str = "kee
     return h, h
 
 
-# --------------------------------------------------------------------------------------
-# What a cell hands to the runner: its step, and how to run it over a sequence.
-# --------------------------------------------------------------------------------------
+# --- What a cell hands to the runner: its step, and how to run it over a sequence.
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: compared by identity, as functions are
 class Recurrence:
-    """A cell's step with weights bound, and the cell's choice of how `scan_cell` runs it.
-
-    Called as the step itself: ``(carry, x_t) -> (carry, y_t)``. ``impl`` is the cell's
-    field (`IMPLS`); ``sequence``, where the cell has a fast whole-sequence form,
-    is ``sequence(carry, xs (B, T, I), *, reverse, return_sequences) -> (carry, ys)``
-    computing what the scan of ``step`` computes, and ``weights`` are the arrays it reads
-    (their dtypes decide whether it applies). A cell without a fast form has
-    ``sequence=None`` and always runs in the scan.
-    """
+    """A cell's step with weights bound (called as the step), its ``impl`` (`IMPLS`) and,
+    where it has one, its fast form ``sequence(carry, xs (B, T, I), *, reverse,
+    return_sequences) -> (carry, ys)`` with the ``weights`` it reads (their dtypes decide
+    whether it applies)."""
 
     step: Step
     impl: str = "auto"
@@ -205,15 +167,11 @@ def check_impl(impl: str, cell: str, fast_form: bool) -> None:
         )
 
 
-# --------------------------------------------------------------------------------------
-# Cells: Linen modules owning the weights; ``cell(input_size)`` returns its `Recurrence`.
-# --------------------------------------------------------------------------------------
+# --- Cells: Linen modules owning the weights; ``cell(input_size)`` returns its `Recurrence`.
 
 
 class _Cell(nn.Module):
-    """The dense cells' common fields: ``hidden_size`` H, ``use_bias`` (False: no bias
-    parameters at all) and ``impl`` (`IMPLS`: how `scan_cell` runs the cell; see the
-    module docstring)."""
+    """The dense cells' common fields (``use_bias`` False: no bias parameters at all)."""
 
     hidden_size: int = 32
     use_bias: bool = True
@@ -245,8 +203,7 @@ class _Cell(nn.Module):
 
 
 class ElmanCell(_Cell):
-    """Elman cell, s_t = f(W x_t + U s_{t-1} + b) (surf2019 "RNNs"); torch.nn.RNN's cell.
-    Always runs in the scan (no fast form): ``impl`` "auto" or "scan"."""
+    """Elman cell, s_t = f(W x_t + U s_{t-1} + b); torch.nn.RNN's cell. No fast form."""
 
     activation: str = "tanh"
 
@@ -262,13 +219,10 @@ class ElmanCell(_Cell):
 
 
 class LSTMCell(_Cell):
-    """LSTM cell (surf2019), optionally with peepholes: ``peephole`` None, "full", "diagonal".
+    """LSTM cell, optionally with peepholes (None, "full", "diagonal"); fast form without.
 
-    ``forget_bias`` is added to the forget gate's bias at initialisation (0: PyTorch's
-    init; 1 is Gers et al. 2000's and Jozefowicz et al. 2015's advice): with f near 1 the
-    cell state, and the gradient along it, survive many steps (see
-    `zoo.explain.gradient_norms_through_time`). Without peepholes the cell has a fast
-    form (`zoo.nn.fastrnn.lstm_sequence`; see ``impl`` in the module docstring).
+    ``forget_bias`` is added to the forget gate's initial bias (0: PyTorch; 1: Gers et al.
+    2000, Jozefowicz et al. 2015): with f near 1 the state and its gradient survive longer.
     """
 
     peephole: str | None = None
@@ -303,17 +257,12 @@ class LSTMCell(_Cell):
 
             inits["bias"] = bias_init
         w = self._weights(shapes, inits)
-        step = functools.partial(lstm_step, w, peephole=self.peephole)
-        if not self._has_fast_form():
-            return Recurrence(step, self.impl)
-        return Recurrence(step, self.impl, functools.partial(fastrnn.lstm_sequence, w), w)
+        fast = functools.partial(fastrnn.lstm_sequence, w) if self._has_fast_form() else None
+        return Recurrence(functools.partial(lstm_step, w, peephole=self.peephole), self.impl, fast, w)
 
 
 class GRUCell(_Cell):
-    """GRU cell; ``reset_after`` True is PyTorch's form, False Cho et al.'s and the seeds';
-    ``update_convention`` "keep" (z keeps h: surf2019, PyTorch) or "take" (z takes the
-    candidate: kang-lecture4). The reset-after form has a fast form
-    (`zoo.nn.fastrnn.gru_sequence`; see ``impl`` in the module docstring)."""
+    """GRU cell (`gru_step`); the reset-after form (PyTorch's) has a fast form."""
 
     reset_after: bool = True
     update_convention: str = "keep"
@@ -345,11 +294,8 @@ class GRUCell(_Cell):
             }
         w = self._weights(shapes)
         step = functools.partial(gru_step, w, reset_after=self.reset_after, update_convention=self.update_convention)
-        if not self.reset_after:
-            return Recurrence(step, self.impl)
-        return Recurrence(
-            step, self.impl, functools.partial(fastrnn.gru_sequence, w, update_convention=self.update_convention), w
-        )
+        fast = functools.partial(fastrnn.gru_sequence, w, update_convention=self.update_convention)
+        return Recurrence(step, self.impl, fast if self.reset_after else None, w)
 
 
 CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
@@ -374,9 +320,7 @@ def _check_kind(kind: str) -> None:
 
 def cell_options(kind: str, **options) -> dict:
     """The ``options`` (names of `CELL_OPTIONS`) that apply to cell ``kind``, as keyword
-    arguments of its class. An option that does not apply must be left at the cells'
-    default (e.g. ``peephole`` None for a GRU): a value set for another cell is a
-    configuration mistake, raised here as ValueError rather than silently ignored."""
+    arguments of its class; one set away from its default for another cell raises ValueError."""
     _check_kind(kind)
     out = {}
     for name, value in options.items():
@@ -395,10 +339,8 @@ def cell_options(kind: str, **options) -> dict:
 
 
 class CellOptions(nn.Module):
-    """The options of a model's recurrent cell as module fields, declared once: the
-    recurrent models derive from this class (and declare ``cell``), so each option has one
-    name and one default across families. `cell_options` gives those that apply to
-    ``self.cell`` as keyword arguments of its class."""
+    """A recurrent model's cell options as fields, declared once for every family (the
+    model declares ``cell``)."""
 
     activation: str = "tanh"  # Elman
     peephole: str | None = None  # LSTM: None, "full" (the seed's) or "diagonal"
@@ -425,9 +367,7 @@ def validate_cell(kind: str, hidden_size: int, options: dict | None) -> None:
     CELLS[kind](hidden_size=int(hidden_size), parent=None, **(options or {}))
 
 
-# --------------------------------------------------------------------------------------
-# The one scan runner.
-# --------------------------------------------------------------------------------------
+# --- The one scan runner.
 
 
 def _with_output(carry, h):
@@ -448,27 +388,14 @@ def scan_cell(
 ):
     """Run ``step`` over time: xs (B, T, *I) batch-major -> (final carry, ys (B, T, *H) or None).
 
-    Any step whose carry leaves are batch-major arrays works: the dense cells here
-    (x_t (B, I), h (B, H)) and the convolutional ones (x_t (B, H, W, C), zoo.models.convlstm).
-
-    With ``lengths`` (B,) int, steps t >= lengths[b] leave sequence b's state unchanged and
-    its output zero, so the final carry is the state at each sequence's own last step; with
-    ``reverse`` the scan runs from t = T-1 to 0, so a reversed sequence starts at its own
-    last valid step (as PyTorch's packed sequences do). ``remat`` checkpoints the step
-    (recomputed in the backward pass instead of stored).
-
-    ``perturbations`` (B, T, *H), zeros in practice, are added to each step's new state
-    ``h_t`` (the h of ``(c, h)``) before it goes on to the next step and to the output, so
-    the gradient of a loss with respect to ``perturbations[:, t]`` is dLoss/dh_t through
-    every later step — back-propagation through time made visible
-    (`zoo.explain.gradient_norms_through_time`).
-
-    How the sequence runs is the step's own choice: a `Recurrence` (what a cell returns)
-    with ``impl`` "fast", or "auto" where its fast form applies (no lengths, remat or
-    perturbations; one dtype), runs as its whole-sequence function (`zoo.nn.fastrnn`: the
-    same numbers, tests/nn/test_fastrnn.py); ``impl="fast"`` where the fast form cannot
-    apply raises ValueError saying why. Everything else, including any plain function,
-    runs in the scan below.
+    Carry leaves are batch-major: dense cells (x_t (B, I)) or convolutional ones (x_t (B, H,
+    W, C)). With ``lengths`` (B,), steps t >= lengths[b] keep b's state and output zero;
+    ``reverse`` scans from T-1 to 0, so a reversed sequence starts at its own last valid step
+    (as PyTorch's packed sequences). ``remat`` recomputes the step in the backward pass.
+    ``perturbations`` (B, T, *H), zeros, are added to each new h_t, so their gradient is
+    dLoss/dh_t. A `Recurrence` whose ``impl`` allows it runs its fast form when there are
+    no lengths, remat or perturbations and one dtype (impl="fast" otherwise raises
+    ValueError saying why); everything else runs in the scan.
     """
     impl = step.impl if isinstance(step, Recurrence) else "scan"
     if impl != "scan":
@@ -513,14 +440,9 @@ PERTURBATIONS = "perturbations"
 
 
 def hidden_state_perturbation(module: nn.Module, shape, dtype):
-    """Zeros ``shape`` to add to a layer's hidden states when the caller asked for them,
-    else None (and the scan does no extra work).
-
-    Flax's ``Module.perturb`` mechanism, asked for only by ``apply(..., mutable=
-    [PERTURBATIONS])`` or by passing that collection in: ``perturb`` alone would also
-    create the collection at ``init`` (every collection is mutable there), putting a
-    batch-shaped array into every model's variables.
-    """
+    """Zeros ``shape`` to add to a layer's hidden states when the caller asked for them
+    (``mutable=[PERTURBATIONS]`` or that collection passed in), else None. Not at ``init``,
+    where ``perturb`` alone would put a batch-shaped array into every model's variables."""
     if module.is_initializing():
         return None
     if not (module.is_mutable_collection(PERTURBATIONS) or module.has_variable(PERTURBATIONS, "hidden_states")):
@@ -528,9 +450,7 @@ def hidden_state_perturbation(module: nn.Module, shape, dtype):
     return module.perturb("hidden_states", jnp.zeros(shape, dtype), collection=PERTURBATIONS)
 
 
-# --------------------------------------------------------------------------------------
-# Layers.
-# --------------------------------------------------------------------------------------
+# --- Layers.
 
 
 class RNN(nn.Module):
@@ -588,15 +508,10 @@ class Bidirectional(nn.Module):
 
 
 class StackedRNN(nn.Module):
-    """``num_layers`` recurrent layers (each optionally bidirectional), dropout of rate
-    ``dropout_rate`` between layers in train mode (``dropout`` rng): x (B, T, I) ->
-    (final carries, outputs). Every layer's cell is ``make_cell(cell, hidden_size,
-    **cell_options)`` (the options of the cell's class, e.g. ``{"peephole": "full"}`` or
-    ``{"impl": "scan"}``; `cell_options` builds them from a model's fields).
-
-    Carries are a list over layers (a (forward, backward) pair per bidirectional layer);
-    outputs are the top layer's (B, T, D*H), or its last valid outputs (B, D*H) when
-    ``return_sequences`` is False (D = 2 for "concat" bidirectional layers, else 1).
+    """``num_layers`` layers of ``make_cell(cell, hidden_size, **cell_options)``, each
+    optionally bidirectional, dropout between layers in train mode: x (B, T, I) ->
+    (carries, one per layer, outputs (B, T, D*H), or (B, D*H) without ``return_sequences``;
+    D = 2 for "concat" bidirectional layers, else 1).
     """
 
     cell: str = "lstm"
@@ -645,9 +560,7 @@ class StackedRNN(nn.Module):
         return carries, x
 
 
-# --------------------------------------------------------------------------------------
-# Pooling over time: feed-forward attention, and lengths from padding.
-# --------------------------------------------------------------------------------------
+# --- Pooling over time: feed-forward attention, and lengths from padding.
 
 
 def masked_softmax(scores, valid=None):
@@ -667,15 +580,10 @@ def masked_softmax(scores, valid=None):
 
 
 class AttentionPooling(nn.Module):
-    """Feed-forward attention over time (Raffel & Ellis 2015, "Feed-forward networks with
-    attention can solve some long-term memory problems"):
-
-        e_t = v^T tanh(W h_t + b),   alpha = softmax(e) over the valid steps,
-        c = sum_t alpha_t h_t.
-
-    hs (B, T, D), valid (B, T) bool or None -> (c (B, D), alpha (B, T)). ``attention_size``
-    is the width of W (default D). Padding steps get alpha exactly 0.
-    """
+    """Feed-forward attention over time (Raffel & Ellis 2015): e_t = v^T tanh(W h_t + b),
+    alpha = softmax(e) over the valid steps (exactly 0 on padding), c = sum_t alpha_t h_t.
+    hs (B, T, D), valid (B, T) bool or None -> (c (B, D), alpha (B, T)); W is
+    ``attention_size`` wide (default D)."""
 
     attention_size: int | None = None
 

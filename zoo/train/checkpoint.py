@@ -8,14 +8,11 @@ Layout of a work dir::
     workdir/unreadable/N/     a checkpoint that could not be restored, moved aside on resume
     workdir/.lock             held (flock) by the one run writing to the work dir
 
-In a multi-process run the work dir is one folder that every process sees (a shared file
-system across hosts): process 0 writes config.json and metrics.jsonl, and orbax
-coordinates the processes' checkpoint writes.
-
-orbax writes each checkpoint to a temporary directory and renames it when complete, so an
-interrupted save never replaces a good checkpoint. The metrics line of an epoch is written
-before its checkpoint, and a resume cuts metrics.jsonl back to the restored epoch, so the
-two agree after a kill at any point. Nothing here deletes a checkpoint that cannot be read.
+Several processes share one work dir: process 0 writes config.json and metrics.jsonl,
+orbax coordinates the checkpoint writes (to a temporary directory, renamed when complete).
+An epoch's metrics line is written before its checkpoint and a resume cuts metrics.jsonl
+back to the restored epoch, so the two agree after a kill at any point. Nothing here
+deletes a checkpoint that cannot be read.
 """
 
 from __future__ import annotations
@@ -132,10 +129,8 @@ class Checkpointer:
         return restored["state"], meta
 
     def restore_latest_intact(self, target_state):
-        """(state, meta, skipped) of the newest checkpoint that restores, trying older ones
-        when the newest cannot be read; ``skipped`` lists ``(epoch, reason)`` of those that
-        failed, newest first. Raises CheckpointError when none restores. Nothing is moved
-        or deleted here (see `move_aside`)."""
+        """(state, meta, skipped) of the newest checkpoint that restores, ``skipped`` the
+        ``(epoch, reason)`` of newer ones that failed; CheckpointError when none restores."""
         skipped = []
         for epoch in reversed(self.epochs()):
             try:
@@ -170,13 +165,10 @@ class Checkpointer:
         self._manager.delete(epoch)
 
     def restore_variables(self, epoch: int | None = None, check=None) -> dict:
-        """The model variables ``{"params": ..., **model_state}`` of checkpoint ``epoch``
-        (default: latest) as NumPy arrays, laid out as saved: no target state is needed,
-        so another run (another head, another optimizer) can start from them.
-
-        Before any array is allocated, the saved layout (shapes and dtypes, from the
-        checkpoint's metadata) must fit in memory and pass ``check(abstract_variables,
-        checkpoint_path)`` (e.g. "these shapes fit my model"), which raises to refuse it."""
+        """The variables ``{"params": ..., **model_state}`` of checkpoint ``epoch`` (default:
+        latest) as NumPy arrays laid out as saved (no target state needed). Before anything
+        is allocated the saved layout must fit in memory and pass ``check(abstract_variables,
+        checkpoint_path)``, which raises to refuse it."""
         ocp = _ocp()
         epoch = self.latest_epoch() if epoch is None else epoch
         if epoch is None:
@@ -218,14 +210,9 @@ class Checkpointer:
 
 
 def read_variables(path: str, check=None) -> tuple[dict, str]:
-    """The model variables a run saved, and the checkpoint folder they come from.
-
-    ``path``: a work dir (its latest checkpoint), its ``checkpoints`` folder, or one
-    checkpoint ``checkpoints/N``. Reads only: nothing is created or changed under ``path``.
-    ``check`` sees the saved layout before anything is allocated (`restore_variables`).
-    Raises CheckpointError when ``path`` does not exist, holds no checkpoint, or the
-    checkpoint cannot be read.
-    """
+    """The model variables a run saved, and their checkpoint folder, read-only from ``path``:
+    a work dir (its latest), its ``checkpoints`` folder, or one ``checkpoints/N``. ``check``
+    as in `restore_variables`. CheckpointError when there is no readable checkpoint."""
     path = os.path.abspath(os.fspath(path))
     layout = "a work dir written by zoo.fit / train.py --workdir, or its checkpoints/N"
     if not os.path.isdir(path):
@@ -251,11 +238,8 @@ def read_variables(path: str, check=None) -> tuple[dict, str]:
 
 
 def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
-    """Write ``config.json``; on resume, insist the saved config matches ``config``.
-
-    In a multi-process run every process calls this and process 0 alone writes (the work
-    dir is one folder shared by all processes); the others raise when process 0 could not.
-    """
+    """Write ``config.json``; on resume, insist the saved config matches ``config``. Every
+    process calls this, process 0 alone writes; the others raise when it could not."""
     if jax.process_count() == 1:
         return _write_config(workdir, config, resume=resume)
     from jax.experimental import multihost_utils

@@ -1,7 +1,5 @@
-"""Fine-tuning: reuse what a network learned on one task to learn another (seed
-kang-lecture4, "Why DNN?": "utilize learned knowledge in one domain to learn another
-domain"; Oquab, Bottou, Laptev & Sivic 2014 reuse ImageNet-trained layers and train new
-ones on top).
+"""Fine-tuning: reuse what a network learned on one task to learn another (kang-lecture4,
+"Why DNN?"; Oquab et al. 2014).
 
     # a new 10-class head on variables from elsewhere (e.g. zoo.interop.import_torch_state_dict)
     model, variables = finetune.replace_head(model, variables, num_classes=10)
@@ -10,21 +8,12 @@ ones on top).
     # or from a zoo run, through the training engine
     python train.py --model resnet18 --init-from runs/pretrain --trainable fc
 
-Variables are addressed by their path in the variables tree, components joined by "/":
-``params/layers_3_0/conv1/kernel``; a parameter path omits the collection
-(``layers_3_0/conv1/kernel``). A pattern (shell-style: ``*``, ``?``, ``[...]``) selects a
-parameter when it matches the whole path or a leading part of it, so ``fc`` selects
-``fc/kernel`` and ``fc/bias`` and ``layers_3_*`` all of the last ResNet stage; ``.`` may be
-written for ``/``.
-
-Two mechanisms, each in one place, both used by the training engine (`zoo.fit`):
-
-* `freeze` / `freeze_labels` / `frozen_state`: zero updates for the frozen parameters
-  (``optax.multi_transform`` with ``optax.set_to_zero``), the rest trained by ``tx``, and
-  the batch-norm statistics of frozen modules held fixed.
-* `replace_head` / `init_from_checkpoint`: copy every variable except the output layer
-  (the variables whose shapes depend on the class count, found by `head_paths`), from
-  other variables or from a checkpoint the training engine wrote.
+A parameter's path joins its keys by "/" (``layers_3_0/conv1/kernel``; a variable's path
+starts with its collection). A shell-style pattern selects a parameter when it matches the
+path or a leading part of it (``fc``, ``layers_3_*``); ``.`` may be written for ``/``.
+`freeze` gives frozen parameters zero updates, `frozen_state` holds their batch-norm
+statistics; `replace_head` / `init_from_checkpoint` copy every variable except the output
+layer (`head_paths`). Both are used by the training engine (`zoo.fit`).
 """
 
 from __future__ import annotations
@@ -62,9 +51,7 @@ TRAINABLE, FROZEN = "trainable", "frozen"
 _CLASS_COUNT_FIELDS = ("num_classes", "num_outputs")
 
 
-# --------------------------------------------------------------------------------------
-# Paths and patterns
-# --------------------------------------------------------------------------------------
+# --- Paths and patterns
 
 
 def _flatten(tree) -> dict[str, Any]:
@@ -117,9 +104,7 @@ def _top_level(paths: Sequence[str]) -> list[str]:
     return sorted({p.split("/")[0] for p in paths})
 
 
-# --------------------------------------------------------------------------------------
-# Freezing: which parameters an optimizer may move
-# --------------------------------------------------------------------------------------
+# --- Freezing: which parameters an optimizer may move
 
 
 def _one_of(trainable, frozen) -> tuple[str, dict[str, str]]:
@@ -134,14 +119,11 @@ def _one_of(trainable, frozen) -> tuple[str, dict[str, str]]:
 
 
 def freeze_labels(params, *, trainable: str | Sequence[str] | None = None, frozen: str | Sequence[str] | None = None):
-    """A tree like ``params`` whose leaves are "trainable" or "frozen", for
-    ``optax.multi_transform``.
+    """A tree like ``params`` of "trainable" / "frozen" leaves, for ``optax.multi_transform``.
 
-    ``trainable``: patterns of the parameters to train (everything else frozen), e.g.
-    ``["fc"]`` or ``"layers_3_*,fc"``; or ``frozen``: patterns of the parameters to freeze
-    (everything else trained). Give exactly one. Raises ValueError for a pattern that
-    matches no parameter (the message lists the top-level modules) and when every
-    parameter would be frozen.
+    Exactly one of ``trainable`` (patterns to train, e.g. ``["fc"]`` or ``"layers_3_*,fc"``)
+    or ``frozen`` (patterns to freeze). ValueError for a pattern matching no parameter and
+    when every parameter would be frozen.
     """
     mode, patterns = _one_of(trainable, frozen)
     paths = variable_paths(params)
@@ -171,15 +153,9 @@ def freeze(
     trainable: str | Sequence[str] | None = None,
     frozen: str | Sequence[str] | None = None,
 ) -> optax.GradientTransformation:
-    """``tx`` on the trainable parameters, zero updates (``optax.set_to_zero``) on the frozen
-    ones, which therefore stay bit-identical; patterns as in `freeze_labels`.
-
-    The labels are computed from the parameter tree when the optimizer is initialised, so
-    a pattern that matches nothing raises ValueError at ``tx.init(params)``. Only the
-    trainable parameters hold optimizer state (Adam's moments), and weight decay or L1/L2
-    penalties inside ``tx`` touch only them. Batch-norm running statistics are not
-    parameters: `frozen_state` says which to hold fixed (`zoo.fit` does both).
-    """
+    """``tx`` on the trainable parameters, zero updates on the frozen ones (bit-identical);
+    patterns as in `freeze_labels`, matched at ``tx.init(params)``. Only trainable
+    parameters hold optimizer state or see penalties inside ``tx``."""
     _one_of(trainable, frozen)  # bad arguments fail here, before any params exist
 
     def labels(params):
@@ -191,14 +167,9 @@ def freeze(
 def frozen_state(
     model_state, *, trainable: str | Sequence[str] | None = None, frozen: str | Sequence[str] | None = None
 ):
-    """A tree like ``model_state`` (e.g. ``{"batch_stats": ...}``) of bools: True where the
-    variable belongs to a frozen module and must keep its value through a train step.
-
-    Patterns as in `freeze_labels`, matched against the path under the collection, so
-    ``trainable="fc"`` freezes the running statistics of every batch norm outside ``fc``.
-    Frozen batch norms still normalise by the batch's statistics in training mode; only
-    their running averages (what evaluation uses) stay as loaded.
-    """
+    """A tree like ``model_state`` (e.g. ``{"batch_stats": ...}``) of bools, True where the
+    variable belongs to a frozen module and keeps its value through a train step (patterns
+    as in `freeze_labels`, on the path under the collection)."""
     mode, patterns = _one_of(trainable, frozen)
 
     def keep(keypath, _):
@@ -208,9 +179,7 @@ def frozen_state(
     return jax.tree_util.tree_map_with_path(keep, model_state)
 
 
-# --------------------------------------------------------------------------------------
-# Heads: the variables that depend on the class count
-# --------------------------------------------------------------------------------------
+# --- Heads: the variables that depend on the class count
 
 
 def _class_count_field(model) -> str | None:
@@ -229,11 +198,9 @@ def _abstract_variables(model) -> dict:
 
 
 def head_paths(model) -> frozenset[str]:
-    """Paths (``"params/fc/kernel"``, ...) of the variables whose shapes depend on the
-    model's ``num_classes`` (or ``num_outputs``): its output layer. Found by comparing the
-    variable shapes at K and K + 1 classes (abstract evaluation, nothing allocated), so it
-    holds for every registered classifier: ResNet ``fc``, DenseNet ``classifier``, VGG and
-    AlexNet ``fc3``. Empty for a model without a class count."""
+    """Paths (``"params/fc/kernel"``, ...) of the variables whose shapes depend on
+    ``num_classes`` (or ``num_outputs``), found by comparing abstract shapes at K and K + 1
+    classes. Empty for a model without a class count."""
     field = _class_count_field(model)
     if field is None:
         return frozenset()
@@ -249,9 +216,8 @@ def _params_first(path: str):
 
 
 def _check_fits(source, target, keep: frozenset[str], source_name: str, target_name: str) -> None:
-    """Raise ValueError unless every variable of ``target`` (arrays or their
-    ``jax.eval_shape``) outside ``keep`` is in ``source`` with the same shape and
-    ``source`` holds nothing else outside ``keep``."""
+    """ValueError unless ``source`` and ``target`` (arrays or shapes) hold the same variables
+    with the same shapes outside ``keep``."""
     src, dst = _flatten(source), _flatten(target)
     missing = sorted((p for p in dst if p not in keep and p not in src), key=_params_first)
     unexpected = sorted((p for p in src if p not in keep and p not in dst), key=_params_first)
@@ -297,14 +263,10 @@ def _copy_variables(source, target, keep: frozenset[str], source_name: str, targ
 
 
 def replace_head(model, variables, num_classes: int, *, seed: int = 0, **overrides):
-    """A copy of ``model`` with ``num_classes`` outputs and its variables: the output layer
-    (`head_paths`) freshly initialised from ``seed``, every other variable (backbone
-    params and batch-norm statistics) copied from ``variables``.
-
-    ``model``: a registered name (built with ``overrides``, which must describe the model
-    ``variables`` belong to, e.g. ``stage_sizes``) or a flax module (``overrides`` replace
-    its fields). Returns ``(new_model, new_variables)``. Raises ValueError when
-    ``variables`` do not fit the model outside its head.
+    """``(new_model, new_variables)``: ``model`` (a registered name built with ``overrides``,
+    or a module they replace fields of) with ``num_classes`` outputs, its head initialised
+    from ``seed`` and every other variable copied from ``variables`` (ValueError if they
+    do not fit).
     """
     if isinstance(model, str):
         spec = registry.get_spec(model)
@@ -335,14 +297,10 @@ def replace_head(model, variables, num_classes: int, *, seed: int = 0, **overrid
 
 
 def init_from_checkpoint(model, variables, path: str, *, reset_head: bool = False) -> dict:
-    """``variables`` (a fresh initialisation of ``model``) with every variable taken from
-    the checkpoint at ``path`` (a run's work dir, its ``checkpoints`` folder or one
-    ``checkpoints/N``; see `zoo.train.checkpoint.read_variables`), except the output layer
-    when its class count differs from the checkpoint's or ``reset_head`` is set: that
-    stays as initialised. Optimizer state and step are not carried over.
-
-    Raises CheckpointError (missing or unreadable checkpoint) or ValueError (the
-    checkpoint holds another architecture or config)."""
+    """``variables`` (a fresh initialisation of ``model``) with every variable taken from the
+    checkpoint at ``path`` (`zoo.train.checkpoint.read_variables`), except the head when its
+    class count differs or ``reset_head``. Raises CheckpointError or ValueError (another
+    architecture or config)."""
     head = head_paths(model)
     dst = _flatten(variables)
 

@@ -1,9 +1,7 @@
-"""Data parallelism: one mesh over the devices, batches split on its "data" axis.
-
-The same code runs on 1 or N devices, and on several processes (hosts) after
-`initialize_distributed` (``jax.distributed.initialize``): every process computes the
-same global batches (same seed, same order) and places on its own devices the rows they
-own, so N processes end with the parameters one process would reach on the same batches.
+"""Data parallelism: one mesh over the devices, batches split on its "data" axis. The same
+code runs on 1 or N devices and, after `initialize_distributed`, on several processes:
+each computes the same global batches and places the rows its devices own, so N processes
+reach the parameters one process would.
 """
 
 from __future__ import annotations
@@ -25,14 +23,9 @@ def initialize_distributed(
     *,
     timeout_seconds: int = 300,
 ) -> None:
-    """Join a multi-process run: ``jax.distributed.initialize`` with checked arguments.
-
-    Give all three of ``coordinator_address`` ("HOST:PORT", the address process 0 listens
-    on), ``num_processes`` and ``process_id`` (0 .. num_processes - 1), or none of them to
-    let JAX detect them (SLURM, Open MPI, Cloud TPU pods). Call it before anything touches
-    a device. On CPU, collectives between processes go over TCP (gloo). ``timeout_seconds``
-    bounds the wait for every process to join.
-    """
+    """Join a multi-process run, before anything touches a device: ``jax.distributed.initialize``
+    with all three of ``coordinator_address`` ("HOST:PORT" of process 0), ``num_processes``
+    and ``process_id``, or none (JAX detects them: SLURM, Open MPI, TPU pods)."""
     given = [coordinator_address is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
         raise ValueError(

@@ -46,16 +46,11 @@ def _validate(name, input_shape, widths, fc_size, num_classes, dropout_rate, gro
 class AlexNet(nn.Module):
     """AlexNet as in the paper: (B, H, W, 3) -> (B, num_classes).
 
-    conv1 96@11x11 stride 4 (``padding`` 0 at 227x227, 2 at 224x224) -> ReLU -> LRN ->
-    max pool 3x3/2 -> (27, 27, 96); conv2 256@5x5 pad 2 -> ReLU -> LRN -> max pool ->
-    (13, 13, 256); conv3 384@3x3, conv4 384@3x3, conv5 256@3x3 (pad 1, ReLU) -> max pool ->
-    (6, 6, 256); FC 4096 -> ReLU -> dropout -> FC 4096 -> ReLU -> dropout -> num_classes.
-    LRN: k=2, n=5, alpha=1e-4, beta=0.75 (`zoo.nn.normalization.local_response_norm`). With
-    ``groups=2`` conv2, conv4 and conv5 are split into the paper's two GPU towers
-    (conv3 and the FC layers see both): 60,965,224 parameters at 1000 classes;
-    ``groups=1`` (single tower) 62,378,344. 224x224 without padding gives a 5x5 last map
-    and 49,430,888. ``forward_features``: (B, H, W, 3) -> (B, h*w*widths[4]) flattened
-    (NHWC order) last pooled map; ``head``: the three FC layers.
+    conv1 96@11x11/4 (``padding`` 0 at 227x227, 2 at 224x224) -> ReLU -> LRN -> max pool
+    3x3/2; conv2 256@5x5 pad 2 -> ReLU -> LRN -> max pool; conv3-5 384, 384, 256 @3x3 pad 1
+    -> max pool (``forward_features``: flattened NHWC); ``head``: FC 4096 -> ReLU -> dropout,
+    twice, -> num_classes. ``groups=2`` splits conv2, conv4 and conv5 into the paper's two
+    GPU towers.
     """
 
     input_shape: tuple[int, ...] = (227, 227, 3)
@@ -118,13 +113,10 @@ class AlexNet(nn.Module):
 
 
 class AlexNetTorchvision(nn.Module):
-    """The 64-filter AlexNet frameworks ship (torchvision; Krizhevsky 2014, "One weird trick").
-
-    conv 64@11x11/4 pad 2 -> ReLU -> max pool 3/2; conv 192@5x5 pad 2 -> ReLU -> max pool;
-    conv 384, 256, 256 @3x3 pad 1 (ReLU) -> max pool -> adaptive average pool to 6x6; no
-    LRN, no grouping; dropout -> FC 4096 -> ReLU -> dropout -> FC 4096 -> ReLU -> FC
-    num_classes (torchvision's order). 61,100,840 parameters at 224x224x3, 1000 classes.
-    ``forward_features``: (B, H, W, 3) -> (B, 6*6*widths[4]) (NHWC flattening order).
+    """The 64-filter AlexNet frameworks ship (torchvision; Krizhevsky 2014, "One weird trick"):
+    convs 64, 192, 384, 256, 256 with max pools, adaptive average pool to 6x6 (features:
+    (B, 6*6*widths[4]), NHWC order), no LRN or grouping; dropout -> FC 4096 -> ReLU ->
+    dropout -> FC 4096 -> ReLU -> FC num_classes (torchvision's order).
     """
 
     input_shape: tuple[int, ...] = (224, 224, 3)

@@ -1,27 +1,16 @@
-"""DenseNets: Huang, Liu, van der Maaten & Weinberger 2017, "Densely connected
-convolutional networks" (seed: kang-lecture4, "DenseNet", growth rate).
+"""DenseNets: Huang et al. 2017, "Densely connected convolutional networks" (seed:
+kang-lecture4). One mechanism (`DenseLayer`, `Transition`, `DenseNet`), two layouts:
 
-One dense-block mechanism (`DenseLayer`, `Transition`, `DenseNet`) serves both layouts:
+* ImageNet (DenseNet-BC, Table 1; torchvision's): 7x7/2 conv 2k -> BN -> ReLU -> 3x3/2
+  max pool -> dense blocks of ``block_config`` layers with transitions -> BN -> ReLU ->
+  GAP -> dense.
+* CIFAR (DenseNet-BC, L = 100, k = 12): 3x3 conv 2k -> three blocks of 16 layers.
 
-* ImageNet (DenseNet-BC, Table 1; torchvision's layout): 7x7/2 conv (2k = 64 for k = 32)
-  -> BN -> ReLU -> 3x3/2 max pool -> dense blocks of ``block_config`` bottleneck layers
-  separated by transitions -> final BN -> ReLU -> GAP -> dense.
-* CIFAR (DenseNet-BC, L = 100, k = 12): 3x3 conv with 2k = 24 filters -> three dense blocks
-  of (L - 4) / 6 = 16 bottleneck layers with transitions -> final BN -> ReLU -> GAP -> dense.
-
-A bottleneck layer is BN -> ReLU -> 1x1 conv (``bn_size * k`` = 4k) -> BN -> ReLU -> 3x3 conv
-(k), concatenated to its input. A transition is BN -> ReLU -> 1x1 conv to
-``floor(compression * C)`` (compression 0.5) -> 2x2/2 average pool. Convolutions have no
-bias. Dropout after each conv (``dropout_rate``, the paper's 0.2 for CIFAR without data
-augmentation) is off by default.
-
-Parameter counts (trainable: convs, BN scale and bias, dense; running statistics not
-counted): DenseNet-121 7,978,856; -169 14,149,480; -201 20,013,928 (224x224x3, 1000
-classes); DenseNet-BC-100 (k = 12) 769,162 at 10 classes, 800,032 at 100.
-
-Split: ``feature_maps`` is the map after the final BN and ReLU (B, h, w, C);
-``forward_features`` its global average (B, C); ``head`` the dense layer (CAM:
-``feature_maps(x) @ params["classifier"]["kernel"]``).
+A layer is BN -> ReLU -> 1x1 conv (``bn_size * k``) -> BN -> ReLU -> 3x3 conv (k),
+concatenated to its input; a transition BN -> ReLU -> 1x1 conv to
+``floor(compression * C)`` -> 2x2/2 average pool. Convolutions have no bias; dropout after
+each conv (``dropout_rate``) is off by default. ``feature_maps`` is the map after the final
+BN and ReLU, ``forward_features`` its global average, ``head`` the dense layer (CAM).
 """
 
 from __future__ import annotations

@@ -1,43 +1,21 @@
-"""GoogLeNet: Szegedy et al. 2014, "Going deeper with convolutions" (seed: kang-lecture4,
-GoogLeNet and its inception table).
+"""GoogLeNet: Szegedy et al. 2014, "Going deeper with convolutions" (seed: kang-lecture4).
 
-Table 1 of the paper, NHWC, at 224x224x3:
+Table 1, NHWC at 224x224x3: conv 7x7/2 64 -> max pool -> conv 1x1 64 -> conv 3x3 192 ->
+max pool -> inception 3a, 3b -> max pool -> 4a-4e -> max pool -> 5a, 5b (7x7x1024) -> GAP
+-> dropout 0.4 -> linear. An inception module concatenates 1x1; 1x1 -> 3x3; 1x1 -> true
+5x5; 3x3/1 max pool -> 1x1; every conv has a ReLU. Max pools are 3x3/2 "SAME" (the
+reference implementations' ceil mode). Parameter-free deviations: no local response
+normalisation, and a global instead of a 7x7 average pool (other input sizes pass).
 
-  conv 7x7/2 64 (112x112) -> max pool 3x3/2 (56) -> conv 1x1 64 -> conv 3x3 192 ->
-  max pool 3x3/2 (28) -> inception 3a, 3b -> max pool (14) -> 4a, 4b, 4c, 4d, 4e ->
-  max pool (7) -> 5a, 5b (7x7x1024) -> global average pool -> dropout 0.4 -> linear.
-
-An inception module concatenates four branches: 1x1; 1x1 reduce -> 3x3; 1x1 reduce -> 5x5
-(true 5x5, not the 3x3 some frameworks substitute); 3x3/1 max pool -> 1x1 projection. Every
-convolution is followed by ReLU. Max pools are 3x3/2 with "SAME" padding (-inf), which
-equals the ceil-mode pooling of the reference implementations (112 -> 56 -> 28 -> 14 -> 7).
-
-Deviations, all parameter-free: the paper's two local response normalisations (after the
-first max pool and after the 3x3 conv) are omitted, as in the common reimplementations;
-the final 7x7 average pool is a global average pool (the same at 224x224, and it lets
-other input sizes through).
-
-Options: ``batch_norm=True`` puts BN (in ``batch_stats``) after every conv instead of the
-conv bias. ``aux_heads=True`` adds the paper's two auxiliary classifiers on the outputs of
-4a and 4d: 5x5/3 average pool -> 1x1 conv 128 -> ReLU -> FC 1024 -> ReLU -> dropout 0.7 ->
-linear (the pool window shrinks to the map when the map is smaller than 5x5). They run in
-train mode only and do not change ``__call__``'s output: their logits are sown into the
-``aux_logits`` collection, so a training step reads them with
+``batch_norm=True`` puts BN after every conv instead of its bias. ``aux_heads=True`` adds
+the two auxiliary classifiers on 4a and 4d (5x5/3 avg pool -> 1x1 conv 128 -> FC 1024 ->
+dropout 0.7 -> linear), in train mode only, their logits sown into ``aux_logits``::
 
     logits, state = model.apply(v, x, train=True, mutable=["aux_logits", ...], rngs=...)
     aux1, aux2 = state["aux_logits"]["aux1"][0], state["aux_logits"]["aux2"][0]
 
-(the paper adds them to the loss with weight 0.3). In eval mode they are not computed.
-
-Parameters at 224x224x3, 1000 classes, without auxiliary heads: 6,998,552 (conv bias, no
-BN, as in the paper); 7,005,832 with ``batch_norm=True`` (each conv's bias, C, replaced by
-BN's scale and bias, 2C: +7,280, the total number of conv output channels). The
-auxiliary heads add 3,188,840 (aux1, on 4a's 512 channels) + 3,190,888 (aux2, on 4d's 528)
-= 6,379,728 at 1000 classes.
-
-Split: ``feature_maps`` is inception 5b's output (B, h, w, 1024); ``forward_features`` its
-global average (B, 1024); ``head`` dropout + linear (CAM: ``feature_maps(x) @
-params["fc"]["kernel"]``).
+(the paper weighs them 0.3 in the loss). ``feature_maps`` is 5b's output (B, h, w, 1024),
+``forward_features`` its global average, ``head`` dropout + linear (CAM).
 """
 
 from __future__ import annotations

@@ -29,24 +29,12 @@ _FastConv = functools.partial(fastconv.Conv, kernel_init=lecun_normal)
 PAPER_1998 = "LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document recognition"
 SEED = "khanzhina (LeNet)"
 
-# Table I of the paper: the S2 feature maps each C3 feature map is connected to.
+# Table I of the paper: the S2 feature maps each C3 feature map is connected to: 6 maps
+# see 3 contiguous ones, 6 see 4 contiguous, 3 see 4 non-contiguous, 1 sees all six.
 C3_TABLE: tuple[tuple[int, ...], ...] = (
-    (0, 1, 2),
-    (1, 2, 3),
-    (2, 3, 4),
-    (3, 4, 5),
-    (4, 5, 0),
-    (5, 0, 1),  # 3 contiguous
-    (0, 1, 2, 3),
-    (1, 2, 3, 4),
-    (2, 3, 4, 5),
-    (3, 4, 5, 0),
-    (4, 5, 0, 1),
-    (5, 0, 1, 2),  # 4 contiguous
-    (0, 1, 3, 4),
-    (1, 2, 4, 5),
-    (0, 2, 3, 5),  # 4 non-contiguous
-    (0, 1, 2, 3, 4, 5),  # all six
+    *(tuple((s + k) % 6 for k in range(size)) for size in (3, 4) for s in range(6)),
+    *((0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5)),
+    (0, 1, 2, 3, 4, 5),
 )
 
 
@@ -64,14 +52,9 @@ def scaled_tanh(a):
 
 
 def rbf_codes(num_classes: int, dim: int = 84) -> np.ndarray:
-    """Fixed +-1 output codes, (num_classes, dim).
-
-    The paper's codes are stylised 7x12 bitmaps of the characters, which the seeds do not
-    give. We use rows 1..num_classes of the 128x128 Sylvester-Hadamard matrix (row 0, all
-    ones, is skipped), truncated to the first ``dim`` columns: deterministic, +-1, and
-    mutually far apart (distinct rows; for dim=84 and 10 classes the pairwise Hamming
-    distances are all >= 36).
-    """
+    """Fixed +-1 output codes, (num_classes, dim): rows 1..num_classes of the 128x128
+    Sylvester-Hadamard matrix, first ``dim`` columns (the paper's 7x12 character bitmaps are
+    not in the seeds); for dim=84 and 10 classes all Hamming distances are >= 36."""
     if not 1 <= num_classes <= 127:
         raise ValueError(f"rbf_codes supports 1..127 classes, got {num_classes}")
     h = np.array([[1.0]], np.float32)
@@ -94,11 +77,8 @@ class TrainableSubsampling(nn.Module):
 
 
 class PartialConv(nn.Module):
-    """A VALID convolution where output map j only sees the input maps ``table[j]``.
-
-    Only the connected kernels are parameters: ``kernel`` is (F, F, sum_j |table[j]|),
-    scattered into a dense (F, F, C_in, C_out) kernel whose other entries are exactly zero.
-    """
+    """A VALID convolution where output map j only sees the input maps ``table[j]``: only
+    the connected kernels, (F, F, sum_j |table[j]|), are parameters, the rest exactly zero."""
 
     table: tuple[tuple[int, ...], ...] = C3_TABLE
     num_inputs: int = 6
@@ -140,16 +120,10 @@ def _check_shape(input_shape, min_hw: int, name: str):
 class LeNet5_1998(nn.Module):
     """LeNet-5 exactly as in LeCun et al. 1998: (B, 32, 32, 1) -> (B, num_classes).
 
-    C1 conv 6@5x5 -> (28, 28, 6); S2 -> (14, 14, 6); C3 partial conv 16@5x5 -> (10, 10, 16);
-    S4 -> (5, 5, 16); C5 conv 120@5x5 -> (1, 1, 120); F6 dense 84; output: Euclidean RBF
-    units ``y_c = sum_i (f6_i - w_ci)^2`` with fixed +-1 codes `rbf_codes` stored in the
-    "constants" collection (not trainable). Logits are ``-y_c`` so argmax picks the nearest
-    code. Every unit up to F6 passes through `scaled_tanh`. Trainable parameters: C1 156,
-    S2 12, C3 1,516, S4 32, C5 48,120, F6 10,164; 60,000 in all. The paper normalises
-    inputs so background is -0.1 and foreground 1.175 (left to the data pipeline).
-
-    ``forward_features``: (B, H, W, 1) -> (B, 120 * h5 * w5) (the flattened C5 maps; 120 at
-    32x32). ``head``: F6 and the RBF layer.
+    C1 conv 6@5x5 -> S2 -> C3 partial conv 16@5x5 -> S4 -> C5 conv 120@5x5 (the flattened
+    features) -> F6 dense 84 -> Euclidean RBF units ``y_c = sum_i (f6_i - w_ci)^2`` with
+    fixed codes in "constants"; logits ``-y_c``. Units up to F6 use `scaled_tanh`. The
+    paper's input normalisation (-0.1 / 1.175) is left to the data pipeline.
     """
 
     input_shape: tuple[int, ...] = (32, 32, 1)
@@ -190,16 +164,10 @@ class LeNet5_1998(nn.Module):
 class LeNet5(nn.Module):
     """The common modern LeNet-5: (B, 28, 28, 1) -> (B, num_classes).
 
-    conv 6@5x5 SAME (padding 2) -> ReLU -> max pool 2 -> (14, 14, 6); conv 16@5x5 VALID
-    (full connections) -> ReLU -> max pool 2 -> (5, 5, 16); dense 120 -> ReLU -> 84 -> ReLU
-    -> num_classes. 61,706 parameters at 10 classes. ``forward_features`` returns the
-    flattened last pooled map (B, 400); ``head`` the dense layers.
-
-    ``conv_impl``: how the convolutions and poolings run (same variables and numbers
-    either way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla"
-    (``lax.conv_general_dilated`` and ``nn.max_pool``, the plain path), "im2col" or
-    "banded" (matmul convolutions, reshape pooling) or "auto" (per-convolution choice measured on CPU — "banded" for both
-    convolutions here; XLA's ops on other platforms).
+    conv 6@5x5 padded 2 -> ReLU -> max pool 2; conv 16@5x5 VALID -> ReLU -> max pool 2
+    (flattened (B, 400): the features); dense 120 -> ReLU -> 84 -> ReLU -> num_classes.
+    ``conv_impl``: `zoo.nn.fastconv`'s ways for the convolutions and poolings ("xla" the
+    plain path; same variables and numbers either way).
     """
 
     input_shape: tuple[int, ...] = (28, 28, 1)

@@ -1,30 +1,16 @@
 """ResNets: He et al. 2016, "Deep residual learning for image recognition" (seed:
-kang-lecture4, "ResNet").
+kang-lecture4). One block and stage mechanism (`ResidualBlock`, `ResNet`), two layouts:
 
-Two layouts share one block and one stage mechanism (`ResidualBlock`, `ResNet`):
+* ImageNet (Table 1; torchvision's): 7x7/2 conv 64 -> BN -> ReLU -> 3x3/2 max pool ->
+  four stages of basic or bottleneck blocks (64, 128, 256, 512) -> GAP -> dense. Stages
+  2-4 stride on the 3x3 conv ("v1.5"); projection shortcuts (1x1 conv + BN, option B)
+  where the shape changes; convolutions have no bias.
+* CIFAR (section 4.2): 3x3 conv 16 -> three stages of n basic blocks (16, 32, 64) -> GAP
+  -> dense, depth 6n + 2; option A shortcuts: subsampled identity, zero-padded channels.
 
-* ImageNet (Table 1 of the paper; torchvision's layout): 7x7/2 conv 64 -> BN -> ReLU ->
-  3x3/2 max pool -> four stages of basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4)
-  blocks with widths 64, 128, 256, 512 -> global average pool -> dense. Stages 2-4 start
-  with stride 2, on the 3x3 conv of a bottleneck ("ResNet v1.5", as torchvision).
-  Shortcuts are identities, or projections (1x1 conv + BN, option B) where the shape
-  changes. Convolutions have no bias (each is followed by BN).
-* CIFAR (section 4.2): 3x3 conv 16 -> BN -> ReLU -> three stages of n basic blocks with
-  16, 32, 64 filters -> GAP -> dense; depth 6n + 2. Shortcuts are option A: the identity,
-  subsampled by 2 where the stage strides and zero-padded with the extra channels (appended
-  after the existing ones); they have no parameters.
-
-Inputs are NHWC ``(B, H, W, C)`` float32; outputs ``(B, num_classes)`` logits. Batch norm
-statistics live in ``batch_stats`` (``use_running_average=not train``). Parameter counts
-(trainable: conv kernels, BN scale and bias, dense; running statistics not counted) at
-224x224x3 and 1000 classes: ResNet-18 11,689,512; -34 21,797,672; -50 25,557,032; -101
-44,549,160; -152 60,192,808. CIFAR at 32x32x3 and 10 classes: ResNet-20 269,722; -32
-464,154; -44 658,586; -56 853,018; -110 1,727,962.
-
-Split: ``feature_maps(x, train)`` is the last block's output (B, h, w, C) (after its
-ReLU, before pooling); ``forward_features`` its global average (B, C); ``head`` the dense
-layer. A class activation map is ``feature_maps(x) @ params["fc"]["kernel"]`` (GAP
-commutes with the linear head).
+x (B, H, W, C) float32 -> (B, num_classes) logits; BN statistics in ``batch_stats``.
+``feature_maps`` is the last block's output, ``forward_features`` its global average,
+``head`` the dense layer (CAM: ``feature_maps(x) @ params["fc"]["kernel"]``).
 """
 
 from __future__ import annotations
@@ -116,11 +102,8 @@ class ResNet(nn.Module):
     a bottleneck); stages after the first start with stride 2. ``stem``: "imagenet" (7x7/2
     conv + 3x3/2 max pool) or "cifar" (3x3 conv, stride 1). See the module docstring.
 
-    ``conv_impl``: how convolutions and the stem's max pool run (same variables and
-    numbers either way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla" (``lax.conv_general_dilated`` and
-    ``nn.max_pool``, the plain path), "im2col" or "banded" (matmul convolutions, slice
-    pooling) or "auto" (a per-convolution choice measured on CPU; XLA's ops on other
-    platforms).
+    ``conv_impl``: `zoo.nn.fastconv`'s ways for convolutions and the stem's max pool
+    ("xla": the plain path; same variables and numbers either way).
     """
 
     cam_classifier: ClassVar[str] = "fc"  # the final dense layer after GAP (zoo.cam)
@@ -197,9 +180,7 @@ class ResNet(nn.Module):
         return self.head(self.forward_features(x, train), train)
 
 
-# --------------------------------------------------------------------------------------
-# Registered networks.
-# --------------------------------------------------------------------------------------
+# --- Registered networks.
 
 IMAGENET = {
     "resnet18": ((2, 2, 2, 2), False, 11_689_512),

@@ -40,12 +40,8 @@ _Dense = functools.partial(nn.Dense, kernel_init=lecun_normal)
 
 
 class PretrainedVectors:
-    """A read-only ``(vocab_size, dim)`` float32 matrix of word vectors, as a module field.
-
-    Flax module fields must be hashable and print briefly (the run's config records the
-    module's repr); a NumPy array is neither, so the matrix travels in this holder,
-    which hashes and compares by identity.
-    """
+    """A read-only ``(vocab_size, dim)`` float32 matrix as a module field: fields must hash
+    and print briefly (the run's config records the repr); this holder hashes by identity."""
 
     def __init__(self, matrix):
         matrix = np.array(matrix, dtype=np.float32)  # a private copy
@@ -71,32 +67,16 @@ def _is_tracer(x) -> bool:
 class TextCNN(nn.Module):
     """Kim's CNN for sentence classification: ``(B, T)`` int token ids -> ``(B, num_classes)``.
 
-    Embedding ``(vocab_size, embedding_dim)`` -> for each filter width h in
-    ``filter_widths``: ``num_filters`` convolutions over windows of h words (VALID, so
-    ``T - h + 1`` positions) -> ReLU -> max over time -> concatenated pooled features
-    ``(B, len(filter_widths) * num_filters)`` -> dropout -> dense ``num_classes``.
-    Kim's configuration: widths 3, 4, 5 with 100 maps each, dropout 0.5.
+    Embedding -> per width h in ``filter_widths``, ``num_filters`` VALID convolutions over
+    h words -> ReLU -> max over time -> concatenated ``(B, len(filter_widths) *
+    num_filters)`` (``forward_features``) -> dropout -> dense (``head``).
 
-    ``embedding_mode`` (`EMBEDDING_MODES`): "rand" (trained from U[-0.25, 0.25], Kim's
-    range), "static" (``pretrained_vectors``, frozen), "non-static" (initialised from
-    them and trained) or "multichannel" (both: a frozen and a trained copy; each filter
-    is applied to both channels and the results added, as in Kim's paper — the same
-    filter weights on both channels, which by linearity equals filtering the sum of the
-    two embeddings, so that is how it is computed). Frozen vectors live in the
-    "constants" collection as ``static_embedding``, not in "params", and are read
-    through ``jax.lax.stop_gradient``: no optimizer sees them and no gradient reaches
-    them. Trained vectors are the param ``embedding``.
-
-    Padding tokens (id 0) embed to zero vectors whatever the embedding's row 0 holds (Kim's
-    code keeps the padding row at zero). Token ids must be in ``[0, vocab_size)``; eager
-    calls check it, and under jit an out-of-range id reads as NaN (JAX's out-of-bounds
-    gather), which the training engine reports as a non-finite loss. Kim's max-norm
-    constraint on the output weights (s = 3) is left to the optimizer (it is not applied).
-
-    ``forward_features``: ``(B, T)`` -> pooled features ``(B, len(filter_widths) *
-    num_filters)``; ``head``: dropout and the dense layer. ``feature_maps`` gives the
-    per-width maps over time before pooling, `word_importance` the per-token class
-    contributions.
+    ``embedding_mode``: "rand" (trained from U[-0.25, 0.25]), "static" (``pretrained_vectors``
+    frozen: the "constants" collection, read through ``stop_gradient``), "non-static"
+    (initialised from them, trained) or "multichannel" (both; the same filters on both
+    channels, computed by linearity on their sum). Padding (id 0) embeds to zero. Ids must
+    be in ``[0, vocab_size)``: eager calls check, under jit an out-of-range id reads NaN.
+    Kim's max-norm constraint on the output weights is not applied.
     """
 
     input_shape: tuple = (64,)
@@ -188,10 +168,8 @@ class TextCNN(nn.Module):
         return vectors * (token_ids != PAD)[..., None].astype(vectors.dtype)
 
     def feature_maps(self, token_ids, train: bool = False) -> list[jax.Array]:
-        """Post-ReLU feature maps over time, one per filter width h: ``(B, T - h + 1,
-        num_filters)``; position i is the window of tokens ``i .. i + h - 1``. (``train`` is
-        accepted for the zoo's ``feature_maps(x, train)`` convention; nothing before the
-        pooling depends on it.)"""
+        """Post-ReLU maps over time, one per width h: ``(B, T - h + 1, num_filters)``, position
+        i the window of tokens ``i .. i + h - 1`` (``train``: the zoo's convention, unused)."""
         return self._maps(self._checked_ids(token_ids))
 
     def _maps(self, token_ids):
@@ -212,17 +190,10 @@ class TextCNN(nn.Module):
     def class_activation_over_time(self, token_ids, target_class):
         """Per-token contributions to the logit of ``target_class`` ``(B,)`` int: ``(B, T)``.
 
-        The CAM of the seed, M_c = sum_k w_k^c f_k, carried over to max-over-time
-        pooling: pooled feature k (filter k of width h_k) enters logit c as
-        ``w[k, c] * max_i f_k(i)``, and that whole term comes from the window
-        ``i*_k = argmax_i f_k(i)`` (the first, on ties) — tokens ``i*_k .. i*_k + h_k - 1``.
-        Each token of that window gets an equal share ``w[k, c] * f_k(i*_k) / h_k``::
-
-            score[b, t] = sum_k  w[k, c_b] * f_k(b, i*_k) / h_k * [i*_k <= t < i*_k + h_k]
-
-        So the scores of a text sum to its logit minus the output bias, ``logit[c] -
-        bias[c]`` (inference mode, no dropout); positive scores push towards class c,
-        negative away; a token no winning window covers scores 0.
+        The seed's CAM carried over to max-over-time pooling: feature k (width h_k) enters
+        logit c as ``w[k, c] * f_k(i*_k)``, i*_k its first argmax window; each of that
+        window's h_k tokens gets an equal share, so a text's scores sum to
+        ``logit[c] - bias[c]`` (inference mode).
         """
         token_ids = self._checked_ids(token_ids)
         maps = self._maps(token_ids)
@@ -287,14 +258,9 @@ def _validate(m: TextCNN) -> None:
 
 
 def word_importance(model: TextCNN, variables, token_ids, target_class=None) -> jax.Array:
-    """Per-token contribution of ``token_ids`` ``(B, T)`` to ``target_class``: ``(B, T)`` float32.
-
-    ``target_class``: an int, or ``(B,)`` ints; None takes each text's predicted class.
-    The exact definition is `TextCNN.class_activation_over_time`'s: each max-pooled
-    feature's term ``w[k, c] * max_i f_k(i)`` of the logit is shared equally among the
-    tokens of the window that produced the maximum, so a text's scores sum to
-    ``logit[c] - bias[c]``. High scores mark the words that decided the class (the
-    seed's word localisation).
+    """Per-token contribution of ``token_ids`` ``(B, T)`` to ``target_class`` (an int, ``(B,)``
+    ints, or None: the predicted class): ``(B, T)`` float32, as defined by
+    `TextCNN.class_activation_over_time`; high scores mark the words that decided the class.
     """
     token_ids = jnp.asarray(token_ids)
     if target_class is None:

@@ -46,22 +46,12 @@ CONFIGS: dict[str, tuple[tuple[tuple, ...], ...]] = {
 class VGG(nn.Module):
     """VGG configuration ``configuration`` of Table 1: (B, H, W, C) -> (B, num_classes).
 
-    Five stages of stride-1 convolutions (3x3 with padding 1; C's 1x1 convs unpadded),
-    each followed by ReLU, and a 2x2/2 max pool after each stage: 224x224 -> (7, 7, 512).
-    A-LRN adds LRN (k=2, n=5, alpha=1e-4, beta=0.75, as in AlexNet) after the first conv.
-    Classifier: FC fc_size -> ReLU -> dropout -> FC fc_size -> ReLU -> dropout ->
-    num_classes. The first FC's input size follows the actual last map (H/32 x W/32 x 512),
-    so smaller inputs work. ``width_divisor`` divides every conv width (for fast tests).
-    Parameters at 224x224x3, 1000 classes: A 132,863,336 (A-LRN the same), B 133,047,848,
-    C 133,638,952, D 138,357,544, E 143,667,240.
-
-    ``forward_features``: (B, H, W, C) -> (B, (H/32)(W/32) * 512/width_divisor), the
-    flattened (NHWC order) last pooled map; ``head``: the three FC layers.
-
-    ``conv_impl``: how convolutions and poolings run (same variables and numbers either
-    way, see `zoo.nn.fastconv` and `zoo.nn.pooling`): "xla" (``lax.conv_general_dilated`` and ``nn.max_pool``,
-    the plain path), "im2col", "banded" or "auto" (a per-convolution choice measured on
-    CPU; XLA's ops on other platforms).
+    Five stages of 3x3 pad-1 convolutions (C's 1x1 unpadded) with ReLU, each followed by a
+    2x2/2 max pool; A-LRN adds AlexNet's LRN after the first conv. ``forward_features``:
+    the flattened (NHWC) last map (B, (H/32)(W/32) * 512/width_divisor), so smaller inputs
+    work; ``head``: FC fc_size -> ReLU -> dropout, twice, -> num_classes.
+    ``width_divisor`` divides every conv width (fast tests). ``conv_impl``:
+    `zoo.nn.fastconv`'s ways ("xla": the plain path; same variables and numbers).
     """
 
     configuration: str = "D"  # a key of CONFIGS (Table 1's column)
