@@ -447,3 +447,29 @@ def test_persistent_chains_travel_through_the_rule_step():
     chains = np.asarray(result.state.model_state["chains"]["visible"])
     assert chains.shape == (4, 74) and set(np.unique(chains)) <= {0.0, 1.0}
     assert not np.array_equal(chains, np.asarray(init["chains"]["visible"]))
+
+
+def test_sampled_boltzmann_gradient_approaches_the_exact_one():
+    """Long Gibbs chains from the data estimate the model's averages: the sampled Boltzmann
+    rule approaches bm_exact_gradient (enumeration) on a 4-unit machine."""
+    from zoo.models.energy import bm_exact_gradient, bm_sampled_gradient
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.5, (4, 4)).astype(np.float32)
+    w = np.triu(w, 1) + np.triu(w, 1).T
+    b = rng.normal(0, 0.5, 4).astype(np.float32)
+    data = jnp.asarray((rng.random((4000, 4)) < 0.5).astype(np.float32))
+    exact_w, exact_b = bm_exact_gradient(jnp.asarray(w), jnp.asarray(b), data)
+    sampled_w, sampled_b = bm_sampled_gradient(jnp.asarray(w), jnp.asarray(b), data, jax.random.PRNGKey(0), sweeps=30)
+    np.testing.assert_allclose(sampled_w, exact_w, atol=0.03)
+    np.testing.assert_allclose(sampled_b, exact_b, atol=0.03)
+
+
+def test_boltzmann_machine_scores_and_learns_digits():
+    model = zoo.create_model("boltzmann_machine", input_shape=(4,), num_classes=2)
+    x = jnp.asarray([[1.0, 0.0, 1.0, 0.0]])
+    variables = {"params": {"weights": jnp.zeros((6, 6)).at[0, 4].set(2.0).at[4, 0].set(2.0), "bias": jnp.zeros(6)}}
+    scores = model.apply(variables, x)
+    np.testing.assert_allclose(scores, [[2.0, 0.0]])  # -E([x, e_c]): only label 0 couples to x_0
+    result = zoo.fit("boltzmann_machine", "digits", epochs=2, progress=False)
+    assert result.test_metrics["accuracy"] > 0.5

@@ -21,12 +21,15 @@ One module per network: `hopfield`, `hamming`, `boltzmann` (BM, RBM, DBN), `mark
 from zoo.models.energy._common import all_binary_states, check_bipolar, to_bipolar
 from zoo.models.energy.boltzmann import (
     RBM,
+    BoltzmannMachine,
     bm_distribution,
     bm_energy,
     bm_exact_gradient,
     bm_gibbs_sweep,
     bm_log_likelihood,
+    bm_rule,
     bm_sample,
+    bm_sampled_gradient,
     dbn_mlp_params,
     rbm_cd_gradient,
     rbm_free_energy,
@@ -63,6 +66,9 @@ from zoo.models.energy.markov import check_transition_matrix, markov_sample, sta
 
 __all__ = [
     "RBM",
+    "BoltzmannMachine",
+    "bm_rule",
+    "bm_sampled_gradient",
     "Hamming",
     "Hopfield",
     "all_binary_states",

@@ -142,6 +142,87 @@ def bm_exact_gradient(w, b, data):
     return (data_corr - model_corr) * off, jnp.mean(data, 0) - p @ states
 
 
+def bm_sampled_gradient(w, b, data, key, *, sweeps: int = 1, mask=None):
+    """The Boltzmann learning rule with the model's averages estimated by Gibbs sampling:
+    each data vector (B, n) starts a chain run for ``sweeps`` sweeps (the CD-k estimate;
+    many sweeps approach `bm_exact_gradient`). Rows with ``mask`` 0 count in neither phase.
+    Returns (dW, db)."""
+    m = jnp.ones(data.shape[0]) if mask is None else mask
+    count = jnp.maximum(jnp.sum(m), 1.0)
+    keys = jax.random.split(key, data.shape[0])
+    ends = jax.vmap(lambda s, k: bm_sample(w, b, s, k, sweeps)[-1])(data, keys)
+    off = 1.0 - jnp.eye(b.shape[0])
+
+    def stats(s):
+        return (s * m[:, None]).T @ s / count, m @ s / count
+
+    (pos_w, pos_b), (neg_w, neg_b) = stats(data), stats(ends)
+    return (pos_w - neg_w) * off, pos_b - neg_b
+
+
+class BoltzmannMachine(nn.Module):
+    """A fully connected Boltzmann machine of binary units (Ackley, Hinton & Sejnowski 1985)
+    over [pixels binarised at ``threshold``, one-hot label units]: symmetric weights with a
+    zero diagonal, ``E(s) = -1/2 s^T W s - b.s``. Class scores (B, C) are ``-E([x, e_c])``,
+    log p(x, c) up to a constant. Trained by `bm_rule` (Gibbs-sampled Boltzmann learning)."""
+
+    input_shape: tuple[int, ...] = (8, 8, 1)
+    num_classes: int = 10
+    threshold: float = 0.5
+    gibbs_sweeps: int = 1
+
+    def __post_init__(self):
+        _check_classes(self.num_classes, 1)
+        if self.gibbs_sweeps < 1:
+            raise ValueError(f"gibbs_sweeps must be positive, got {self.gibbs_sweeps}")
+        super().__post_init__()
+
+    def setup(self):
+        n = _size(self.input_shape) + self.num_classes
+        self.weights = self.param("weights", nn.initializers.zeros, (n, n))
+        self.bias = self.param("bias", nn.initializers.zeros, (n,))
+
+    def __call__(self, x, train: bool = False):
+        check_input(x, self.input_shape, model=f"BoltzmannMachine(input_shape={tuple(self.input_shape)})")
+        v = (_flat(jnp.asarray(x, jnp.float32), self.input_shape) > self.threshold).astype(jnp.float32)
+        states = jnp.concatenate(
+            [
+                jnp.broadcast_to(v[:, None], (v.shape[0], self.num_classes, v.shape[1])),
+                jnp.broadcast_to(jnp.eye(self.num_classes), (v.shape[0], self.num_classes, self.num_classes)),
+            ],
+            -1,
+        )
+        return -bm_energy(self.weights, self.bias, states)
+
+
+def bm_rule(variables, x, t, *, mask=None, key, model, learning_rate: float = 0.05):
+    """One step of Gibbs-sampled Boltzmann learning on the visible vectors [x, onehot(t)]:
+    ``W += lr (<s s^T>_data - <s s^T>_model)``, ``b += lr (<s>_data - <s>_model)``."""
+    params = variables["params"]
+    v = (_flat(jnp.asarray(x, jnp.float32), model.input_shape) > model.threshold).astype(jnp.float32)
+    s = jnp.concatenate([v, _one_hot(t, model.num_classes)], -1)
+    dw, db = bm_sampled_gradient(
+        params["weights"], params["bias"], s, key, sweeps=model.gibbs_sweeps, mask=_mask(mask, t)
+    )
+    return {
+        **variables,
+        "params": {"weights": params["weights"] + learning_rate * dw, "bias": params["bias"] + learning_rate * db},
+    }
+
+
+register_model(
+    "boltzmann_machine",
+    BoltzmannMachine,
+    family="energy",
+    task="classification",
+    learning="contrastive_divergence",
+    learning_rule=bm_rule,
+    paper=f"Ackley, Hinton & Sejnowski 1985, A learning algorithm for Boltzmann machines; {KANG} (BM)",
+    test_config={"input_shape": (4,), "num_classes": 2},
+    description="Fully connected Boltzmann machine over [pixels, label units], Gibbs-sampled learning; scores -E(x, c).",
+)
+
+
 # --------------------------------------------------------------------------------------
 # Deep belief net: RBMs stacked greedily, then fine-tuned as an MLP.
 # --------------------------------------------------------------------------------------
