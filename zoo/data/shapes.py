@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.data.base import Dataset
+from zoo.data.synthetic import split_seeds
 from zoo.nn.checks import check_count
 
 SHAPE_NAMES = ("background", "circle", "square", "triangle")
@@ -14,10 +15,6 @@ SHAPE_NAMES = ("background", "circle", "square", "triangle")
 # circle of radius r: the three kinds differ in form, not in size.
 _SQUARE_HALF = float(np.sqrt(np.pi) / 2)
 _TRIANGLE_R = float(np.sqrt(4 * np.pi / (3 * np.sqrt(3))))
-
-
-def _split_seeds(seed: int, count: int) -> list[int]:
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
 
 def _shape_masks(kind, cy, cx, r, size: int) -> np.ndarray:
@@ -98,7 +95,7 @@ def shapes(
     """
     _check_common("shapes", num_examples, num_test_examples, size, noise)
     check_count(max_shapes, "max_shapes", 1, "shapes")
-    train_rng, test_rng = (np.random.default_rng(s) for s in _split_seeds(seed, 2))
+    train_rng, test_rng = (np.random.default_rng(s) for s in split_seeds(seed, 2))
     x_train, y_train = _shapes_split(train_rng, num_examples, size, max_shapes, noise)
     x_test, y_test = _shapes_split(test_rng, num_test_examples, size, max_shapes, noise)
     return Dataset(
@@ -150,7 +147,7 @@ def salient_scenes(
     """
     _check_common("salient_scenes", num_examples, num_test_examples, size, noise)
     check_count(clutter, "clutter", 0, "salient_scenes")
-    train_rng, test_rng = (np.random.default_rng(s) for s in _split_seeds(seed, 2))
+    train_rng, test_rng = (np.random.default_rng(s) for s in split_seeds(seed, 2))
     x_train, y_train = _salient_split(train_rng, num_examples, size, clutter, noise)
     x_test, y_test = _salient_split(test_rng, num_test_examples, size, clutter, noise)
     return Dataset(

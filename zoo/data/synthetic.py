@@ -10,7 +10,7 @@ _XOR_CORNERS = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 _XOR_LABELS = np.array([0, 1, 1, 0], np.int32)  # x1 XOR x2
 
 
-def _split_seeds(seed: int, count: int) -> list[int]:
+def split_seeds(seed: int, count: int) -> list[int]:
     """``count`` independent integer seeds derived from ``seed`` (one per split)."""
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(count)]
 
@@ -37,7 +37,7 @@ def xor(*, seed: int = 0, num_examples: int = 4, noise: float = 0.0) -> Dataset:
         x = _XOR_CORNERS[corner] + noise * rng.standard_normal((num_examples, 2))
         return x.astype(np.float32), _XOR_LABELS[corner]
 
-    (x_train, y_train), (x_test, y_test) = (draw(s) for s in _split_seeds(seed, 2))
+    (x_train, y_train), (x_test, y_test) = (draw(s) for s in split_seeds(seed, 2))
     return Dataset(
         name="xor",
         task="classification",
@@ -70,7 +70,7 @@ def circles(
         )
     _check(noise >= 0, f"circles: noise must be >= 0, got {noise!r}")
     _check(0 < factor < 1, f"circles: factor (inner radius / outer radius) must be in (0, 1), got {factor!r}")
-    train_seed, test_seed = _split_seeds(seed, 2)
+    train_seed, test_seed = split_seeds(seed, 2)
 
     def draw(n, split_seed):
         x, y = make_circles(n_samples=n, noise=noise, factor=factor, random_state=split_seed)

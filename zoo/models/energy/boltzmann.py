@@ -184,7 +184,7 @@ class BoltzmannMachine(nn.Module):
 
     def __call__(self, x, train: bool = False):
         check_input(x, self.input_shape, model=f"BoltzmannMachine(input_shape={tuple(self.input_shape)})")
-        v = (_flat(jnp.asarray(x, jnp.float32), self.input_shape) > self.threshold).astype(jnp.float32)
+        v = _binary_pixels(self, x)
         states = jnp.concatenate(
             [
                 jnp.broadcast_to(v[:, None], (v.shape[0], self.num_classes, v.shape[1])),
@@ -195,12 +195,16 @@ class BoltzmannMachine(nn.Module):
         return -bm_energy(self.weights, self.bias, states)
 
 
+def _binary_pixels(model, x):
+    """x (B, *input_shape) -> pixel units binarised at ``model.threshold`` (B, n)."""
+    return (_flat(jnp.asarray(x, jnp.float32), model.input_shape) > model.threshold).astype(jnp.float32)
+
+
 def bm_rule(variables, x, t, *, mask=None, key, model, learning_rate: float = 0.05):
     """One step of Gibbs-sampled Boltzmann learning on the visible vectors [x, onehot(t)]:
     ``W += lr (<s s^T>_data - <s s^T>_model)``, ``b += lr (<s>_data - <s>_model)``."""
     params = variables["params"]
-    v = (_flat(jnp.asarray(x, jnp.float32), model.input_shape) > model.threshold).astype(jnp.float32)
-    s = jnp.concatenate([v, _one_hot(t, model.num_classes)], -1)
+    s = jnp.concatenate([_binary_pixels(model, x), _one_hot(t, model.num_classes)], -1)
     dw, db = bm_sampled_gradient(
         params["weights"], params["bias"], s, key, sweeps=model.gibbs_sweeps, mask=_mask(mask, t)
     )
