@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eda", type=int, default=0, metavar="N", help="add N EDA copies of each training text (text datasets)"
     )
+    p.add_argument(
+        "--whiten", choices=("zca", "pca"), default=None, help="whiten inputs with training-split statistics"
+    )
     p.add_argument("--init", default=None, help="kernel initializer, e.g. he_normal, xavier_uniform")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
@@ -181,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer_kwargs=optimizer_kwargs,
         augment=args.augment,
         eda=args.eda,
+        whiten=args.whiten,
         init=args.init,
         seed=args.seed,
         validation_fraction=args.validation_fraction,

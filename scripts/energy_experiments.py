@@ -1,7 +1,7 @@
 """Experiments with the energy-based networks (zoo.models.energy), printed as Markdown tables.
 
     python scripts/energy_experiments.py            # all of them, a few minutes on CPU
-    python scripts/energy_experiments.py hopfield   # or: capacity, hopfield, timing, rbm, dbn
+    python scripts/energy_experiments.py hopfield   # or: capacity, hopfield(_fashion), timing, rbm, dbn
     python scripts/energy_experiments.py --plot docs/figures/hopfield_capacity.png  # N = 100..1000
 
 * capacity: Hopfield recall of random patterns (5% of units flipped) vs stored patterns
@@ -12,6 +12,8 @@
   images (one per class), recall each from probes with 10/20/30% of pixels flipped;
   Hopfield (synchronous recall; correct = the stored image exactly) and Hamming network
   (MAXNET winner = the probe's source).
+* hopfield_fashion: the same on Fashion-MNIST (n = 784), P = 10, 39, 118 (~0.013n, 0.05n,
+  0.15n; the stored images nearest each class mean, classes interleaved), 20 probes each.
 * timing: synchronous recall of 1,000 probes on N = 784 as one jit'd call.
 * rbm: RBM over [pixels, labels] on binarised digits trained by zoo.fit with CD-1, CD-5
   and PCD-1: reconstruction error and the free-energy classifier's accuracy.
@@ -120,29 +122,34 @@ def capacity_plot(path: str, sizes=(100, 200, 400, 1000)):
     return path
 
 
-def _binary_digits():
-    data = zoo.data.load_dataset("digits")
+def _binary_digits(name: str = "digits"):
+    data = zoo.data.load_dataset(name)
     x = np.where(data.x_train.reshape(len(data.x_train), -1) > 0.5, 1.0, -1.0).astype(np.float32)
     return data, x
 
 
-def hopfield():
-    data, x = _binary_digits()
-    n = x.shape[1]
-    # One stored image per class: the training image nearest its class's mean.
-    stored_all = []
-    for c in range(10):
+def _typical_images(data, x, per_class: int):
+    """(10 * per_class, n): for each class in turn, its ``per_class`` training images nearest
+    the class mean, interleaved so that the first P rows hold every class once before any twice."""
+    chosen = []
+    for c in range(data.num_classes):
         xc = x[data.y_train == c]
-        stored_all.append(xc[np.argmin(((xc - xc.mean(0)) ** 2).sum(1))])
-    stored_all = np.stack(stored_all)
+        chosen.append(xc[np.argsort(((xc - xc.mean(0)) ** 2).sum(1))[:per_class]])
+    return np.stack(chosen, 1).reshape(-1, x.shape[1])
+
+
+def hopfield(dataset: str = "digits", stored=(3, 6, 10), repeats: int = 100):
+    """The seed's task: store P typical images, recall each from probes with 10/20/30% flipped."""
+    data, x = _binary_digits(dataset)
+    n = x.shape[1]
+    stored_all = _typical_images(data, x, -(-max(stored) // data.num_classes))
     recall = jax.jit(lambda w, p: E.hopfield_recall_batch(w, p, max_steps=50)[0])
     rows = []
-    for p in (3, 6, 10):  # ~0.05n, 0.1n, 0.15n with n = 64
+    for p in stored:
         patterns = stored_all[:p]
         w = E.hebbian_weights(patterns)
         fixed = np.mean(np.all(np.asarray(E.hopfield_step(w, patterns)) == patterns, axis=1))
         for noise in (0.1, 0.2, 0.3):
-            repeats = 100
             source = np.repeat(np.arange(p), repeats)
             probes = E.flip_bits(jnp.asarray(patterns[source]), noise, jax.random.PRNGKey(p * 100 + int(noise * 10)))
             states = np.asarray(recall(w, probes))
@@ -154,7 +161,8 @@ def hopfield():
                 [p, f"{p / n:.2f}", f"{fixed:.2f}", f"{noise:.0%}", f"{hop:.2f}", f"{np.mean(nearest == source):.2f}"]
                 + [f"{ham:.2f}"]
             )
-    return "Binarised digits (n = 64), one stored image per class, 100 noisy probes per stored image\n\n" + table(
+    title = f"Binarised {dataset} (n = {n}), the stored images nearest their class means, {repeats} noisy probes each"
+    return f"{title}\n\n" + table(
         [
             "stored P",
             "P / n",
@@ -166,6 +174,11 @@ def hopfield():
         ],
         rows,
     )
+
+
+def hopfield_fashion():
+    """The same on Fashion-MNIST (n = 784, Debian's dataset-fashion-mnist): P up to 0.15 n."""
+    return hopfield("fashion_mnist", stored=(10, 39, 118), repeats=20)
 
 
 def _reconstruction_error(model, variables, x):
@@ -290,7 +303,14 @@ def timing():
     )
 
 
-EXPERIMENTS = {"capacity": capacity, "hopfield": hopfield, "timing": timing, "rbm": rbm, "dbn": dbn}
+EXPERIMENTS = {
+    "capacity": capacity,
+    "hopfield": hopfield,
+    "hopfield_fashion": hopfield_fashion,
+    "timing": timing,
+    "rbm": rbm,
+    "dbn": dbn,
+}
 
 
 def main(argv):

@@ -24,6 +24,7 @@ BATCH = 3
 RNGS = ("dropout", "sample", "noise")
 
 
+@functools.lru_cache(maxsize=None)  # one init per model and worker, shared by the tests below
 def _build(name):
     spec = registry.get_spec(name)
     model = zoo.create_model(name, **spec.test_config)

@@ -2,11 +2,12 @@
 that print their tables (their --quick form)."""
 
 import os
+import runpy
 
 import jax
 import numpy as np
 
-from test_scripts import run_script
+from test_scripts import ROOT, run_script
 from zoo import optim
 from zoo.data.synthetic import circles
 from zoo.studies import init_study, mlp_params, train_mlp
@@ -75,3 +76,16 @@ def test_trajectory_of_gradient_descent_is_the_hand_iteration():
         w = w - 1e-3 * np.array([-2 * (1 - a) - 400 * a * (b - a**2), 200 * (b - a**2)])
         expected.append(w)
     np.testing.assert_allclose(path, np.stack(expected), rtol=1e-5)
+
+
+def test_batchnorm_study_counts_steps_to_the_baselines_best(capsys):
+    study = runpy.run_path(os.path.join(ROOT, "scripts", "batchnorm_study.py"))  # its functions, not its main
+    steps_to, table = study["steps_to"], study["table"]
+    history = lambda *accuracies: [{"step": 10 * (i + 1), "val_accuracy": a} for i, a in enumerate(accuracies)]  # noqa: E731
+    assert steps_to(history(0.2, 0.5, 0.7), 0.5) == 20 and steps_to(history(0.2, 0.4), 0.5) is None
+    text = table({"baseline (no BN)": [history(0.3, 0.5), history(0.4, 0.7)], "BN-x5": [history(0.6, 0.9)] * 2})
+    assert "the baseline's best, 0.6000" in text
+    assert "| baseline (no BN) | —, 20 | 20 (1/2) | 0.6000 ± 0.1000 |" in text
+    assert "| BN-x5 | 10, 10 | 10 (2/2) | 0.9000 ± 0.0000 |" in text
+    out = run_script("batchnorm_study.py", ["--quick"], capsys)
+    assert "| BN-x5 |" in out and "2 rows x 1 seeds x 1 epochs (41 steps each)" in out

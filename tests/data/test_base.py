@@ -150,3 +150,32 @@ def test_with_validation_rejects_empty_parts_and_a_second_split():
     assert load_dataset("xor").with_validation(0.1, seed=0).num_val == 1
     with pytest.raises(ValueError, match="already has a validation split"):
         load_dataset("digits").with_validation(0.1, seed=0).with_validation(0.1, seed=0)
+
+
+@pytest.mark.parametrize("method", ["zca", "pca"])
+def test_whitening_decorrelates_the_training_inputs_with_their_own_statistics(method):
+    rng = np.random.default_rng(0)
+    mixing = rng.normal(size=(3, 3)) + 3 * np.eye(3)
+    x = (rng.normal(size=(4000, 3)) @ mixing + [5.0, -2.0, 1.0]).astype(np.float32)
+    data = Dataset("toy", "classification", x[:3000], np.zeros(3000, int), x[3000:], np.zeros(1000, int), 2)
+    white = data.whitened(method, epsilon=1e-9)
+    covariance = np.cov(white.x_train, rowvar=False, bias=True)
+    np.testing.assert_allclose(white.x_train.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(covariance, np.eye(3), atol=1e-4)
+    # The test split goes through the training split's transform: nearly, not exactly, white.
+    assert 0 < np.abs(white.x_test.mean(0)).max() < 0.2
+    # ZCA is the symmetric whitening matrix, the one closest to the identity: it keeps each
+    # coordinate on its own axis, so whitened and original inputs stay strongly correlated.
+    own_axis = [np.corrcoef(white.x_train[:, i], x[:3000, i])[0, 1] for i in range(3)]
+    assert (min(own_axis) > 0.8) == (method == "zca")
+
+
+def test_whitening_keeps_image_shapes_and_is_a_train_option(digits):
+    white = digits.whitened("zca")
+    assert white.x_train.shape == digits.x_train.shape and white.x_test.dtype == np.float32
+    result = zoo.fit("mlp", digits, whiten="zca", validation_fraction=0.1, **QUIET)
+    assert result.test_metrics["accuracy"] > 0.8
+    with pytest.raises(ValueError, match="whitening method must be 'pca' or 'zca'"):
+        digits.whitened("pcaa")
+    with pytest.raises(ValueError, match="whiten must be 'zca' or 'pca'"):
+        zoo.fit("mlp", digits, whiten="yes", **QUIET)

@@ -114,3 +114,21 @@ def test_mlp_batch_norm_train_and_eval_differ_and_eval_is_deterministic():
     assert not np.allclose(updates["batch_stats"]["norms_0"]["mean"], variables["batch_stats"]["norms_0"]["mean"])
     np.testing.assert_array_equal(eval_out, model.apply(variables, x, train=False))
     np.testing.assert_allclose(model.apply(variables, x[:3], train=False), eval_out[:3], rtol=1e-6, atol=1e-6)
+
+
+def test_mlp_batch_norm_momentum_and_epsilon_are_its_config():
+    """The running mean moves by (1 - momentum) toward the batch mean of the pre-activation
+    (bias-free Dense output), and epsilon enters the normalisation."""
+    import jax
+
+    import zoo
+
+    x = jax.random.normal(jax.random.PRNGKey(1), (16, 6)) * 3 + 2
+    model = zoo.create_model("mlp", input_shape=(6,), hidden_sizes=(8,), batch_norm=True, batch_norm_momentum=0.25)
+    variables = model.init(jax.random.PRNGKey(0), x)
+    _, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    pre_activation = np.asarray(x) @ np.asarray(variables["params"]["hidden_0"]["kernel"])
+    np.testing.assert_allclose(updates["batch_stats"]["norms_0"]["mean"], 0.75 * pre_activation.mean(0), rtol=1e-5)
+    huge_epsilon = zoo.create_model("mlp", input_shape=(6,), hidden_sizes=(8,), batch_norm=True, batch_norm_epsilon=1e6)
+    features = huge_epsilon.apply(variables, x, train=True, mutable=["batch_stats"], method="forward_features")[0]
+    assert np.abs(np.asarray(features)).max() < 0.1  # (h - mean) / sqrt(var + 1e6): nearly zero

@@ -181,6 +181,44 @@ class Dataset:
             description=self.description + note,
         )
 
+    def whitened(self, method: str = "zca", epsilon: float = 1e-2) -> Dataset:
+        """A copy whose inputs are whitened with statistics of the training split alone:
+        ``x' = (x - mean) @ W`` on the flattened inputs, shape kept. With the training
+        covariance ``C = U diag(s) U^T``: ``"pca"`` W = U diag(1/sqrt(s + epsilon)) (rotated
+        onto the principal axes), ``"zca"`` W = U diag(1/sqrt(s + epsilon)) U^T (the rotation
+        undone, so images still look like images). ``epsilon`` keeps near-constant directions
+        (e.g. digits' always-blank border pixels) from being blown up.
+
+        This is batch norm's motivating baseline in kang-lecture4 ("Initial solution:
+        Whitening"): decorrelated, unit-variance inputs, paid for with a D x D eigendecomposition.
+        """
+        if method not in ("pca", "zca"):
+            raise ValueError(f"whitening method must be 'pca' or 'zca', got {method!r}")
+        if not epsilon > 0:
+            raise ValueError(f"whitening epsilon must be > 0, got {epsilon}")
+        if not np.issubdtype(np.asarray(self.x_train).dtype, np.floating):
+            raise ValueError(f"dataset {self.name!r} has non-float inputs (token ids?): it cannot be whitened")
+        flat = np.asarray(self.x_train, np.float64).reshape(self.num_train, -1)
+        mean = flat.mean(0)
+        variances, axes = np.linalg.eigh(np.cov(flat - mean, rowvar=False, bias=True))
+        w = axes / np.sqrt(np.maximum(variances, 0.0) + epsilon)
+        if method == "zca":
+            w = w @ axes.T
+
+        def apply(x):
+            if x is None:
+                return None
+            return ((np.asarray(x, np.float64).reshape(len(x), -1) - mean) @ w).reshape(x.shape).astype(np.float32)
+
+        note = f" Inputs {method.upper()}-whitened (epsilon {epsilon}) with training-split statistics."
+        return dataclasses.replace(
+            self,
+            x_train=apply(self.x_train),
+            x_val=apply(self.x_val),
+            x_test=apply(self.x_test),
+            description=self.description + note,
+        )
+
     def resized(self, height: int, width: int) -> Dataset:
         """A copy with every image split resized to ``(height, width)`` by bilinear
         interpolation (antialiased when shrinking), e.g. digits' 8x8 to LeNet-5's 28x28.

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoo.nn import check_input, get_activation, get_initializer
+from zoo.nn.normalization import batch_norm
 from zoo.registry import register_model
 
 SEED = "kang-lecture4 (Pilsung Kang, Lecture 4: Neural Networks)"
@@ -204,6 +205,8 @@ class MLP(nn.Module):
     bias_init: str = "zeros"
     dropout_rate: float = 0.0
     batch_norm: bool = False
+    batch_norm_momentum: float = 0.9  # running average r <- m r + (1 - m) batch statistic
+    batch_norm_epsilon: float = 1e-5
 
     def __post_init__(self):
         # Validate when the model is built, not at its first call.
@@ -225,7 +228,8 @@ class MLP(nn.Module):
         # Batch norm subtracts the mean, so a bias before it has no effect (and only a
         # numerically-zero gradient); its shift parameter takes the bias's place.
         self.hidden = [nn.Dense(int(n), use_bias=not self.batch_norm, **dense) for n in self.hidden_sizes]
-        self.norms = [nn.BatchNorm() for _ in self.hidden_sizes] if self.batch_norm else []
+        bn = dict(momentum=self.batch_norm_momentum, epsilon=self.batch_norm_epsilon)
+        self.norms = [batch_norm(**bn) for _ in self.hidden_sizes] if self.batch_norm else []
         self.dropout = nn.Dropout(self.dropout_rate)
         self.out = nn.Dense(self.num_outputs, **dense)
         self._act = get_activation(self.activation)

@@ -60,6 +60,7 @@ class TrainConfig:
     optimizer_kwargs: dict = dataclasses.field(default_factory=dict)  # see zoo.optim.create
     augment: str | None = None  # image augmentation of training batches, e.g. "flip,crop=4" (zoo.data.augment)
     eda: int = 0  # EDA copies of each training text, made after the validation split (zoo.data.eda)
+    whiten: str | None = None  # "zca" or "pca": whiten inputs with training-split statistics (Dataset.whitened)
     init: str | None = None  # kernel initializer by name, for models that take kernel_init
     seed: int = 0
     validation_fraction: float = 0.1
@@ -85,6 +86,8 @@ class TrainConfig:
             raise ValueError("give trainable (the rest frozen) or frozen (the rest trained), not both")
         if self.reset_head and self.init_from is None:
             raise ValueError("reset_head applies only when starting from a checkpoint (init_from)")
+        if self.whiten not in (None, "zca", "pca"):
+            raise ValueError(f"whiten must be 'zca' or 'pca', got {self.whiten!r}")
         if int(self.eda) < 0:
             raise ValueError(f"eda (augmented copies per text) must be >= 0, got {self.eda}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -328,6 +331,8 @@ def fit(
         data = data.with_validation(config.validation_fraction, seed=config.seed)
     if config.eda:  # after the split: no copy of a validation text may land in training
         data = augment_text_dataset(data, num_aug=config.eda, seed=config.seed)
+    if config.whiten:  # after the split too: validation inputs must not shape the statistics
+        data = data.whitened(config.whiten)
 
     module, spec, fixed_task = _resolve_model(config, model, data)
     task = get_task(config.task or fixed_task or data.task)
