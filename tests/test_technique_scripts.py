@@ -89,3 +89,12 @@ def test_batchnorm_study_counts_steps_to_the_baselines_best(capsys):
     assert "| BN-x5 | 10, 10 | 10 (2/2) | 0.9000 ± 0.0000 |" in text
     out = run_script("batchnorm_study.py", ["--quick"], capsys)
     assert "| BN-x5 |" in out and "2 rows x 1 seeds x 1 epochs (41 steps each)" in out
+
+
+def test_vanishing_gradients_shrink_toward_the_input_only_for_plain_sigmoid(capsys):
+    norms = runpy.run_path(os.path.join(ROOT, "scripts", "vanishing_gradients.py"))["main"]()
+    shrink = {label: n["hidden_0"] / n["hidden_11"] for label, n in norms.items()}
+    # Each sigmoid layer multiplies the backward signal by at most 1/4 (its top slope).
+    assert shrink["sigmoid"] < 1e-5 and shrink["ReLU + He"] > 0.1 and shrink["sigmoid + batch norm"] > 0.1
+    out = capsys.readouterr().out
+    assert "| sigmoid | 1.8e-08 |" in out and "first / last hidden" in out
