@@ -10,7 +10,8 @@ def test_readme_model_table_is_up_to_date():
 
 
 def test_the_table_names_every_model_once_with_its_documented_runs():
-    text = model_table.table()
+    # The README's copy: the test above holds it equal to a fresh table (built once, slowly).
+    text = model_table.readme_table(model_table.README.read_text())
     for name in registry.list_models():
         assert text.count(f"| `{name}` |") == 1
     assert set(model_table.DOCUMENTED) <= set(registry.list_models())

@@ -65,17 +65,18 @@ def _missing_loop_trips(jaxpr) -> tuple[float, int]:
     return missing, uncounted
 
 
-def count_step_flops(fn, compiled, *args) -> tuple[float | None, str]:
+def count_step_flops(fn, compiled, *args, jaxpr=None) -> tuple[float | None, str]:
     """(FLOPs of one call of jitted ``fn`` on ``args``, how they were counted).
 
-    ``compiled`` is ``fn.lower(*args).compile()``. Its XLA cost analysis is corrected
+    ``compiled`` is ``fn.lower(*args).compile()`` (or the lowering alone); ``jaxpr``, fn's
+    jaxpr on ``args`` if the caller has traced it already. Its XLA cost analysis is corrected
     for ``scan`` trip counts; ``while`` loops of unknown trip count stay counted once,
     which the returned description says (give such an entry ``analytic_flops``).
     """
     total = xla_flops(compiled)
     if total is None:
         return None, "not reported by this backend"
-    missing, uncounted = _missing_loop_trips(jax.make_jaxpr(fn)(*args).jaxpr)
+    missing, uncounted = _missing_loop_trips(jaxpr or jax.make_jaxpr(fn)(*args).jaxpr)
     source = "XLA cost analysis"
     if missing:
         source += ", scan bodies x trip count"

@@ -89,10 +89,6 @@ def _example_inputs(spec, model) -> tuple:
     return x, jax.ShapeDtypeStruct((1, length), jnp.int32)
 
 
-def _concrete(args):
-    return tuple(jnp.zeros(a.shape, a.dtype) for a in args)
-
-
 def model_row(name: str) -> dict:
     """One model's figures at its default config (convolutions by XLA's own kernel, so
     FLOPs are the model's, not those of a faster algorithm)."""
@@ -101,8 +97,8 @@ def model_row(name: str) -> dict:
     model = registry.create_model(name, **overrides)
     args = _example_inputs(spec, model)
     variables = jax.eval_shape(lambda *a: model.init(jax.random.PRNGKey(0), *a), *args)
-    forward = jax.jit(lambda v, *a: model.apply(v, *a))
-    flops, _ = count_step_flops(forward, forward.lower(variables, *args), variables, *_concrete(args))
+    traced = jax.jit(lambda v, *a: model.apply(v, *a)).trace(variables, *args)  # one trace serves both
+    flops, _ = count_step_flops(None, traced.lower(), jaxpr=traced.jaxpr.jaxpr)
     result, command = DOCUMENTED.get(name, ("", ""))
     return {
         "name": name,
