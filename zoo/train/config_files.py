@@ -43,6 +43,8 @@ def read_config_file(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise ValueError(f"config file {path} does not exist")
     suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".json", ".yaml", ".yml", ".py"):
+        raise ValueError(f"config file {path}: unknown kind {suffix or '(no suffix)'}; use .json, .yaml or .py")
     try:
         if suffix == ".json":
             with open(path) as f:
@@ -52,11 +54,9 @@ def read_config_file(path: str) -> dict[str, Any]:
 
             with open(path) as f:
                 settings = yaml.safe_load(f)
-        elif suffix == ".py":
-            settings = _python_config(path)
         else:
-            raise ValueError(f"config file {path}: unknown kind {suffix or '(no suffix)'}; use .json, .yaml or .py")
-    except ValueError:
+            settings = _python_config(path)
+    except _NoGetConfig:
         raise
     except Exception as e:  # a syntax error in any of the three languages, an import error
         first = (str(e).strip().splitlines() or [""])[0][:200]
@@ -70,13 +70,17 @@ def read_config_file(path: str) -> dict[str, Any]:
     return settings
 
 
+class _NoGetConfig(ValueError):
+    pass
+
+
 def _python_config(path: str):
     spec = importlib.util.spec_from_file_location(f"_zoo_config_{abs(hash(path))}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     get_config = getattr(module, "get_config", None)
     if not callable(get_config):
-        raise ValueError(f"config file {path} defines no get_config() (the ml_collections convention)")
+        raise _NoGetConfig(f"config file {path} defines no get_config() (the ml_collections convention)")
     return get_config()
 
 
