@@ -81,6 +81,8 @@ def test_yaml_and_ml_collections_python_configs(tmp_path):
     assert load_config(tmp_path / "run.yaml") == expected
     assert load_config(tmp_path / "run.py") == expected
     assert load_config(tmp_path / "run.py", epochs=5) == dataclasses.replace(expected, epochs=5)
+    shipped = load_config(ROOT / "configs" / "mlp_digits.py")  # the README's example
+    assert shipped.model_overrides == {"hidden_sizes": (128,), "dropout_rate": 0.1} and shipped.ema == 0.99
 
 
 BAD = [
