@@ -18,8 +18,9 @@ import dataclasses
 import json
 import sys
 
-# TrainConfig field -> the command-line options that set it. With --config, the options
-# given on the command line override the file's settings (dict fields key by key).
+# TrainConfig field -> the command-line options that set it (a field not listed: the option
+# of its own name). With --config, the options given on the command line override the
+# file's settings (dict fields key by key).
 FIELD_OPTIONS = {
     "model": ("model",),
     "dataset": ("dataset",),
@@ -272,7 +273,7 @@ def resolve_config(args, argv: list[str] | None):
     if args.config is None:
         return zoo.train.TrainConfig(**settings)
     given = given_options(argv)
-    overrides = {k: v for k, v in settings.items() if given & set(FIELD_OPTIONS[k])}
+    overrides = {k: v for k, v in settings.items() if given & set(FIELD_OPTIONS.get(k, (k,)))}
     return zoo.train.load_config(args.config, **overrides)
 
 

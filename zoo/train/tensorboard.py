@@ -14,9 +14,11 @@ scalars are those of metrics.jsonl, value for value, under the same names and st
 from __future__ import annotations
 
 import glob
+import importlib
 import importlib.util
 import os
 import struct
+import sys
 
 import numpy as np
 
@@ -26,14 +28,29 @@ def available() -> bool:
     return importlib.util.find_spec("tensorboardX") is not None
 
 
+def _import_tensorboardx(name: str = "tensorboardX"):
+    """Import ``name`` from tensorboardX without torch. tensorboardX imports torch whenever
+    it is installed, only to accept torch tensors; zoo hands it NumPy arrays, and the
+    import would cost seconds and ~200 MB of resident memory in every run. Unless torch is
+    already loaded, it is hidden for the duration of the import (``import torch`` raises
+    ImportError, which tensorboardX handles)."""
+    if "torch" in sys.modules:
+        return importlib.import_module(name)
+    sys.modules["torch"] = None
+    try:
+        return importlib.import_module(name)
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+
+
 class TensorBoardLog:
     """An event file in ``logdir``. ``purge_step``: on resume, the first step written
     again, so TensorBoard drops the events of the steps the run is redoing."""
 
     def __init__(self, logdir: str, purge_step: int | None = None):
-        from tensorboardX import SummaryWriter
-
-        self._writer = SummaryWriter(logdir, purge_step=purge_step, flush_secs=30)
+        writer = _import_tensorboardx().SummaryWriter
+        self._writer = writer(logdir, purge_step=purge_step, flush_secs=30)
 
     def scalars(self, step: int, values: dict) -> None:
         for name, value in values.items():
@@ -76,8 +93,7 @@ def read_events(logdir: str) -> list:
     """Every event of the event files in ``logdir``, in the order written, as tensorboardX's
     ``Event`` protos. Reads the TFRecord framing itself (length, its CRC, the record, its
     CRC), so neither TensorFlow nor TensorBoard is needed."""
-    from tensorboardX.proto import event_pb2
-
+    event_pb2 = _import_tensorboardx("tensorboardX.proto.event_pb2")
     events = []
     for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
         with open(path, "rb") as f:
