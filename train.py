@@ -6,6 +6,9 @@ python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datase
 python train.py --workdir runs/a --resume         # continue an interrupted run
 python train.py --model resnet20 --init-from runs/a --trainable fc   # fine-tune a head
 python train.py --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0   # and id 1
+python train.py --config runs/a/config.json --workdir runs/b --epochs 5   # rerun a, one change
+python train.py --ema 0.999 --accumulate 4 --workdir runs/c   # EMA weights, 4 micro-batches per update
+python train.py --workdir runs/d --tb-histograms --profile runs/d/profile   # tensorboard --logdir runs
 """
 
 from __future__ import annotations
@@ -14,6 +17,36 @@ import argparse
 import dataclasses
 import json
 import sys
+
+# TrainConfig field -> the command-line options that set it (a field not listed: the option
+# of its own name). With --config, the options given on the command line override the
+# file's settings (dict fields key by key).
+FIELD_OPTIONS = {
+    "model": ("model",),
+    "dataset": ("dataset",),
+    "data_dir": ("data_dir",),
+    "dataset_kwargs": ("data",),
+    "model_overrides": ("set",),
+    "epochs": ("epochs",),
+    "batch_size": ("batch_size",),
+    "optimizer": ("optimizer",),
+    "learning_rate": ("lr",),
+    "optimizer_kwargs": ("opt", "schedule", "clip_norm", "l1", "l2"),
+    "augment": ("augment",),
+    "eda": ("eda",),
+    "init": ("init",),
+    "seed": ("seed",),
+    "validation_fraction": ("validation_fraction",),
+    "patience": ("patience",),
+    "target": ("target",),
+    "num_devices": ("num_devices",),
+    "init_from": ("init_from",),
+    "reset_head": ("reset_head",),
+    "trainable": ("trainable", "freeze"),  # either one replaces both
+    "frozen": ("freeze", "trainable"),
+    "ema": ("ema",),
+    "accumulate": ("accumulate",),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = argparse.ArgumentParser(
         description="Train a zoo model.", epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="start from a config file: a run's config.json, YAML, or a Python file whose "
+        "get_config() returns an ml_collections.ConfigDict; options given here override it",
     )
     p.add_argument("--model", default=defaults.model, help="registered model name (default %(default)s)")
     p.add_argument("--dataset", default=defaults.dataset, help="dataset name (default %(default)s)")
@@ -148,21 +188,57 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="how long to wait for every process to join (default %(default)s)",
     )
+    engine = p.add_argument_group("engine")
+    engine.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights, e.g. 0.999; it is what "
+        "validation, test and the saved variables use",
+    )
+    engine.add_argument(
+        "--accumulate",
+        type=int,
+        default=defaults.accumulate,
+        metavar="K",
+        help="average the gradients of K batches into one update (optax.MultiSteps); "
+        "the effective batch is K x --batch-size",
+    )
+    engine.add_argument(
+        "--tensorboard",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write TensorBoard logs into --workdir (default: on when tensorboardX is installed)",
+    )
+    engine.add_argument("--tb-histograms", action="store_true", help="log histograms of the parameters each epoch")
+    engine.add_argument(
+        "--tb-images", type=int, default=0, metavar="N", help="log N training images of each epoch's first batch"
+    )
+    engine.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="write a jax.profiler trace of a few train steps into DIR (view in TensorBoard or Perfetto)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    import jax
+def given_options(argv: list[str] | None) -> set[str]:
+    """The options (argparse dests) set on the command line ``argv``, defaults aside."""
+    parser = build_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
 
+
+def resolve_config(args, argv: list[str] | None):
+    """The run's TrainConfig: the command line's options, or with ``--config`` the file's
+    settings overridden by the options given on the command line."""
     import zoo
     from zoo.cli import parse_assignments
 
-    explicit = (args.coordinator, args.num_processes, args.process_id)
-    if args.distributed or any(v is not None for v in explicit):
-        zoo.train.sharding.initialize_distributed(*explicit, timeout_seconds=args.distributed_timeout)
-    primary = jax.process_index() == 0  # the one process that prints
     optimizer_kwargs = parse_assignments(args.opt, "--opt")
     for key, value in (("schedule", args.schedule), ("clip_norm", args.clip_norm)):
         if value is not None:
@@ -171,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         optimizer_kwargs["l1"] = args.l1
     if args.l2:
         optimizer_kwargs["l2"] = args.l2
-    config = zoo.train.TrainConfig(
+    settings = dict(
         model=args.model,
         dataset=args.dataset,
         data_dir=args.data_dir,
@@ -195,7 +271,27 @@ def main(argv: list[str] | None = None) -> int:
         reset_head=args.reset_head,
         trainable=args.trainable or (),
         frozen=args.freeze or (),
+        ema=args.ema,
+        accumulate=args.accumulate,
     )
+    if args.config is None:
+        return zoo.train.TrainConfig(**settings)
+    given = given_options(argv)
+    overrides = {k: v for k, v in settings.items() if given & set(FIELD_OPTIONS.get(k, (k,)))}
+    return zoo.train.load_config(args.config, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import jax
+
+    import zoo
+
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if args.distributed or any(v is not None for v in explicit):
+        zoo.train.sharding.initialize_distributed(*explicit, timeout_seconds=args.distributed_timeout)
+    primary = jax.process_index() == 0  # the one process that prints
+    config = resolve_config(args, argv)
     if primary:
         print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
         print(f"devices: {jax.devices()} ({jax.process_count()} process(es))", flush=True)
@@ -206,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir=args.workdir,
         resume=args.resume,
         progress=primary and not args.no_progress,
+        tensorboard=args.tensorboard,
+        log_histograms=args.tb_histograms,
+        log_images=args.tb_images,
+        profile=args.profile,
     )
     if not primary:
         return 0

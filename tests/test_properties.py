@@ -102,6 +102,8 @@ OPTIONS = {
     "--schedule": st.sampled_from(["constant", "cosine", "step", "bogus"]),
     "--patience": st.integers(-1, 2),
     "--target": st.floats(-1, 2),
+    "--ema": st.one_of(st.floats(-1, 2), st.sampled_from(["0", "1", "nan", "0.9"])),
+    "--accumulate": st.integers(-1, 5),
 }
 
 

@@ -57,6 +57,7 @@ __all__ = [
     "describe",
     "list_optimizers",
     "make_schedule",
+    "learning_rate_schedule",
     "l1_penalty",
     "l2_penalty",
     "nesterov_slide_weights",
@@ -646,6 +647,16 @@ def _resolve_learning_rate(learning_rate, schedule, schedule_kwargs) -> Learning
         # A plain float: optax scales by a constant, with no step counter in the state.
         return learning_rate
     return make_schedule(schedule, learning_rate, **(schedule_kwargs or {}))
+
+
+def learning_rate_schedule(
+    learning_rate: LearningRate, schedule: str | None = None, schedule_kwargs: dict | None = None
+) -> optax.Schedule:
+    """The learning rate `create` applies, as a function of the update count t (t = 0 for
+    the first update): what a trainer logs beside its losses."""
+    _check_learning_rate(learning_rate)
+    eta = _resolve_learning_rate(learning_rate, schedule, schedule_kwargs)
+    return eta if callable(eta) else optax.constant_schedule(eta)
 
 
 def _check_clip(key: str, value: float) -> None:

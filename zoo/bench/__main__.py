@@ -3,6 +3,7 @@
     python -m zoo.bench --model mlp --compare torch,flax
     python -m zoo.bench --model lstm --batch-size 32 --seq-len 256 --dtype bfloat16 --json out.json
     python -m zoo.bench --all --compare torch,flax      # writes benchmarks/results-<device>.md
+    python -m zoo.bench --model mlp --profile /tmp/trace  # + a jax.profiler trace of the step
 
 Exit status: 0 when every benchmark ran or is absent, 1 when one failed, 2 on a usage
 error (unknown model, bad option).
@@ -64,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--results-dir", default="benchmarks", help="where --all writes its Markdown (default benchmarks)")
+    p.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="write a jax.profiler trace of a few zoo steps (after the warmup) into DIR, "
+        "viewable in TensorBoard or Perfetto (with --all: one trace per entry, DIR/<entry>)",
+    )
     return p
 
 
@@ -73,6 +80,10 @@ def _parse_compare(text: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown --compare reference(s) {', '.join(unknown)}; valid: {', '.join(bench.REFERENCES)}")
     return names
+
+
+def _profile_dir(root: str, entry: str, every_entry: bool) -> str:
+    return str(pathlib.Path(root) / entry) if every_entry else root
 
 
 def _list_suite() -> str:
@@ -118,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     steps=args.steps,
                     rounds=args.rounds,
                     warmup=args.warmup,
+                    profile=None if args.profile is None else _profile_dir(args.profile, entry.name, args.all),
                 )
             )
     except ValueError as e:

@@ -18,6 +18,7 @@ from zoo.bench.contenders import Contender, Unavailable, device_batch, jax_conte
 from zoo.bench.flops import device_peak_bytes, matmul_peak
 from zoo.bench.suite import Entry, Workload
 from zoo.bench.timing import Ratio, Timing, device_name, time_steps
+from zoo.train.loop import PROFILE_STEPS
 
 REFERENCES = ("torch", "flax", "sklearn")
 # A ratio to a reference is a median over rounds: at least this many (DESIGN.md).
@@ -100,11 +101,14 @@ def run_entry(
     steps: int | None = None,
     rounds: int = 5,
     warmup: int = 2,
+    profile: str | None = None,
 ) -> EntryResult:
     """Benchmark ``entry`` on ``workload`` against the references in ``compare``: after
     ``warmup``, each of ``rounds`` rounds runs every contender for one untimed step (its
     predecessor's threads wind down) and ``steps`` timed ones (None: `auto_steps`). An
     unregistered model is "absent", a bad override ValueError, any other failure "failed".
+    ``profile``: a folder for a `jax.profiler` trace of the zoo's step, `PROFILE_STEPS`
+    steps after the warmup (untimed).
     """
     device = jax.devices()[0]
     base = dict(entry=entry.name, model=entry.model, device=device_name(device))
@@ -135,6 +139,10 @@ def run_entry(
             analytic = entry.analytic_flops(config, workload) if entry.analytic_flops else None
             zoo = jax_contender("zoo", model, spec.task, batch, example_shape, workload, analytic)
         warmup_times = time_steps(zoo.run_step, max(warmup, 1 if steps is None else 0))
+        if profile is not None:
+            with jax.profiler.trace(profile):
+                for _ in range(PROFILE_STEPS):
+                    zoo.run_step()
         steps = steps or auto_steps(min(warmup_times))
         base["steps"] = steps
         # Read before any reference runs: the device's peak is process-wide.

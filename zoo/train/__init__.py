@@ -1,8 +1,10 @@
 """Training engine: train state, jit'd steps per task kind, the loop, checkpoints, sharding,
-fine-tuning and freezing (`zoo.train.finetune`)."""
+fine-tuning and freezing (`zoo.train.finetune`), config files (`zoo.train.config_files`),
+TensorBoard logs (`zoo.train.tensorboard`)."""
 
 from zoo.train.checkpoint import CheckpointError
 from zoo.train.loop import EarlyStopping, FitResult, NonFiniteLossError, TrainConfig, TrainingInterrupted, evaluate, fit
+from zoo.train.config_files import load_config
 from zoo.train.state import TrainState, create_train_state
 from zoo.tasks import TASKS, Task, get_task
 
@@ -20,4 +22,5 @@ __all__ = [
     "evaluate",
     "fit",
     "get_task",
+    "load_config",
 ]

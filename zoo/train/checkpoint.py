@@ -18,6 +18,7 @@ deletes a checkpoint that cannot be read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -115,7 +116,11 @@ class Checkpointer:
         if epoch is None:
             raise CheckpointError(f"no checkpoint to resume from in {self.directory}")
         where = os.path.join(self.directory, str(epoch))
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+        target, absent = target_state, self._absent_empty_fields(target_state, epoch)
+        if absent:  # saved before those (empty) fields existed: restore the others
+            target = {f.name: getattr(target_state, f.name) for f in dataclasses.fields(target_state)}
+            target = {k: v for k, v in target.items() if k not in absent}
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
         try:
             restored = self._manager.restore(
                 epoch, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
@@ -126,7 +131,23 @@ class Checkpointer:
         missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
         if missing:
             raise CheckpointError(f"checkpoint {where} has no {', '.join(missing)} in its meta")
-        return restored["state"], meta
+        state = target_state.replace(**restored["state"]) if absent else restored["state"]
+        return state, meta
+
+    def _absent_empty_fields(self, target_state, epoch: int) -> list[str]:
+        """Fields of a dataclass ``target_state`` that are None there and absent from the
+        checkpoint (e.g. ``ema_params`` of a checkpoint written before it existed)."""
+        if not dataclasses.is_dataclass(target_state):
+            return []
+        empty = [f.name for f in dataclasses.fields(target_state) if getattr(target_state, f.name) is None]
+        if not empty:
+            return []
+        try:
+            saved = self._manager.item_metadata(epoch)["state"]
+            saved = getattr(saved, "tree", saved)
+        except Exception:  # noqa: BLE001 - the restore itself reports an unreadable checkpoint
+            return []
+        return [name for name in empty if isinstance(saved, dict) and name not in saved]
 
     def restore_latest_intact(self, target_state):
         """(state, meta, skipped) of the newest checkpoint that restores, ``skipped`` the
@@ -166,7 +187,9 @@ class Checkpointer:
 
     def restore_variables(self, epoch: int | None = None, check=None) -> dict:
         """The variables ``{"params": ..., **model_state}`` of checkpoint ``epoch`` (default:
-        latest) as NumPy arrays laid out as saved (no target state needed). Before anything
+        latest) as NumPy arrays laid out as saved (no target state needed); of a run that kept
+        a moving average of its weights (``fit(ema=...)``), those are the params, the weights
+        it evaluated. Before anything
         is allocated the saved layout must fit in memory and pass ``check(abstract_variables,
         checkpoint_path)``, which raises to refuse it."""
         ocp = _ocp()
@@ -183,7 +206,9 @@ class Checkpointer:
             raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); it was left untouched") from e
         if not isinstance(layout, dict) or "params" not in layout or "model_state" not in layout:
             raise CheckpointError(f"{where} is not a zoo training checkpoint (no params and model_state)")
-        variables_layout = {"params": layout["params"], **layout["model_state"]}
+        # The weights the run evaluated: the moving average when it kept one.
+        weights = "ema_params" if layout.get("ema_params") else "params"
+        variables_layout = {"params": layout[weights], **layout["model_state"]}
         needed = sum(
             np.prod(a.shape, dtype=np.int64) * np.dtype(a.dtype).itemsize for a in jax.tree.leaves(variables_layout)
         )
@@ -203,7 +228,7 @@ class Checkpointer:
             ]
         except Exception as e:  # orbax raises many types for unreadable files
             raise CheckpointError(f"checkpoint {where} cannot be read ({_first_line(e)}); it was left untouched") from e
-        return {"params": state["params"], **state["model_state"]}
+        return {"params": state[weights], **state["model_state"]}
 
     def close(self) -> None:
         self._manager.close()
@@ -237,17 +262,19 @@ def read_variables(path: str, check=None) -> tuple[dict, str]:
         checkpointer.close()
 
 
-def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
-    """Write ``config.json``; on resume, insist the saved config matches ``config``. Every
-    process calls this, process 0 alone writes; the others raise when it could not."""
+def write_config(workdir: str, config: dict[str, Any], *, resume: bool, defaults: dict | None = None) -> None:
+    """Write ``config.json``; on resume, insist the saved config matches ``config``. A key
+    the saved config lacks (written before the option existed) matches its value in
+    ``defaults``. Every process calls this, process 0 alone writes; the others raise when
+    it could not."""
     if jax.process_count() == 1:
-        return _write_config(workdir, config, resume=resume)
+        return _write_config(workdir, config, resume=resume, defaults=defaults)
     from jax.experimental import multihost_utils
 
     error = None
     if jax.process_index() == 0:
         try:
-            _write_config(workdir, config, resume=resume)
+            _write_config(workdir, config, resume=resume, defaults=defaults)
         except Exception as e:  # noqa: BLE001 - re-raised below, once the others know
             error = e
     failed = int(multihost_utils.broadcast_one_to_all(np.int32(error is not None)))
@@ -257,9 +284,10 @@ def write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
         raise CheckpointError(f"process 0 could not use the work dir {workdir} (its error says why)")
 
 
-def _write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None:
+def _write_config(workdir: str, config: dict[str, Any], *, resume: bool, defaults: dict | None = None) -> None:
     path = os.path.join(workdir, "config.json")
     config = json.loads(json.dumps(config, default=str))  # compare as saved (tuples -> lists)
+    defaults = json.loads(json.dumps(defaults or {}, default=str))
     if os.path.exists(path):
         with open(path) as f:
             try:
@@ -272,6 +300,7 @@ def _write_config(workdir: str, config: dict[str, Any], *, resume: bool) -> None
                 "(--resume) to continue it, or choose another work dir. Nothing was overwritten."
             )
         # The epoch budget may grow on resume; everything else must match.
+        saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
         differ = sorted(k for k in set(saved) | set(config) if k != "epochs" and saved.get(k) != config.get(k))
         if differ:
             hint = (

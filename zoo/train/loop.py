@@ -26,17 +26,21 @@ import time
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 
 from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
-from zoo.data.augment import check_images, parse_augment
+from zoo.data.augment import augment_batch, check_images, parse_augment
 from zoo.data.eda import augment_text_dataset
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
-from zoo.train.state import TrainState, create_train_state, example_inputs
+from zoo.train.state import TrainState, create_train_state, example_inputs, step_rngs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
+from zoo.train.tensorboard import TensorBoardLog, is_image_batch
+from zoo.train.tensorboard import available as tensorboard_available
 from zoo.tasks import Task, get_task
 
 logger = logging.getLogger("zoo")
@@ -77,6 +81,11 @@ class TrainConfig:
     reset_head: bool = False  # with init_from: re-initialise the output layer even if its size fits
     trainable: tuple[str, ...] = ()
     frozen: tuple[str, ...] = ()
+    # Engine options: an exponential moving average of the weights (its decay, e.g. 0.999),
+    # evaluated and saved in place of the raw weights; gradients of this many micro-batches
+    # averaged into one update (optax.MultiSteps).
+    ema: float | None = None
+    accumulate: int = 1
 
     def __post_init__(self):
         for name in ("trainable", "frozen"):  # "a,b" or ["a", "b"] -> ("a", "b")
@@ -97,6 +106,10 @@ class TrainConfig:
             raise ValueError(f"validation_fraction must be in [0, 1), got {self.validation_fraction}")
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be at least 1, got {self.patience}")
+        if self.ema is not None and not (isinstance(self.ema, (int, float)) and 0.0 < self.ema < 1.0):
+            raise ValueError(f"ema (the moving average's decay) must be in (0, 1), e.g. 0.999, got {self.ema!r}")
+        if isinstance(self.accumulate, bool) or not isinstance(self.accumulate, int) or self.accumulate < 1:
+            raise ValueError(f"accumulate (micro-batches per update) must be an integer >= 1, got {self.accumulate!r}")
 
 
 @dataclasses.dataclass
@@ -148,7 +161,8 @@ class FitResult:
 
     @property
     def variables(self) -> dict:
-        return self.state.variables
+        """What was evaluated: the moving average of the weights when the run kept one."""
+        return self.state.inference_variables
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -307,6 +321,10 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     initial_variables: dict | None = None,
+    tensorboard: bool | None = None,
+    log_histograms: bool = False,
+    log_images: int = 0,
+    profile: str | None = None,
     **overrides,
 ) -> FitResult:
     """Train ``model`` (a registered name or a flax module) on ``data``.
@@ -320,8 +338,16 @@ def fit(
     ``fit("mlp", data, epochs=5, optimizer="sgd", learning_rate=0.1)``. With ``workdir`` the
     run writes ``config.json``, ``metrics.jsonl`` and a checkpoint each epoch there;
     ``resume=True`` continues from the latest checkpoint.
+
+    Logging (`zoo.train.tensorboard`): ``tensorboard`` writes TensorBoard event files into
+    ``workdir`` (default: when there is a work dir and tensorboardX is installed);
+    ``log_histograms`` adds the parameters' histograms each epoch, ``log_images`` that many
+    training images of each epoch's first batch as the model sees them (augmented).
+    ``profile``: a folder for a `jax.profiler` trace of `PROFILE_STEPS` train steps (from
+    the second step on: the first compiles), viewable in TensorBoard or Perfetto.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
+    tensorboard = _check_logging(tensorboard, log_histograms, log_images, workdir)
     # config.json must name what was trained: a registered name, or the module's class.
     config = dataclasses.replace(config, model=model if isinstance(model, str) else type(model).__name__)
     if data is None or isinstance(data, str):
@@ -346,21 +372,38 @@ def fit(
         raise ValueError(f"model {spec.name!r} learns by a rule, which takes no augmentation")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
+    if learns_by_rule and (config.ema is not None or config.accumulate > 1):
+        raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: ema and accumulate do not apply")
     mesh = make_mesh(select_devices(config.num_devices))
 
     n_train = len(data.x_train)
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
+    # Optimizer updates in the run: one per `accumulate` micro-batches (steps).
+    run_updates = config.epochs * steps_per_epoch // config.accumulate
+    if run_updates < 1:
+        raise ValueError(
+            f"accumulate={config.accumulate} micro-batches per update, but the run has only "
+            f"{config.epochs * steps_per_epoch} steps: no update would be made"
+        )
     optimizer_kwargs = dict(config.optimizer_kwargs)
-    schedule_length = None  # steps, when the schedule's length follows from config.epochs
+    schedule_length = None  # updates, when the schedule's length follows from config.epochs
     schedule_kwargs = optimizer_kwargs.get("schedule_kwargs") or {}
     if optimizer_kwargs.get("schedule") in ("cosine", "warmup_cosine") and "decay_steps" not in schedule_kwargs:
         # The run knows its length: decay over all of it unless told otherwise.
-        schedule_length = config.epochs * steps_per_epoch
+        schedule_length = run_updates
         optimizer_kwargs["schedule_kwargs"] = {"decay_steps": schedule_length, **schedule_kwargs}
     tx = optim.create(config.optimizer, config.learning_rate, num_examples=n_train, **optimizer_kwargs)
+    # The learning rate of each update, as the optimizer evaluates it: logged per step.
+    learning_rate = optim.learning_rate_schedule(
+        config.learning_rate, optimizer_kwargs.get("schedule"), optimizer_kwargs.get("schedule_kwargs")
+    )
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
+    if config.accumulate > 1:
+        # Averages the gradients of `accumulate` steps, then makes one update with them;
+        # the optimizer's own count (and so its schedule) advances once per update.
+        tx = optax.MultiSteps(tx, every_k_schedule=config.accumulate)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
     inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:], data.y_train.dtype)
     try:
@@ -376,6 +419,8 @@ def fit(
         )
         params = variables.pop("params")
         state = state.replace(params=params, model_state=variables, opt_state=tx.init(params))
+    if config.ema is not None:  # the average starts at the initial weights (a copy: the step donates both)
+        state = state.replace(ema_params=jax.tree.map(jnp.copy, state.params))
     keep_state = (
         finetune.frozen_state(
             {k: state.model_state[k] for k in state.mutable},
@@ -388,37 +433,109 @@ def fit(
     train_step = (
         _learning_rule_step(spec, module, task, config)
         if learns_by_rule
-        else make_train_step(module, task, tx, keep_state, augment)
+        else make_train_step(module, task, tx, keep_state, augment, ema_decay=config.ema, accumulate=config.accumulate)
     )
     eval_step = make_eval_step(module, task)
 
     stopper = EarlyStopping(task.mode, config.patience, config.min_delta, config.target, config.min_weight_change)
     if resume and workdir is None:
         raise ValueError("resume=True needs a workdir to resume from")
-    run = _Run(workdir, config, module, resume, schedule_length)
+    logs = _Logs(
+        learning_rate=None if learns_by_rule else learning_rate,
+        accumulate=config.accumulate,
+        tensorboard=tensorboard,
+        histograms=log_histograms,
+        images=log_images if is_image_batch(data.x_train[:1]) else 0,
+        augment=augment,
+    )
+    run = _Run(workdir, config, module, resume, schedule_length, logs)
+    profiler = _Profiler(profile) if profile is not None else None
     # Ctrl-C from here on stops at the next step boundary, with a checkpoint.
     with run.lock():
-        with _Interrupt() as interrupt:
-            bar = None
-            try:
-                state, stopper, start = run.start(state, stopper)
-                state = replicate(state, mesh)
-                bar = _progress_bar(progress, config.epochs, steps_per_epoch, start.epoch, start.batches)
-                state, stop_reason = _train_epochs(
-                    state, train_step, eval_step, data, config, mesh, task, stopper, run, start, bar, interrupt
-                )
-            finally:
-                if bar is not None:
-                    bar.close()
-                run.close()
+        try:
+            with _Interrupt() as interrupt:
+                bar = None
+                try:
+                    state, stopper, start = run.start(state, stopper)
+                    state = replicate(state, mesh)
+                    bar = _progress_bar(progress, config.epochs, steps_per_epoch, start.epoch, start.batches)
+                    state, stop_reason = _train_epochs(
+                        state,
+                        train_step,
+                        eval_step,
+                        data,
+                        config,
+                        mesh,
+                        task,
+                        stopper,
+                        run,
+                        start,
+                        bar,
+                        interrupt,
+                        profiler,
+                    )
+                finally:
+                    if bar is not None:
+                        bar.close()
+                    if profiler is not None:
+                        profiler.close()
+                    run.close()
 
-        test_metrics = None
-        if data.x_test is not None and len(data.x_test):
-            test_metrics = _eval(
-                eval_step, task, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh
-            )
-            run.log({"event": "test", **test_metrics})
+            test_metrics = None
+            if data.x_test is not None and len(data.x_test):
+                test_metrics = _eval(
+                    eval_step, task, state.inference_variables, data.x_test, data.y_test, config.eval_batch_size, mesh
+                )
+                run.log({"event": "test", **test_metrics})
+                run.log_scalars(int(state.step), {f"test_{k}": v for k, v in test_metrics.items()})
+        finally:
+            run.close_tensorboard()
     return FitResult(module, state, run.history, test_metrics, stop_reason, task, config)
+
+
+# Train steps a `fit(profile=...)` trace covers.
+PROFILE_STEPS = 5
+
+
+class _Profiler:
+    """A `jax.profiler` trace into ``logdir`` of `PROFILE_STEPS` train steps, starting
+    after the run's first step (which compiles) has finished."""
+
+    def __init__(self, logdir: str, steps: int = PROFILE_STEPS):
+        self.logdir, self.steps, self.active, self.done = os.fspath(logdir), steps, False, False
+
+    def after_step(self, steps_run: int, state) -> None:
+        """Called after each step with the number of steps this call of `fit` has run."""
+        if self.done:
+            return
+        if steps_run == 1:
+            jax.block_until_ready(state)
+            jax.profiler.start_trace(self.logdir)
+            self.active = True
+        elif steps_run == 1 + self.steps:
+            jax.block_until_ready(state)
+            self.close()
+
+    def close(self) -> None:
+        if self.active:
+            jax.profiler.stop_trace()
+            self.active = False
+        self.done = True
+
+
+def _check_logging(tensorboard: bool | None, log_histograms: bool, log_images: int, workdir) -> bool:
+    """Whether to write TensorBoard logs; ValueError when what was asked cannot be done."""
+    if tensorboard is None:
+        tensorboard = workdir is not None and tensorboard_available()
+    if tensorboard and workdir is None:
+        raise ValueError("TensorBoard logs are written into the work dir: give a workdir (--workdir)")
+    if tensorboard and not tensorboard_available():
+        raise ValueError("TensorBoard logs need tensorboardX: pip install tensorboardX (or zoo[tensorboard])")
+    if (log_histograms or log_images) and not tensorboard:
+        raise ValueError("histograms and images are TensorBoard logs: they need tensorboard on and a workdir")
+    if isinstance(log_images, bool) or not isinstance(log_images, int) or log_images < 0:
+        raise ValueError(f"log_images (images per epoch) must be an integer >= 0, got {log_images!r}")
+    return bool(tensorboard)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -459,17 +576,46 @@ class _Start:
     stopped: bool = False
 
 
+@dataclasses.dataclass
+class _Logs:
+    """What a run logs besides its epoch metrics."""
+
+    learning_rate: Any = None  # optax schedule of the update count; None for learning rules
+    accumulate: int = 1  # steps per optimizer update
+    tensorboard: bool = False
+    histograms: bool = False
+    images: int = 0  # training images per epoch, when the inputs are images
+    augment: Any = ()  # the augmentation pipeline, to show images as the model sees them
+
+    def step_records(self, epoch: int, first_step: int, sums: list) -> list[dict]:
+        """One metrics.jsonl line per step of ``sums`` (host copies of the steps' metric
+        sums), the first being step ``first_step + 1``: its training loss and, for a
+        gradient-trained model, the learning rate of the update it takes part in."""
+        records = []
+        for i, s in enumerate(sums):
+            step = first_step + i + 1
+            record = {"event": "step", "epoch": epoch, "step": step, "batch_loss": float(s["loss"] / s["count"])}
+            if self.learning_rate is not None:
+                record["learning_rate"] = float(self.learning_rate((step - 1) // self.accumulate))
+            records.append(record)
+        return records
+
+
 class _Run:
     """A run's work dir: config, lock, checkpoints and the metrics log, kept in agreement.
 
     The metrics log is the history: an epoch's line is written before its checkpoint, and
     resuming cuts the log back to the restored epoch, so a kill between the two, or a
     fallback to an older checkpoint, never leaves a line without its checkpoint or the
-    reverse. Without a work dir every method is a no-op and the history lives in memory.
+    reverse. Per-step lines ("event": "step") are written with their epoch's line and cut
+    back with it. TensorBoard events mirror the log (a resumed run purges the steps it
+    redoes). Without a work dir every method is a no-op and the history lives in memory.
     """
 
-    def __init__(self, workdir, config, module, resume, schedule_length):
+    def __init__(self, workdir, config, module, resume, schedule_length, logs: _Logs | None = None):
         self.workdir, self.config, self.resume = workdir, config, resume
+        self.logs = logs or _Logs()
+        self.board: TensorBoardLog | None = None
         self.saved_config = {**dataclasses.asdict(config), "module": repr(module), "schedule_length": schedule_length}
         self.history: list[dict] = []
         self.checkpointer = None
@@ -486,12 +632,14 @@ class _Run:
         start = _Start()
         if self.workdir is None:
             return state, stopper, start
-        write_config(self.workdir, self.saved_config, resume=self.resume)
+        write_config(self.workdir, self.saved_config, resume=self.resume, defaults=dataclasses.asdict(TrainConfig()))
         self.checkpointer = Checkpointer(self.workdir)
         if not self.resume or not self.checkpointer.epochs():
             self._rewrite_log(last_epoch=0)
+            self._open_tensorboard(purge_step=None)
             return state, stopper, start
         state, meta, skipped = self.checkpointer.restore_latest_intact(state)
+        self._open_tensorboard(purge_step=int(state.step) + 1)
         if skipped and self.leader:  # one process moves them; every process skipped them
             moved = self.checkpointer.move_aside([epoch for epoch, _ in skipped])
             for (epoch, reason), path in zip(skipped, moved):
@@ -536,16 +684,43 @@ class _Run:
                         and record["epoch"] <= last_epoch
                     ):
                         kept.append(record)
-        self.history = kept
+        self.history = [r for r in kept if "event" not in r]
         tmp = self.metrics_path + ".tmp"
         with open(tmp, "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in kept)
         os.replace(tmp, self.metrics_path)
 
     def log(self, record: dict) -> None:
+        self.log_lines([record])
+
+    def log_lines(self, records: list[dict]) -> None:
         if self.metrics_path is not None:
             with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+                f.writelines(json.dumps(r) + "\n" for r in records)
+
+    def _open_tensorboard(self, purge_step: int | None) -> None:
+        if self.logs.tensorboard and self.leader:
+            self.board = TensorBoardLog(self.workdir, purge_step=purge_step)
+
+    def log_scalars(self, step: int, values: dict) -> None:
+        if self.board is not None:
+            self.board.scalars(step, values)
+
+    def end_steps(self, epoch: int, first_step: int, sums: list, state, first_batch) -> None:
+        """Log an epoch's steps (``sums`` on the host); ``first_batch``: the epoch's first
+        batch and its step number, for images (None on a resumed epoch)."""
+        records = self.logs.step_records(epoch, first_step, sums)
+        self.log_lines(records)
+        if self.board is None:
+            return
+        for record in records:
+            self.board.scalars(record["step"], {k: v for k, v in record.items() if k not in ("event", "epoch", "step")})
+        if self.logs.images and first_batch is not None:
+            batch, step = first_batch
+            x = batch["x"]
+            if self.logs.augment:  # the step's own augmentation key: the images the model saw
+                x = augment_batch(step_rngs(state.rng, step)["augment"], x, self.logs.augment)
+            self.board.images(step + 1, "train_inputs", np.asarray(x)[: self.logs.images])
 
     def _save(self, epoch: int, state, meta: dict) -> None:
         """Checkpoint ``epoch``, replacing the partial save of an interrupted ``epoch``."""
@@ -556,6 +731,13 @@ class _Run:
     def end_epoch(self, record: dict, state, stopper, reason) -> None:
         self.history.append(record)
         self.log(record)  # before the checkpoint: see the class docstring
+        if self.board is not None:
+            self.board.scalars(record["step"], {k: v for k, v in record.items() if k not in ("epoch", "step")})
+            if self.logs.histograms:
+                self.board.histograms(record["step"], jax.device_get(state.params))
+                if state.ema_params is not None:
+                    self.board.histograms(record["step"], jax.device_get(state.ema_params), prefix="ema_params")
+            self.board.flush()
         if self.checkpointer is not None:
             epoch = record["epoch"]
             meta = {"epoch": epoch, "early_stopping": stopper.state_dict(), "stopped": reason is not None}
@@ -579,11 +761,19 @@ class _Run:
         if self.checkpointer is not None:
             self.checkpointer.close()
 
+    def close_tensorboard(self) -> None:
+        if self.board is not None:
+            self.board.close()
+            self.board = None
 
-def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stopper, run, start, bar, interrupt):
+
+def _train_epochs(
+    state, train_step, eval_step, data, config, mesh, task, stopper, run, start, bar, interrupt, profiler=None
+):
     """The epoch loop; returns (state, stop reason)."""
     if start.stopped:
         return state, start.stop_reason
+    steps_run = 0
     for epoch in range(start.epoch, config.epochs + 1):
         t0 = time.perf_counter()
         # A host copy of the weights only when a stopping rule needs their change.
@@ -599,22 +789,43 @@ def _train_epochs(state, train_step, eval_step, data, config, mesh, task, stoppe
             epoch=epoch,
             drop_remainder=config.drop_remainder,
         )
+        first_batch = None
         for b in itertools.islice(batches, skip, None):
+            if not sums and run.logs.images:
+                first_batch = (b, int(state.step))
             state, s = train_step(state, shard_batch(b, mesh))
             sums.append(s)
+            steps_run += 1
+            if profiler is not None:
+                profiler.after_step(steps_run, state)
             if bar is not None:
                 bar.update(1)
                 if len(sums) % 10 == 1:
                     bar.set_postfix(epoch=epoch, loss=f"{float(s['loss'] / s['count']):.4f}")
             if interrupt.requested:
                 raise TrainingInterrupted("interrupted: " + run.save_partial(epoch, len(sums), sums, state, stopper))
+        sums = jax.device_get(sums)  # waits for the epoch's steps
+        train_seconds = time.perf_counter() - t0
         _check_finite(sums, first_step, epoch)
+        run.end_steps(epoch, first_step, sums, state, first_batch)
         record = {"epoch": epoch, "step": int(state.step), **_epoch_metrics(sums, task, "train_")}
         if data.x_val is not None:
             record.update(
-                _eval(eval_step, task, state.variables, data.x_val, data.y_val, config.eval_batch_size, mesh, "val_")
+                _eval(
+                    eval_step,
+                    task,
+                    state.inference_variables,
+                    data.x_val,
+                    data.y_val,
+                    config.eval_batch_size,
+                    mesh,
+                    "val_",
+                )
             )
         record["epoch_seconds"] = time.perf_counter() - t0
+        # Training throughput: the epoch's examples over the time its steps took (a resumed
+        # epoch counts only the steps run now).
+        record["examples_per_second"] = float(sum(float(s["count"]) for s in sums[skip:])) / max(train_seconds, 1e-9)
         if bar is not None:
             bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k.startswith(("train_loss", "val_"))})
         weight_change = None if old_params is None else _relative_change(jax.device_get(state.params), old_params)

@@ -23,17 +23,25 @@ class TrainState:
     """step: scalar int32; params: the "params" collection; model_state: every other
     collection (e.g. "batch_stats"); opt_state: the optax state; rng: a PRNG key from
     which each step's randomness is folded in by step number (so a resumed run draws the
-    same numbers as an uninterrupted one)."""
+    same numbers as an uninterrupted one); ema_params: the exponential moving average of
+    params when the run keeps one (``fit(ema=...)``), else None."""
 
     step: jax.Array
     params: Any
     model_state: Any
     opt_state: Any
     rng: jax.Array
+    ema_params: Any = None
 
     @property
     def variables(self) -> dict:
         return {"params": self.params, **self.model_state}
+
+    @property
+    def inference_variables(self) -> dict:
+        """The variables to evaluate and export: the moving average of the weights when
+        the run keeps one (with the live model state, e.g. batch-norm statistics)."""
+        return {"params": self.params if self.ema_params is None else self.ema_params, **self.model_state}
 
     @property
     def mutable(self) -> list[str]:

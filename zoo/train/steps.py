@@ -25,12 +25,24 @@ def masked_sums(per_example: dict, mask) -> dict:
     return sums
 
 
-def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_state=None, augment: Pipeline = ()):
+def make_train_step(
+    model,
+    task: Task,
+    tx: optax.GradientTransformation,
+    keep_state=None,
+    augment: Pipeline = (),
+    *,
+    ema_decay: float | None = None,
+    accumulate: int = 1,
+):
     """``step(state, batch) -> (state, sums)``: one gradient step on the masked mean loss.
 
     ``keep_state``: a tree like the model state of bools (`zoo.train.finetune.frozen_state`);
     variables marked True keep their value (frozen layers' batch-norm statistics).
-    ``augment``: a `zoo.data.augment` pipeline applied to the batch's images first."""
+    ``augment``: a `zoo.data.augment` pipeline applied to the batch's images first.
+    ``ema_decay``: keep ``state.ema_params`` <- d * ema + (1 - d) * params after each
+    update the optimizer applies (`optax.incremental_update`); with ``accumulate`` = k
+    (``tx`` an `optax.MultiSteps` of k micro-batches) that is every k-th step."""
 
     def train_step(state: TrainState, batch):
         mask = batch["mask"]
@@ -59,11 +71,20 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, keep_st
                 else v
                 for k, v in new_model_state.items()
             }
+        params = optax.apply_updates(state.params, updates)
+        ema_params = state.ema_params
+        if ema_decay is not None:
+            # MultiSteps applies the summed update on the k-th micro-batch, counted from
+            # step 0 as state.step is; in between the weights stand still.
+            applied = (state.step + 1) % accumulate == 0
+            averaged = optax.incremental_update(params, ema_params, step_size=1.0 - ema_decay)
+            ema_params = jax.tree.map(lambda new, old: jnp.where(applied, new, old), averaged, ema_params)
         state = state.replace(
             step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
+            params=params,
             model_state={**state.model_state, **new_model_state},
             opt_state=opt_state,
+            ema_params=ema_params,
         )
         return state, masked_sums(per_example, mask)
 
