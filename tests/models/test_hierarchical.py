@@ -161,3 +161,18 @@ def test_spectral_clustering_of_a_confusion_matrix_recovers_its_blocks():
         coarse_categories(confusion, 10)
     with pytest.raises(ValueError, match="superclass_map must give each of the 10 classes"):
         zoo.create_model("hdcnn", superclass_map=(0, 2))
+
+
+def test_hal_trains_a_lenet5_backbone_through_its_features():
+    """HAL on a CNN: LeNet-5's forward_features (its 16 x 5 x 5 feature maps, flattened)
+    feed the superclass head and the classifier; digits at 28x28, 600 examples, 3 epochs."""
+    from zoo.experiments.hal import train_subset
+
+    data = train_subset(zoo.data.load_dataset("digits", image_size=28), 600)
+    overrides = {"backbone": "lenet5", "case": "case4", "backbone_config": (("conv_impl", "xla"),)}
+    result = zoo.fit(
+        "hal", data, model_overrides=overrides, epochs=3, learning_rate=3e-3, validation_fraction=0.0, progress=False
+    )
+    assert result.variables["params"]["classifier"]["kernel"].shape == (400 + 3, 10)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.test_metrics["accuracy"] > 0.5 and result.test_metrics["superclass_accuracy"] > 0.6
