@@ -10,9 +10,10 @@ user supplies the files (zoo never downloads).
 
 Preprocessing (Kim, Lee & Huang 2018, "A scalable deep neural network architecture for
 multi-building and multi-floor indoor localization based on Wi-Fi fingerprinting"): an
-undetected access point reads as -110 dBm, below any detected one; the paper then
-standardises each fingerprint, here the strengths are scaled to [0, 1] instead
-(``(rssi + 110) / 110``), so that a sigmoid autoencoder layer can reconstruct them.
+undetected access point reads as -110 dBm, below any detected one; the paper's code then
+standardises each fingerprint (scikit-learn ``scale(axis=1)``), here the strengths are
+scaled to [0, 1] instead (``(rssi + 110) / 110``), one fixed map for every split, which a
+sigmoid autoencoder layer can also reconstruct.
 """
 
 from __future__ import annotations
