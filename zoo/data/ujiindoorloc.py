@@ -131,7 +131,8 @@ def generate_fingerprints(
         raise ValueError(f"num_examples must be >= 1, got {num_examples!r}")
     if noise_db < 0 or floor_loss_db < 0:
         raise ValueError(f"noise_db and floor_loss_db must be >= 0, got {noise_db!r} and {floor_loss_db!r}")
-    # Every building-floor as (building, floor); access point i sits on building-floor i mod 13.
+    # Every building-floor as (building, floor); access point i sits on building-floor
+    # i mod (number of building-floors).
     building_floors = np.array([(b, f) for b in range(len(counts)) for f in range(counts[b])])
     ap_place = _positions(
         np.random.default_rng(site_seed), building_floors[np.arange(NUM_ACCESS_POINTS) % len(building_floors)]
