@@ -103,6 +103,8 @@ def _mapping(table: str, case: str, num_classes: int, superclass_map: tuple) -> 
     """The superclass of each class: ``superclass_map`` when given, else `superclass_of`."""
     if not superclass_map:
         return superclass_of(table, case, num_classes)
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in superclass_map):
+        raise ValueError(f"superclass_map must hold integer superclasses, got {tuple(superclass_map)}")
     mapping = np.asarray(superclass_map, np.int32)
     if mapping.shape != (num_classes,) or sorted(set(mapping.tolist())) != list(range(mapping.max() + 1)):
         raise ValueError(
