@@ -60,3 +60,9 @@ def test_energy_capacity_plot(capsys, tmp_path):
     ns = runpy.run_path(os.path.join(ROOT, "scripts", "energy_experiments.py"))
     exact, wrong = ns["capacity_curve"](100, [0.05, 0.3], seeds=1)
     assert exact[0] == 1.0 and wrong[0] == 0.0 and exact[1] < 0.5 and wrong[1] > 0.05
+
+
+def test_localisation_experiment_quick(capsys):
+    out = run_script("localisation_experiment.py", ["--quick"], capsys)
+    assert "| wifi_fingerprints, 120 / 60, 1 seeds | building accuracy | floor accuracy |" in out
+    assert "| multi-label (paper) |" in out and "| hierarchical |" in out

@@ -126,6 +126,42 @@ def _hierarchical_classification(outputs, batch):
     return metrics
 
 
+def _building_floor(outputs, batch):
+    """Building and floor from one fingerprint (Kim, Lee & Huang 2018). batch["y"] (B,) is
+    the building-floor class; ``outputs`` holds ``building_of`` and ``floor_of`` (C,) (each
+    class's building and floor), ``building_logits`` (B, NB), ``floor_logits`` (B, NB, F)
+    (each building's floor scores; a model with one floor classifier repeats it) and
+    ``multilabel`` (): True for the paper's multi-label output (sigmoid units, loss the
+    binary cross-entropy of the building one-hot plus that of the floor one-hot), False for
+    softmax heads (loss CE(building) + CE(the true building's floor head)).
+
+    The prediction reads the building head, then the predicted building's floor scores.
+    Metrics: ``building_accuracy``, ``floor_accuracy`` (the floor number right, whatever
+    the building) and ``accuracy`` (both right: the building-floor class)."""
+    labels = batch["y"].astype(jnp.int32)
+    building, floor = outputs["building_of"][labels], outputs["floor_of"][labels]
+    building_logits, floor_logits = outputs["building_logits"], outputs["floor_logits"]
+    rows = jnp.arange(labels.shape[0])
+    true_floor_logits = floor_logits[rows, building]  # (B, F)
+    building_hot = jax.nn.one_hot(building, building_logits.shape[-1])
+    floor_hot = jax.nn.one_hot(floor, floor_logits.shape[-1])
+    multilabel = jnp.sum(optax.sigmoid_binary_cross_entropy(building_logits, building_hot), -1) + jnp.sum(
+        optax.sigmoid_binary_cross_entropy(true_floor_logits, floor_hot), -1
+    )
+    softmax = optax.softmax_cross_entropy(building_logits, building_hot) + optax.softmax_cross_entropy(
+        true_floor_logits, floor_hot
+    )
+    predicted_building = jnp.argmax(building_logits, -1)
+    predicted_floor = jnp.argmax(floor_logits[rows, predicted_building], -1)
+    building_right, floor_right = predicted_building == building, predicted_floor == floor
+    return {
+        "loss": jnp.where(outputs["multilabel"], multilabel, softmax),
+        "accuracy": (building_right & floor_right).astype(jnp.float32),
+        "building_accuracy": building_right.astype(jnp.float32),
+        "floor_accuracy": floor_right.astype(jnp.float32),
+    }
+
+
 def _reconstruction(outputs, batch):
     """The target is the input itself, ``batch["x"]`` (B, *shape).
 
@@ -187,6 +223,7 @@ TASKS: dict[str, Task] = {
     "classification": Task("classification", _classification, "accuracy", "max"),
     "regression": Task("regression", _regression, "loss", "min"),
     "hierarchical_classification": Task("hierarchical_classification", _hierarchical_classification, "accuracy", "max"),
+    "building_floor": Task("building_floor", _building_floor, "accuracy", "max"),
     "reconstruction": Task("reconstruction", _reconstruction, "reconstruction_error", "min"),
     "segmentation": Task("segmentation", _segmentation, "mean_iou", "max", summarize=_mean_iou),
     "sequence_to_sequence": Task(

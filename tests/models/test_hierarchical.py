@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.models.hierarchical import SUPERCLASS_CASES, superclass_of
+from zoo.models.hierarchical import SUPERCLASS_CASES, coarse_categories, superclass_of
 from zoo.tasks import get_task
 
 # surf2019-cha-rnn-hierarchical-b, "Hierarchical Auxiliary Learning", as printed (the
@@ -136,3 +136,43 @@ def test_hdcnn_averages_the_fine_classifiers_by_the_coarse_probabilities():
 def test_hdcnn_trains_on_digits():
     result = zoo.fit("hdcnn", "digits", epochs=3, progress=False)
     assert result.test_metrics["accuracy"] > 0.85 and result.test_metrics["superclass_accuracy"] > 0.85
+
+
+def test_spectral_clustering_of_a_confusion_matrix_recovers_its_blocks():
+    """HD-CNN's coarse categories: classes confused with each other (blocks {0, 4, 7},
+    {1, 2, 9}, {3, 5, 6, 8}, rows and columns interleaved) end in one superclass; the
+    groups are numbered by their smallest class, and hdcnn takes the mapping."""
+    blocks = [(0, 4, 7), (1, 2, 9), (3, 5, 6, 8)]
+    rng = np.random.default_rng(0)
+    confusion = rng.integers(0, 3, (10, 10)).astype(float)  # stray confusions
+    for block in blocks:
+        confusion[np.ix_(block, block)] += rng.integers(20, 40, (len(block), len(block)))
+    confusion[np.arange(10), np.arange(10)] += 300  # mostly right
+    mapping = coarse_categories(confusion, 3)
+    assert [set(np.flatnonzero(mapping == g).tolist()) for g in range(3)] == [set(b) for b in blocks]
+    model = zoo.create_model(
+        "hdcnn", input_shape=(4,), backbone_config=(("hidden_sizes", (6,)),), superclass_map=tuple(mapping)
+    )
+    x = jnp.ones((2, 4))
+    out = model.apply(model.init(jax.random.PRNGKey(0), x), x)
+    assert out["aux_logits"].shape == (2, 3)
+    np.testing.assert_array_equal(out["superclass_of"], mapping)
+    with pytest.raises(ValueError, match="num_groups must be in"):
+        coarse_categories(confusion, 10)
+    with pytest.raises(ValueError, match="superclass_map must give each of the 10 classes"):
+        zoo.create_model("hdcnn", superclass_map=(0, 2))
+
+
+def test_hal_trains_a_lenet5_backbone_through_its_features():
+    """HAL on a CNN: LeNet-5's forward_features (its 16 x 5 x 5 feature maps, flattened)
+    feed the superclass head and the classifier; digits at 28x28, 600 examples, 3 epochs."""
+    from zoo.experiments.hal import train_subset
+
+    data = train_subset(zoo.data.load_dataset("digits", image_size=28), 600)
+    overrides = {"backbone": "lenet5", "case": "case4", "backbone_config": (("conv_impl", "xla"),)}
+    result = zoo.fit(
+        "hal", data, model_overrides=overrides, epochs=3, learning_rate=3e-3, validation_fraction=0.0, progress=False
+    )
+    assert result.variables["params"]["classifier"]["kernel"].shape == (400 + 3, 10)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert result.test_metrics["accuracy"] > 0.5 and result.test_metrics["superclass_accuracy"] > 0.6

@@ -31,6 +31,10 @@ DOCUMENTED = {
         "python train.py --model lenet5 --data image_size=28 --epochs 50 --batch-size 32 --optimizer adamw "
         "--opt weight_decay=0.05 --lr 2e-3 --schedule cosine --validation-fraction 0",
     ),
+    "building_floor_dnn": (
+        "wifi_fingerprints test building-floor accuracy 0.986 (building 1.000)",
+        "python train.py --model building_floor_dnn --dataset wifi_fingerprints --epochs 20",
+    ),
     "text_cnn": ("sentiment test accuracy 0.978", "python train.py --model text_cnn --dataset sentiment --epochs 5"),
     "attention_lstm": (
         "sentiment test accuracy 1.000",

@@ -8,7 +8,8 @@
 Modules: `base` (the Dataset record), `catalog` (name -> loader), `sources` (scikit-learn,
 IDX and TFDS loaders), `idx` (the IDX file format), `synthetic` (generated tasks),
 `batching` (epoch order and batches), `text` (tokenizer, vocabulary, word vectors),
-`sentiment` (the generated sentiment task), `imdb` (IMDB reviews from TFDS). Importing
+`sentiment` (the generated sentiment task), `imdb` (IMDB reviews from TFDS),
+`ujiindoorloc` (Wi-Fi fingerprints: the UJIIndoorLoc CSV files and generated ones). Importing
 this package imports neither scikit-learn nor tensorflow_datasets; the loaders do, when
 called.
 """

@@ -1,3 +1,13 @@
 """Model families. Importing this package registers every model (see zoo.registry)."""
 
-from zoo.models import autoencoders, cnn, convlstm, energy, hierarchical, perceptron, recurrent, seq2seq  # noqa: F401
+from zoo.models import (  # noqa: F401
+    autoencoders,
+    cnn,
+    convlstm,
+    energy,
+    hierarchical,
+    localisation,
+    perceptron,
+    recurrent,
+    seq2seq,
+)

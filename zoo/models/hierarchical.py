@@ -77,6 +77,43 @@ def superclass_of(table: str, case: str, num_classes: int = 10) -> np.ndarray:
     return mapping
 
 
+def coarse_categories(confusion, num_groups: int, *, seed: int = 0) -> np.ndarray:
+    """HD-CNN's coarse categories (Yan et al. 2015, section 4.1): classes a classifier
+    confuses with each other share a superclass. ``confusion`` (C, C): counts or rates,
+    row = true class, column = predicted; its symmetrised ``(F + F^T) / 2`` is the
+    affinity of spectral clustering (scikit-learn ``SpectralClustering``,
+    ``affinity="precomputed"``) into ``num_groups`` groups. Returns ``(C,)`` int32 in
+    `superclass_of`'s form, groups numbered in order of their smallest class, for
+    ``create_model("hdcnn", superclass_map=tuple(...))``."""
+    from sklearn.cluster import SpectralClustering
+
+    f = np.asarray(confusion, np.float64)
+    if f.ndim != 2 or f.shape[0] != f.shape[1] or (f < 0).any() or not np.isfinite(f).all():
+        raise ValueError(f"confusion must be a square matrix of non-negative counts, got shape {f.shape}")
+    if not 2 <= int(num_groups) < f.shape[0]:
+        raise ValueError(f"num_groups must be in [2, {f.shape[0]}) for {f.shape[0]} classes, got {num_groups}")
+    affinity = (f + f.T) / 2
+    labels = SpectralClustering(int(num_groups), affinity="precomputed", random_state=seed).fit_predict(affinity)
+    first_class = {group: np.flatnonzero(labels == group)[0] for group in np.unique(labels)}
+    order = {group: rank for rank, group in enumerate(sorted(first_class, key=first_class.get))}
+    return np.array([order[g] for g in labels], np.int32)
+
+
+def _mapping(table: str, case: str, num_classes: int, superclass_map: tuple) -> np.ndarray:
+    """The superclass of each class: ``superclass_map`` when given, else `superclass_of`."""
+    if not superclass_map:
+        return superclass_of(table, case, num_classes)
+    if not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in superclass_map):
+        raise ValueError(f"superclass_map must hold integer superclasses, got {tuple(superclass_map)}")
+    mapping = np.asarray(superclass_map, np.int32)
+    if mapping.shape != (num_classes,) or sorted(set(mapping.tolist())) != list(range(mapping.max() + 1)):
+        raise ValueError(
+            f"superclass_map must give each of the {num_classes} classes a superclass 0..K-1 "
+            f"(every superclass used), got {tuple(superclass_map)}"
+        )
+    return mapping
+
+
 class HAL(nn.Module):
     """Any registered backbone's ``forward_features`` -> auxiliary superclass head -> final
     classifier on the features and the auxiliary scores: (B, *input_shape) ->
@@ -85,8 +122,10 @@ class HAL(nn.Module):
 
     ``backbone``: a registered model name (``backbone_config``: its overrides as
     ``((key, value), ...)``); ``superclasses``/``case``: the superclass table and case
-    (`SUPERCLASS_CASES`); ``fusion``: "softmax" (the scores as probabilities, the seed's
-    reading) or "logits"; ``aux_weight``: lambda of the superclass loss.
+    (`SUPERCLASS_CASES`), or ``superclass_map`` (each class's superclass, e.g. from
+    `coarse_categories`) in their place; ``fusion``: "softmax" (the scores as
+    probabilities, the seed's reading) or "logits"; ``aux_weight``: lambda of the
+    superclass loss.
     """
 
     input_shape: tuple[int, ...] = (8, 8, 1)
@@ -95,12 +134,13 @@ class HAL(nn.Module):
     backbone_config: tuple = ()
     superclasses: str = "digits"
     case: str = "case1"
+    superclass_map: tuple[int, ...] = ()
     fusion: str = "softmax"
     aux_weight: float = 1.0
 
     def __post_init__(self):
         get_spec(self.backbone)
-        superclass_of(self.superclasses, self.case, self.num_classes)
+        _mapping(self.superclasses, self.case, self.num_classes, self.superclass_map)
         if self.fusion not in ("softmax", "logits"):
             raise ValueError(f"fusion must be 'softmax' or 'logits', got {self.fusion!r}")
         if not self.aux_weight >= 0:
@@ -110,7 +150,7 @@ class HAL(nn.Module):
     def setup(self):
         overrides: dict[str, Any] = {**dict(self.backbone_config), "input_shape": tuple(self.input_shape)}
         self.features = create_model(self.backbone, **overrides)
-        self.mapping = superclass_of(self.superclasses, self.case, self.num_classes)
+        self.mapping = _mapping(self.superclasses, self.case, self.num_classes, self.superclass_map)
         self.aux = nn.Dense(int(self.mapping.max()) + 1)
         self.classifier = nn.Dense(self.num_classes)
 
@@ -145,6 +185,9 @@ class HDCNN(nn.Module):
     superclasses, as HD-CNN pretrains it) plus the coarse-category consistency term
     ``consistency_weight / 2 * sum_k (t_k - mean_i B_ik)^2`` with ``t_k`` the share of
     classes in superclass k (the paper's target proportions), computed on the batch.
+    The coarse categories: a case of `SUPERCLASS_CASES` (``superclasses``, ``case``), or
+    ``superclass_map``, e.g. the paper's spectral clustering of a confusion matrix
+    (`coarse_categories`).
     """
 
     input_shape: tuple[int, ...] = (8, 8, 1)
@@ -153,12 +196,13 @@ class HDCNN(nn.Module):
     backbone_config: tuple = ()
     superclasses: str = "digits"
     case: str = "case4"
+    superclass_map: tuple[int, ...] = ()
     aux_weight: float = 1.0
     consistency_weight: float = 1.0
 
     def __post_init__(self):
         get_spec(self.backbone)
-        superclass_of(self.superclasses, self.case, self.num_classes)
+        _mapping(self.superclasses, self.case, self.num_classes, self.superclass_map)
         if not (self.aux_weight >= 0 and self.consistency_weight >= 0):
             raise ValueError("aux_weight and consistency_weight must be >= 0")
         super().__post_init__()
@@ -166,7 +210,7 @@ class HDCNN(nn.Module):
     def setup(self):
         overrides: dict[str, Any] = {**dict(self.backbone_config), "input_shape": tuple(self.input_shape)}
         self.features = create_model(self.backbone, **overrides)
-        self.mapping = superclass_of(self.superclasses, self.case, self.num_classes)
+        self.mapping = _mapping(self.superclasses, self.case, self.num_classes, self.superclass_map)
         groups = int(self.mapping.max()) + 1
         self.coarse = nn.Dense(groups)
         # K fine branches as one batched layer: (D, K * C).

@@ -185,7 +185,7 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
 
 
 # Tasks trained on class labels, whose model's num_classes must cover the data's.
-_LABEL_TASKS = ("classification", "hierarchical_classification", "segmentation")
+_LABEL_TASKS = ("classification", "hierarchical_classification", "building_floor", "segmentation")
 
 
 def _check_data_fits(data: Dataset, task: Task, module, model_name: str) -> None:
