@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--eda", type=int, default=0, metavar="N", help="add N EDA copies of each training text (text datasets)"
     )
     p.add_argument("--init", default=None, help="kernel initializer, e.g. he_normal, xavier_uniform")
+    p.add_argument(
+        "--dtype",
+        default=defaults.dtype,
+        choices=("float32", "bfloat16", "float16"),
+        help="compute dtype; parameters, optimizer state, loss and batch-norm statistics stay "
+        "float32 (float16 adds dynamic loss scaling); default %(default)s",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
     p.add_argument("--patience", type=int, default=None, help="early stopping patience (epochs)")
@@ -191,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         reset_head=args.reset_head,
         trainable=args.trainable or (),
         frozen=args.freeze or (),
+        dtype=args.dtype,
     )
     if primary:
         print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)

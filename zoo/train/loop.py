@@ -32,6 +32,7 @@ from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.data.augment import check_images, parse_augment
 from zoo.data.eda import augment_text_dataset
+from zoo.nn.precision import check_dtype, with_precision
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -76,8 +77,12 @@ class TrainConfig:
     reset_head: bool = False  # with init_from: re-initialise the output layer even if its size fits
     trainable: tuple[str, ...] = ()
     frozen: tuple[str, ...] = ()
+    # Mixed precision (zoo.nn.precision): compute dtype; parameters, optimizer state, loss
+    # and batch-norm statistics stay float32; float16 adds dynamic loss scaling.
+    dtype: str = "float32"
 
     def __post_init__(self):
+        check_dtype("dtype", self.dtype)
         for name in ("trainable", "frozen"):  # "a,b" or ["a", "b"] -> ("a", "b")
             value = getattr(self, name)
             setattr(self, name, tuple(value.split(",")) if isinstance(value, str) else tuple(value or ()))
@@ -155,7 +160,7 @@ class NonFiniteLossError(FloatingPointError):
 def _resolve_model(config: TrainConfig, model, data: Dataset):
     """(module, registry spec or None, fixed task or None)."""
     if not isinstance(model, str):
-        return model, None, None
+        return with_precision(model, config.dtype), None, None
     spec = registry.get_spec(model)
     overrides = registry.adapt_config(model, data.input_shape, data.num_outputs, data.model_config)
     if config.init is not None:
@@ -164,7 +169,7 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
         overrides["kernel_init"] = config.init
     overrides.update(config.model_overrides)
     fixed_task = None if spec.task in registry.DATA_DEFINED_TASKS else spec.task
-    return registry.create_model(model, **overrides), spec, fixed_task
+    return registry.create_model(model, dtype=config.dtype, **overrides), spec, fixed_task
 
 
 # Tasks trained on class labels, whose model's num_classes must cover the data's.
@@ -339,6 +344,8 @@ def fit(
     check_images(data.input_shape, augment)
     if learns_by_rule and augment:
         raise ValueError(f"model {spec.name!r} learns by a rule, which takes no augmentation")
+    if learns_by_rule and config.dtype != "float32":
+        raise ValueError(f"model {spec.name!r} learns by a rule, which runs in float32: dtype does not apply")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     mesh = make_mesh(select_devices(config.num_devices))
@@ -356,6 +363,8 @@ def fit(
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
+    if config.dtype == "float16":  # outermost: the train step reads the scale from opt_state
+        tx = optim.dynamic_loss_scale(tx)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
     inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:], data.y_train.dtype)
     try:
