@@ -135,3 +135,23 @@ def test_cudnn_needs_a_gpu_and_a_plain_lstm():
         layer.init(jax.random.PRNGKey(0), xs)
     with pytest.raises(ValueError, match="no cuDNN form"):
         LSTMCell(hidden_size=H, peephole="diagonal", impl="cudnn")
+
+
+@pytest.mark.skipif(not cudnn_lstm.on_gpu(), reason="cuDNN needs a CUDA GPU (run this file on one: see the README)")
+@pytest.mark.parametrize("reverse, with_lengths", [(False, False), (True, False), (False, True)])
+def test_cudnn_equals_the_scan_on_a_gpu(reverse, with_lengths):
+    """cuDNN's kernel against zoo's scan, outputs and gradients, at full float32 precision
+    (cuDNN and XLA would otherwise use TF32)."""
+    w = _weights(jax.random.PRNGKey(8))
+    carry, xs = _inputs(jax.random.PRNGKey(9))
+    lengths = jnp.array([5, 2, 4]) if with_lengths else None
+
+    def loss(w, impl):
+        layer = RNN(LSTMCell(hidden_size=H, impl=impl), reverse=reverse)
+        (c, h), ys = layer.apply({"params": {"cell": w}}, xs, carry, lengths)
+        return jnp.sum(c * h) + jnp.sum(jnp.sin(ys)), ys
+
+    with jax.default_matmul_precision("highest"):
+        (value, ys), grads = jax.value_and_grad(loss, has_aux=True)(w, "cudnn")
+        (value_scan, ys_scan), grads_scan = jax.value_and_grad(loss, has_aux=True)(w, "scan")
+    chex.assert_trees_all_close((value, ys, grads), (value_scan, ys_scan, grads_scan), atol=1e-4, rtol=1e-4)
