@@ -51,8 +51,8 @@ def test_loss_scale_skips_non_finite_steps_and_adapts():
 
 # One model per family besides the MLP, which test_fit_digits_in_half_precision trains.
 FAMILIES = {
-    "cnn": ("lenet5", "classification", {}),
-    "recurrent": ("lstm", "classification", {"input_shape": (6, 3), "hidden_size": 8, "num_classes": 3}),
+    "cnn": ("conv_autoencoder", "reconstruction", {}),  # LeNet-5's forward: tests/nn/test_precision.py
+    "recurrent": ("lstm", "classification", {"num_layers": 1, "bidirectional": False, "dropout_rate": 0.0}),
     "autoencoder": ("autoencoder", "reconstruction", {"input_shape": (8, 8, 1)}),
     "seq2seq": ("seq2seq", "sequence_to_sequence", {"num_layers": 1, "bidirectional": False}),
 }
