@@ -709,6 +709,14 @@ def dynamic_loss_scale(
 
 
 def loss_scale_of(opt_state):
-    """The scale the loss is multiplied by before differentiating: that of a
-    `dynamic_loss_scale` optimizer state, else None (no scaling)."""
-    return opt_state.loss_scale.loss_scale if isinstance(opt_state, LossScaleState) else None
+    """The scale the loss is multiplied by before differentiating: that of the
+    `dynamic_loss_scale` state in ``opt_state`` (outermost, or inside another wrapper such as
+    optax.MultiSteps), else None (no scaling)."""
+    states = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, LossScaleState))
+        if isinstance(s, LossScaleState)
+    ]
+    if len(states) > 1:
+        raise ValueError(f"expected at most one dynamic_loss_scale in the optimizer, found {len(states)}")
+    return states[0].loss_scale.loss_scale if states else None

@@ -32,6 +32,8 @@ def test_loss_scale_skips_non_finite_steps_and_adapts():
     tx = optim.dynamic_loss_scale(optax.adam(0.1), initial_scale=8.0, period=2, factor=2)
     state = tx.init(params)
     assert float(optim.loss_scale_of(state)) == 8.0 and optim.loss_scale_of(optax.sgd(1.0).init(params)) is None
+    # Found inside another wrapper too (gradient accumulation).
+    assert float(optim.loss_scale_of(optax.MultiSteps(tx, 2).init(params))) == 8.0
 
     # Non-finite: no update, adam's moments and count untouched, scale halved.
     updates, skipped = tx.update({"w": jnp.array([jnp.inf, 8.0])}, state, params)

@@ -363,7 +363,7 @@ def fit(
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
-    if config.dtype == "float16":  # outermost: the train step reads the scale from opt_state
+    if config.dtype == "float16":  # the train step reads the scale from opt_state (zoo.optim.loss_scale_of)
         tx = optim.dynamic_loss_scale(tx)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
     inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:], data.y_train.dtype)
