@@ -118,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--whiten", choices=("zca", "pca"), default=None, help="whiten inputs with training-split statistics"
     )
     p.add_argument("--init", default=None, help="kernel initializer, e.g. he_normal, xavier_uniform")
+    p.add_argument(
+        "--dtype",
+        default=defaults.dtype,
+        choices=("float32", "bfloat16", "float16"),
+        help="compute dtype; parameters, optimizer state, loss and batch-norm statistics stay "
+        "float32 (float16 adds dynamic loss scaling); default %(default)s",
+    )
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--validation-fraction", type=float, default=defaults.validation_fraction)
     p.add_argument("--patience", type=int, default=None, help="early stopping patience (epochs)")
@@ -273,6 +280,7 @@ def resolve_config(args, argv: list[str] | None):
         frozen=args.freeze or (),
         ema=args.ema,
         accumulate=args.accumulate,
+        dtype=args.dtype,
     )
     if args.config is None:
         return zoo.train.TrainConfig(**settings)

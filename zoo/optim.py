@@ -48,6 +48,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jmp
 import optax
 
 from zoo._choices import unknown_name_error
@@ -679,3 +680,54 @@ def nesterov_slide_weights(params, opt_state):
         raise ValueError(f"expected the state of one 'nesterov_slide' optimizer, found {len(states)} in opt_state")
     state = states[0]
     return jax.tree.map(lambda u, v: u + state.momentum.astype(v.dtype) * v, params, state.velocity)
+
+
+# --- Mixed precision: dynamic loss scaling for float16 (zoo.nn.precision) ---
+
+
+class LossScaleState(NamedTuple):
+    """The current scale (jmp's DynamicLossScale: scale and the count of finite steps
+    since it last changed) and the wrapped optimizer's state."""
+
+    loss_scale: jmp.DynamicLossScale
+    inner_state: Any
+
+
+def dynamic_loss_scale(
+    inner: optax.GradientTransformation, initial_scale: float = 2.0**15, period: int = 2000, factor: int = 2
+) -> optax.GradientTransformation:
+    """``inner`` for gradients of a loss multiplied by the current scale (jmp's dynamic
+    loss scaling, as an optax transformation). Each update divides the gradients by the
+    scale; when any is not finite the step is skipped (zero updates, ``inner``'s state
+    kept) and the scale divided by ``factor``; after ``period`` finite steps in a row it is
+    multiplied by ``factor``. The train step reads the scale with `loss_scale_of`."""
+
+    def init(params):
+        scale = jmp.DynamicLossScale(jnp.asarray(initial_scale, jnp.float32), period=period, factor=factor)
+        return LossScaleState(scale, inner.init(params))
+
+    def update(scaled_grads, state, params=None):
+        grads = state.loss_scale.unscale(scaled_grads)
+        finite = jmp.all_finite(grads)
+        # Non-finite gradients would poison inner's moments even when the step is dropped.
+        safe = jax.tree.map(lambda g: jnp.where(finite, g, jnp.zeros_like(g)), grads)
+        updates, inner_state = inner.update(safe, state.inner_state, params)
+        updates = jmp.select_tree(finite, updates, jax.tree.map(jnp.zeros_like, updates))
+        inner_state = jmp.select_tree(finite, inner_state, state.inner_state)
+        return updates, LossScaleState(state.loss_scale.adjust(finite), inner_state)
+
+    return optax.GradientTransformation(init, update)
+
+
+def loss_scale_of(opt_state):
+    """The scale the loss is multiplied by before differentiating: that of the
+    `dynamic_loss_scale` state in ``opt_state`` (outermost, or inside another wrapper such as
+    optax.MultiSteps), else None (no scaling)."""
+    states = [
+        s
+        for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, LossScaleState))
+        if isinstance(s, LossScaleState)
+    ]
+    if len(states) > 1:
+        raise ValueError(f"expected at most one dynamic_loss_scale in the optimizer, found {len(states)}")
+    return states[0].loss_scale.loss_scale if states else None

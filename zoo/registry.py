@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from zoo._choices import lookup, unknown_name_error
 from zoo.nn.checks import check_like_default
+from zoo.nn.precision import with_precision
 from zoo.tasks import TASKS
 
 if TYPE_CHECKING:
@@ -82,13 +83,14 @@ class ModelSpec:
     def learns_by_gradient(self) -> bool:
         return self.learning == "gradient"
 
-    def build(self, **overrides):
-        """The module with this model's config updated by checked ``overrides``."""
+    def build(self, dtype: str = "float32", param_dtype: str = "float32", **overrides):
+        """The module with this model's config updated by checked ``overrides``, computing
+        in ``dtype`` with parameters stored in ``param_dtype`` (`zoo.nn.precision`)."""
         _check_keys(self.name, overrides, self.config)
         config = dict(self.config)
         for key, value in overrides.items():
             config[key] = check_like_default(f"model {self.name!r}: {key}", value, self.config[key])
-        return self.module(**config)
+        return with_precision(self.module(**config), dtype, param_dtype)
 
     def info(self) -> dict[str, Any]:
         """A plain-dict summary (what `zoo.model_info` returns)."""
@@ -204,6 +206,10 @@ def model_info(name: str) -> dict[str, Any]:
 
 def create_model(name: str, **overrides: Any) -> nn.Module:
     """Build registered model ``name`` with its default config updated by ``overrides``.
+
+    Two more keywords apply to every model (`zoo.nn.precision`): ``dtype``, the compute
+    dtype ("float32", "bfloat16", "float16"), and ``param_dtype``, the parameters' storage
+    dtype (default "float32": master weights, as the Flax examples' ``half_precision``).
 
     Raises:
       ValueError: unknown name, unknown config key, or a value the model rejects.

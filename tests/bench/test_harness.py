@@ -82,7 +82,7 @@ def test_flops_scale_linearly_with_batch():
     assert flops[2] / flops[0] > 3.0
 
 
-def test_bfloat16_casts_parameters_and_inputs():
+def test_bfloat16_runs_mixed_precision_and_casts_inputs():
     contender = jax_contender_for(suite_entry("mlp"), tiny_mlp_workload(dtype="bfloat16"), TINY)
     contender.run_step()
     assert contender.flops > 0

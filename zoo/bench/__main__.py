@@ -40,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="examples per step (default: the entry's)")
     p.add_argument("--seq-len", type=int, help="sequence length of sequence entries")
     p.add_argument("--image-size", type=int, help="image side of image entries")
-    p.add_argument("--dtype", choices=DTYPES, default="float32", help="bfloat16 casts parameters and float inputs")
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="bfloat16: bf16 compute on float32 parameters, as train.py --dtype (the torch twin runs all in bf16)",
+    )
     p.add_argument(
         "--mode",
         choices=MODES,

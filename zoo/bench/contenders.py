@@ -24,6 +24,7 @@ import optax
 from zoo.bench.flops import compiled_memory_bytes, count_step_flops, parameter_count
 from zoo.bench.suite import Workload
 from zoo.bench.timing import visible_cores
+from zoo.nn.precision import with_precision
 from zoo.tasks import get_task
 from zoo.train.state import create_train_state, example_inputs, init_variables
 from zoo.train.steps import make_train_step
@@ -83,11 +84,6 @@ def _float_dtype(workload: Workload):
     return jnp.bfloat16 if workload.dtype == "bfloat16" else jnp.float32
 
 
-def _cast_floats(tree, dtype):
-    """Floating leaves of ``tree`` cast to ``dtype`` (the bf16 path casts parameters)."""
-    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
-
-
 def device_batch(host_batch: dict, workload: Workload) -> dict:
     """The host batch on the default device, float inputs in the workload's dtype."""
     x = host_batch["x"]
@@ -131,14 +127,14 @@ def jax_contender(
     task = get_task(task_name)
     init_dtype = batch["x"].dtype if jnp.issubdtype(batch["x"].dtype, jnp.integer) else jnp.float32
     init_inputs = example_inputs(task, tuple(example_shape), init_dtype, batch["y"].shape[1:], batch["y"].dtype)
-    dtype = _float_dtype(workload)
+    # bfloat16 as train.py --dtype runs it: bf16 compute on float32 master parameters.
+    model = with_precision(model, workload.dtype)
     if workload.mode == "train":
         tx = optax.sgd(LEARNING_RATE)
         state = _run_once(
             lambda: create_train_state(model, tx, tuple(example_shape), seed=0, dtype=init_dtype, inputs=init_inputs)
         )
-        params = _cast_floats(state.params, dtype)
-        state = state.replace(params=params, opt_state=tx.init(params))
+        params = state.params
         fn = make_train_step(model, task, tx)
         args = (state, batch)
     else:
@@ -149,7 +145,7 @@ def jax_contender(
                 )
             )
         )
-        variables["params"] = params = _cast_floats(variables["params"], dtype)
+        params = variables["params"]
         fn = jax.jit(functools.partial(_forward, model))
         args = (variables, *task.inputs(batch))
 

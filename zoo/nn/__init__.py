@@ -5,8 +5,8 @@ values), `tokens` (ids shared by text data and models), `linear`, `normalization
 `pooling` (the one max pool, with argmax indices, and max-unpool), `shapes` (the one
 output-size formula), `conv` (the seeds' worked examples), `fastconv` (convolutions for
 CPU), `conv_transpose` (transposed convolution), `recurrence` (cells, the one scan runner,
-recurrent layers, attention pooling), `fastrnn` (the fast LSTM/GRU sequence), `bridge`
-(Linen -> NNX).
+recurrent layers, attention pooling), `fastrnn` (the fast LSTM/GRU sequence), `cudnn_lstm`
+(the LSTM through cuDNN), `precision` (mixed precision for any module), `bridge` (Linen -> NNX).
 """
 
 from zoo.nn.activations import ACTIVATIONS, get_activation

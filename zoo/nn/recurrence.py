@@ -9,8 +9,9 @@ A *cell* is a Linen module owning its weights; ``cell(input_size)`` returns a
 (``lax.scan`` over time), with masking for variable lengths, reversal and remat.
 ``impl``: "scan" runs the step in the scan; "fast" runs `zoo.nn.fastrnn`'s whole-sequence
 form (plain LSTM, reset-after GRU: same numbers, hand-written backward) or raises
-ValueError; "auto" (default) takes the fast form where it applies. A step that is not a
-`Recurrence` always takes the scan.
+ValueError; "cudnn" runs the plain LSTM through cuDNN (`zoo.nn.cudnn_lstm`, CUDA GPUs only)
+or raises ValueError; "auto" (default) takes cuDNN on a CUDA GPU where it applies, else the
+fast form where it applies. A step that is not a `Recurrence` always takes the scan.
 
 Weight layout (one fused matmul per step, ``concat([x_t, h]) @ concat([W; U])``, measured
 fastest on CPU in DESIGN.md); PyTorch's weights map on by `zoo.interop.torch_rnn`:
@@ -37,14 +38,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from zoo.nn import fastrnn
+from zoo.nn import cudnn_lstm, fastrnn
 from zoo.nn.activations import get_activation
 from zoo.nn.tokens import PAD
 
 UPDATE_CONVENTIONS = ("keep", "take")  # z keeps the old state / z takes the candidate
 PEEPHOLES = ("full", "diagonal")
 MERGES = ("concat", "sum")
-IMPLS = ("auto", "scan", "fast")  # how a cell's recurrence runs over a sequence (see `Recurrence`)
+IMPLS = ("auto", "scan", "fast", "cudnn")  # how a cell's recurrence runs over a sequence (see `Recurrence`)
 
 Step = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
 
@@ -127,12 +128,14 @@ class Recurrence:
     """A cell's step with weights bound (called as the step), its ``impl`` (`IMPLS`) and,
     where it has one, its fast form ``sequence(carry, xs (B, T, I), *, reverse,
     return_sequences) -> (carry, ys)`` with the ``weights`` it reads (their dtypes decide
-    whether it applies)."""
+    whether it applies), and its cuDNN form ``cudnn(carry, xs, *, reverse,
+    return_sequences, lengths)``, same contract."""
 
     step: Step
     impl: str = "auto"
     sequence: Callable | None = None
     weights: Any = None
+    cudnn: Callable | None = None
 
     def __call__(self, carry, x):
         return self.step(carry, x)
@@ -156,8 +159,29 @@ def _fast_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> st
     return None
 
 
-def check_impl(impl: str, cell: str, fast_form: bool) -> None:
-    """Raise ValueError for an unknown ``impl``, or "fast" on a cell without a fast form."""
+def _cudnn_blocker(recurrence, carry, xs, *, lengths, reverse, remat, perturbations) -> str | None:
+    """Why ``recurrence``'s cuDNN form cannot run these arguments here (None if it can)."""
+    if recurrence.cudnn is None:
+        return "only the plain LSTM (no peepholes) has a cuDNN form"
+    if not cudnn_lstm.on_gpu():
+        return f"cuDNN needs a CUDA GPU, the default backend is {jax.default_backend()}"
+    if reverse and lengths is not None:
+        return "a reversed sequence with lengths needs the scan"
+    if remat:
+        return "remat needs the scan"
+    if perturbations is not None:
+        return "hidden-state perturbations (gradient norms through time) need the scan"
+    if xs.ndim != 3:
+        return f"cuDNN takes inputs (B, T, I), got shape {tuple(xs.shape)}"
+    dtypes = {jnp.result_type(a) for a in jax.tree.leaves((recurrence.weights, carry, xs))}
+    if dtypes != {jnp.dtype(jnp.float32)}:  # jax.experimental.rnn runs float32 only
+        return f"cuDNN's LSTM runs float32 weights, state and inputs, got {sorted(map(str, dtypes))}"
+    return None
+
+
+def check_impl(impl: str, cell: str, fast_form: bool, cudnn_form: bool = False) -> None:
+    """Raise ValueError for an unknown ``impl``, or "fast" ("cudnn") on a cell without a
+    fast (cuDNN) form."""
     if impl not in IMPLS:
         raise ValueError(f"{cell}: impl must be one of {IMPLS}, got {impl!r}")
     if impl == "fast" and not fast_form:
@@ -165,6 +189,8 @@ def check_impl(impl: str, cell: str, fast_form: bool) -> None:
             f"{cell} has no fast form (zoo.nn.fastrnn runs the plain LSTM and the "
             "reset-after GRU): use impl='auto' or 'scan'"
         )
+    if impl == "cudnn" and not cudnn_form:
+        raise ValueError(f"{cell} has no cuDNN form (only the plain LSTM has): use impl='auto' or 'scan'")
 
 
 # --- Cells: Linen modules owning the weights; ``cell(input_size)`` returns its `Recurrence`.
@@ -180,10 +206,13 @@ class _Cell(nn.Module):
     def __post_init__(self):
         if int(self.hidden_size) <= 0:
             raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
-        check_impl(self.impl, type(self).__name__, self._has_fast_form())
+        check_impl(self.impl, type(self).__name__, self._has_fast_form(), self._has_cudnn_form())
         super().__post_init__()
 
     def _has_fast_form(self) -> bool:
+        return False
+
+    def _has_cudnn_form(self) -> bool:
         return False
 
     def initial_carry(self, batch_size: int, dtype=jnp.float32):
@@ -236,6 +265,9 @@ class LSTMCell(_Cell):
     def _has_fast_form(self) -> bool:
         return self.peephole is None
 
+    def _has_cudnn_form(self) -> bool:
+        return self.peephole is None
+
     def initial_carry(self, batch_size: int, dtype=jnp.float32):
         """Zero state (c, h), each (B, H)."""
         zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
@@ -258,7 +290,8 @@ class LSTMCell(_Cell):
             inits["bias"] = bias_init
         w = self._weights(shapes, inits)
         fast = functools.partial(fastrnn.lstm_sequence, w) if self._has_fast_form() else None
-        return Recurrence(functools.partial(lstm_step, w, peephole=self.peephole), self.impl, fast, w)
+        cudnn = functools.partial(cudnn_lstm.lstm_sequence, w) if self._has_cudnn_form() else None
+        return Recurrence(functools.partial(lstm_step, w, peephole=self.peephole), self.impl, fast, w, cudnn)
 
 
 class GRUCell(_Cell):
@@ -348,7 +381,7 @@ class CellOptions(nn.Module):
     reset_after: bool = True  # GRU: PyTorch's form; False: the seeds' (Cho et al.)
     update_convention: str = "keep"  # GRU: z keeps the old state, or "take"s the candidate
     use_bias: bool = True
-    impl: str = "auto"  # "auto", "scan" or "fast" (zoo.nn.fastrnn)
+    impl: str = "auto"  # "auto", "scan", "fast" (zoo.nn.fastrnn) or "cudnn" (zoo.nn.cudnn_lstm)
 
     def cell_options(self) -> dict:
         return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
@@ -393,12 +426,21 @@ def scan_cell(
     ``reverse`` scans from T-1 to 0, so a reversed sequence starts at its own last valid step
     (as PyTorch's packed sequences). ``remat`` recomputes the step in the backward pass.
     ``perturbations`` (B, T, *H), zeros, are added to each new h_t, so their gradient is
-    dLoss/dh_t. A `Recurrence` whose ``impl`` allows it runs its fast form when there are
-    no lengths, remat or perturbations and one dtype (impl="fast" otherwise raises
-    ValueError saying why); everything else runs in the scan.
+    dLoss/dh_t. A `Recurrence` whose ``impl`` allows it runs its cuDNN form on a CUDA GPU
+    (float32, no remat or perturbations, lengths only forwards), else its fast form when
+    there are no lengths, remat or perturbations and one dtype (impl="cudnn" or "fast"
+    otherwise raises ValueError saying why); everything else runs in the scan.
     """
     impl = step.impl if isinstance(step, Recurrence) else "scan"
-    if impl != "scan":
+    if impl in ("auto", "cudnn"):
+        blocker = _cudnn_blocker(
+            step, carry, xs, lengths=lengths, reverse=reverse, remat=remat, perturbations=perturbations
+        )
+        if blocker is None:
+            return step.cudnn(carry, xs, reverse=reverse, return_sequences=return_sequences, lengths=lengths)
+        if impl == "cudnn":
+            raise ValueError(f"impl='cudnn' cannot run this sequence: {blocker}; use impl='auto' or 'scan'")
+    if impl in ("auto", "fast"):
         blocker = _fast_blocker(step, carry, xs, lengths=lengths, remat=remat, perturbations=perturbations)
         if blocker is None:
             return step.sequence(carry, xs, reverse=reverse, return_sequences=return_sequences)

@@ -34,6 +34,7 @@ from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.data.augment import augment_batch, check_images, parse_augment
 from zoo.data.eda import augment_text_dataset
+from zoo.nn.precision import check_dtype, with_precision
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -86,8 +87,12 @@ class TrainConfig:
     # averaged into one update (optax.MultiSteps).
     ema: float | None = None
     accumulate: int = 1
+    # Mixed precision (zoo.nn.precision): compute dtype; parameters, optimizer state, loss
+    # and batch-norm statistics stay float32; float16 adds dynamic loss scaling.
+    dtype: str = "float32"
 
     def __post_init__(self):
+        check_dtype("dtype", self.dtype)
         for name in ("trainable", "frozen"):  # "a,b" or ["a", "b"] -> ("a", "b")
             value = getattr(self, name)
             setattr(self, name, tuple(value.split(",")) if isinstance(value, str) else tuple(value or ()))
@@ -172,7 +177,7 @@ class NonFiniteLossError(FloatingPointError):
 def _resolve_model(config: TrainConfig, model, data: Dataset):
     """(module, registry spec or None, fixed task or None)."""
     if not isinstance(model, str):
-        return model, None, None
+        return with_precision(model, config.dtype), None, None
     spec = registry.get_spec(model)
     overrides = registry.adapt_config(model, data.input_shape, data.num_outputs, data.model_config)
     if config.init is not None:
@@ -181,7 +186,7 @@ def _resolve_model(config: TrainConfig, model, data: Dataset):
         overrides["kernel_init"] = config.init
     overrides.update(config.model_overrides)
     fixed_task = None if spec.task in registry.DATA_DEFINED_TASKS else spec.task
-    return registry.create_model(model, **overrides), spec, fixed_task
+    return registry.create_model(model, dtype=config.dtype, **overrides), spec, fixed_task
 
 
 # Tasks trained on class labels, whose model's num_classes must cover the data's.
@@ -370,6 +375,8 @@ def fit(
     check_images(data.input_shape, augment)
     if learns_by_rule and augment:
         raise ValueError(f"model {spec.name!r} learns by a rule, which takes no augmentation")
+    if learns_by_rule and config.dtype != "float32":
+        raise ValueError(f"model {spec.name!r} learns by a rule, which runs in float32: dtype does not apply")
     if learns_by_rule and spec.learning_rule is None:
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     if learns_by_rule and (config.ema is not None or config.accumulate > 1):
@@ -400,6 +407,8 @@ def fit(
     if config.trainable or config.frozen:
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
+    if config.dtype == "float16":  # the train step reads the scale from opt_state (zoo.optim.loss_scale_of)
+        tx = optim.dynamic_loss_scale(tx)
     if config.accumulate > 1:
         # Averages the gradients of `accumulate` steps, then makes one update with them;
         # the optimizer's own count (and so its schedule) advances once per update.

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from zoo.data.augment import Pipeline, augment_batch
+from zoo.optim import loss_scale_of
 from zoo.train.state import EVAL_NOISE_SEED, TrainState, step_rngs
 from zoo.tasks import Task
 
@@ -49,6 +50,9 @@ def make_train_step(
         rngs = step_rngs(state.rng, state.step)
         if augment:
             batch = {**batch, "x": augment_batch(rngs.pop("augment"), batch["x"], augment)}
+        # float16: the loss is scaled up before differentiating, the optimizer
+        # (zoo.optim.dynamic_loss_scale) scales the gradients back down.
+        scale = loss_scale_of(state.opt_state)
 
         def loss_fn(params):
             outputs, new_model_state = model.apply(
@@ -60,7 +64,7 @@ def make_train_step(
             )
             per_example = task.per_example(outputs, batch)
             loss = jnp.sum(per_example["loss"] * mask) / jnp.maximum(jnp.sum(mask), 1.0)
-            return loss, (per_example, new_model_state)
+            return (loss if scale is None else loss * scale), (per_example, new_model_state)
 
         (_, (per_example, new_model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
