@@ -73,7 +73,7 @@ def plot(out: dict, directory: str) -> list[str]:
     axes[0].legend()
     fig.tight_layout()
     paths = [os.path.join(directory, "init_loss.png")]
-    fig.savefig(paths[-1], dpi=100)
+    fig.savefig(paths[-1], dpi=80)
     plt.close(fig)
 
     layers = grad.shape[-1]
@@ -87,7 +87,7 @@ def plot(out: dict, directory: str) -> list[str]:
     axes[-1].legend(fontsize=7)
     fig.tight_layout()
     paths.append(os.path.join(directory, "init_gradients.png"))
-    fig.savefig(paths[-1], dpi=100)
+    fig.savefig(paths[-1], dpi=80)
     plt.close(fig)
     return paths
 

@@ -127,7 +127,7 @@ def plot(results: dict, paths: dict, directory: str) -> list[str]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     out_paths = [os.path.join(directory, "optimizer_loss.png")]
-    fig.savefig(out_paths[-1], dpi=100)
+    fig.savefig(out_paths[-1], dpi=80)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 5))
@@ -142,7 +142,7 @@ def plot(results: dict, paths: dict, directory: str) -> list[str]:
     ax.legend(fontsize=7)
     fig.tight_layout()
     out_paths.append(os.path.join(directory, "optimizer_rosenbrock.png"))
-    fig.savefig(out_paths[-1], dpi=100)
+    fig.savefig(out_paths[-1], dpi=80)
     plt.close(fig)
     return out_paths
 
