@@ -24,6 +24,8 @@ _LAZY = {
     "finetune": ("zoo.train.finetune", None),
     "cam": ("zoo.explain", "cam"),
     "saliency": ("zoo.explain", "saliency"),
+    "save_pretrained": ("zoo.pretrained", "save_pretrained"),
+    "load_pretrained": ("zoo.pretrained", "load_pretrained"),
 }
 
 
@@ -50,4 +52,6 @@ __all__ = [
     "saliency",
     "interop",
     "finetune",
+    "save_pretrained",
+    "load_pretrained",
 ]
