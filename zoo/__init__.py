@@ -26,6 +26,7 @@ _LAZY = {
     "saliency": ("zoo.explain", "saliency"),
     "save_pretrained": ("zoo.pretrained", "save_pretrained"),
     "load_pretrained": ("zoo.pretrained", "load_pretrained"),
+    "export": ("zoo.exporting", "export"),
 }
 
 
@@ -54,4 +55,5 @@ __all__ = [
     "finetune",
     "save_pretrained",
     "load_pretrained",
+    "export",
 ]
