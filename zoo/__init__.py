@@ -27,6 +27,8 @@ _LAZY = {
     "save_pretrained": ("zoo.pretrained", "save_pretrained"),
     "load_pretrained": ("zoo.pretrained", "load_pretrained"),
     "export": ("zoo.exporting", "export"),
+    "features": ("zoo.intermediates", "features"),
+    "feature_info": ("zoo.intermediates", "feature_info"),
 }
 
 
@@ -56,4 +58,6 @@ __all__ = [
     "save_pretrained",
     "load_pretrained",
     "export",
+    "features",
+    "feature_info",
 ]
