@@ -235,3 +235,30 @@ def test_shipped_weights_are_package_data():
     shipped = [p.relative_to(Path(zoo.__file__).parent) for p in pretrained.SHIPPED_DIR.glob("*/*")]
     assert len(shipped) >= 6
     assert all(any(p.match(pattern) for pattern in patterns) for p in shipped)
+
+
+# --------------------------------------------------------------------------------------
+# train.py --save-pretrained DIR / --pretrained SOURCE
+# --------------------------------------------------------------------------------------
+
+
+def test_train_cli_saves_and_starts_from_pretrained_weights(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_cli", README.parent / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    base = ["--no-progress", "--epochs", "1", "--set", "hidden_sizes=(8,)", "--seed", "3"]
+    assert train.run([*base, "--save-pretrained", str(tmp_path / "a")]) == 0
+    saved = pretrained.saved_config(tmp_path / "a")
+    assert saved["model"] == "mlp" and saved["dataset"] == "digits" and 0 < saved["metrics"]["accuracy"] <= 1
+    assert saved["command"].startswith("python train.py --no-progress --epochs 1")
+    _, first = zoo.create_model("mlp", pretrained=tmp_path / "a")
+    # A learning rate too small to move the weights: the run ends where it started, the
+    # hidden layer from the saved weights, the output layer afresh (--reset-head).
+    still = [*base, "--optimizer", "sgd", "--lr", "1e-12", "--pretrained", str(tmp_path / "a"), "--reset-head"]
+    assert train.run([*still, "--save-pretrained", str(tmp_path / "b")]) == 0
+    assert "pretrained: " in capsys.readouterr().out
+    _, second = zoo.create_model("mlp", pretrained=tmp_path / "b")
+    np.testing.assert_allclose(second["params"]["hidden_0"]["kernel"], first["params"]["hidden_0"]["kernel"], atol=1e-9)
+    assert not np.allclose(second["params"]["out"]["kernel"], first["params"]["out"]["kernel"])

@@ -334,6 +334,12 @@ def _tuples(value):
 # --- Loading
 
 
+def without(variables, paths) -> dict:
+    """``variables`` less those at ``paths`` (``"params/fc/kernel"``, ...): e.g. an output
+    layer to initialise afresh."""
+    return unflatten_dict({p: v for p, v in _flatten(variables).items() if p not in set(paths)}, sep="/")
+
+
 def abstract_variables(name: str, model) -> dict:
     """The shapes and dtypes of the variables of ``model`` (registered as ``name``):
     ``jax.eval_shape`` of its init, no arrays allocated; a free axis of its input shape takes
