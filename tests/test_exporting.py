@@ -2,6 +2,7 @@
 without zoo reloads and runs at any batch size; ONNX through jax2onnx runs in onnxruntime
 with zoo's outputs."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -71,7 +72,10 @@ def test_export_cli_writes_a_loadable_artefact(tmp_path, capsys):
 
 
 def test_onnx_export_of_lenet_runs_in_onnxruntime(tmp_path):
-    require_module("jax2onnx")
+    # jax2onnx pins orbax-checkpoint < 0.11.37 (zoo runs 0.12), so it is in no extra that CI
+    # installs; with `pip install --no-deps jax2onnx` (see the README) this test runs.
+    if importlib.util.find_spec("jax2onnx") is None:
+        pytest.skip("jax2onnx is not installed (pip install --no-deps jax2onnx onnx onnx-ir)")
     onnxruntime = require_module("onnxruntime")
     # The default implementations (on CPU: matmul convolutions, reshape-and-max pooling);
     # jax2onnx 0.17 cannot convert the flax max pool that conv_impl="xla" selects.
