@@ -65,9 +65,14 @@ def export(
     ``symbolic_batch=False``. ``platforms``: where the artefact may run (default: this
     machine's backend; e.g. ``("cpu", "cuda", "tpu")`` for all three). Reload with
     `load_exported` or ``jax.export.deserialize``; the call takes ``(B, *input_shape)`` and
-    returns what ``model.apply`` returns. ValueError when the model cannot be traced with a
-    symbolic batch (a shape computed from the batch size in Python).
+    returns what ``model.apply`` returns. With a symbolic batch a model's convolutions are
+    XLA's own (``conv_impl="xla"``, the same numbers). ValueError when the model cannot be
+    traced with a symbolic batch (a shape computed from the batch size in Python).
     """
+    if symbolic_batch and isinstance(getattr(model, "conv_impl", None), str):
+        # XLA's own convolution (the same variables and numbers): the CPU matmul forms pick
+        # their batch chunking from the batch size, which a symbolic batch does not have.
+        model = model.clone(conv_impl="xla")
     fn = jax.jit(_inference_fn(model, variables))
     spec = _abstract_input(example_input, symbolic_batch)
     try:
