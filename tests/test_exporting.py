@@ -7,9 +7,10 @@ import json
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
-from conftest import fast_compile, require_module
+from conftest import require_module
 
 import zoo
 from zoo import exporting
@@ -29,7 +30,9 @@ print(json.dumps({"zoo_imported": any(m == "zoo" or m.startswith("zoo.") for m i
 
 @pytest.fixture(scope="module")
 def lenet():
-    return zoo.create_model("lenet5", pretrained="fashion_mnist", **fast_compile("lenet5"))
+    # The default conv_impl: on CPU a matmul form that chunks by batch size, which export
+    # replaces by XLA's convolution for the symbolic batch.
+    return zoo.create_model("lenet5", pretrained="fashion_mnist")
 
 
 def _images(batch, seed):
@@ -49,13 +52,14 @@ def test_exported_lenet_runs_without_zoo_at_two_batch_sizes(lenet, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report == {"zoo_imported": False, "input": "float32[batch,28,28,1]"}
+    forward = jax.jit(model.apply)
     for path in inputs:
         x = np.load(path)
-        np.testing.assert_allclose(np.load(f"{path}.out.npy"), model.apply(variables, x), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(np.load(f"{path}.out.npy"), forward(variables, x), rtol=1e-5, atol=1e-5)
     # In process, `load_exported` is the same reload.
     np.testing.assert_allclose(
         exporting.load_exported(tmp_path / "lenet5.jax").call(_images(3, 3)),
-        model.apply(variables, _images(3, 3)),
+        forward(variables, _images(3, 3)),
         rtol=1e-5,
         atol=1e-5,
     )
@@ -71,7 +75,7 @@ def test_export_cli_writes_a_loadable_artefact(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: pretrained='nowhere' is not a folder")
 
 
-def test_onnx_export_of_lenet_runs_in_onnxruntime(tmp_path):
+def test_onnx_export_of_lenet_runs_in_onnxruntime(lenet, tmp_path):
     # jax2onnx pins orbax-checkpoint < 0.11.37 (zoo runs 0.12), so it is in no extra that CI
     # installs; with `pip install --no-deps jax2onnx` (see the README) this test runs.
     if importlib.util.find_spec("jax2onnx") is None:
@@ -79,7 +83,7 @@ def test_onnx_export_of_lenet_runs_in_onnxruntime(tmp_path):
     onnxruntime = require_module("onnxruntime")
     # The default implementations (on CPU: matmul convolutions, reshape-and-max pooling);
     # jax2onnx 0.17 cannot convert the flax max pool that conv_impl="xla" selects.
-    model, variables = zoo.create_model("lenet5", pretrained="fashion_mnist")
+    model, variables = lenet
     path = exporting.export_onnx(model, variables, _images(1, 0), tmp_path / "lenet5.onnx")
     session = onnxruntime.InferenceSession(str(path))
     (given,) = session.get_inputs()

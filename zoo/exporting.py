@@ -135,21 +135,30 @@ def export_onnx(model, variables, example_input, path: str | os.PathLike, *, ops
     serde_log = logging.getLogger("onnx_ir.serde")
     level = serde_log.level
     serde_log.setLevel(logging.ERROR)
+    # The model's own implementations first (on CPU its max pools convert only that way);
+    # then XLA's convolutions, for a CPU matmul form that chunks by the batch size.
+    candidates = [model]
+    if isinstance(getattr(model, "conv_impl", None), str) and model.conv_impl != "xla":
+        candidates.append(model.clone(conv_impl="xla"))
+    errors = []
     try:
-        to_onnx(
-            _inference_fn(model, variables),
-            [_abstract_input(x, symbolic_batch=True)],
-            model_name=type(model).__name__,
-            opset=opset,
-            return_mode="file",
-            output_path=str(path),
-        )
-    except Exception as e:  # jax2onnx raises many types for an unsupported primitive
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"jax2onnx cannot convert {type(model).__name__} ({type(e).__name__}: {first})") from None
+        for candidate in candidates:
+            try:
+                to_onnx(
+                    _inference_fn(candidate, variables),
+                    [_abstract_input(x, symbolic_batch=True)],
+                    model_name=type(model).__name__,
+                    opset=opset,
+                    return_mode="file",
+                    output_path=str(path),
+                )
+                return path
+            except Exception as e:  # noqa: BLE001 - jax2onnx raises many types for an unsupported primitive
+                errors.append(e)
     finally:
         serde_log.setLevel(level)
-    return path
+    first = str(errors[0]).strip().splitlines()[0] if str(errors[0]).strip() else ""
+    raise ValueError(f"jax2onnx cannot convert {type(model).__name__} ({type(errors[0]).__name__}: {first})")
 
 
 def main(argv: list[str] | None = None) -> int:
