@@ -5,6 +5,7 @@ python train.py --model dff --epochs 40 --set dropout_rate=0.2
 python train.py --model mlp --dataset fashion_mnist --data-dir /usr/share/datasets/fashion-mnist
 python train.py --workdir runs/a --resume         # continue an interrupted run
 python train.py --model resnet20 --init-from runs/a --trainable fc   # fine-tune a head
+python train.py --model lenet5 --dataset fashion_mnist --pretrained fashion_mnist --save-pretrained out/lenet5
 python train.py --coordinator 127.0.0.1:12355 --num-processes 2 --process-id 0   # and id 1
 python train.py --config runs/a/config.json --workdir runs/b --epochs 5   # rerun a, one change
 python train.py --ema 0.999 --accumulate 4 --workdir runs/c   # EMA weights, 4 micro-batches per update
@@ -141,9 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
         "when the class count differs (transfer learning, see zoo.train.finetune)",
     )
     p.add_argument(
+        "--pretrained",
+        default=None,
+        metavar="SOURCE",
+        help="start from pretrained weights: a zoo.save_pretrained folder, a shipped dataset name "
+        "(e.g. fashion_mnist for lenet5), a Hugging Face Hub id user/repo or torchvision:NAME_OR_PATH "
+        "(see zoo.pretrained); with another class count add --reset-head",
+    )
+    p.add_argument(
         "--reset-head",
         action="store_true",
-        help="with --init-from: re-initialise the output layer even when its size fits",
+        help="with --init-from or --pretrained: re-initialise the output layer even when its size fits",
+    )
+    p.add_argument(
+        "--save-pretrained",
+        default=None,
+        metavar="DIR",
+        help="after training, write the weights with zoo.save_pretrained to DIR "
+        "(model.safetensors, config.json, a model card with this command and the test metrics)",
     )
     frozen = p.add_mutually_exclusive_group()
     frozen.add_argument(
@@ -275,7 +291,7 @@ def resolve_config(args, argv: list[str] | None):
         target=args.target,
         num_devices=args.num_devices,
         init_from=args.init_from,
-        reset_head=args.reset_head,
+        reset_head=args.reset_head and args.pretrained is None,
         trainable=args.trainable or (),
         frozen=args.freeze or (),
         ema=args.ema,
@@ -303,6 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     if primary:
         print("config:", json.dumps(dataclasses.asdict(config), default=str), flush=True)
         print(f"devices: {jax.devices()} ({jax.process_count()} process(es))", flush=True)
+    initial_variables = None
+    if args.pretrained is not None:
+        if args.init_from is not None:
+            raise ValueError("give --pretrained or --init-from, not both")
+        from zoo.pretrained import load_pretrained, without
+
+        pretrained_model, initial_variables = load_pretrained(args.pretrained, config.model)
+        if args.reset_head:  # the output layer keeps its fresh initialisation
+            head = zoo.finetune.head_paths(pretrained_model)
+            initial_variables = without(initial_variables, head)
+        if primary:
+            print(f"pretrained: {args.pretrained}", flush=True)
     result = zoo.fit(
         config.model,
         None,
@@ -314,7 +342,20 @@ def main(argv: list[str] | None = None) -> int:
         log_histograms=args.tb_histograms,
         log_images=args.tb_images,
         profile=args.profile,
+        initial_variables=initial_variables,
     )
+    if args.save_pretrained and primary:
+        command = "python train.py " + " ".join(sys.argv[1:] if argv is None else argv)
+        folder = zoo.save_pretrained(
+            result.variables,
+            config.model,
+            result.model,
+            args.save_pretrained,
+            dataset=config.dataset,
+            metrics=result.test_metrics,
+            command=command,
+        )
+        print(f"saved pretrained weights to {folder}")
     if not primary:
         return 0
     last = result.history[-1] if result.history else {}

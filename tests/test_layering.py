@@ -23,6 +23,8 @@ FORBIDDEN = {
     "zoo.models": ("zoo.data", "zoo.train", "zoo.bench", "zoo.cli", "zoo.interop"),
     "zoo.data": ("zoo.models", "zoo.train", "zoo.bench", "zoo.cli", "zoo.registry"),
     "zoo.interop": ("zoo.train", "zoo.bench", "zoo.cli", "zoo.data"),
+    # Loading weights sits beside the registry: create_model(pretrained=...) stays light.
+    "zoo.pretrained": ("zoo.train", "zoo.bench", "zoo.cli", "zoo.data"),
 }
 
 

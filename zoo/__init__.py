@@ -24,6 +24,11 @@ _LAZY = {
     "finetune": ("zoo.train.finetune", None),
     "cam": ("zoo.explain", "cam"),
     "saliency": ("zoo.explain", "saliency"),
+    "save_pretrained": ("zoo.pretrained", "save_pretrained"),
+    "load_pretrained": ("zoo.pretrained", "load_pretrained"),
+    "export": ("zoo.exporting", "export"),
+    "features": ("zoo.intermediates", "features"),
+    "feature_info": ("zoo.intermediates", "feature_info"),
 }
 
 
@@ -50,4 +55,9 @@ __all__ = [
     "saliency",
     "interop",
     "finetune",
+    "save_pretrained",
+    "load_pretrained",
+    "export",
+    "features",
+    "feature_info",
 ]

@@ -204,16 +204,28 @@ def model_info(name: str) -> dict[str, Any]:
     return get_spec(name).info()
 
 
-def create_model(name: str, **overrides: Any) -> nn.Module:
+def create_model(name: str, *, pretrained: str | None = None, **overrides: Any) -> nn.Module | tuple[nn.Module, dict]:
     """Build registered model ``name`` with its default config updated by ``overrides``.
 
     Two more keywords apply to every model (`zoo.nn.precision`): ``dtype``, the compute
     dtype ("float32", "bfloat16", "float16"), and ``param_dtype``, the parameters' storage
     dtype (default "float32": master weights, as the Flax examples' ``half_precision``).
 
+    With ``pretrained`` (a folder written by `zoo.save_pretrained`, the dataset name of
+    weights shipped with zoo, a Hugging Face Hub id ``user/repo`` or
+    ``torchvision:NAME_OR_PATH``), return ``(model, variables)``: the model built from the
+    saved config with ``overrides`` on top, and its loaded variables (see
+    `zoo.pretrained.load_pretrained`).
+
     Raises:
-      ValueError: unknown name, unknown config key, or a value the model rejects.
+      ValueError: unknown name, unknown config key, or a value the model rejects; with
+      ``pretrained``, missing or damaged files, another model's weights, or variables whose
+      keys or shapes differ from the model's.
     """
+    if pretrained is not None:
+        from zoo.pretrained import load_pretrained  # loads safetensors, torch or the Hub on demand
+
+        return load_pretrained(pretrained, name, **overrides)
     spec = get_spec(name)
     try:
         return spec.build(**overrides)

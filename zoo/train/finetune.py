@@ -30,7 +30,8 @@ from flax.core import unfreeze
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from zoo import registry
-from zoo._choices import listing, natural_key
+from zoo._choices import listing
+from zoo.pretrained import check_fits
 from zoo.train.checkpoint import read_variables
 from zoo.train.state import init_variables
 
@@ -211,50 +212,10 @@ def head_paths(model) -> frozenset[str]:
     return frozenset(p for p in shapes.keys() | wider.keys() if shapes.get(p) != wider.get(p))
 
 
-def _params_first(path: str):
-    return (not path.startswith("params/"), natural_key(path))
-
-
-def _check_fits(source, target, keep: frozenset[str], source_name: str, target_name: str) -> None:
-    """ValueError unless ``source`` and ``target`` (arrays or shapes) hold the same variables
-    with the same shapes outside ``keep``."""
-    src, dst = _flatten(source), _flatten(target)
-    missing = sorted((p for p in dst if p not in keep and p not in src), key=_params_first)
-    unexpected = sorted((p for p in src if p not in keep and p not in dst), key=_params_first)
-    mismatched = sorted(
-        (p for p in dst if p not in keep and p in src and tuple(np.shape(src[p])) != tuple(dst[p].shape)),
-        key=_params_first,
-    )
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"{len(missing)} variable(s) the model needs are not in {source_name}: " + listing(missing))
-        if unexpected:
-            problems.append(
-                f"{len(unexpected)} variable(s) of {source_name} have no place in the model: " + listing(unexpected)
-            )
-        if mismatched:
-            problems.append(
-                f"{len(mismatched)} shape mismatch(es): "
-                + listing(
-                    [
-                        f"{p} {tuple(np.shape(src[p]))} in {source_name}, {tuple(dst[p].shape)} in the model"
-                        for p in mismatched
-                    ]
-                )
-            )
-        raise ValueError(
-            f"{source_name} cannot be loaded into {target_name}: "
-            + "; ".join(problems)
-            + ". Was it saved from another architecture or config (depth, width, "
-            "input size of a model that flattens its feature map)?"
-        )
-
-
 def _copy_variables(source, target, keep: frozenset[str], source_name: str, target_name: str) -> dict:
     """``target`` with every variable outside ``keep`` replaced by ``source``'s (cast to
-    the target's dtype), after `_check_fits`."""
-    _check_fits(source, target, keep, source_name, target_name)
+    the target's dtype), after `check_fits`."""
+    check_fits(source, target, keep, source_name, target_name)
     src = _flatten(source)
     return _unflatten(
         # A copy (jnp.array): the train step donates its state, which must not free the caller's arrays.
@@ -282,7 +243,7 @@ def replace_head(model, variables, num_classes: int, *, seed: int = 0, **overrid
         new_model = model.clone(**{**overrides, field: num_classes})
         name = type(model).__name__
     head, target = head_paths(new_model), _abstract_variables(new_model)
-    _check_fits(variables, target, head, "the given variables", f"{name} with {num_classes} classes")
+    check_fits(variables, target, head, "the given variables", f"{name} with {num_classes} classes")
     shape = _input_shape(new_model)
 
     def fresh_head(key):  # jit keeps only the head's initialisers: seconds less compiling
@@ -313,7 +274,7 @@ def init_from_checkpoint(model, variables, path: str, *, reset_head: bool = Fals
         )
 
     def check(layout, where):  # on the saved shapes, before the checkpoint's arrays are allocated
-        _check_fits(layout, variables, kept(layout), f"the checkpoint {where}", type(model).__name__)
+        check_fits(layout, variables, kept(layout), f"the checkpoint {where}", type(model).__name__)
 
     source, where = read_variables(path, check=check)
     return _copy_variables(source, variables, kept(source), f"the checkpoint {where}", type(model).__name__)
