@@ -219,8 +219,8 @@ def create_model(name: str, *, pretrained: str | None = None, **overrides: Any) 
 
     Raises:
       ValueError: unknown name, unknown config key, or a value the model rejects; with
-      ``pretrained``, missing or damaged files, another model's weights, or variables whose
-      keys or shapes differ from the model's.
+        ``pretrained``, missing or damaged files, another model's weights, or variables
+        whose keys or shapes differ from the model's.
     """
     if pretrained is not None:
         from zoo.pretrained import load_pretrained  # loads safetensors, torch or the Hub on demand
