@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from zoo import registry
 from zoo.bench.flops import count_step_flops, parameter_count
+from zoo.nn.inputs import is_multipart
 
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
@@ -81,6 +82,8 @@ FREE_LENGTH = 16
 
 def _example_inputs(spec, model) -> tuple:
     """Abstract inputs for one example: x, and y for models that read the target."""
+    if is_multipart(spec.input_shape):  # e.g. VQA's (image, question)
+        return (tuple(jax.ShapeDtypeStruct((1, *s), jnp.dtype(d)) for s, d in zip(spec.input_shape, spec.input_dtype)),)
     shape = tuple(FREE_LENGTH if d is None else d for d in spec.input_shape)
     x = jax.ShapeDtypeStruct((1, *shape), jnp.dtype(spec.input_dtype))
     if spec.task != "sequence_to_sequence":
@@ -90,7 +93,7 @@ def _example_inputs(spec, model) -> tuple:
 
 
 def _concrete(args):
-    return tuple(jnp.zeros(a.shape, a.dtype) for a in args)
+    return jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), args)
 
 
 def model_row(name: str) -> dict:

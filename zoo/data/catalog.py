@@ -10,7 +10,7 @@ from typing import Callable, Mapping
 
 from zoo._choices import lookup
 from zoo.nn.checks import check_like_default
-from zoo.data import imdb, sentiment, seq2seq_tasks, sequence_tasks, shapes, sources, synthetic
+from zoo.data import imdb, sentiment, seq2seq_tasks, sequence_tasks, shapes, sources, synthetic, vqa_scenes
 from zoo.data.base import Dataset
 
 # Each loader's docstring describes its data: source, shapes, split, preprocessing.
@@ -38,6 +38,7 @@ DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType(
         "long_word": seq2seq_tasks.long_word,
         "shapes": shapes.shapes,
         "salient_scenes": shapes.salient_scenes,
+        "vqa_scenes": vqa_scenes.vqa_scenes,
     }
 )
 

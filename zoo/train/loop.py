@@ -32,6 +32,7 @@ from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.data.augment import check_images, parse_augment
 from zoo.data.eda import augment_text_dataset
+from zoo.nn.inputs import example_dtype
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
@@ -357,7 +358,9 @@ def fit(
         # Frozen parameters get zero updates; a pattern matching nothing fails in tx.init.
         tx = finetune.freeze(tx, trainable=config.trainable or None, frozen=config.frozen or None)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
-    inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:], data.y_train.dtype)
+    inputs = example_inputs(
+        task, data.input_shape, example_dtype(data.x_train), data.y_train.shape[1:], data.y_train.dtype
+    )
     try:
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
