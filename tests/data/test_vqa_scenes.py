@@ -144,3 +144,12 @@ def test_captions_list_objects_in_reading_order():
 def test_bad_options_name_the_option(kwargs, message):
     with pytest.raises(ValueError, match=message):
         generate_scenes(0, 5, **kwargs)
+
+
+def test_question_types_are_read_off_the_words():
+    from zoo.data.vqa_scenes import question_types
+
+    scenes = generate_scenes(2, 200)
+    np.testing.assert_array_equal(question_types(scenes.questions), scenes.types)
+    with pytest.raises(ValueError, match="not a vqa_scenes question"):
+        question_types(["where is the circle?"])

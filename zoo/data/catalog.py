@@ -39,6 +39,7 @@ DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType(
         "shapes": shapes.shapes,
         "salient_scenes": shapes.salient_scenes,
         "vqa_scenes": vqa_scenes.vqa_scenes,
+        "caption_scenes": vqa_scenes.caption_scenes,
     }
 )
 

@@ -46,6 +46,8 @@ QUESTION_TYPES = {
     "size": SIZES,  # what size is the blue square?
     "left_of": YES_NO,  # is the circle left of the square?
 }
+# Each type's template starts with its own words: the type of a question is read off them.
+_PREFIXES = ("what colour", "what shape", "how many", "is there", "what size", "is the")
 GRID = 3  # objects sit in distinct cells of a GRID x GRID grid, so they never overlap
 # Radius (area of a circle of that radius) as a fraction of a cell's side.
 _RADIUS = {"small": 0.22, "large": 0.36}
@@ -70,6 +72,17 @@ def chance_accuracy() -> float:
     """The best accuracy without the image: per type 1 / (number of answers), types equally
     likely (``(1/4 + 1/3 + 1/4 + 1/2 + 1/2 + 1/2) / 6``)."""
     return float(np.mean([1.0 / len(a) for a in QUESTION_TYPES.values()]))
+
+
+def question_types(questions) -> np.ndarray:
+    """Question texts -> (N,) int32 indices into `QUESTION_TYPES` (from their first words)."""
+    out = []
+    for text in questions:
+        words = " ".join(tokenize(text)[:2])
+        if words not in _PREFIXES:
+            raise ValueError(f"{text!r} is not a vqa_scenes question (it starts with none of {_PREFIXES})")
+        out.append(_PREFIXES.index(words))
+    return np.asarray(out, np.int32)
 
 
 def _other(rng, count: int, exclude: int) -> int:
@@ -260,3 +273,38 @@ def encode_captions(captions, vocab: Vocabulary, length: int) -> np.ndarray:
     for i, r in enumerate(rows):
         out[i, : len(r)] = r
     return out
+
+
+def caption_scenes(
+    *,
+    seed: int = 0,
+    num_examples: int = 6000,
+    num_test_examples: int = 1000,
+    size: int = 32,
+    max_objects: int = 4,
+    noise: float = 0.05,
+) -> Dataset:
+    """Image captioning (kang-lecture4; Show and Tell, Show, Attend and Tell) on the scenes
+    of `vqa_scenes`: x ``(N, size, size, 3)`` float32, y ``(N, 20)`` int32 caption ids of
+    `caption_vocabulary` (the `caption` of the scene, e.g. "a large red circle and a small
+    blue square", objects in reading order), then EOS, 0-padded; task
+    "sequence_to_sequence". Train and test are independent draws from ``seed``."""
+    train_seed, test_seed = split_seeds(seed, 2)
+    train = generate_scenes(train_seed, num_examples, size=size, max_objects=max_objects, noise=noise)
+    test = generate_scenes(test_seed, num_test_examples, size=size, max_objects=max_objects, noise=noise)
+    vocab = caption_vocabulary()
+    length = 5 * max_objects  # four words an object, "and" between, EOS
+    return Dataset(
+        name="caption_scenes",
+        task="sequence_to_sequence",
+        x_train=train.images,
+        y_train=encode_captions(train.captions, vocab, length),
+        x_test=test.images,
+        y_test=encode_captions(test.captions, vocab, length),
+        vocabulary=vocab,
+        model_config={"vocab_size": len(vocab), "output_length": length},
+        description=(
+            f"Generated captioning scenes: {num_examples} train / {num_test_examples} test {size}x{size} RGB "
+            f"scenes of 1-{max_objects} shapes, captions of up to {length - 1} words, noise {noise}, seed {seed}."
+        ),
+    )

@@ -1,3 +1,5 @@
 """Model families. Importing this package registers every model (see zoo.registry)."""
 
-from zoo.models import autoencoders, cnn, convlstm, energy, hierarchical, perceptron, recurrent, seq2seq, vqa  # noqa: F401
+# Composite families (vqa, captioning) build on registered CNNs and recurrent models.
+from zoo.models import autoencoders, cnn, convlstm, energy, hierarchical, perceptron, recurrent, seq2seq  # noqa: F401
+from zoo.models import captioning, vqa  # noqa: F401
