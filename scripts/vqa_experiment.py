@@ -2,7 +2,7 @@
 comparison of the khanzhina/duan seeds (LSTM language only 42.51, BOW+CNN 44.30,
 LSTM+CNN 47.80 on their data), each model trained with the same budget, mean over seeds.
 
-    python scripts/vqa_experiment.py --seeds 3
+    python scripts/vqa_experiment.py --seeds 3 --epochs 10
 
 Every model reads the same (image, question) pairs (`zoo.data.vqa_scenes`, a fresh draw
 per seed); the image models use the same CNN (``--cnn``, LeNet-5 by default) and the
@@ -88,7 +88,7 @@ def table(rows: dict, args) -> str:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train", type=int, default=6000, help="training scenes per seed")
     parser.add_argument("--test", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)

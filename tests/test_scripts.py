@@ -60,3 +60,15 @@ def test_energy_capacity_plot(capsys, tmp_path):
     ns = runpy.run_path(os.path.join(ROOT, "scripts", "energy_experiments.py"))
     exact, wrong = ns["capacity_curve"](100, [0.05, 0.3], seeds=1)
     assert exact[0] == 1.0 and wrong[0] == 0.0 and exact[1] < 0.5 and wrong[1] > 0.05
+
+
+def test_vqa_experiment_quick(capsys):
+    out = run_script("vqa_experiment.py", ["--quick"], capsys)
+    for row in ("| question only (LSTM) |", "| BOW + CNN |", "| LSTM + CNN |", "| chance without the image"):
+        assert row in out
+    assert "| colour | shape | count | exists | size | left_of |" in out
+
+
+def test_caption_experiment_quick(capsys):
+    out = run_script("caption_experiment.py", ["--quick", "--beam-size", "2"], capsys)
+    assert out.count("| greedy |") == 2 and out.count("| beam 2 |") == 2
