@@ -22,7 +22,13 @@ import numpy as np
 import zoo
 from zoo.data.vqa_scenes import QUESTION_TYPES, chance_accuracy, question_types, vqa_scenes
 
-MODELS = {"question only (LSTM)": "vqa_question_lstm", "BOW + CNN": "vqa_bow_cnn", "LSTM + CNN": "vqa_lstm_cnn"}
+MODELS = {
+    "question only (LSTM)": "vqa_question_lstm",
+    "BOW + CNN": "vqa_bow_cnn",
+    "LSTM + CNN": "vqa_lstm_cnn",
+    "LSTM + CNN + attention": "vqa_attention",  # an extra row: --models "LSTM + CNN + attention"
+}
+DEFAULT_ROWS = ["question only (LSTM)", "BOW + CNN", "LSTM + CNN"]
 
 
 def predict(result, x, batch_size: int = 500) -> np.ndarray:
@@ -95,7 +101,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--cnn", default="lenet5", help="any registered image CNN")
     parser.add_argument("--fusion", default="concat", choices=("concat", "product"))
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="+", default=DEFAULT_ROWS, choices=list(MODELS))
     parser.add_argument("--quick", action="store_true", help="a tiny run (tests)")
     args = parser.parse_args(argv)
     if args.quick:

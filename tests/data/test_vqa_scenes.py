@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from zoo.data import iterate_batches, load_dataset
+from zoo.data.text import tokenize
 from zoo.data.vqa_scenes import (
     ANSWERS,
     COLOURS,
     GRID,
+    QUESTION_LENGTH,
     QUESTION_TYPES,
     RGB,
     SHAPES,
@@ -54,6 +56,7 @@ def test_every_answer_follows_from_the_scene():
         assert _oracle(question, objects) == ANSWERS[answer], question
         cells = [(o[3], o[4]) for o in objects.tolist() if o[0] >= 0]
         assert 1 <= len(cells) <= 4 and len(set(cells)) == len(cells)  # distinct grid cells
+    assert max(len(tokenize(q)) for q in scenes.questions) == QUESTION_LENGTH  # no question is cut
 
 
 def test_answers_are_balanced_within_each_type():

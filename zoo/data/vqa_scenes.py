@@ -48,6 +48,7 @@ QUESTION_TYPES = {
 }
 # Each type's template starts with its own words: the type of a question is read off them.
 _PREFIXES = ("what colour", "what shape", "how many", "is there", "what size", "is the")
+QUESTION_LENGTH = 7  # tokens of the longest question, "is the triangle left of the circle"
 GRID = 3  # objects sit in distinct cells of a GRID x GRID grid, so they never overlap
 # Radius (area of a circle of that radius) as a fraction of a cell's side.
 _RADIUS = {"small": 0.22, "large": 0.36}
@@ -205,11 +206,6 @@ def generate_scenes(seed: int, num_examples: int, *, size: int = 32, max_objects
     return Scenes(images, objects, tuple(questions), answers, types, tuple(caption(o) for o in objects))
 
 
-def question_length() -> int:
-    """Tokens in the longest question ("is the triangle left of the circle": 7)."""
-    return 7
-
-
 def vqa_scenes(
     *,
     seed: int = 0,
@@ -237,7 +233,7 @@ def vqa_scenes(
     train = generate_scenes(train_seed, num_examples, size=size, max_objects=max_objects, noise=noise)
     test = generate_scenes(test_seed, num_test_examples, size=size, max_objects=max_objects, noise=noise)
     vocab = Vocabulary.build(train.questions)
-    encode = lambda s: vocab.encode_batch(s.questions, question_length())
+    encode = lambda s: vocab.encode_batch(s.questions, QUESTION_LENGTH)
     return Dataset(
         name="vqa_scenes",
         task="classification",
