@@ -344,7 +344,7 @@ def fit(
         raise ValueError(f"model {spec.name!r} has hand-wired weights; there is nothing to fit")
     mesh = make_mesh(select_devices(config.num_devices))
 
-    n_train = len(data.x_train)
+    n_train = data.num_train
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
     optimizer_kwargs = dict(config.optimizer_kwargs)
     schedule_length = None  # steps, when the schedule's length follows from config.epochs
@@ -411,7 +411,7 @@ def fit(
                 run.close()
 
         test_metrics = None
-        if data.x_test is not None and len(data.x_test):
+        if data.x_test is not None and data.num_test:
             test_metrics = _eval(
                 eval_step, task, state.variables, data.x_test, data.y_test, config.eval_batch_size, mesh
             )
