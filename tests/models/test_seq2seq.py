@@ -483,14 +483,14 @@ def _sequence_log_probs(model, variables, x, candidates):
     teacher-forced token log-probabilities up to and including its first EOS; -inf for a
     candidate with anything but padding after its EOS (beam search cannot make those)."""
     n, t = candidates.shape
-    scores = np.zeros((len(x), n))
-    for b in range(len(x)):
-        logits = model.apply(variables, np.repeat(x[b : b + 1], n, 0), candidates, train=True)["logits"]
-        logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits, -1)), candidates[..., None], -1)[..., 0]
-        for i, row in enumerate(candidates):
-            end = int(np.argmax(row == D.EOS)) if (row == D.EOS).any() else t - 1
-            scores[b, i] = logp[i, : end + 1].sum() if not row[end + 1 :].any() else -np.inf
-    return scores
+    every = np.tile(candidates, (len(x), 1))  # (B * N, T): all candidates for each row
+    logits = model.apply(variables, np.repeat(x, n, 0), every, train=True)["logits"]
+    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits, -1)), every[..., None], -1)[..., 0]
+    ends = np.where((candidates == D.EOS).any(1), np.argmax(candidates == D.EOS, 1), t - 1)
+    counted = np.arange(t)[None, :] <= ends[:, None]
+    padded_after = np.all((candidates == 0) | counted, 1)
+    scores = np.where(counted[None], logp.reshape(len(x), n, t), 0.0).sum(-1)
+    return np.where(padded_after[None], scores, -np.inf)
 
 
 @pytest.mark.parametrize("attention", ["none", "bahdanau"])
