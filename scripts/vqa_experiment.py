@@ -78,7 +78,7 @@ def table(rows: dict, args) -> str:
     kinds = " | ".join(QUESTION_TYPES)
     lines = [
         f"| model ({args.epochs} epochs, {args.train} train scenes) | test accuracy per seed | mean ± std | {kinds} | wall s |",
-        "|---" * (5 + len(QUESTION_TYPES)) + "|",
+        "|---" * (4 + len(QUESTION_TYPES)) + "|",
     ]
     for name, r in rows.items():
         acc = np.asarray(r["accuracy"])
@@ -87,7 +87,8 @@ def table(rows: dict, args) -> str:
             f"| {name} | {', '.join(f'{a:.3f}' for a in acc)} | {acc.mean():.3f} ± {acc.std():.3f} | "
             f"{per_type} | {r['seconds']:.0f} |"
         )
-    lines.append(f"| chance without the image (balanced answers) | | {chance_accuracy():.3f} | | |")
+    per_type = " | ".join(f"{1 / len(answers):.2f}" for answers in QUESTION_TYPES.values())
+    lines.append(f"| chance without the image (balanced answers) | | {chance_accuracy():.3f} | {per_type} | |")
     return "\n".join(lines)
 
 

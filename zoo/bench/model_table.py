@@ -69,6 +69,26 @@ DOCUMENTED = {
         "python train.py --model segnet --dataset shapes --epochs 10 --batch-size 32 --lr 3e-3 --schedule cosine "
         "--set conv_impl=xla",
     ),
+    "vqa_question_lstm": (
+        "vqa_scenes test accuracy 0.390 (chance 0.389; mean of 3 seeds)",
+        "python scripts/vqa_experiment.py --seeds 3 --epochs 10",
+    ),
+    "vqa_bow_cnn": (
+        "vqa_scenes test accuracy 0.545 (mean of 3 seeds)",
+        "python scripts/vqa_experiment.py --seeds 3 --epochs 10",
+    ),
+    "vqa_lstm_cnn": (
+        "vqa_scenes test accuracy 0.509 (concatenation fusion; mean of 3 seeds)",
+        "python scripts/vqa_experiment.py --seeds 3 --epochs 10",
+    ),
+    "captioner": (
+        "caption_scenes BLEU-4 0.203, exact match 0.006 (greedy)",
+        "python scripts/caption_experiment.py --epochs 8 --train 4000 --test 500",
+    ),
+    "captioner_attention": (
+        "caption_scenes BLEU-4 0.560, exact match 0.082 (greedy)",
+        "python scripts/caption_experiment.py --epochs 8 --train 4000 --test 500",
+    ),
     "char_rnn": (
         "spells the seed's long word (exact match 1.0)",
         "python train.py --model char_rnn --dataset long_word --epochs 40 --batch-size 32 --lr 2e-2 "
