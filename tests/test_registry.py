@@ -14,6 +14,7 @@ import pytest
 
 import zoo
 from zoo import registry
+from zoo.nn.inputs import is_multipart
 from zoo.train.steps import rule_arguments
 
 ALL = zoo.list_models()
@@ -24,16 +25,25 @@ BATCH = 3
 RNGS = ("dropout", "sample", "noise")
 
 
+def _random_input(key, shape, dtype):
+    if dtype.startswith("int"):
+        return jax.random.randint(key, (BATCH, *shape), 0, 5).astype(dtype)
+    return jax.random.uniform(key, (BATCH, *shape), jnp.float32)
+
+
 @functools.lru_cache(maxsize=None)  # one init per model and worker, shared by the tests below
 def _build(name):
+    """The model at its test size, an input batch (a tuple of arrays for a model of
+    several input parts, e.g. VQA's image and question), and its variables."""
     spec = registry.get_spec(name)
     model = zoo.create_model(name, **spec.test_config)
     shape = tuple(model.input_shape)
     key = jax.random.PRNGKey(0)
-    if spec.input_dtype.startswith("int"):
-        x = jax.random.randint(key, (BATCH, *shape), 0, 5).astype(spec.input_dtype)
+    if is_multipart(shape):
+        keys = jax.random.split(key, len(shape))
+        x = tuple(_random_input(k, tuple(s), d) for k, s, d in zip(keys, shape, spec.input_dtype))
     else:
-        x = jax.random.uniform(key, (BATCH, *shape), jnp.float32)
+        x = _random_input(key, shape, spec.input_dtype)
     keys = jax.random.split(jax.random.PRNGKey(1), 1 + len(RNGS))
     variables = model.init({"params": keys[0], **dict(zip(RNGS, keys[1:]))}, x)
     return spec, model, x, variables
@@ -83,7 +93,7 @@ def test_model_info_is_complete(name):
 def test_forward_shape_dtype_finite_and_jit(name):
     spec, model, x, variables = _build(name)
     y = _main_output(model.apply(variables, x))
-    assert y.shape == _expected_output_shape(spec, model, x)
+    assert y.shape == _expected_output_shape(spec, model, x[0] if isinstance(x, tuple) else x)
     assert y.dtype == jnp.float32
     assert bool(jnp.all(jnp.isfinite(y)))
     y_jit = jax.jit(lambda v, x: _main_output(model.apply(v, x)))(variables, x)
@@ -93,10 +103,11 @@ def test_forward_shape_dtype_finite_and_jit(name):
 @pytest.mark.parametrize("name", ALL)
 def test_wrong_input_shape_names_expected_shape(name):
     _, model, x, variables = _build(name)
-    bad = jnp.zeros(x.shape[:-1] + (x.shape[-1] + 1,), x.dtype)
-    expected = ", ".join(str(d) for d in model.input_shape)
+    first, shape = (x[0], model.input_shape[0]) if isinstance(x, tuple) else (x, model.input_shape)
+    bad = jnp.zeros(first.shape[:-1] + (first.shape[-1] + 1,), first.dtype)
+    expected = ", ".join(str(d) for d in shape)
     with pytest.raises(ValueError, match=f"expects .*\\(B, {expected}\\)"):
-        model.apply(variables, bad)
+        model.apply(variables, (bad, *x[1:]) if isinstance(x, tuple) else bad)
 
 
 @pytest.mark.parametrize("name", GRADIENT)

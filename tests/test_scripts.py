@@ -66,3 +66,15 @@ def test_localisation_experiment_quick(capsys):
     out = run_script("localisation_experiment.py", ["--quick"], capsys)
     assert "| wifi_fingerprints, 120 / 60, 1 seeds | building accuracy | floor accuracy |" in out
     assert "| multi-label (paper) |" in out and "| hierarchical |" in out
+
+
+def test_vqa_experiment_quick(capsys):
+    out = run_script("vqa_experiment.py", ["--quick"], capsys)
+    for row in ("| question only (LSTM) |", "| BOW + CNN |", "| LSTM + CNN |", "| chance without the image"):
+        assert row in out
+    assert "| colour | shape | count | exists | size | left_of |" in out
+
+
+def test_caption_experiment_quick(capsys):
+    out = run_script("caption_experiment.py", ["--quick", "--beam-size", "2"], capsys)
+    assert out.count("| greedy |") == 2 and out.count("| beam 2 |") == 2

@@ -17,7 +17,8 @@ module is a variant: ``dff`` is an MLP with other defaults). ``create_model(name
 **overrides)`` checks each override against the config (unknown keys, and values of the
 wrong kind: a float for an int field, a string for a bool) before building the module, whose
 ``__post_init__`` checks the values. Every model has an ``input_shape`` field (one example,
-no batch axis; ``None`` for a free axis such as sequence length); classifiers have
+no batch axis; ``None`` for a free axis such as sequence length; a tuple of shapes for
+inputs of several parts, `zoo.nn.inputs`); classifiers have
 ``num_classes`` or ``num_outputs``, so the trainer can adapt any model to a dataset with
 `adapt_config`.
 
@@ -70,8 +71,8 @@ class ModelSpec:
     family: str
     paper: str  # paper and/or seed reference
     task: str
-    input_shape: tuple[int, ...]  # one example, without the batch axis
-    input_dtype: str = "float32"
+    input_shape: tuple  # one example, without the batch axis (a tuple of shapes: zoo.nn.inputs)
+    input_dtype: str | tuple[str, ...] = "float32"  # one per part for multi-part inputs
     learning: str = "gradient"
     # Overrides that make the model small enough for the registry-wide tests.
     test_config: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -144,7 +145,7 @@ def register_model(
     task: str,
     defaults: Mapping[str, Any] | None = None,
     description: str | None = None,
-    input_dtype: str = "float32",
+    input_dtype: str | tuple[str, ...] = "float32",
     learning: str = "gradient",
     test_config: Mapping[str, Any] | None = None,
     learning_rule: Callable[..., Any] | None = None,

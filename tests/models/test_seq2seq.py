@@ -471,3 +471,41 @@ def test_bad_config_and_inputs_raise_clear_errors():
         apply(x, y[:, :, None])
     with pytest.raises(ValueError, match="dot attention needs decoder states as wide"):
         S.Attention(score="dot").init(jax.random.PRNGKey(0), jnp.zeros((1, 3, 4)), jnp.ones((1, 3), bool), 5)
+
+
+# --------------------------------------------------------------------------------------
+# Beam search.
+# --------------------------------------------------------------------------------------
+
+
+def _sequence_log_probs(model, variables, x, candidates):
+    """Log-probability of each candidate (N, T) for each source row of x: the sum of its
+    teacher-forced token log-probabilities up to and including its first EOS; -inf for a
+    candidate with anything but padding after its EOS (beam search cannot make those)."""
+    n, t = candidates.shape
+    every = np.tile(candidates, (len(x), 1))  # (B * N, T): all candidates for each row
+    logits = model.apply(variables, np.repeat(x, n, 0), every, train=True)["logits"]
+    logp = np.take_along_axis(np.asarray(jax.nn.log_softmax(logits, -1)), every[..., None], -1)[..., 0]
+    ends = np.where((candidates == D.EOS).any(1), np.argmax(candidates == D.EOS, 1), t - 1)
+    counted = np.arange(t)[None, :] <= ends[:, None]
+    padded_after = np.all((candidates == 0) | counted, 1)
+    scores = np.where(counted[None], logp.reshape(len(x), n, t), 0.0).sum(-1)
+    return np.where(padded_after[None], scores, -np.inf)
+
+
+@pytest.mark.parametrize("attention", ["none", "bahdanau"])
+def test_beam_search_with_every_path_kept_is_exhaustive_search(attention):
+    """With K = V^(T-1) beams nothing is ever pruned: the best beam is the most probable
+    sequence of all V^T, and its score is that sequence's log-probability; one beam is
+    greedy decoding."""
+    model = _model(attention, output_length=3)
+    x = _tokens(lengths=(5, 2, 4))
+    variables = model.init(jax.random.PRNGKey(0), x, _target()[:, :3])
+    candidates = np.array(np.meshgrid(*[np.arange(V)] * 3, indexing="ij")).reshape(3, -1).T.astype(np.int32)
+    scores = _sequence_log_probs(model, variables, x, candidates)
+    beam = model.apply(variables, x, V**2, method=model.beam_search)
+    np.testing.assert_array_equal(beam["predictions"], candidates[scores.argmax(1)])
+    np.testing.assert_allclose(beam["scores"], scores.max(1), rtol=1e-5, atol=1e-5)
+    assert np.all(np.diff(np.asarray(beam["beam_scores"]), axis=1) <= 0)  # best first
+    one = model.apply(variables, x, 1, method=model.beam_search)
+    np.testing.assert_array_equal(one["predictions"], model.apply(variables, x)["predictions"])

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from zoo import registry
 from zoo.bench.flops import count_step_flops, parameter_count
+from zoo.nn.inputs import is_multipart
 
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
@@ -72,6 +73,26 @@ DOCUMENTED = {
         "python train.py --model segnet --dataset shapes --epochs 10 --batch-size 32 --lr 3e-3 --schedule cosine "
         "--set conv_impl=xla",
     ),
+    "vqa_question_lstm": (
+        "vqa_scenes test accuracy 0.390 (chance 0.389; mean of 3 seeds)",
+        "python scripts/vqa_experiment.py --seeds 3 --epochs 10",
+    ),
+    "vqa_bow_cnn": (
+        "vqa_scenes test accuracy 0.545 (mean of 3 seeds)",
+        "python scripts/vqa_experiment.py --seeds 3 --epochs 10",
+    ),
+    "vqa_lstm_cnn": (
+        "vqa_scenes test accuracy 0.509 (concatenation fusion; mean of 3 seeds)",
+        "python scripts/vqa_experiment.py --seeds 3 --epochs 10",
+    ),
+    "captioner": (
+        "caption_scenes BLEU-4 0.203, exact match 0.006 (greedy)",
+        "python scripts/caption_experiment.py --epochs 8 --train 4000 --test 500",
+    ),
+    "captioner_attention": (
+        "caption_scenes BLEU-4 0.560, exact match 0.082 (greedy)",
+        "python scripts/caption_experiment.py --epochs 8 --train 4000 --test 500",
+    ),
     "char_rnn": (
         "spells the seed's long word (exact match 1.0)",
         "python train.py --model char_rnn --dataset long_word --epochs 40 --batch-size 32 --lr 2e-2 "
@@ -85,6 +106,8 @@ FREE_LENGTH = 16
 
 def _example_inputs(spec, model) -> tuple:
     """Abstract inputs for one example: x, and y for models that read the target."""
+    if is_multipart(spec.input_shape):  # e.g. VQA's (image, question)
+        return (tuple(jax.ShapeDtypeStruct((1, *s), jnp.dtype(d)) for s, d in zip(spec.input_shape, spec.input_dtype)),)
     shape = tuple(FREE_LENGTH if d is None else d for d in spec.input_shape)
     x = jax.ShapeDtypeStruct((1, *shape), jnp.dtype(spec.input_dtype))
     if spec.task != "sequence_to_sequence":

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from zoo.nn.checks import free_memory_bytes
+from zoo.nn.inputs import example_shape, num_rows, parts, take_rows
 
 
 # Tasks whose targets are class labels in [0, num_classes): one per example, or one per pixel.
@@ -27,7 +28,8 @@ class Dataset:
     """A dataset in memory as NumPy arrays, split into train / test (and maybe val).
 
     x_*: ``(N, *input_shape)`` (images float32 in [0, 1], NHWC; text int32 token ids, 0 =
-    padding, with their ``vocabulary``); y_*: ``(N,)`` int32 labels, ``(N, H, W)`` int32
+    padding, with their ``vocabulary``), or a tuple of such arrays for examples of several
+    parts (`zoo.nn.inputs`: a VQA set's images and questions); y_*: ``(N,)`` int32 labels, ``(N, H, W)`` int32
     per-pixel labels (segmentation) or ``(N, k)`` float32 targets (``target_mean`` /
     ``target_std`` when standardised: `unscale_targets`).
     ``model_config``: config values the data fixes (``{"vocab_size": 57}``), applied by
@@ -58,8 +60,10 @@ class Dataset:
         ):
             if (x is None) != (y is None):
                 raise ValueError(f"dataset {self.name!r}: x_{split} and y_{split} must be given together")
-            if x is not None and len(x) != len(y):
-                raise ValueError(f"dataset {self.name!r}: x_{split} has {len(x)} examples but y_{split} has {len(y)}")
+            if x is not None and num_rows(x) != len(y):
+                raise ValueError(
+                    f"dataset {self.name!r}: x_{split} has {num_rows(x)} examples but y_{split} has {len(y)}"
+                )
         if self.task in _LABELLED and self.num_classes is None:
             raise ValueError(f"dataset {self.name!r}: a {self.task} dataset needs num_classes")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
@@ -89,7 +93,12 @@ class Dataset:
         otherwise train to a result that looks right and is not.
         """
         for split, x, y in self.splits():
-            for what, a in ((f"x_{split}", x), (f"y_{split}", y)):
+            named = (
+                [(f"x_{split}[{i}]", p) for i, p in enumerate(parts(x))]
+                if isinstance(x, tuple)
+                else [(f"x_{split}", x)]
+            )
+            for what, a in (*named, (f"y_{split}", y)):
                 a = np.asarray(a)
                 if np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.complexfloating):
                     bad = ~np.isfinite(a)
@@ -121,8 +130,9 @@ class Dataset:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """Shape of one example, without the batch axis, e.g. ``(8, 8, 1)``."""
-        return tuple(self.x_train.shape[1:])
+        """Shape of one example, without the batch axis, e.g. ``(8, 8, 1)`` (a tuple of
+        shapes for examples of several parts)."""
+        return example_shape(self.x_train)
 
     @property
     def num_outputs(self) -> int:
@@ -133,15 +143,15 @@ class Dataset:
 
     @property
     def num_train(self) -> int:
-        return len(self.x_train)
+        return num_rows(self.x_train)
 
     @property
     def num_test(self) -> int:
-        return len(self.x_test)
+        return num_rows(self.x_test)
 
     @property
     def num_val(self) -> int:
-        return 0 if self.x_val is None else len(self.x_val)
+        return 0 if self.x_val is None else num_rows(self.x_val)
 
     def unscale_targets(self, y: np.ndarray) -> np.ndarray:
         """Map standardised targets or predictions ``(N, k)`` back to the original units."""
@@ -174,9 +184,9 @@ class Dataset:
         note = f" Validation: {n_val} of the {n} training examples, drawn with seed {seed}."
         return dataclasses.replace(
             self,
-            x_train=self.x_train[train],
+            x_train=take_rows(self.x_train, train),
             y_train=self.y_train[train],
-            x_val=self.x_train[val],
+            x_val=take_rows(self.x_train, val),
             y_val=self.y_train[val],
             description=self.description + note,
         )
@@ -271,7 +281,7 @@ class Dataset:
 
     def __repr__(self) -> str:
         splits = ", ".join(
-            f"{split}={len(x)}"
+            f"{split}={num_rows(x)}"
             for split, x in (("train", self.x_train), ("val", self.x_val), ("test", self.x_test))
             if x is not None
         )

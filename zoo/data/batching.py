@@ -7,6 +7,7 @@ from typing import Iterator
 import numpy as np
 
 from zoo.nn.checks import check_count
+from zoo.nn.inputs import map_parts, num_rows, take_rows
 
 
 def num_batches(num_examples: int, batch_size: int, drop_remainder: bool = False) -> int:
@@ -52,14 +53,15 @@ def iterate_batches(
     pad: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{"x": (b, ...), "y": (b, ...), "mask": (b,) float32}`` batches for one epoch
-    (no "y" when ``y`` is None); ``batch_size >= N`` gives one full batch. Order:
+    (no "y" when ``y`` is None; "x" a tuple when ``x`` is a tuple of arrays, examples of
+    several parts); ``batch_size >= N`` gives one full batch. Order:
     ``np.random.default_rng([seed, epoch]).permutation(N)``, or as given without
     ``shuffle``. ``pad`` fills every batch to ``batch_size`` rows of zeros with mask 0 (one
     shape, one compiled step); ``mask`` is 1.0 for real examples.
     """
-    x = np.asarray(x)
+    x = map_parts(np.asarray, x)
     y = None if y is None else np.asarray(y)
-    n = len(x)
+    n = num_rows(x)
     if y is not None and len(y) != n:
         raise ValueError(f"x has {n} examples but y has {len(y)}")
     batch_size = check_count(batch_size, "batch_size", 1)
@@ -70,13 +72,13 @@ def iterate_batches(
     for start in range(0, num_batches(n, batch_size, drop_remainder) * step, step):
         # Unshuffled batches are slices: views, no copy.
         index = order[start : start + step] if shuffle else slice(start, min(start + step, n))
-        batch = {"x": x[index]}
+        batch = {"x": take_rows(x, index)}
         if y is not None:
             batch["y"] = y[index]
-        size = len(batch["x"])
+        size = num_rows(batch["x"])
         batch["mask"] = np.ones(size, np.float32)
         if pad and size < batch_size:
-            batch = {key: _pad_rows(value, batch_size) for key, value in batch.items()}
+            batch = {key: map_parts(lambda a: _pad_rows(a, batch_size), value) for key, value in batch.items()}
         yield batch
 
 

@@ -10,7 +10,17 @@ from typing import Callable, Mapping
 
 from zoo._choices import lookup
 from zoo.nn.checks import check_like_default
-from zoo.data import imdb, sentiment, seq2seq_tasks, sequence_tasks, shapes, sources, synthetic, ujiindoorloc
+from zoo.data import (
+    imdb,
+    sentiment,
+    seq2seq_tasks,
+    sequence_tasks,
+    shapes,
+    sources,
+    synthetic,
+    ujiindoorloc,
+    vqa_scenes,
+)
 from zoo.data.base import Dataset
 
 # Each loader's docstring describes its data: source, shapes, split, preprocessing.
@@ -40,6 +50,8 @@ DATASETS: Mapping[str, Callable[..., Dataset]] = types.MappingProxyType(
         "salient_scenes": shapes.salient_scenes,
         "ujiindoorloc": ujiindoorloc.load_ujiindoorloc,
         "wifi_fingerprints": ujiindoorloc.wifi_fingerprints,
+        "vqa_scenes": vqa_scenes.vqa_scenes,
+        "caption_scenes": vqa_scenes.caption_scenes,
     }
 )
 

@@ -11,3 +11,6 @@ from zoo.models import (  # noqa: F401
     recurrent,
     seq2seq,
 )
+
+# Composite families (vqa, captioning) build on registered CNNs and recurrent models.
+from zoo.models import captioning, vqa  # noqa: F401

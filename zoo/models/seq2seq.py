@@ -225,6 +225,96 @@ def greedy_decode(fns: DecoderFns, carry, first, length: int, eos_id: int = EOS)
     return {"predictions": t(tokens), "logits": t(logits), "attention": t(alpha)}
 
 
+def beam_decode(fns: DecoderFns, carry, first, length: int, beam_size: int, eos_id: int = EOS) -> dict:
+    """Beam search: the ``beam_size`` most probable continuations kept at each step, by
+    the sum of their tokens' log-probabilities; a beam that emitted ``eos_id`` is finished
+    and keeps its score (it extends only by padding).
+
+    ``fns`` and ``carry`` are built for B * K rows, each example repeated K = beam_size
+    times in a row (`repeat_beams` of the memory, mask and carry); first (B * K,) int.
+    Returns {"predictions": (B, length) int32, the best beam, 0 after EOS; "scores": (B,)
+    its log-probability; "beams": (B, K, length) and "beam_scores": (B, K), best first}.
+    ``beam_size=1`` is `greedy_decode`.
+    """
+    K = int(beam_size)
+    B = first.shape[0] // K
+    neg = jnp.finfo(jnp.float32).min
+
+    def body(state, t):
+        c, token, scores, done, history = state
+        c, (out, _) = fns.step(c, fns.embed(token))
+        logp = jax.nn.log_softmax(fns.logits(out).astype(jnp.float32), -1)  # (B*K, V)
+        V = logp.shape[-1]
+        finished = jnp.full((V,), neg).at[PAD].set(0.0)  # a finished beam only pads, at no cost
+        logp = jnp.where(done[:, None], finished, logp).reshape(B, K, V)
+        total = (scores[:, :, None] + logp).reshape(B, K * V)
+        scores, index = jax.lax.top_k(total, K)  # (B, K)
+        parent, token = index // V, (index % V).astype(jnp.int32)
+        rows = (jnp.arange(B)[:, None] * K + parent).reshape(-1)  # the parent beam's row
+        c = jax.tree.map(lambda a: a[rows], c)
+        history = jnp.take_along_axis(history, parent[:, :, None], 1).at[:, :, t].set(token)
+        done = done[rows] | (token.reshape(-1) == eos_id)
+        return (c, token.reshape(-1), scores, done, history), None
+
+    # Only the first of an example's K identical beams starts, so the K survivors differ.
+    scores = jnp.tile(jnp.asarray([0.0] + [neg] * (K - 1), jnp.float32), (B, 1))
+    state = (carry, first.astype(jnp.int32), scores, jnp.zeros(first.shape, bool), jnp.zeros((B, K, length), jnp.int32))
+    (_, _, scores, _, history), _ = jax.lax.scan(body, state, jnp.arange(length))
+    order = jnp.argsort(-scores, axis=-1)
+    beams = jnp.take_along_axis(history, order[:, :, None], 1)
+    scores = jnp.take_along_axis(scores, order, 1)
+    return {"predictions": beams[:, 0], "scores": scores[:, 0], "beams": beams, "beam_scores": scores}
+
+
+def repeat_beams(tree, beam_size: int):
+    """Every array of ``tree`` (B, ...) -> (B * K, ...), each row repeated K times in a row."""
+    return jax.tree.map(lambda a: jnp.repeat(a, int(beam_size), axis=0), tree)
+
+
+def decode_tokens(decoder: Decoder, features: dict, y, train: bool, *, output_length: int, bos_id: int, eos_id: int):
+    """A token decoder over ``features`` = {"memory" (B, S, Dk), "mask" (B, S), "carry"
+    the decoder cells' initial carries}: teacher forcing on y (B, T_out) int, plus greedy
+    decoding in inference mode; greedy alone without y. Returns the output dict of the
+    module docstring (attention entries when the decoder attends)."""
+    attentive = decoder.attention != "none"
+    memory = features["memory"]
+    fns = decoder.functions(memory if attentive else None, features["mask"] if attentive else None)
+    B = memory.shape[0]
+    # The decoder starts from the given carries (and input feeding from h~_0 = 0).
+    state = (features["carry"], decoder.initial_carry(B, memory.dtype)[1])
+    start = jnp.full((B,), bos_id, jnp.int32)
+    if y is None:
+        out = greedy_decode(fns, state, start, output_length, eos_id)
+        return out if attentive else {k: v for k, v in out.items() if k != "attention"}
+    if y.ndim != 2 or y.shape[0] != B or jnp.issubdtype(y.dtype, jnp.floating):
+        raise ValueError(f"expected targets y of shape (B, T_out) = ({B}, T_out), int, got {tuple(y.shape)} {y.dtype}")
+    inputs = jnp.concatenate([start[:, None], y[:, :-1].astype(jnp.int32)], 1)
+    logits, alpha = teacher_forced(fns, state, inputs)
+    out = {"logits": logits}
+    if attentive:
+        out["attention"] = alpha
+    if not train:
+        greedy = greedy_decode(fns, state, start, y.shape[1], eos_id)
+        out["predictions"] = greedy["predictions"]
+        if attentive:
+            out["predicted_attention"] = greedy["attention"]
+    return out
+
+
+def beam_search_tokens(
+    decoder: Decoder, features: dict, beam_size: int, *, output_length: int, bos_id: int, eos_id: int
+):
+    """`beam_decode` over ``features`` (as in `decode_tokens`): each example's memory,
+    mask and carry repeated ``beam_size`` times."""
+    check_count(beam_size, "beam_size", 1)
+    attentive = decoder.attention != "none"
+    tiled = repeat_beams(features, beam_size)
+    fns = decoder.functions(tiled["memory"] if attentive else None, tiled["mask"] if attentive else None)
+    rows = tiled["memory"].shape[0]
+    state = (tiled["carry"], decoder.initial_carry(rows, tiled["memory"].dtype)[1])
+    return beam_decode(fns, state, jnp.full((rows,), bos_id, jnp.int32), output_length, beam_size, eos_id)
+
+
 class Decoder(nn.Module):
     """Token embedding, ``num_layers`` cells of ``hidden_size``, optional attention over an
     encoder memory, and the output layer. `functions` returns it as `DecoderFns`."""
@@ -400,30 +490,16 @@ class Seq2Seq(CellOptions):
             _, hs = scan_cell(step, carry, jnp.zeros((B, T, 0), features["memory"].dtype))
             return self.output(hs.shape[-1])(hs)
 
-        attentive = self.attention != "none"
-        fns = self.decoder.functions(features["memory"] if attentive else None, features["mask"] if attentive else None)
-        B = features["memory"].shape[0]
-        # The decoder starts from the encoder's final states (and input feeding from h~_0 = 0).
-        state = (carry, self.decoder.initial_carry(B, features["memory"].dtype)[1])
-        start = jnp.full((B,), self.bos_id, jnp.int32)
-        if y is None:
-            out = greedy_decode(fns, state, start, self.output_length, self.eos_id)
-            return out if attentive else {k: v for k, v in out.items() if k != "attention"}
-        if y.ndim != 2 or y.shape[0] != B or jnp.issubdtype(y.dtype, jnp.floating):
-            raise ValueError(
-                f"Seq2Seq expects targets y of shape (B, T_out) = ({B}, T_out), int, got {tuple(y.shape)} {y.dtype}"
-            )
-        inputs = jnp.concatenate([start[:, None], y[:, :-1].astype(jnp.int32)], 1)
-        logits, alpha = teacher_forced(fns, state, inputs)
-        out = {"logits": logits}
-        if attentive:
-            out["attention"] = alpha
-        if not train:
-            greedy = greedy_decode(fns, state, start, y.shape[1], self.eos_id)
-            out["predictions"] = greedy["predictions"]
-            if attentive:
-                out["predicted_attention"] = greedy["attention"]
-        return out
+        # The decoder starts from the encoder's final states.
+        ends = dict(output_length=self.output_length, bos_id=self.bos_id, eos_id=self.eos_id)
+        return decode_tokens(self.decoder, features, y, train, **ends)
+
+    def beam_search(self, x, beam_size: int = 4) -> dict:
+        """x (B, T_in) int -> `beam_decode`'s dict over ``output_length`` steps."""
+        if not self.tokens:
+            raise ValueError("beam search decodes tokens: it needs vocab_size set")
+        ends = dict(output_length=self.output_length, bos_id=self.bos_id, eos_id=self.eos_id)
+        return beam_search_tokens(self.decoder, self.forward_features(x), beam_size, **ends)
 
     def __call__(self, x, y=None, train: bool = False):
         return self.head(self.forward_features(x, train), y, train)

@@ -34,6 +34,7 @@ from zoo import optim, registry
 from zoo.data import Dataset, iterate_batches, load_dataset, num_batches
 from zoo.data.augment import augment_batch, check_images, parse_augment
 from zoo.data.eda import augment_text_dataset
+from zoo.nn.inputs import example_dtype
 from zoo.nn.precision import check_dtype, with_precision
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
@@ -383,7 +384,7 @@ def fit(
         raise ValueError(f"model {spec.name!r} learns by a rule, not an optimizer: ema and accumulate do not apply")
     mesh = make_mesh(select_devices(config.num_devices))
 
-    n_train = len(data.x_train)
+    n_train = data.num_train
     steps_per_epoch = num_batches(n_train, config.batch_size, config.drop_remainder)
     # Optimizer updates in the run: one per `accumulate` micro-batches (steps).
     run_updates = config.epochs * steps_per_epoch // config.accumulate
@@ -414,7 +415,9 @@ def fit(
         # the optimizer's own count (and so its schedule) advances once per update.
         tx = optax.MultiSteps(tx, every_k_schedule=config.accumulate)
     # Initialised on what the task feeds the model (x, or x and y for teacher forcing).
-    inputs = example_inputs(task, data.input_shape, data.x_train.dtype, data.y_train.shape[1:], data.y_train.dtype)
+    inputs = example_inputs(
+        task, data.input_shape, example_dtype(data.x_train), data.y_train.shape[1:], data.y_train.dtype
+    )
     try:
         state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
@@ -491,7 +494,7 @@ def fit(
                     run.close()
 
             test_metrics = None
-            if data.x_test is not None and len(data.x_test):
+            if data.x_test is not None and data.num_test:
                 test_metrics = _eval(
                     eval_step, task, state.inference_variables, data.x_test, data.y_test, config.eval_batch_size, mesh
                 )

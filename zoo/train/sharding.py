@@ -13,6 +13,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from zoo.nn.inputs import map_parts
+
 DATA_AXIS = "data"
 
 
@@ -119,7 +121,8 @@ def pad_batch(batch: dict[str, np.ndarray], multiple: int) -> dict[str, np.ndarr
     extra = -n % multiple
     if extra == 0:
         return batch
-    return {k: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)]) for k, v in batch.items()}
+    pad = lambda v: np.concatenate([v, np.zeros((extra, *v.shape[1:]), v.dtype)])
+    return {k: map_parts(pad, v) for k, v in batch.items()}
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
@@ -130,4 +133,5 @@ def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array
     """
     batch = pad_batch(batch, mesh.devices.size)
     sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-    return {k: jax.make_array_from_callback(v.shape, sharding, v.__getitem__) for k, v in batch.items()}
+    place = lambda v: jax.make_array_from_callback(v.shape, sharding, v.__getitem__)
+    return {k: map_parts(place, v) for k, v in batch.items()}

@@ -8,6 +8,8 @@ import flax
 import jax
 import jax.numpy as jnp
 
+from zoo.nn.inputs import zeros
+
 # Random streams of a training step: "dropout", "noise" for models that corrupt their
 # input or sample (denoising autoencoders, the VAE), "augment" for the data augmentation
 # of the batch (zoo.data.augment). Evaluation draws "noise" from EVAL_NOISE_SEED, so a
@@ -70,8 +72,9 @@ def init_variables(model, input_shape, key, dtype=jnp.float32, *, inputs: tuple 
 
 def example_inputs(task, x_shape, x_dtype, y_shape=None, y_dtype=None) -> tuple:
     """The model call's arguments for two zero examples: ``task.inputs`` of a batch with
-    x ``(2, *x_shape)`` and, when given, y ``(2, *y_shape)``."""
-    batch = {"x": jnp.zeros((2, *x_shape), x_dtype)}
+    x ``(2, *x_shape)`` (a tuple of such arrays for a multi-part ``x_shape``, `zoo.nn.inputs`)
+    and, when given, y ``(2, *y_shape)``."""
+    batch = {"x": zeros(2, x_shape, x_dtype, jnp)}
     if y_shape is not None:
         batch["y"] = jnp.zeros((2, *y_shape), y_dtype)
     return task.inputs(batch)

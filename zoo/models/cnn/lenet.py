@@ -189,11 +189,16 @@ class LeNet5(nn.Module):
         self.fc2 = _Dense(84)
         self.fc3 = _Dense(self.num_classes)
 
-    def forward_features(self, x, train: bool = False):
+    def feature_maps(self, x, train: bool = False):
+        """(B, H, W, C) -> the second pooling's output (B, h, w, 16) (5x5 at 28x28 inputs)."""
         check_input(x, self.input_shape, model=f"LeNet5(input_shape={tuple(self.input_shape)})")
         pool_impl = "xla" if self.conv_impl == "xla" else "auto"
         h = max_pool(nn.relu(self.conv1(x)), 2, 2, impl=pool_impl)
-        h = max_pool(nn.relu(self.conv2(h)), 2, 2, impl=pool_impl)
+        return max_pool(nn.relu(self.conv2(h)), 2, 2, impl=pool_impl)
+
+    def forward_features(self, x, train: bool = False):
+        """(B, H, W, C) -> the flattened feature maps (B, h * w * 16) (400 at 28x28)."""
+        h = self.feature_maps(x, train)
         return h.reshape(h.shape[0], -1)
 
     def head(self, h, train: bool = False):
