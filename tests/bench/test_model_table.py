@@ -16,3 +16,10 @@ def test_the_table_names_every_model_once_with_its_documented_runs():
         assert text.count(f"| `{name}` |") == 1
     assert set(model_table.DOCUMENTED) <= set(registry.list_models())
     assert "| 11,689,512 |" in text  # ResNet-18, DESIGN.md's reference count
+
+
+def test_the_docs_models_page_holds_the_readmes_table():
+    readme = model_table.readme_table(model_table.README.read_text())
+    assert model_table.DOCS_PAGE.read_text() == model_table.DOCS_HEADER + readme + "\n", (
+        "run python -m zoo.bench.model_table --write"
+    )

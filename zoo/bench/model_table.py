@@ -23,6 +23,17 @@ from zoo.nn.inputs import is_multipart
 
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+# The documentation site's models page holds the same table.
+DOCS_PAGE = README.parent / "docs" / "models.md"
+DOCS_HEADER = """# Every model
+
+Every registered model at its default config: family, task, paper, parameters, forward
+FLOPs for one example (XLA's cost analysis, scan bodies times their trip counts, sequence
+models at length 16) and its best documented result with the command that produced it.
+Generated from the registry by `python -m zoo.bench.model_table --write`, which writes this
+page and the README's table.
+
+"""
 
 # The documented runs of the README's results tables: model -> (result, command).
 DOCUMENTED = {
@@ -178,7 +189,7 @@ def readme_table(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
+    parser.add_argument("--write", action="store_true", help="replace the table in README.md and docs/models.md")
     args = parser.parse_args(argv)
     new = table()
     if not args.write:
@@ -186,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     text = README.read_text()
     README.write_text(text.replace(readme_table(text), new))
-    print(f"wrote the model table ({len(registry.list_models())} models) to {README}", file=sys.stderr)
+    DOCS_PAGE.write_text(DOCS_HEADER + new + "\n")
+    print(f"wrote the model table ({len(registry.list_models())} models) to {README} and {DOCS_PAGE}", file=sys.stderr)
     return 0
 
 
