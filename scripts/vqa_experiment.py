@@ -53,7 +53,8 @@ def run(args) -> dict:
         types = question_types(texts)
         for name in args.models:
             model = MODELS[name]
-            own = {k: v for k, v in overrides.items() if model != "vqa_question_lstm"}
+            # The question-only model has no image encoder to configure.
+            image_overrides = {} if model == "vqa_question_lstm" else {"image_encoder": args.cnn, **overrides}
             t0 = time.perf_counter()
             result = zoo.fit(
                 model,
@@ -64,7 +65,7 @@ def run(args) -> dict:
                 learning_rate=args.lr,
                 optimizer="adam",
                 progress=False,
-                model_overrides={"image_encoder": args.cnn, **own} if model != "vqa_question_lstm" else {},
+                model_overrides=image_overrides,
             )
             rows[name]["seconds"] += time.perf_counter() - t0
             correct = predict(result, data.x_test) == data.y_test

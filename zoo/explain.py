@@ -142,6 +142,15 @@ def attention_weights(model, variables, x, lengths=None) -> jax.Array:
     return model.apply(variables, x, lengths, method="attention_weights")
 
 
+def _mean_loss(loss):
+    """``(outputs, x, y) -> scalar`` for ``loss``: a `zoo.tasks` name (its mean per-example
+    loss over the batch) or a callable ``(outputs, y) -> scalar``."""
+    if not isinstance(loss, str):
+        return lambda outputs, x, y: loss(outputs, y)
+    per_example = get_task(loss).per_example
+    return lambda outputs, x, y: jnp.mean(per_example(outputs, {"x": x, "y": y})["loss"])
+
+
 def gradient_norms_through_time(model, variables, x, y, *, loss="classification", lengths=None) -> dict[str, jax.Array]:
     """||dLoss/dh_t|| for every step t of every recurrent layer (`RNN` or ConvLSTM) of
     ``model`` on a batch: kang-lecture4's vanishing/exploding gradient picture.
@@ -151,16 +160,7 @@ def gradient_norms_through_time(model, variables, x, y, *, loss="classification"
     ``(outputs, y) -> scalar``. Returns ``{layer path: (T,) float32}`` sorted by path (e.g.
     ``"encoder/layers_0/forward_rnn"``), the norm over the batch; inference mode.
     """
-    if isinstance(loss, str):
-        per_example = get_task(loss).per_example
-
-        def loss_fn(outputs, x, y):
-            return jnp.mean(per_example(outputs, {"x": x, "y": y})["loss"])
-    else:
-
-        def loss_fn(outputs, x, y):
-            return loss(outputs, y)
-
+    loss_fn = _mean_loss(loss)
     extra = {} if lengths is None else {"lengths": lengths}
     variables = {k: v for k, v in variables.items() if k != PERTURBATIONS}
     # An abstract first pass (shapes only) finds the zero perturbations, (B, T, *H) per layer.
@@ -203,14 +203,14 @@ def gradient_norms_per_layer(model, variables, x, y, *, loss="classification", t
     input to output by name (digits compared as numbers); the Frobenius norm of the
     gradient of the mean loss over the batch with respect to each ``kernel``.
     """
-    per_example = get_task(loss).per_example if isinstance(loss, str) else None
+    loss_fn = _mean_loss(loss)
 
     def total_loss(params):
         kwargs = {"train": train, "rngs": rngs} if train else {"train": False}
         mutable = ["batch_stats"] if train and "batch_stats" in variables else False
         out = model.apply({**variables, "params": params}, x, mutable=mutable, **kwargs)
         out = out[0] if mutable else out
-        return jnp.mean(per_example(out, {"x": x, "y": y})["loss"]) if per_example else loss(out, y)
+        return loss_fn(out, x, y)
 
     grads = jax.grad(total_loss)(variables["params"])
     norms = {

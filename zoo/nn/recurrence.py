@@ -141,22 +141,32 @@ class Recurrence:
         return self.step(carry, x)
 
 
+def _whole_sequence_blocker(form: str, xs, *, remat, perturbations) -> str | None:
+    """What stops any whole-sequence ``form`` ("the fast form", "cuDNN") from running: the
+    options only the step-by-step scan has, or inputs not (B, T, I). None if nothing does."""
+    if remat:
+        return "remat needs the scan"
+    if perturbations is not None:
+        return "hidden-state perturbations (gradient norms through time) need the scan"
+    if xs.ndim != 3:
+        return f"{form} takes inputs (B, T, I), got shape {tuple(xs.shape)}"
+    return None
+
+
+def _dtypes(recurrence, carry, xs) -> set:
+    return {jnp.result_type(a) for a in jax.tree.leaves((recurrence.weights, carry, xs))}
+
+
 def _fast_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> str | None:
     """Why ``recurrence``'s fast whole-sequence form cannot run these arguments (None if it can)."""
     if recurrence.sequence is None:
         return "this cell has no fast form (only the plain LSTM and the reset-after GRU have one)"
     if lengths is not None:
         return "variable lengths (masking) need the scan"
-    if remat:
-        return "remat needs the scan"
-    if perturbations is not None:
-        return "hidden-state perturbations (gradient norms through time) need the scan"
-    if xs.ndim != 3:
-        return f"the fast form takes inputs (B, T, I), got shape {tuple(xs.shape)}"
-    dtypes = {jnp.result_type(a) for a in jax.tree.leaves((recurrence.weights, carry, xs))}
-    if len(dtypes) != 1:
-        return f"the fast form needs one dtype for weights, state and inputs, got {sorted(map(str, dtypes))}"
-    return None
+    blocker = _whole_sequence_blocker("the fast form", xs, remat=remat, perturbations=perturbations)
+    if blocker is None and len(dtypes := _dtypes(recurrence, carry, xs)) != 1:
+        blocker = f"the fast form needs one dtype for weights, state and inputs, got {sorted(map(str, dtypes))}"
+    return blocker
 
 
 def _cudnn_blocker(recurrence, carry, xs, *, lengths, reverse, remat, perturbations) -> str | None:
@@ -167,16 +177,11 @@ def _cudnn_blocker(recurrence, carry, xs, *, lengths, reverse, remat, perturbati
         return f"cuDNN needs a CUDA GPU, the default backend is {jax.default_backend()}"
     if reverse and lengths is not None:
         return "a reversed sequence with lengths needs the scan"
-    if remat:
-        return "remat needs the scan"
-    if perturbations is not None:
-        return "hidden-state perturbations (gradient norms through time) need the scan"
-    if xs.ndim != 3:
-        return f"cuDNN takes inputs (B, T, I), got shape {tuple(xs.shape)}"
-    dtypes = {jnp.result_type(a) for a in jax.tree.leaves((recurrence.weights, carry, xs))}
-    if dtypes != {jnp.dtype(jnp.float32)}:  # jax.experimental.rnn runs float32 only
-        return f"cuDNN's LSTM runs float32 weights, state and inputs, got {sorted(map(str, dtypes))}"
-    return None
+    blocker = _whole_sequence_blocker("cuDNN", xs, remat=remat, perturbations=perturbations)
+    # jax.experimental.rnn runs float32 only.
+    if blocker is None and (dtypes := _dtypes(recurrence, carry, xs)) != {jnp.dtype(jnp.float32)}:
+        blocker = f"cuDNN's LSTM runs float32 weights, state and inputs, got {sorted(map(str, dtypes))}"
+    return blocker
 
 
 def check_impl(impl: str, cell: str, fast_form: bool, cudnn_form: bool = False) -> None:
