@@ -21,16 +21,23 @@ import numpy as np
 
 import zoo
 from zoo import exporting, registry
+from zoo.nn import inputs
 
 BATCHES = (1, 3)
 
 
 def _inputs(spec, model, batch, seed):
-    shape = (batch, *model.input_shape)
+    """Random inputs (batch, *input_shape): token ids in [0, 5) for integer parts."""
     rng = np.random.default_rng(seed)
-    if spec.input_dtype.startswith("int"):
-        return rng.integers(0, 5, shape).astype(spec.input_dtype)
-    return rng.uniform(size=shape).astype(np.float32)
+    multipart = inputs.is_multipart(model.input_shape)
+    shapes, dtypes = (model.input_shape, spec.input_dtype) if multipart else ((model.input_shape,), (spec.input_dtype,))
+    parts = tuple(
+        rng.integers(0, 5, (batch, *shape)).astype(dtype)
+        if str(dtype).startswith("int")
+        else rng.uniform(size=(batch, *shape)).astype(np.float32)
+        for shape, dtype in zip(shapes, dtypes)
+    )
+    return parts if multipart else parts[0]
 
 
 def _close(got, expected) -> float:
@@ -54,7 +61,9 @@ def check(name: str, folder: Path) -> tuple[str, str]:
     model = zoo.create_model(name, **spec.test_config)  # the default implementations for this machine
     x = _inputs(spec, model, 2, 0)
     names = ("params", "dropout", "sample", "noise")
-    variables = model.init(dict(zip(names, jax.random.split(jax.random.PRNGKey(0), 4))), jnp.asarray(x))
+    variables = model.init(
+        dict(zip(names, jax.random.split(jax.random.PRNGKey(0), 4))), inputs.map_parts(jnp.asarray, x)
+    )
     forward = exporting._inference_fn(model, variables)
     try:
         exporting.export(model, variables, x, folder / f"{name}.jax")

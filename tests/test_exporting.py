@@ -101,3 +101,25 @@ def test_export_rejects_an_input_without_batch_axis(lenet, tmp_path):
     model, variables = lenet
     with pytest.raises(ValueError, match=r"batch axis first, got shape \(\)"):
         zoo.export(model, variables, np.float32(1.0), tmp_path / "x.jax")
+
+
+def test_a_multipart_input_model_exports_with_one_symbolic_batch(tmp_path):
+    """A VQA model's (images, question tokens) input: both parts share the symbolic batch."""
+    spec = zoo.registry.get_spec("vqa_bow_cnn")
+    model = zoo.create_model("vqa_bow_cnn", **spec.test_config)
+    (image_shape, question_shape), rng = model.input_shape, np.random.default_rng(0)
+
+    def batch(n):
+        return (
+            rng.uniform(size=(n, *image_shape)).astype(np.float32),
+            rng.integers(0, 5, (n, *question_shape)).astype(np.int32),
+        )
+
+    variables = model.init(jax.random.PRNGKey(0), batch(2))
+    exported = exporting.load_exported(zoo.export(model, variables, batch(2), tmp_path / "vqa.jax"))
+    assert [str(a.shape[0]) for a in exported.in_avals] == ["batch", "batch"]
+    for n in (1, 3):
+        x = batch(n)
+        np.testing.assert_allclose(exported.call(x), model.apply(variables, x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="multi-part input exports with zoo.export"):
+        exporting.export_onnx(model, variables, batch(2), tmp_path / "vqa.onnx")

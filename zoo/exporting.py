@@ -24,6 +24,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from zoo.nn import inputs
+
 __all__ = ["export", "export_onnx", "load_exported"]
 
 # The symbolic batch axis's name, in the artefact and in the ONNX graph's input.
@@ -40,13 +42,17 @@ def _inference_fn(model, variables):
 
 
 def _abstract_input(example_input, symbolic_batch: bool):
-    x = jnp.asarray(example_input) if not hasattr(example_input, "shape") else example_input
-    if x.ndim < 1:
-        raise ValueError(f"example_input must have a batch axis first, got shape {tuple(x.shape)}")
-    if not symbolic_batch:
-        return jax.ShapeDtypeStruct(x.shape, x.dtype)
-    (batch,) = jax.export.symbolic_shape(BATCH)
-    return jax.ShapeDtypeStruct((batch, *x.shape[1:]), x.dtype)
+    """The abstract input of ``example_input`` (an array, or a tuple of parts sharing the
+    batch axis): a symbolic batch (one for every part) unless ``symbolic_batch=False``."""
+    (batch,) = jax.export.symbolic_shape(BATCH) if symbolic_batch else (None,)
+
+    def abstract(x):
+        x = jnp.asarray(x) if not hasattr(x, "shape") else x
+        if x.ndim < 1:
+            raise ValueError(f"example_input must have a batch axis first, got shape {tuple(x.shape)}")
+        return jax.ShapeDtypeStruct((x.shape[0] if batch is None else batch, *x.shape[1:]), x.dtype)
+
+    return inputs.map_parts(abstract, example_input)
 
 
 def export(
@@ -60,8 +66,9 @@ def export(
 ) -> Path:
     """Write ``model`` with ``variables`` as a serialized ``jax.export.Exported`` to ``path``.
 
-    ``example_input``: an array (or ``jax.ShapeDtypeStruct``) ``(B, *input_shape)``; only its
-    shape past the batch axis and its dtype matter: the batch axis is symbolic unless
+    ``example_input``: an array (or ``jax.ShapeDtypeStruct``) ``(B, *input_shape)``, or a
+    tuple of them for a multi-part input (`zoo.nn.inputs`); only shapes past the batch axis
+    and dtypes matter: the batch axis is symbolic unless
     ``symbolic_batch=False``. ``platforms``: where the artefact may run (default: this
     machine's backend; e.g. ``("cpu", "cuda", "tpu")`` for all three). Reload with
     `load_exported` or ``jax.export.deserialize``; the call takes ``(B, *input_shape)`` and
@@ -124,6 +131,8 @@ def export_onnx(model, variables, example_input, path: str | os.PathLike, *, ops
     """Write ``model`` with ``variables`` as an ONNX graph (jax2onnx; ``pip install -e ".[onnx]"``)
     with a dynamic batch axis. ValueError when jax2onnx is missing or cannot convert an
     operation of the model (see the README for the families it converts)."""
+    if isinstance(example_input, tuple):
+        raise ValueError("ONNX export takes one input array; a multi-part input exports with zoo.export (StableHLO)")
     try:
         from jax2onnx import to_onnx
     except ImportError:
@@ -178,9 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model, variables = zoo.create_model(args.model, pretrained=args.pretrained)
         spec = zoo.registry.get_spec(args.model)
-        if any(d is None for d in model.input_shape):
+        shapes = model.input_shape if inputs.is_multipart(model.input_shape) else (model.input_shape,)
+        if any(d is None for shape in shapes for d in shape):
             raise ValueError(f"{args.model} has a free input axis {model.input_shape}: export it from Python")
-        x = jax.ShapeDtypeStruct((1, *model.input_shape), jnp.dtype(spec.input_dtype))
+        x = inputs.zeros(1, model.input_shape, spec.input_dtype)  # only its shapes and dtypes matter
         platforms = tuple(args.platforms.split(",")) if args.platforms else None
         print(export(model, variables, x, args.out, platforms=platforms))
         if args.onnx:

@@ -131,6 +131,12 @@ def test_choose_conv_impl():
     assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu") == "winograd"
     assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 128), 2, platform="cpu") == "im2col"
     assert fastconv.choose_conv_impl((16, 4, 4, 512), (3, 3, 512, 512), 1, platform="cpu") == "im2col"
+    # Narrow channels: Winograd only while the input stays in cache (1 MiB here, 4 MiB and 8 MiB below).
+    assert fastconv.choose_conv_impl((16, 32, 32, 16), (3, 3, 16, 32), 1, platform="cpu") == "winograd"
+    assert fastconv.choose_conv_impl((16, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu") == "xla"
+    assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu") == "xla"
+    assert fastconv.choose_conv_impl((64, 32, 32, 32), (3, 3, 32, 32), 1, platform="cpu") == "xla"
+    assert fastconv.choose_conv_impl((16, 64, 64, 64), (3, 3, 64, 64), 1, platform="cpu") == "winograd"
 
 
 def test_conv2d_rejects_bad_arguments():

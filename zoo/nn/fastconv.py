@@ -71,6 +71,9 @@ def col2im(patch_grads, input_shape, kernel_size, strides=1, padding: Pads = ((0
     (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(strides, "strides")
     b, h, w, c = input_shape
     ho, wo = patch_grads.shape[1:3]
+    if (kh, kw) == (sh, sw) and (ho * kh, wo * kw) == (h, w) and not any(p for pair in padding for p in pair):
+        # Windows that tile the input (U-Net's 2x2/2 up-convolution): one entry per cell, a reshape.
+        return patch_grads.reshape(b, ho, wo, kh, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
     hp, wp = h + padding[0][0] + padding[0][1], w + padding[1][0] + padding[1][1]
     zero = jnp.zeros((), patch_grads.dtype)
     total = None
@@ -395,19 +398,28 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
     return best
 
 
+# Winograd moves 4x its input through its transforms; with narrow channels that traffic
+# outweighs the saved multiplies once a batch's maps leave the cache (measured fwd+bwd on
+# 2 cores: at 16-32 channels XLA's own convolution wins from about 2 MiB of input).
+_WINOGRAD_WIDE, _WINOGRAD_CACHED_BYTES = 64, 2 * 2**20
+
+
 def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None = None) -> str:
     """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
-    off CPU; on CPU (measured fwd+bwd, DESIGN.md) "banded" for <= 8 input channels,
-    "winograd" for 3x3 stride-1 convs on >= 64-pixel maps, else "im2col"."""
+    off CPU; on CPU (measured fwd+bwd, DESIGN.md) "banded" for <= 8 input channels; for 3x3
+    stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64, or the
+    input fits in 2 MiB and either count is above 16, else "xla"; "im2col" otherwise."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         return "xla"
-    _, h, w, c = input_shape
-    kh, kw = kernel_shape[:2]
+    b, h, w, c = input_shape
+    kh, kw, _, o = kernel_shape
     if c <= 8:
         return "banded"
     if (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1) and h * w >= 64:
-        return "winograd"
+        wide = min(c, o) >= _WINOGRAD_WIDE
+        cached = b * h * w * c * 4 <= _WINOGRAD_CACHED_BYTES and max(c, o) > 16
+        return "winograd" if wide or cached else "xla"
     return "im2col"
 
 
