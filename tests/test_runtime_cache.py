@@ -2,14 +2,17 @@
 compiled (JAX's own monitoring events say so), the bench's bypass compiles afresh, and
 the switches (ZOO_COMPILATION_CACHE, XDG_CACHE_HOME) do what they say."""
 
+import importlib.util
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
 import jax
 import numpy as np
+import pytest
 
 from zoo import runtime
 
@@ -75,3 +78,38 @@ def test_compile_stats_counts_programs_without_a_cache():
         jax.jit(lambda x: x * 3.0 + 1.0).lower(np.ones(5, np.float32)).compile()
     assert stats.programs == 1 and stats.cache_hits == 0 and stats.xla_s > 0
     assert stats.summary().startswith("compile: ")
+
+
+@pytest.fixture
+def jax_cache_settings_restored():
+    """Puts JAX's compilation cache settings back as they were (the test turns it on)."""
+    names = (
+        "jax_compilation_cache_dir",
+        "jax_enable_compilation_cache",
+        "jax_persistent_cache_min_compile_time_secs",
+        "jax_persistent_cache_min_entry_size_bytes",
+        "jax_compilation_cache_max_size",
+    )
+    saved = {name: getattr(jax.config, name) for name in names}
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    from jax.experimental.compilation_cache import compilation_cache
+
+    compilation_cache.reset_cache()
+
+
+def test_train_cli_caches_by_default_and_says_what_compiling_cost(
+    tmp_path, monkeypatch, capsys, jax_cache_settings_restored
+):
+    spec = importlib.util.spec_from_file_location("train_cli_cache", ROOT / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.setenv("ZOO_COMPILATION_CACHE", str(tmp_path / "cache"))
+    args = ["--no-progress", "--epochs", "1", "--set", "hidden_sizes=(8,)", "--no-tune-cpu"]
+    assert train.run(args) == 0
+    out = capsys.readouterr().out
+    assert f"compilation cache: {tmp_path / 'cache'}" in out
+    line = next(line for line in out.splitlines() if line.startswith("compile: "))
+    assert re.search(r"XLA [\d.]+ s for \d+ programs, \d+ from the persistent cache", line), line
+    assert any(p.name.endswith("-cache") for p in (tmp_path / "cache").iterdir())
