@@ -174,14 +174,15 @@ TOP_PAD_BYTES = 64 * 2**20
 
 def tune_cpu() -> dict[str, int]:
     """Make glibc's allocator keep large freed blocks for reuse; returns the settings
-    applied (``{"M_MMAP_THRESHOLD": ..., "M_TRIM_THRESHOLD": ..., "M_TOP_PAD": ...}``),
+    applied (``{"M_MMAP_THRESHOLD": ..., "M_TRIM_THRESHOLD": ..., "M_TOP_PAD": ...,
+    "M_ARENA_MAX": 1}``, each value one glibc accepted),
     or ``{}`` where it does nothing: not Linux with glibc, or ``ZOO_TUNE_CPU=0`` in the
     environment. Call it before the first JAX computation: the threads XLA starts then
     share the one heap (``M_ARENA_MAX=1``), which a thread that has its own already keeps.
 
     XLA:CPU allocates an executable's temporaries on each call and frees them after; by
-    default glibc serves blocks of 32 MiB and more with a fresh ``mmap`` and unmaps them
-    on free, so every step page-faults them in again (tens of thousands of faults, a few
+    default glibc serves large blocks (from 128 KiB, the bound rising to at most 32 MiB)
+    with a fresh ``mmap`` and unmaps them on free, so every step page-faults them in again (tens of thousands of faults, a few
     microseconds each); a thread's own arena cannot hold blocks over 64 MiB at all, so
     they are mapped whatever the threshold. Here every thread allocates from the main
     heap, blocks below `MMAP_THRESHOLD_BYTES` come from it, and freed heap memory stays
@@ -190,7 +191,9 @@ def tune_cpu() -> dict[str, int]:
 
     Effect on memory: the process keeps its peak heap size instead of returning freed
     memory to the system; the resident size of a training run stays near its peak step's.
-    Applies to the whole process (PyTorch alike) from the call on.
+    With one arena, threads take turns at the allocator's lock (XLA's threads allocate
+    little once a program runs). Applies to the whole process (PyTorch alike) from the
+    call on.
 
     Another option, which only works from the start of a process: glibc 2.35+ can back
     the heap with transparent huge pages, ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1 python
