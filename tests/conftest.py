@@ -12,6 +12,13 @@ import pytest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# train.py and `python -m zoo.bench`, which many tests run in this process, turn on the
+# persistent compilation cache and tune the allocator (zoo.runtime); the suite keeps its
+# process as it is and writes nothing under ~/.cache. tests/test_runtime_cache.py sets
+# its own.
+os.environ.setdefault("ZOO_COMPILATION_CACHE", "0")
+os.environ.setdefault("ZOO_TUNE_CPU", "0")
+
 
 def require(condition: bool, reason: str) -> None:
     if condition:

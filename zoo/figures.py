@@ -279,7 +279,7 @@ def parse_bench_results(text: str) -> dict:
             if match:
                 ratios[cells["benchmark"]] = tuple(float(v) for v in match.groups())
         else:
-            match = _RATIO.match(cells["step ms, median (IQR)"].replace(",", ""))
+            match = _RATIO.match(cells.get("step ms, median (IQR)", "").replace(",", ""))
             if match:
                 steps.setdefault(cells["benchmark"], {})[cells["contender"]] = tuple(float(v) for v in match.groups())
     return {"ratios": ratios, "steps": steps}

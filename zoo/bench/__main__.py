@@ -19,7 +19,7 @@ import sys
 
 import jax
 
-from zoo import bench, registry
+from zoo import bench, registry, runtime
 from zoo.bench import harness
 from zoo.bench.suite import DTYPES, MODES
 from zoo.cli import parse_assignments
@@ -71,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--results-dir", default="benchmarks", help="where --all writes its Markdown (default benchmarks)")
     p.add_argument(
+        "--no-tune-cpu",
+        action="store_true",
+        help="leave glibc's allocator as it is; by default zoo.runtime.tune_cpu() keeps freed "
+        "memory for reuse (no per-step page faults), for every contender alike: they share the process",
+    )
+    p.add_argument(
+        "--no-compilation-cache",
+        action="store_true",
+        help="no persistent compilation cache (zoo.runtime); with it, setup programs load from "
+        "the cache, while the timed compile of each contender's step always bypasses it",
+    )
+    p.add_argument(
         "--profile",
         metavar="DIR",
         help="write a jax.profiler trace of a few zoo steps (after the warmup) into DIR, "
@@ -102,12 +114,28 @@ def _list_suite() -> str:
     return "\n".join(lines)
 
 
+def _runtime_note(tuned: dict, cache_dir) -> str:
+    allocator = (
+        "glibc malloc tuned (zoo.runtime.tune_cpu: " + ", ".join(f"{k}={v}" for k, v in tuned.items()) + ")"
+        if tuned
+        else "allocator as the system left it"
+    )
+    cache = (
+        "persistent compilation cache on for setup programs (the timed compiles bypass it)"
+        if cache_dir
+        else "no persistent compilation cache"
+    )
+    return f"{allocator}; {cache}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     if args.list:
         print(_list_suite())
         return 0
+    tuned = {} if args.no_tune_cpu else runtime.tune_cpu()  # before the first computation
+    cache_dir = None if args.no_compilation_cache else runtime.enable_compilation_cache()
     try:
         if not (args.model or args.all):
             raise ValueError("give --model NAME or --all")
@@ -149,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         warmup=args.warmup,
         dtypes=dtypes,
+        runtime=_runtime_note(tuned, cache_dir),
     )
     text = bench.report_markdown(results, metadata)
     print(text)

@@ -17,7 +17,7 @@ from zoo import registry
 from zoo.bench.contenders import Contender, Unavailable, device_batch, jax_contender, make_host_batch, torch_contender
 from zoo.bench.flops import device_peak_bytes, matmul_peak
 from zoo.bench.suite import Entry, Workload
-from zoo.bench.timing import Ratio, Timing, device_name, time_steps
+from zoo.bench.timing import Ratio, Timing, device_name, minor_page_faults, time_steps
 from zoo.train.loop import PROFILE_STEPS
 
 REFERENCES = ("torch", "flax", "sklearn")
@@ -44,6 +44,7 @@ class ContenderResult:
     mfu: float | None  # achieved FLOP/s / measured dense-matmul peak of the dtype
     memory_bytes: int | None
     memory_source: str
+    faults_per_step: float | None = None  # minor page faults per timed step, whole process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,10 +170,13 @@ def run_entry(
                 unavailable[reference] = f"failed: {type(e).__name__}: {e}"
 
         samples: dict[str, list[list[float]]] = {c.name: [] for c in contenders}
+        faults = {c.name: 0 for c in contenders}
         for _ in range(rounds):
             for contender in contenders:
                 contender.run_step()
+                before = minor_page_faults()
                 samples[contender.name].append(time_steps(contender.run_step, steps))
+                faults[contender.name] += minor_page_faults() - before
     except Exception as e:
         return EntryResult(**base, status="failed", reason=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
 
@@ -196,6 +200,7 @@ def run_entry(
             mfu=flops_per_s / peak if flops_per_s else None,
             memory_bytes=memory,
             memory_source=memory_source if memory is not None else "",
+            faults_per_step=faults[contender.name] / (rounds * steps),
         )
     ratios = {
         name: Ratio.from_timings(name, results["zoo"].step, result.step)

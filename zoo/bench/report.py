@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import importlib.metadata
+import os
 import platform
 from typing import Sequence
 
@@ -59,8 +60,8 @@ def contenders_table(results: Sequence[EntryResult]) -> str:
     """One row per contender of every measured benchmark: what the ratios are made of."""
     lines = [
         "| benchmark | contender | params | compile s | timed steps | step ms, median (IQR) | step ms, min–max "
-        "| examples/s | GFLOP/s | MFU |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| examples/s | GFLOP/s | MFU | page faults/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for c in r.contenders.values():
@@ -68,7 +69,7 @@ def contenders_table(results: Sequence[EntryResult]) -> str:
                 f"| {r.entry} | {c.name} | {c.params:,} | {_fmt(c.compile_s, '.2f')} "
                 f"| {r.rounds} x {r.steps} | {_step(c.step)} "
                 f"| {c.step.min_s * 1e3:.2f}–{c.step.max_s * 1e3:.2f} | {c.examples_per_s:,.0f} "
-                f"| {_fmt(c.flops_per_s, '.2f', 1e-9)} | {_fmt(c.mfu, '.3f')} |"
+                f"| {_fmt(c.flops_per_s, '.2f', 1e-9)} | {_fmt(c.mfu, '.3f')} | {_fmt(c.faults_per_step, ',.0f')} |"
             )
     return "\n".join(lines)
 
@@ -100,9 +101,11 @@ def run_metadata(
     rounds: int,
     warmup: int,
     dtypes: Sequence[str] = ("float32",),
+    runtime: str = "",
 ) -> dict:
-    """The circumstances of a run: command, date, device, versions, threads, timing plan
-    and the device's measured dense-matmul peak for each dtype used."""
+    """The circumstances of a run: command, date, device, versions, threads, timing plan,
+    the device's measured dense-matmul peak for each dtype used, the load average and the
+    process settings (``runtime``: `zoo.runtime`'s allocator and compilation cache)."""
     return {
         "command": command,
         "date_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -119,7 +122,17 @@ def run_metadata(
         "steps_per_round": steps if steps else "auto",
         "rounds": rounds,
         "matmul_peak_flops_per_s": {d: matmul_peak(d) for d in dtypes},
+        "load_average": _load_average(),
+        "runtime": runtime,
     }
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (a shared machine slows every contender)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def report_markdown(results: Sequence[EntryResult], metadata: dict) -> str:
@@ -144,6 +157,12 @@ def report_markdown(results: Sequence[EntryResult], metadata: dict) -> str:
         f"- Date: {m['date_utc']}",
         f"- Device: {m['device']} x{m['device_count']}; {m['cores_visible']} CPU cores visible{threads}",
         f"- Versions: {versions}",
+        *([f"- Process: {m['runtime']}"] if m.get("runtime") else []),
+        *(
+            [f"- Load average (1, 5, 15 min) at the end: {', '.join(map(str, m['load_average']))}"]
+            if m.get("load_average")
+            else []
+        ),
         f"- Dense-matmul peak measured in this run (denominator of MFU): {peaks}",
         f"- Timing: {m['warmup_steps']} warm-up steps per contender, then {m['rounds']} rounds; in each round "
         f"every contender in turn runs 1 untimed and K timed steps (K: {k_text}), each ending when the device "

@@ -13,14 +13,13 @@ time at T=16 and T=1024 (it must not grow with the length). For one core run it 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
 
-from zoo.bench.timing import timed_steps, visible_cores
+from zoo.bench.timing import minor_page_faults, timed_steps, visible_cores
 
 CONTENDERS = ("torch", "flax", "plain", "fast")
 
@@ -31,10 +30,6 @@ def _load() -> str:
             return f.read().split()[0]
     except OSError:
         return "?"
-
-
-def _faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def _weights(cell, key, I, H):
@@ -128,10 +123,10 @@ def interleaved(runners, rounds, steps):
 
 def faults_per_call(run, calls=3):
     run()
-    before = _faults()
+    before = minor_page_faults()
     for _ in range(calls):
         run()
-    return (_faults() - before) / calls
+    return (minor_page_faults() - before) / calls
 
 
 def compile_times(cell, B, I, H, seq_lens=(16, 1024), repeats=3):
