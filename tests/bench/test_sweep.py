@@ -2,6 +2,8 @@
 
 import re
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -80,3 +82,24 @@ def test_every_sweep_names_a_suite_entry_and_a_unit():
     assert sweep.get_sweep("lstm-seq-len").values == (16, 32, 64, 128, 256, 512, 1024)
     with pytest.raises(ValueError, match="unknown unit"):
         sweep.Sweep("x", "lstm", "seq_len", (1,), "byte")
+
+
+def test_sweeps_compile_cold_even_with_the_persistent_cache_on(tmp_path):
+    settings = {
+        "jax_compilation_cache_dir": str(tmp_path),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    before = {name: getattr(jax.config, name) for name in settings}
+    try:
+        for name, value in settings.items():
+            jax.config.update(name, value)
+        with sweep.cold_compiles():
+            jax.jit(lambda x: x * 3.0 + 1.0).lower(jnp.ones(5)).compile()
+        assert list(tmp_path.iterdir()) == []  # nothing read or written while cold
+        jax.jit(lambda x: x * 5.0 - 2.0).lower(jnp.ones(7)).compile()
+        assert list(tmp_path.iterdir())  # the cache works again after the block
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        sweep.compilation_cache.reset_cache()

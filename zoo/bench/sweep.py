@@ -28,6 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
+from jax.experimental.compilation_cache import compilation_cache
 
 from zoo._choices import unknown_name_error
 from zoo.bench.harness import EntryResult, run_entry
@@ -102,13 +103,17 @@ class SweepPoint:
 
 @contextlib.contextmanager
 def cold_compiles():
-    """The persistent compilation cache off inside the block (restored after)."""
+    """The persistent compilation cache off inside the block, on again after if it was.
+    JAX decides whether to use the cache at a process's first compile and keeps to it, so
+    the switch resets that decision (`reset_cache`) on the way in and out."""
     was = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
     try:
         yield
     finally:
         jax.config.update("jax_enable_compilation_cache", was)
+        compilation_cache.reset_cache()
 
 
 def run_sweep(
