@@ -107,3 +107,18 @@ def test_tiny_runs_through_the_suite_runner_with_bf16_mfu_on_the_bf16_peak(monke
     assert mfu == pytest.approx(gflops_per_s / 400, abs=6e-4)  # the bf16 peak, not the float32 one
     assert rows["lstm tiny, `impl=scan`"].split(" | ")[4] == "1,154"  # hidden_size=4 reached the model
     assert len(rows["lstm tiny, `impl=scan`"].split(" | ")[-2].split(" ")) == 2  # a zoo/torch ratio (min–max)
+
+
+@pytest.mark.parametrize("before, after, source", [(0, 5 * 2**20, "device"), (9 * 2**20, 9 * 2**20, "compiled")])
+def test_device_peak_memory_only_when_this_benchmark_raised_it(monkeypatch, before, after, source):
+    # A GPU's peak is process-wide: in a suite, a row must not show an earlier model's peak.
+    readings = iter([before, after])
+    monkeypatch.setattr(harness, "device_peak_bytes", lambda device: next(readings))
+    entry = suite_entry("mlp")
+    workload = entry.workload(batch_size=2, image_size=4)
+    result = harness.run_entry(entry, workload, overrides={"hidden_sizes": (4,)}, steps=1, rounds=1, warmup=0)
+    zoo = result.zoo
+    if source == "device":
+        assert (zoo.memory_bytes, zoo.memory_source) == (after, "device memory_stats peak")
+    else:
+        assert zoo.memory_source == "compiled memory_analysis" and 0 < zoo.memory_bytes < 2**20
