@@ -295,8 +295,9 @@ def plot_sweep(sweep: Sweep, points: Sequence[SweepPoint], path: pathlib.Path) -
         ax.xaxis.set_minor_locator(ticker.NullLocator())
         if ax is not compile_ax:
             ax.set_yscale("log")
-            ax.yaxis.set_major_formatter(ticker.ScalarFormatter())
-            ax.yaxis.set_minor_formatter(ticker.ScalarFormatter())
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel(sweep.axis, fontsize=8)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.tick_params(labelsize=7)
