@@ -41,6 +41,9 @@ def test_dry_run_lists_the_runs_and_running_on_cpu_is_one_error_line(capsys):
     assert main(["--suite", "gpu"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: the gpu suite needs a gpu backend, but jax's default backend is 'cpu'")
+    assert main(["--suite", "gpu", "--batch-size", "8", "--dtype", "bfloat16"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "error: the gpu suite fixes each run's shapes, dtype and mode: drop --batch-size, --dtype"
     with pytest.raises(SystemExit):
         main(["--suite", "tpu"])
 

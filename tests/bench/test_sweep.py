@@ -48,9 +48,12 @@ def test_sweep_usage_errors_exit_2_with_one_line(capsys):
     assert main(["--sweep", "lstm-seq-len", "--seq-len", "8"]) == 2  # the axis itself
     assert main(["--sweep", "lstm-hidden", "--set", "hidden_size=8"]) == 2
     assert main(["--sweep", "lstm-batch", "--values", "0,2"]) == 2
+    assert main(["--sweep", "lstm-batch", "--values", "8,x"]) == 2
+    assert main(["--sweep", "lstm-batch", "--json", "out.json"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors)
+    assert len(errors) == 6 and all(line.startswith("error: ") for line in errors)
     assert "Did you mean: lstm-seq-len" in errors[0] and "is the axis of sweep 'lstm-seq-len'" in errors[1]
+    assert errors[4] == "error: --values takes comma-separated integers, got '8,x'"
 
 
 def test_growth_exponent_reads_the_power_law():
@@ -103,3 +106,10 @@ def test_sweeps_compile_cold_even_with_the_persistent_cache_on(tmp_path):
         for name, value in before.items():
             jax.config.update(name, value)
         sweep.compilation_cache.reset_cache()
+
+
+def test_a_config_axis_sweeps_the_models_override():
+    hidden = sweep.get_sweep("lstm-hidden")
+    (point,) = sweep.run_sweep(hidden, values=[2], batch_size=1, seq_len=3, rounds=1, steps=1, warmup=0)
+    assert point.result.status == "ok" and point.result.config["hidden_size"] == 2 and point.units == 3
+    assert point.result.zoo.params == (64 + 2) * 4 * 2 + 4 * 2 + 2 * 10 + 10  # LSTM (I+H)x4H + 4H, head Hx10 + 10

@@ -184,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.status == "failed" for r in results) else 0
 
 
+def _parse_values(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--values takes comma-separated integers, got {text!r}") from None
+
+
 def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -197,7 +204,9 @@ def _run_sweeps(args, argv: list[str]) -> int:
     try:
         names = [n.strip() for n in args.sweep.split(",") if n.strip()]
         sweeps = sweep.SWEEPS if names == ["all"] else tuple(sweep.get_sweep(n) for n in names)
-        values = [int(v) for v in args.values.split(",")] if args.values else None
+        if args.json or args.profile:
+            raise ValueError("--json and --profile do not apply to --sweep (it writes benchmarks/sweeps-<device>.md)")
+        values = _parse_values(args.values) if args.values else None
         compare = _parse_compare(args.compare)
         overrides = parse_assignments(args.set, "--set")
         done = []
@@ -214,6 +223,8 @@ def _run_sweeps(args, argv: list[str]) -> int:
                 steps=args.steps,
                 rounds=args.rounds,
                 warmup=args.warmup,
+                dtype=args.dtype,
+                mode=args.mode,
                 progress=_progress,
             )
             command = "python -m zoo.bench " + shlex.join([a if a != args.sweep else s.name for a in argv])
@@ -235,6 +246,10 @@ def _run_device_suite(args, argv: list[str]) -> int:
         print(gpu_suite.suite_listing(runs))
         return 0
     try:
+        fixed = ("batch_size", "seq_len", "image_size", "set", "values", "profile", "dtype", "mode")
+        given = [f"--{d.replace('_', '-')}" for d in fixed if getattr(args, d) != _parser().get_default(d)]
+        if given:
+            raise ValueError(f"the {args.suite} suite fixes each run's shapes, dtype and mode: drop {', '.join(given)}")
         gpu_suite.check_platform(args.suite)
         compare = _parse_compare(args.compare or "torch")
         results = gpu_suite.run_runs(
@@ -257,6 +272,9 @@ def _run_device_suite(args, argv: list[str]) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"wrote {out}", file=sys.stderr)
+    if args.json:
+        pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        pathlib.Path(args.json).write_text(json.dumps(bench.report_json(results, metadata), indent=2) + "\n")
     for r in results:
         if r.status == "failed":
             print(f"error: {r.entry} failed: {r.reason}\n{r.traceback}", file=sys.stderr)

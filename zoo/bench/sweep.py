@@ -128,10 +128,12 @@ def run_sweep(
     steps: int | None = None,
     rounds: int = 5,
     warmup: int = 2,
+    dtype: str = "float32",
+    mode: str = "train",
     progress=None,
 ) -> list[SweepPoint]:
     """`run_entry` of ``sweep``'s entry at each of ``values`` (default the sweep's) of its
-    axis; the other shape options and ``overrides`` fix the rest. ``progress(text)`` is
+    axis; the other shape options, ``dtype``, ``mode`` and ``overrides`` fix the rest. ``progress(text)`` is
     called before each point. Raises ValueError for an option the axis contradicts."""
     entry = suite_entry(sweep.entry)
     fixed = {"batch_size": batch_size, "seq_len": seq_len, "image_size": image_size}
@@ -148,7 +150,7 @@ def run_sweep(
             if progress:
                 progress(f"[{i}/{len(values)}] {sweep.name}: {sweep.axis}={value} ...")
             shape = {**fixed, sweep.axis: value} if sweep.axis in WORKLOAD_AXES else fixed
-            workload = entry.workload(**shape)
+            workload = entry.workload(**shape, dtype=dtype, mode=mode)
             given = {**(overrides or {}), **({} if sweep.axis in WORKLOAD_AXES else {sweep.axis: value})}
             result = run_entry(
                 entry, workload, overrides=given, compare=compare, steps=steps, rounds=rounds, warmup=warmup
