@@ -4,6 +4,8 @@
     python -m zoo.bench --model lstm --batch-size 32 --seq-len 256 --dtype bfloat16 --json out.json
     python -m zoo.bench --all --compare torch,flax      # writes benchmarks/results-<device>.md
     python -m zoo.bench --model mlp --profile /tmp/trace  # + a jax.profiler trace of the step
+    python -m zoo.bench --sweep lstm-seq-len --compare torch  # scaling: benchmarks/sweeps-<device>.md + PNG
+    python -m zoo.bench --suite gpu                       # the GPU suite: benchmarks/results-gpu.md
 
 Exit status: 0 when every benchmark ran or is absent, 1 when one failed, 2 on a usage
 error (unknown model, bad option).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
 import shlex
 import sys
@@ -20,7 +23,7 @@ import sys
 import jax
 
 from zoo import bench, registry, runtime
-from zoo.bench import harness
+from zoo.bench import gpu_suite, harness, sweep
 from zoo.bench.suite import DTYPES, MODES
 from zoo.cli import parse_assignments
 
@@ -37,6 +40,17 @@ def _parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="run the standard suite and write benchmarks/results-<device>.md"
     )
     what.add_argument("--list", action="store_true", help="list the suite's entries and exit")
+    what.add_argument(
+        "--sweep",
+        metavar="NAME",
+        help=f"scaling sweep(s), comma-separated, or all: {', '.join(s.name for s in sweep.SWEEPS)}; "
+        "writes benchmarks/sweeps-<device>.md and a PNG per sweep",
+    )
+    what.add_argument(
+        "--suite", choices=tuple(gpu_suite.SUITES), help="a device suite (gpu: writes benchmarks/results-gpu.md)"
+    )
+    p.add_argument("--values", help="--sweep: comma-separated axis values instead of the sweep's own")
+    p.add_argument("--dry-run", action="store_true", help="--suite: list its runs and exit")
     p.add_argument("--batch-size", type=int, help="examples per step (default: the entry's)")
     p.add_argument("--seq-len", type=int, help="sequence length of sequence entries")
     p.add_argument("--image-size", type=int, help="image side of image entries")
@@ -136,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     tuned = {} if args.no_tune_cpu else runtime.tune_cpu()  # before the first computation
     cache_dir = None if args.no_compilation_cache else runtime.enable_compilation_cache()
+    if args.sweep:
+        return _run_sweeps(args, argv)
+    if args.suite:
+        return _run_device_suite(args, argv, _runtime_note(tuned, cache_dir))
     try:
         if not (args.model or args.all):
             raise ValueError("give --model NAME or --all")
@@ -179,12 +197,18 @@ def main(argv: list[str] | None = None) -> int:
         dtypes=dtypes,
         runtime=_runtime_note(tuned, cache_dir),
     )
+    return _report(results, metadata, args, write_results=args.all)
+
+
+def _report(results, metadata, args, *, write_results: bool) -> int:
+    """Print the Markdown report (and write it to ``results-<platform>.md`` under
+    ``--results-dir`` when ``write_results``; the JSON to ``--json``); 1 if a run failed."""
     text = bench.report_markdown(results, metadata)
     print(text)
     if args.json:
         pathlib.Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(args.json).write_text(json.dumps(bench.report_json(results, metadata), indent=2) + "\n")
-    if args.all:
+    if write_results:
         out = pathlib.Path(args.results_dir) / f"results-{jax.devices()[0].platform}.md"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
@@ -193,6 +217,92 @@ def main(argv: list[str] | None = None) -> int:
         if r.status == "failed":
             print(f"error: {r.entry} failed: {r.reason}\n{r.traceback}", file=sys.stderr)
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _parse_values(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--values takes comma-separated integers, got {text!r}") from None
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _load_average() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def _run_sweeps(args, argv: list[str]) -> int:
+    """``--sweep NAME[,NAME|all]``: each sweep's table printed and written, with its PNG."""
+    try:
+        names = [n.strip() for n in args.sweep.split(",") if n.strip()]
+        sweeps = sweep.SWEEPS if names == ["all"] else tuple(sweep.get_sweep(n) for n in names)
+        if args.json or args.profile:
+            raise ValueError("--json and --profile do not apply to --sweep (it writes benchmarks/sweeps-<device>.md)")
+        values = _parse_values(args.values) if args.values else None
+        compare = _parse_compare(args.compare)
+        overrides = parse_assignments(args.set, "--set")
+        done = []
+        for s in sweeps:
+            load = _load_average()
+            points = sweep.run_sweep(
+                s,
+                values=values,
+                batch_size=args.batch_size,
+                seq_len=args.seq_len,
+                image_size=args.image_size,
+                overrides=overrides,
+                compare=compare,
+                steps=args.steps,
+                rounds=args.rounds,
+                warmup=args.warmup,
+                dtype=args.dtype,
+                mode=args.mode,
+                progress=_progress,
+            )
+            command = "python -m zoo.bench " + shlex.join([a if a != args.sweep else s.name for a in argv])
+            document, plot = sweep.write_sweep(s, points, args.results_dir, command, f"{load} / {_load_average()}")
+            print(f"## {s.name}\n\n{sweep.sweep_table(s, points)}\n")
+            print(f"wrote {document} and {plot}", file=sys.stderr)
+            done += points
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 1 if any(p.result.status == "failed" for p in done) else 0
+
+
+def _run_device_suite(args, argv: list[str], runtime_note: str) -> int:
+    """``--suite NAME``: its runs (``--dry-run``: listed only), the report written to
+    ``benchmarks/results-<platform>.md``."""
+    runs = gpu_suite.SUITES[args.suite]
+    if args.dry_run:
+        print(gpu_suite.suite_listing(runs))
+        return 0
+    try:
+        fixed = ("batch_size", "seq_len", "image_size", "set", "values", "profile", "dtype", "mode")
+        given = [f"--{d.replace('_', '-')}" for d in fixed if getattr(args, d) != _parser().get_default(d)]
+        if given:
+            raise ValueError(f"the {args.suite} suite fixes each run's shapes, dtype and mode: drop {', '.join(given)}")
+        gpu_suite.check_platform(args.suite)
+        compare = _parse_compare(args.compare or "torch")
+        results = gpu_suite.run_runs(
+            runs, compare=compare, steps=args.steps, rounds=args.rounds, warmup=args.warmup, progress=_progress
+        )
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    metadata = bench.run_metadata(
+        "python -m zoo.bench " + shlex.join(argv),
+        compare=compare,
+        steps=args.steps,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        dtypes=gpu_suite.dtypes(runs),
+        runtime=runtime_note,
+    )
+    return _report(results, metadata, args, write_results=True)
 
 
 if __name__ == "__main__":

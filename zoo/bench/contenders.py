@@ -198,6 +198,8 @@ def torch_contender(
         device = torch.device("cpu")
     elif platform == "gpu" and torch.cuda.is_available():
         device = torch.device("cuda")
+    elif platform == "gpu":
+        raise Unavailable(f"torch {torch.__version__} has no CUDA here (torch.cuda.is_available() is False)")
     else:
         raise Unavailable(f"this torch build cannot run on the JAX device's platform ({platform})")
     if task_name not in (*CLASS_ID_TASKS, "reconstruction"):

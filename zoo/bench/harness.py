@@ -130,6 +130,8 @@ def run_entry(
     example_shape = example_shape_of(config, workload)
     base.update(workload=dataclasses.asdict(workload), config=_jsonable(given), rounds=rounds)
 
+    # The device's peak is process-wide and never falls: an earlier benchmark's can hide this one's.
+    peak_before = device_peak_bytes(device)
     try:
         if entry.contenders:  # the entry's own step (a learning rule), its own references
             builders = entry.contenders(config, workload)
@@ -185,7 +187,7 @@ def run_entry(
         timing = Timing.from_rounds(samples[contender.name])
         flops_per_s = contender.flops / timing.median_s if contender.flops else None
         memory, memory_source = contender.memory_bytes, "compiled memory_analysis"
-        if contender is zoo and device_peak is not None:
+        if contender is zoo and device_peak is not None and device_peak > (peak_before or 0):
             memory, memory_source = device_peak, "device memory_stats peak"
         results[contender.name] = ContenderResult(
             name=contender.name,
