@@ -271,7 +271,9 @@ def parse_bench_results(text: str) -> dict:
             section = "contenders" if "| contender |" in line else "summary"
             header = [c.strip() for c in line.strip("|").split("|")]
             continue
-        if not line.startswith("| ") or section is None:
+        if not line.startswith("|"):
+            section = None  # a table ends at its first non-table line
+        if section is None or not line.startswith("| "):
             continue
         cells = dict(zip(header, (c.strip() for c in line.strip("|").split("|"))))
         if section == "summary":
