@@ -188,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     dtypes = ("float32", "bfloat16") if args.dtype == "bfloat16" else ("float32",)
+    runtime_note = _runtime_note(tuned, cache_dir)
+    return _report(results, args, argv, compare, dtypes, runtime_note, write_results=args.all)
+
+
+def _report(results, args, argv, compare, dtypes, runtime_note: str, *, write_results: bool) -> int:
+    """Print the Markdown report (and write it to ``results-<platform>.md`` under
+    ``--results-dir`` when ``write_results``; the JSON to ``--json``); 1 if a run failed."""
     metadata = bench.run_metadata(
         "python -m zoo.bench " + shlex.join(argv),
         compare=compare,
@@ -195,14 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         warmup=args.warmup,
         dtypes=dtypes,
-        runtime=_runtime_note(tuned, cache_dir),
+        runtime=runtime_note,
     )
-    return _report(results, metadata, args, write_results=args.all)
-
-
-def _report(results, metadata, args, *, write_results: bool) -> int:
-    """Print the Markdown report (and write it to ``results-<platform>.md`` under
-    ``--results-dir`` when ``write_results``; the JSON to ``--json``); 1 if a run failed."""
     text = bench.report_markdown(results, metadata)
     print(text)
     if args.json:
@@ -293,16 +294,7 @@ def _run_device_suite(args, argv: list[str], runtime_note: str) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    metadata = bench.run_metadata(
-        "python -m zoo.bench " + shlex.join(argv),
-        compare=compare,
-        steps=args.steps,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        dtypes=gpu_suite.dtypes(runs),
-        runtime=runtime_note,
-    )
-    return _report(results, metadata, args, write_results=True)
+    return _report(results, args, argv, compare, gpu_suite.dtypes(runs), runtime_note, write_results=True)
 
 
 if __name__ == "__main__":
