@@ -7,6 +7,7 @@ import pathlib
 
 import jax
 import pytest
+from conftest import require_module
 
 from zoo import registry
 from zoo.bench import gpu_suite, harness, report
@@ -71,7 +72,7 @@ class _Gpu:
 
 
 def test_torch_without_cuda_is_reported_absent_on_a_gpu(monkeypatch):
-    torch = pytest.importorskip("torch")  # installed in CI (the pinned torch==2.13.0)
+    torch = require_module("torch")  # the pinned CPU torch==2.13.0: installed in CI
     if torch.cuda.is_available():
         pytest.skip("this torch has CUDA")
     monkeypatch.setattr(jax, "devices", lambda *a: [_Gpu()])
