@@ -1,6 +1,6 @@
 """zoo.nn.conv_transpose: output sizes by the rule of zoo.nn.shapes, values against
-PyTorch's ``ConvTranspose2d`` (same weights, NCHW <-> NHWC), the two ways ("xla", "im2col")
-against each other, and the transposed convolution as the adjoint of the strided one."""
+PyTorch's ``ConvTranspose2d`` (same weights, NCHW <-> NHWC), the three ways ("xla", "im2col",
+"polyphase") against each other, and the transposed convolution as the adjoint of the strided one."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import require_module
 
-from zoo.nn.conv_transpose import ConvTranspose, conv_transpose2d
+from zoo.nn.conv_transpose import ConvTranspose, choose_transpose_impl, conv_transpose2d
 from zoo.nn.fastconv import conv2d_xla
 from zoo.nn.shapes import conv_output_size, conv_transpose_output_size
 
@@ -23,7 +23,9 @@ CASES = [
     (2, 2, 0, 0, 4, 6),
     (4, 2, 1, 0, 5, 5),
     (1, 1, 0, 0, 4, 4),
+    (5, 3, 2, 1, 4, 6),  # kernel not a multiple of the stride: phases with 2 and 1 taps
 ]
+IMPLS = ("xla", "im2col", "polyphase")
 
 
 def _data(k, h, w, seed=0, cin=3, cout=4):
@@ -49,7 +51,7 @@ def test_seed_output_size_rule():
             assert conv_output_size(conv_transpose_output_size(n, k, s, p, extra), k, s, p) == n
 
 
-@pytest.mark.parametrize("impl", ["xla", "im2col"])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("k,s,p,op,h,w", CASES)
 def test_output_shape_is_the_rule(k, s, p, op, h, w, impl):
     x, kernel = _data(k, h, w)
@@ -68,7 +70,7 @@ def test_values_match_torch_conv_transpose2d(k, s, p, op, h, w):
         ref = layer(torch.from_numpy(np.asarray(x).transpose(0, 3, 1, 2).copy())).permute(0, 2, 3, 1).numpy()
     module = ConvTranspose(4, k, s, p, op)
     variables = {"params": {"kernel": kernel, "bias": jnp.asarray(layer.bias.detach().numpy())}}
-    for impl in ("xla", "im2col"):
+    for impl in IMPLS:
         y = module.clone(conv_impl=impl).apply(variables, x)
         np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
 
@@ -83,16 +85,31 @@ def test_transposed_conv_is_the_adjoint_of_the_strided_conv(k, s, p, op, h, w):
     np.testing.assert_allclose(y, vjp(x)[0], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("k,s,p,op,h,w", CASES)
-def test_im2col_gradients_equal_xla_gradients(k, s, p, op, h, w):
+@pytest.mark.parametrize("k,s,p,op,h,w", CASES + [(3, (2, 1), ((0, 1), (2, 1)), (1, 0), 5, 4)])
+def test_matmul_ways_equal_xla_in_value_and_gradient(k, s, p, op, h, w):
     x, kernel = _data(k, h, w, seed=3)
     g = jnp.asarray(np.random.default_rng(4).standard_normal(conv_transpose2d(x, kernel, s, p, op).shape), jnp.float32)
-    grads = [
-        jax.jit(jax.grad(lambda x, k_: jnp.vdot(conv_transpose2d(x, k_, s, p, op, impl=impl), g), (0, 1)))(x, kernel)
-        for impl in ("xla", "im2col")
+    results = [
+        jax.jit(jax.value_and_grad(lambda x, k_: jnp.vdot(conv_transpose2d(x, k_, s, p, op, impl=impl), g), (0, 1)))(
+            x, kernel
+        )
+        for impl in IMPLS
     ]
-    for a, b in zip(*grads):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    (value, grads), others = results[0], results[1:]
+    for other_value, other_grads in others:
+        np.testing.assert_allclose(other_value, value, rtol=1e-4, atol=1e-4)
+        for a, b in zip(other_grads, grads):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_choice_per_geometry():
+    no_pad, pad1 = ((0, 0), (0, 0)), ((1, 1), (1, 1))
+    assert choose_transpose_impl((3, 3), (2, 2), pad1, platform="cpu") == "polyphase"  # overlapping copies
+    assert choose_transpose_impl((4, 4), (2, 2), pad1, platform="cpu") == "polyphase"
+    assert choose_transpose_impl((2, 2), (2, 2), no_pad, platform="cpu") == "im2col"  # tiles: col2im is a reshape
+    assert choose_transpose_impl((2, 2), (2, 2), pad1, platform="cpu") == "polyphase"
+    assert choose_transpose_impl((3, 3), (1, 1), pad1, platform="cpu") == "xla"  # a plain convolution
+    assert choose_transpose_impl((3, 3), (2, 2), pad1, platform="gpu") == "xla"
 
 
 def test_bad_arguments_raise():

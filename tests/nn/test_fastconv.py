@@ -137,6 +137,9 @@ def test_choose_conv_impl():
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu") == "xla"
     assert fastconv.choose_conv_impl((64, 32, 32, 32), (3, 3, 32, 32), 1, platform="cpu") == "xla"
     assert fastconv.choose_conv_impl((16, 64, 64, 64), (3, 3, 64, 64), 1, platform="cpu") == "winograd"
+    # A few output channels (a decoder's last conv): Winograd whatever the map's size.
+    assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 1), 1, platform="cpu") == "winograd"
+    assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 5), 1, platform="cpu") == "xla"
 
 
 def test_conv2d_rejects_bad_arguments():

@@ -402,13 +402,18 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
 # outweighs the saved multiplies once a batch's maps leave the cache (measured fwd+bwd on
 # 2 cores: at 16-32 channels XLA's own convolution wins from about 2 MiB of input).
 _WINOGRAD_WIDE, _WINOGRAD_CACHED_BYTES = 64, 2 * 2**20
+# A convolution to a few output channels (an image decoder's last layer) runs slowly in
+# XLA's own kernel (B=64, 32x32, 16 -> 1: 9-10 ms against Winograd's 5-6.5 ms, 3 runs),
+# and its Winograd output side is small whatever the map.
+_WINOGRAD_NARROW_OUT = 4
 
 
 def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None = None) -> str:
     """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
     off CPU; on CPU (measured fwd+bwd, DESIGN.md) "banded" for <= 8 input channels; for 3x3
     stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64, or the
-    input fits in 2 MiB and either count is above 16, else "xla"; "im2col" otherwise."""
+    input fits in 2 MiB and either count is above 16, or the output has <= 4 channels, else
+    "xla"; "im2col" otherwise."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         return "xla"
@@ -419,7 +424,7 @@ def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None 
     if (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1) and h * w >= 64:
         wide = min(c, o) >= _WINOGRAD_WIDE
         cached = b * h * w * c * 4 <= _WINOGRAD_CACHED_BYTES and max(c, o) > 16
-        return "winograd" if wide or cached else "xla"
+        return "winograd" if wide or cached or o <= _WINOGRAD_NARROW_OUT else "xla"
     return "im2col"
 
 

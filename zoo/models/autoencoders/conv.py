@@ -28,7 +28,7 @@ from functools import partial
 import flax.linen as nn
 
 from zoo.nn import check_input, fastconv
-from zoo.nn.conv_transpose import ConvTranspose
+from zoo.nn.conv_transpose import CONV_TRANSPOSE_IMPLS, ConvTranspose
 from zoo.nn.initializers import he_normal
 from zoo.nn.normalization import batch_norm
 from zoo.nn.pooling import max_pool, max_unpool
@@ -60,8 +60,9 @@ def check_image_config(owner, input_shape, features, pools: int, conv_impl: str)
 
 
 def transpose_impl(conv_impl: str) -> str:
-    """The transposed convolutions' way for a model's ``conv_impl`` (matmuls unless "xla")."""
-    return conv_impl if conv_impl in ("auto", "xla") else "im2col"
+    """The transposed convolutions' way for a model's ``conv_impl``: the same name where
+    `conv_transpose2d` has it ("xla", "im2col"), its own choice otherwise."""
+    return conv_impl if conv_impl in CONV_TRANSPOSE_IMPLS else "auto"
 
 
 def pool_impl(conv_impl: str) -> str:
