@@ -15,6 +15,7 @@ import pytest
 import zoo
 from zoo import registry
 from zoo.nn.inputs import is_multipart
+from zoo.runtime import run_once
 from zoo.train.steps import rule_arguments
 
 ALL = zoo.list_models()
@@ -45,7 +46,9 @@ def _build(name):
     else:
         x = _random_input(key, shape, spec.input_dtype)
     keys = jax.random.split(jax.random.PRNGKey(1), 1 + len(RNGS))
-    variables = model.init({"params": keys[0], **dict(zip(RNGS, keys[1:]))}, x)
+    # As the engine initialises (zoo.runtime.run_once): one jit'd program, so every model's
+    # init must trace.
+    variables = run_once(lambda: model.init({"params": keys[0], **dict(zip(RNGS, keys[1:]))}, x))
     return spec, model, x, variables
 
 

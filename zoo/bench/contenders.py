@@ -25,7 +25,7 @@ from zoo.bench.flops import compiled_memory_bytes, count_step_flops, parameter_c
 from zoo.bench.suite import Workload
 from zoo.bench.timing import visible_cores
 from zoo.nn.precision import with_precision
-from zoo.runtime import compilation_cache_bypassed
+from zoo.runtime import compilation_cache_bypassed, run_once
 from zoo.tasks import get_task
 from zoo.train.state import create_train_state, example_inputs, init_variables
 from zoo.train.steps import make_train_step
@@ -93,19 +93,6 @@ def device_batch(host_batch: dict, workload: Workload) -> dict:
     return jax.device_put({**host_batch, "x": x})
 
 
-# XLA options for code that runs once (initialisation): on CPU, optimising the random
-# number generation of ResNet-18's init took 13.6 s of compiling; unoptimised, 1.8 s plus
-# 1 s of running. Other backends keep their defaults.
-_RUN_ONCE_CPU_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-
-
-def _run_once(fn: Callable[[], Any]):
-    """``fn()`` as one jit'd computation (one compile rather than one per operation),
-    compiled for a single run."""
-    options = _RUN_ONCE_CPU_OPTIONS if jax.devices()[0].platform == "cpu" else None
-    return jax.jit(fn).lower().compile(compiler_options=options)()
-
-
 def _forward(model, variables, *inputs):
     return model.apply(variables, *inputs, train=False)
 
@@ -133,7 +120,7 @@ def jax_contender(
     model = with_precision(model, workload.dtype)
     if workload.mode == "train":
         tx = optax.sgd(LEARNING_RATE)
-        state = _run_once(
+        state = run_once(
             lambda: create_train_state(model, tx, tuple(example_shape), seed=0, dtype=init_dtype, inputs=init_inputs)
         )
         params = state.params
@@ -141,7 +128,7 @@ def jax_contender(
         args = (state, batch)
     else:
         variables = dict(
-            _run_once(
+            run_once(
                 lambda: init_variables(
                     model, tuple(example_shape), jax.random.PRNGKey(0), init_dtype, inputs=init_inputs
                 )

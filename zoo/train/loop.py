@@ -39,6 +39,7 @@ from zoo.nn.precision import check_dtype, with_precision
 from zoo.train import finetune
 from zoo.train.checkpoint import Checkpointer, workdir_lock, write_config
 from zoo.train.sharding import make_mesh, replicate, select_devices, shard_batch
+from zoo.runtime import run_once
 from zoo.train.state import TrainState, create_train_state, example_inputs, step_rngs
 from zoo.train.steps import make_eval_step, make_rule_step, make_train_step
 from zoo.train.tensorboard import TensorBoardLog, is_image_batch
@@ -419,7 +420,7 @@ def fit(
         task, data.input_shape, example_dtype(data.x_train), data.y_train.shape[1:], data.y_train.dtype
     )
     try:
-        state = create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs)
+        state = run_once(lambda: create_train_state(module, tx, data.input_shape, seed=config.seed, inputs=inputs))
     except (TypeError, ZeroDivisionError, IndexError) as e:  # ValueErrors already say what is wrong
         raise _does_not_fit(e, config.model, spec, data) from e
     if config.init_from is not None or initial_variables is not None:
