@@ -113,3 +113,24 @@ def test_train_cli_caches_by_default_and_says_what_compiling_cost(
     line = next(line for line in out.splitlines() if line.startswith("compile: "))
     assert re.search(r"XLA [\d.]+ s for \d+ programs, \d+ from the persistent cache", line), line
     assert any(p.name.endswith("-cache") for p in (tmp_path / "cache").iterdir())
+
+
+def test_run_once_gives_the_op_by_op_initialisation():
+    # The engine initialises through run_once (one cheaply compiled program): the same
+    # random bits as op by op, the floats equal up to rounding.
+    import optax
+
+    import zoo
+    from zoo.train.state import create_train_state
+
+    model = zoo.create_model("lenet5", input_shape=(28, 28, 1), num_classes=10)
+
+    def make():
+        return create_train_state(model, optax.adam(1e-3), (28, 28, 1), seed=3)
+
+    eager, once = make(), runtime.run_once(make)
+    assert jax.tree.structure(once) == jax.tree.structure(eager)
+    for a, b in zip(jax.tree.leaves(once), jax.tree.leaves(eager)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-6)
+    assert float(np.abs(np.asarray(once.params["conv1"]["kernel"])).sum()) > 0
