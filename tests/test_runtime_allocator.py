@@ -31,7 +31,7 @@ def work():
 thread = threading.Thread(target=work)
 thread.start()
 thread.join()
-print(json.dumps({"applied": applied, "faults_per_alloc": faults[0]}))
+print(json.dumps({"applied": applied, "faults_per_alloc": faults[0], "cpu_tuned": runtime.cpu_tuned()}))
 """
 
 glibc_only = pytest.mark.skipif(
@@ -50,7 +50,8 @@ def _child(tune: bool) -> dict:
 @glibc_only
 def test_tuned_process_reuses_freed_blocks():
     tuned, untouched = _child(tune=True), _child(tune=False)
-    assert untouched["applied"] == {}
+    assert untouched["applied"] == {} and not untouched["cpu_tuned"]
+    assert tuned["cpu_tuned"]  # what choose_conv_impl reads
     assert set(tuned["applied"]) == {"M_MMAP_THRESHOLD", "M_TRIM_THRESHOLD", "M_TOP_PAD", "M_ARENA_MAX"}
     assert tuned["applied"]["M_ARENA_MAX"] == 1
     assert tuned["applied"]["M_MMAP_THRESHOLD"] >= 32 * 2**20

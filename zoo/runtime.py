@@ -35,6 +35,7 @@ import jax
 from jax.experimental.compilation_cache import compilation_cache as _jax_cache
 
 T = TypeVar("T")
+_cpu_tuned = False
 CACHE_ENV = "ZOO_COMPILATION_CACHE"
 TUNE_CPU_ENV = "ZOO_TUNE_CPU"
 _OFF = ("0", "false", "off", "no")
@@ -225,7 +226,16 @@ def tune_cpu() -> dict[str, int]:
         accepted = next((v for v in values if mallopt(option, v) == 1), None)
         if accepted is not None:
             applied[name] = accepted
+    global _cpu_tuned
+    _cpu_tuned = _cpu_tuned or ("M_ARENA_MAX" in applied and "M_MMAP_THRESHOLD" in applied)
     return applied
+
+
+def cpu_tuned() -> bool:
+    """Whether `tune_cpu` has set up this process's allocator (one heap, no fresh
+    ``mmap`` for large blocks). Large temporaries are then cheap, which moves some of
+    `zoo.nn.fastconv.choose_conv_impl`'s choices."""
+    return _cpu_tuned
 
 
 def run_once(fn: Callable[[], T]) -> T:

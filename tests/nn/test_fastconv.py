@@ -137,6 +137,10 @@ def test_choose_conv_impl():
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu") == "xla"
     assert fastconv.choose_conv_impl((64, 32, 32, 32), (3, 3, 32, 32), 1, platform="cpu") == "xla"
     assert fastconv.choose_conv_impl((16, 64, 64, 64), (3, 3, 64, 64), 1, platform="cpu") == "winograd"
+    # With zoo.runtime.tune_cpu's allocator Winograd's temporaries are cheap: from 32 channels.
+    assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 32), 1, platform="cpu", cpu_tuned=False) == "xla"
+    assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 32), 1, platform="cpu", cpu_tuned=True) == "winograd"
+    assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu", cpu_tuned=True) == "xla"
     # A few output channels (a decoder's last conv): Winograd whatever the map's size.
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 1), 1, platform="cpu") == "winograd"
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 5), 1, platform="cpu") == "xla"

@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from zoo import runtime
 from zoo.nn.shapes import Pads, conv_output_size, conv_padding, pair
 
 CONV_IMPLS = ("auto", "xla", "im2col", "banded", "winograd")
@@ -402,18 +403,26 @@ def choose_block_width(input_shape, kernel_shape, strides=1, padding="VALID") ->
 # outweighs the saved multiplies once a batch's maps leave the cache (measured fwd+bwd on
 # 2 cores: at 16-32 channels XLA's own convolution wins from about 2 MiB of input).
 _WINOGRAD_WIDE, _WINOGRAD_CACHED_BYTES = 64, 2 * 2**20
+# With `zoo.runtime.tune_cpu`'s allocator, Winograd's large temporaries are reused rather
+# than page-faulted in each call, and it wins from 32 channels on any map (fwd+bwd, 3 runs
+# each, B=16 32x32 64->32: 13-16 ms vs XLA's 23; B=64 32x32 32->32: 46-50 vs 52-57; the
+# same without the tuning: 13-15 vs 22, but 62-79 vs 49-53).
+_WINOGRAD_WIDE_TUNED = 32
 # A convolution to a few output channels (an image decoder's last layer) runs slowly in
 # XLA's own kernel (B=64, 32x32, 16 -> 1: 9-10 ms against Winograd's 5-6.5 ms, 3 runs),
 # and its Winograd output side is small whatever the map.
 _WINOGRAD_NARROW_OUT = 4
 
 
-def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None = None) -> str:
+def choose_conv_impl(
+    input_shape, kernel_shape, strides=1, platform: str | None = None, cpu_tuned: bool | None = None
+) -> str:
     """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
     off CPU; on CPU (measured fwd+bwd, DESIGN.md) "banded" for <= 8 input channels; for 3x3
-    stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64, or the
-    input fits in 2 MiB and either count is above 16, or the output has <= 4 channels, else
-    "xla"; "im2col" otherwise."""
+    stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32
+    when ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB
+    and either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
+    otherwise."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         return "xla"
@@ -422,7 +431,8 @@ def choose_conv_impl(input_shape, kernel_shape, strides=1, platform: str | None 
     if c <= 8:
         return "banded"
     if (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1) and h * w >= 64:
-        wide = min(c, o) >= _WINOGRAD_WIDE
+        tuned = runtime.cpu_tuned() if cpu_tuned is None else cpu_tuned
+        wide = min(c, o) >= (_WINOGRAD_WIDE_TUNED if tuned else _WINOGRAD_WIDE)
         cached = b * h * w * c * 4 <= _WINOGRAD_CACHED_BYTES and max(c, o) > 16
         return "winograd" if wide or cached or o <= _WINOGRAD_NARROW_OUT else "xla"
     return "im2col"
