@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from conftest import require_module
 
-from zoo.nn.conv_transpose import ConvTranspose, choose_transpose_impl, conv_transpose2d
+from zoo.nn.conv_transpose import ConvTranspose, choose_transpose_impl, conv_transpose2d, transpose_geometry
+from zoo.nn.fastconv import windows_tile
 from zoo.nn.fastconv import conv2d_xla
 from zoo.nn.shapes import conv_output_size, conv_transpose_output_size
 
@@ -103,13 +104,23 @@ def test_matmul_ways_equal_xla_in_value_and_gradient(k, s, p, op, h, w):
 
 
 def test_auto_choice_per_geometry():
-    no_pad, pad1 = ((0, 0), (0, 0)), ((1, 1), (1, 1))
-    assert choose_transpose_impl((3, 3), (2, 2), pad1, platform="cpu") == "polyphase"  # overlapping copies
-    assert choose_transpose_impl((4, 4), (2, 2), pad1, platform="cpu") == "polyphase"
-    assert choose_transpose_impl((2, 2), (2, 2), no_pad, platform="cpu") == "im2col"  # tiles: col2im is a reshape
-    assert choose_transpose_impl((2, 2), (2, 2), pad1, platform="cpu") == "polyphase"
-    assert choose_transpose_impl((3, 3), (1, 1), pad1, platform="cpu") == "xla"  # a plain convolution
-    assert choose_transpose_impl((3, 3), (2, 2), pad1, platform="gpu") == "xla"
+    """What "auto" takes on the CPU, from each geometry's (input, output) sizes as
+    `transpose_geometry` gives them."""
+
+    def choice(kernel, stride, padding=0, output_padding=0, platform="cpu", input_hw=(8, 8)):
+        pads, _, out_hw = transpose_geometry(input_hw, kernel, stride, padding, output_padding)
+        return choose_transpose_impl(kernel, stride, pads, input_hw, out_hw, platform=platform)
+
+    assert choice((3, 3), 2, padding=1) == "polyphase"  # overlapping copies
+    assert choice((4, 4), 2, padding=1) == "polyphase"
+    assert choice((2, 2), 2) == "im2col"  # the copies tile the output: col2im is a reshape
+    assert choice((2, 2), 2, padding=1) == "polyphase"
+    # output_padding adds a row and column no window covers: not a tiling either
+    assert choice((2, 2), 2, output_padding=1) == "polyphase"
+    assert choice((3, 3), 1, padding=1) == "xla"  # a plain convolution
+    assert choice((3, 3), 2, padding=1, platform="gpu") == "xla"
+    assert windows_tile((2, 2), (2, 2), ((0, 0), (0, 0)), (16, 16), (8, 8))  # the shared rule, col2im's too
+    assert not windows_tile((2, 2), (2, 2), ((0, 0), (0, 0)), (17, 17), (8, 8))
 
 
 def test_bad_arguments_raise():

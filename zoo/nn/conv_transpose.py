@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoo.nn.fastconv import col2im, im2col
+from zoo.nn.fastconv import col2im, im2col, windows_tile
 from zoo.nn.shapes import Pads, conv_padding, conv_transpose_output_size, pair
 
 CONV_TRANSPOSE_IMPLS = ("auto", "xla", "im2col", "polyphase")
@@ -162,13 +162,14 @@ def _polyphase(x, kernel, strides, pads: Pads, out_hw, precision):
     return lax.slice(y, (0, top, left, 0), (b, top + out_hw[0], left + out_hw[1], o))
 
 
-def choose_transpose_impl(kernel_size, strides, pads: Pads, platform: str | None = None) -> str:
+def choose_transpose_impl(kernel_size, strides, pads: Pads, input_hw, output_hw, platform: str | None = None) -> str:
     """The way "auto" takes: "xla" off CPU; on CPU (fwd+bwd, module docstring) "xla" for
-    stride 1 (a plain convolution), "im2col" where the windows tile the output (kernel ==
-    stride, no padding: col2im is a reshape), "polyphase" where they overlap."""
-    if (platform or jax.default_backend()) != "cpu" or tuple(strides) == (1, 1):
+    stride 1 (a plain convolution), "im2col" where the input's windows tile the output
+    (`fastconv.windows_tile`: col2im is a reshape), "polyphase" where they overlap or leave
+    a gap (padding, output_padding)."""
+    if (platform or jax.default_backend()) != "cpu" or pair(strides, "strides") == (1, 1):
         return "xla"
-    if tuple(kernel_size) == tuple(strides) and not any(p for side in pads for p in side):
+    if windows_tile(kernel_size, strides, pads, output_hw, input_hw):
         return "im2col"
     return "polyphase"
 
@@ -192,7 +193,7 @@ def conv_transpose2d(x, kernel, strides=1, padding=0, output_padding=0, impl: st
     strides = pair(strides, "strides")
     pads, extra, out_hw = transpose_geometry(x.shape[1:3], kernel.shape[:2], strides, padding, output_padding)
     if impl == "auto":
-        impl = choose_transpose_impl(kernel.shape[:2], strides, pads)
+        impl = choose_transpose_impl(kernel.shape[:2], strides, pads, x.shape[1:3], out_hw)
     if impl == "xla":
         return _xla(x, kernel, strides, pads, extra, precision)
     if impl == "polyphase":

@@ -66,14 +66,25 @@ def im2col(x, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
     return jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
 
 
+def windows_tile(kernel_size, strides, padding: Pads, image_hw, windows_hw) -> bool:
+    """Whether ``windows_hw`` windows of ``kernel_size`` at ``strides`` cover the unpadded
+    ``image_hw`` once each, side by side: then `col2im` is a reshape."""
+    (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(strides, "strides")
+    return (
+        (kh, kw) == (sh, sw)
+        and (windows_hw[0] * kh, windows_hw[1] * kw) == tuple(image_hw)
+        and not any(p for side in padding for p in side)
+    )
+
+
 def col2im(patch_grads, input_shape, kernel_size, strides=1, padding: Pads = ((0, 0), (0, 0))):
     """The transpose of `im2col`: (B, Ho, Wo, kh * kw * C) -> (B, H, W, C), each patch
     entry added back onto the input cell it was read from."""
     (kh, kw), (sh, sw) = pair(kernel_size, "kernel_size"), pair(strides, "strides")
     b, h, w, c = input_shape
     ho, wo = patch_grads.shape[1:3]
-    if (kh, kw) == (sh, sw) and (ho * kh, wo * kw) == (h, w) and not any(p for pair in padding for p in pair):
-        # Windows that tile the input (U-Net's 2x2/2 up-convolution): one entry per cell, a reshape.
+    if windows_tile((kh, kw), (sh, sw), padding, (h, w), (ho, wo)):
+        # One entry per cell (U-Net's 2x2/2 up-convolution): a reshape.
         return patch_grads.reshape(b, ho, wo, kh, kw, c).transpose(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
     hp, wp = h + padding[0][0] + padding[0][1], w + padding[1][0] + padding[1][1]
     zero = jnp.zeros((), patch_grads.dtype)
