@@ -24,6 +24,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from zoo import native
 from zoo.nn import inputs
 
 __all__ = ["export", "export_onnx", "load_exported"]
@@ -38,7 +39,12 @@ def _inference_fn(model, variables):
 
     takes_train = "train" in inspect.signature(type(model).__call__).parameters
     kwargs = {"train": False} if takes_train else {}
-    return lambda x: model.apply(variables, x, **kwargs)
+
+    def run(x):
+        with native.disabled():  # a program that leaves the process holds XLA's own operations only
+            return model.apply(variables, x, **kwargs)
+
+    return run
 
 
 def _abstract_input(example_input, symbolic_batch: bool):

@@ -4,7 +4,7 @@ scans, so that recurrent models' FLOPs grow linearly with sequence length."""
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import assert_affine
+from conftest import assert_affine, require
 
 from zoo import bench
 from zoo.bench import contenders, flax_models
@@ -70,3 +70,29 @@ def test_recurrent_train_step_flops_grow_with_sequence_length():
         assert "trip count" in contender.flops_source
     # 4x the steps: nearly 4x the FLOPs (the SGD update and the head do not grow).
     assert 3.5 < flops[1] / flops[0] <= 4.0
+
+
+def test_native_kernels_are_counted_where_the_step_needs_them():
+    """XLA counts a custom call as nothing: the LSTM's native kernel is counted from its
+    matmuls, near what XLA counts for the same step in pure JAX, and the inputs' gradient
+    (a separate call) only where the step uses it, as XLA then runs it."""
+    from zoo import native
+    from zoo.nn import fastrnn
+
+    require(native.available(), f"zoo.native cannot run here: {native.unavailable_reason()}")
+    B, T, I, H = 4, 16, 8, 32
+    w = {"kernel": jnp.full((I + H, 4 * H), 0.01), "bias": jnp.zeros(4 * H)}
+    carry = (jnp.zeros((B, H)), jnp.zeros((B, H)))
+    xs = jnp.ones((B, T, I))
+
+    def count(kernel, argnums):
+        loss = lambda w, xs: jnp.sum(fastrnn.lstm_sequence(w, carry, xs, native=kernel)[1])
+        fn = jax.jit(jax.grad(loss, argnums=argnums))
+        return bench.count_step_flops(fn, fn.lower(w, xs).compile(), w, xs)
+
+    native_flops, source = count(True, 0)
+    assert "zoo.native" in source and "undercount" not in source
+    pure_flops, _ = count(False, 0)
+    assert abs(native_flops / pure_flops - 1) < 0.1, (native_flops, pure_flops)
+    with_inputs, _ = count(True, (0, 1))
+    assert with_inputs - native_flops == pytest.approx(2 * T * B * I * 4 * H, rel=1e-3)

@@ -2,7 +2,8 @@
 
 FLOPs come from XLA's cost analysis of the compiled step. XLA counts the body of a loop
 once, not once per trip, so `count_step_flops` finds every ``scan`` in the step's jaxpr,
-costs its body with XLA on its own and adds the missing trips.
+costs its body with XLA on its own and adds the missing trips; and it counts a custom call
+as nothing, so zoo's own kernels' FLOPs are added from `zoo.native.call_flops`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jax.extend as jex
 import jax.numpy as jnp
 import numpy as np
 
+from zoo import native
 from zoo.bench.timing import time_steps
 
 
@@ -38,16 +40,32 @@ def _jaxpr_body_flops(closed_jaxpr) -> float:
     return flops if flops is not None else (xla_flops(lowered.compile()) or 0.0)
 
 
-def _missing_loop_trips(jaxpr) -> tuple[float, int]:
-    """(FLOPs XLA leaves out by counting each scan body once, number of while loops
-    whose trip count is unknown and so stay counted once).
+def _live(jaxpr) -> list[bool]:
+    """Per equation of ``jaxpr``: whether the outputs need it (XLA drops the others)."""
+    needed = {v for v in jaxpr.outvars if isinstance(v, jex.core.Var)}
+    live = [False] * len(jaxpr.eqns)
+    for k in range(len(jaxpr.eqns) - 1, -1, -1):
+        eqn = jaxpr.eqns[k]
+        if eqn.effects or any(v in needed for v in eqn.outvars):
+            live[k] = True
+            needed.update(v for v in eqn.invars if isinstance(v, jex.core.Var))
+    return live
 
-    With ``once`` the XLA count of a body that itself holds loops counted once, and
-    ``inner`` what that body misses, a scan of ``length`` trips contributes
-    ``length * (once + inner)``, of which the enclosing count already holds ``once``.
+
+def _missing_loop_trips(jaxpr) -> tuple[float, int]:
+    """(FLOPs XLA leaves out, number of loops or calls it counts short).
+
+    XLA counts each scan body once: with ``once`` the XLA count of a body that itself
+    holds loops counted once, and ``inner`` what that body misses, a scan of ``length``
+    trips contributes ``length * (once + inner)``, of which the enclosing count already
+    holds ``once``. ``while`` loops of unknown trip count stay counted once. XLA counts a
+    custom call as nothing: zoo's own kernels (`zoo.native.call_flops`) are added where
+    the outputs need them; any other stays uncounted.
     """
     missing, uncounted = 0.0, 0
-    for eqn in jaxpr.eqns:
+    for eqn, live in zip(jaxpr.eqns, _live(jaxpr)):
+        if not live:  # XLA drops it, and its FLOPs with it
+            continue
         name = eqn.primitive.name
         if name == "scan":
             body = eqn.params["jaxpr"]
@@ -55,6 +73,14 @@ def _missing_loop_trips(jaxpr) -> tuple[float, int]:
             once = _jaxpr_body_flops(body)
             missing += eqn.params["length"] * (once + inner) - once
             uncounted += inner_uncounted
+            continue
+        if name == "ffi_call":
+            shapes = [v.aval.shape for v in eqn.invars]
+            flops = native.call_flops(eqn.params["target_name"], shapes, eqn.params["attributes"])
+            if flops is None:
+                uncounted += 1
+            else:
+                missing += flops
             continue
         if name == "while":
             uncounted += 1
@@ -70,8 +96,9 @@ def count_step_flops(fn, compiled, *args, jaxpr=None) -> tuple[float | None, str
 
     ``compiled`` is ``fn.lower(*args).compile()`` (or the lowering alone); ``jaxpr``, fn's
     jaxpr on ``args`` if the caller has traced it already. Its XLA cost analysis is corrected
-    for ``scan`` trip counts; ``while`` loops of unknown trip count stay counted once,
-    which the returned description says (give such an entry ``analytic_flops``).
+    for ``scan`` trip counts and zoo's native kernels; ``while`` loops of unknown trip count
+    and other custom calls stay undercounted, which the returned description says (give
+    such an entry ``analytic_flops``).
     """
     total = xla_flops(compiled)
     if total is None:
@@ -79,9 +106,9 @@ def count_step_flops(fn, compiled, *args, jaxpr=None) -> tuple[float | None, str
     missing, uncounted = _missing_loop_trips(jaxpr or jax.make_jaxpr(fn)(*args).jaxpr)
     source = "XLA cost analysis"
     if missing:
-        source += ", scan bodies x trip count"
+        source += ", scan bodies x trip count and zoo.native's kernels"
     if uncounted:
-        source += f"; {uncounted} while loop(s) counted once (undercount)"
+        source += f"; {uncounted} while loop(s) or foreign custom call(s) counted short (undercount)"
     return total + missing, source
 
 

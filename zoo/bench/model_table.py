@@ -17,7 +17,7 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from zoo import registry
+from zoo import native, registry
 from zoo.bench.flops import count_step_flops, parameter_count
 from zoo.nn.inputs import is_multipart
 
@@ -128,14 +128,16 @@ def _example_inputs(spec, model) -> tuple:
 
 
 def model_row(name: str) -> dict:
-    """One model's figures at its default config (convolutions by XLA's own kernel, so
-    FLOPs are the model's, not those of a faster algorithm)."""
+    """One model's figures at its default config (convolutions by XLA's own kernel and no
+    native kernels, so FLOPs are the model's, not those of a faster algorithm, and the
+    same on every machine)."""
     spec = registry.get_spec(name)
     overrides = {"conv_impl": "xla"} if "conv_impl" in spec.config else {}
     model = registry.create_model(name, **overrides)
     args = _example_inputs(spec, model)
     variables = jax.eval_shape(lambda *a: model.init(jax.random.PRNGKey(0), *a), *args)
-    traced = jax.jit(lambda v, *a: model.apply(v, *a)).trace(variables, *args)  # one trace serves both
+    with native.disabled():
+        traced = jax.jit(lambda v, *a: model.apply(v, *a)).trace(variables, *args)  # one trace serves both
     flops, _ = count_step_flops(None, traced.lower(), jaxpr=traced.jaxpr.jaxpr)
     result, command = DOCUMENTED.get(name, ("", ""))
     return {

@@ -2,8 +2,9 @@
 
 B=64, T=128, I=64, H=256, float32, the gradient of the summed outputs with respect to the
 weights, for ``torch`` (``torch.nn.LSTM`` / ``GRU``), ``flax`` (``nn.RNN`` of
-``OptimizedLSTMCell`` / ``GRUCell``), ``plain`` (`scan_cell` with ``impl="scan"``) and
-``fast`` (``impl="fast"``, `zoo.nn.fastrnn`), timed interleaved by `zoo.bench.timing`
+``OptimizedLSTMCell`` / ``GRUCell``), ``plain`` (`scan_cell` with ``impl="scan"``),
+``fast`` (``impl="fast"``, `zoo.nn.fastrnn`) and, for the LSTM, ``native`` (``impl="native"``,
+`zoo.native`'s kernel), timed interleaved by `zoo.bench.timing`
 (``--rounds`` x ``--steps``; ratios are medians over rounds). Also reported: minor page
 faults per call, the load average before and after, and with ``--compile`` the compile
 time at T=16 and T=1024 (it must not grow with the length). For one core run it under
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 
 from zoo.bench.timing import minor_page_faults, timed_steps, visible_cores
 
-CONTENDERS = ("torch", "flax", "plain", "fast")
+CONTENDERS = ("torch", "flax", "plain", "fast", "native")
+_ZOO_IMPLS = {"plain": "scan", "fast": "fast", "native": "native"}  # contender -> the cell's impl
 
 
 def _load() -> str:
@@ -46,9 +48,10 @@ def _weights(cell, key, I, H):
     }
 
 
-def zoo_losses(cell, B, H):
-    """(plain, fast) losses ``(w, x) -> sum of outputs`` for ``cell`` "lstm" or "gru": the
-    zoo's cell with ``impl="scan"`` and with ``impl="fast"``, on the weights ``w``."""
+def zoo_losses(cell, B, H) -> dict:
+    """Contender name -> loss ``(w, x) -> sum of outputs`` for ``cell`` "lstm" or "gru": the
+    zoo's cell with each of its impls (`_ZOO_IMPLS`; "native" for the LSTM only), on the
+    weights ``w``."""
     from zoo.nn import recurrence
 
     z = jnp.zeros((B, H), jnp.float32)
@@ -58,7 +61,7 @@ def zoo_losses(cell, B, H):
         module = recurrence.make_cell(cell, H, impl=impl)
         return lambda w, x: recurrence.scan_cell(module.apply({"params": w}, x.shape[-1]), carry, x)[1].sum()
 
-    return loss("scan"), loss("fast")
+    return {name: loss(impl) for name, impl in _ZOO_IMPLS.items() if name != "native" or cell == "lstm"}
 
 
 def _jax_runner(f, *args):
@@ -72,7 +75,7 @@ def build(cell, names, B, T, I, H, threads):
     key = jax.random.PRNGKey(0)
     x = jax.random.normal(key, (B, T, I), jnp.float32)
     w = _weights(cell, key, I, H)
-    plain, fast = zoo_losses(cell, B, H)
+    losses = zoo_losses(cell, B, H)
     runners = {}
     for name in names:
         if name == "torch":
@@ -94,12 +97,10 @@ def build(cell, names, B, T, I, H, threads):
             rnn = nn.RNN(nn.OptimizedLSTMCell(H) if cell == "lstm" else nn.GRUCell(H))
             params = rnn.init(key, x)
             runners[name] = _jax_runner(jax.jit(jax.grad(lambda p, x: rnn.apply(p, x).sum())), params, x)
-        elif name == "plain":
-            runners[name] = _jax_runner(jax.jit(jax.grad(plain)), w, x)
-        elif name == "fast":
-            runners[name] = _jax_runner(jax.jit(jax.grad(fast)), w, x)
+        elif name in losses:
+            runners[name] = _jax_runner(jax.jit(jax.grad(losses[name])), w, x)
         else:
-            raise ValueError(f"unknown contender {name!r}; expected some of {CONTENDERS}")
+            raise ValueError(f"unknown contender {name!r} for the {cell}; expected some of {CONTENDERS}")
     return runners
 
 
@@ -130,12 +131,11 @@ def faults_per_call(run, calls=3):
 
 
 def compile_times(cell, B, I, H, seq_lens=(16, 1024), repeats=3):
-    """Median seconds to trace, lower and compile the jitted weight gradient, per contender
-    ("plain", "fast") and sequence length."""
-    plain, fast = zoo_losses(cell, B, H)
+    """Median seconds to trace, lower and compile the jitted weight gradient, per zoo
+    contender (`zoo_losses`) and sequence length."""
     w = _weights(cell, jax.random.PRNGKey(0), I, H)
     out = {}
-    for name, f in (("plain", plain), ("fast", fast)):
+    for name, f in zoo_losses(cell, B, H).items():
         for T in seq_lens:
             x = jnp.zeros((B, T, I), jnp.float32)
             times = []
@@ -150,7 +150,7 @@ def compile_times(cell, B, I, H, seq_lens=(16, 1024), repeats=3):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m zoo.bench.rnn_speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
-    p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated, of {CONTENDERS}")
+    p.add_argument("--contenders", help=f"comma-separated, of {CONTENDERS} (default: all the cell has)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--input-size", type=int, default=64)
@@ -160,7 +160,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=visible_cores(), help="torch threads")
     p.add_argument("--compile", action="store_true", help="also time compiles at T=16 and T=1024")
     a = p.parse_args(argv)
-    names = [n for n in a.contenders.split(",") if n]
+    default = [n for n in CONTENDERS if n != "native" or a.cell == "lstm"]
+    names = [n for n in a.contenders.split(",") if n] if a.contenders else default
     B, T, I, H = a.batch_size, a.seq_len, a.input_size, a.hidden_size
 
     runners = build(a.cell, names, B, T, I, H, a.threads)
@@ -192,7 +193,7 @@ def main(argv=None):
         )
     if a.compile:
         ct = compile_times(a.cell, B, I, H)
-        for name in ("plain", "fast"):
+        for name in sorted({name for name, _ in ct}):
             print(
                 f"compile {name}: T=16 {ct[name, 16]:.2f} s, T=1024 {ct[name, 1024]:.2f} s, "
                 f"ratio {ct[name, 1024] / ct[name, 16]:.2f}"

@@ -9,6 +9,9 @@ and the incoming ``c`` and ``h`` (the outputs are ``h`` shifted by one); the bac
 runs in chunks of ``chunk`` steps: a reverse scan for the gate gradients, then one weight
 gradient matmul per chunk, in a small buffer reused by every chunk.
 
+``lstm_sequence(..., native=True)`` runs the same LSTM through `zoo.native`'s CPU kernels
+(one FFI call forward, one backward), what the cells' ``impl="native"`` calls.
+
 The result equals autodiff of the plain step up to float32 round-off. Masking, peepholes,
 reset-before GRUs, remat and mixed dtypes are not handled (`lstm_applies` /
 `gru_applies`); ``python -m zoo.bench.rnn_speed`` compares it with the scan, Flax, torch.
@@ -20,6 +23,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
+
+from zoo import native
 
 DEFAULT_CHUNK = 16
 
@@ -144,6 +149,34 @@ def _lstm_bwd(return_sequences, chunk, res, cotangents):
 _lstm.defvjp(_lstm_fwd, _lstm_bwd)
 
 
+# The same LSTM through zoo.native's kernels (float32 on the CPU): one FFI call forward,
+# one backward.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _native_lstm(kernel, bias, c0, h0, xs, return_sequences):
+    hs, cs, _ = native.lstm_forward(xs, kernel, bias, c0, h0)
+    return (cs[-1], hs[-1]), (hs[1:] if return_sequences else None)
+
+
+def _native_lstm_fwd(kernel, bias, c0, h0, xs, return_sequences):
+    hs, cs, acts = native.lstm_forward(xs, kernel, bias, c0, h0)
+    out = (cs[-1], hs[-1]), (hs[1:] if return_sequences else None)
+    return out, (kernel, bias, xs, hs, cs, acts)
+
+
+def _native_lstm_bwd(return_sequences, res, cotangents):
+    kernel, bias, xs, hs, cs, acts = res
+    (dcT, dhT), dys = cotangents
+    if not return_sequences:
+        dys = jnp.zeros((0,), xs.dtype)
+    dkernel, dbias, dxs, dc0, dh0 = native.lstm_backward(xs, kernel, bias, hs, cs, acts, dys, dcT, dhT)
+    return dkernel, dbias, dc0, dh0, dxs
+
+
+_native_lstm.defvjp(_native_lstm_fwd, _native_lstm_bwd)
+
+
 # --- GRU, reset-after (PyTorch) form as recurrence.gru_step(reset_after=True)
 
 
@@ -238,21 +271,24 @@ def _run(fn, xs, time_major, reverse, return_sequences):
     return carry, ys
 
 
-def lstm_sequence(w, carry, xs, *, reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK):
+def lstm_sequence(
+    w, carry, xs, *, reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK, native=False
+):
     """The plain LSTM over a whole sequence, what ``scan_cell(partial(lstm_step, w), carry,
     xs, reverse=...)`` returns: w {"kernel": (I+H, 4H), "bias": (4H,) optional}, carry (c, h)
     each (B, H), xs (B, T, I) or (T, B, I) with ``time_major`` -> ((c, h), ys or None).
+    ``native``: through `zoo.native`'s CPU kernels (float32; RuntimeError where they
+    cannot run) instead of the scan with the hand-written backward pass; differentiable
+    once, in reverse mode (for higher derivatives run the cell with ``impl="scan"``).
     """
     c0, h0 = carry
     kernel = w["kernel"]
     bias = w["bias"] if "bias" in w else jnp.zeros(kernel.shape[-1], kernel.dtype)
-    return _run(
-        lambda xs_t: _lstm(kernel, bias, c0, h0, xs_t, bool(return_sequences), int(chunk)),
-        xs,
-        time_major,
-        reverse,
-        return_sequences,
-    )
+    if native:
+        sequence = lambda xs_t: _native_lstm(kernel, bias, c0, h0, xs_t, bool(return_sequences))
+    else:
+        sequence = lambda xs_t: _lstm(kernel, bias, c0, h0, xs_t, bool(return_sequences), int(chunk))
+    return _run(sequence, xs, time_major, reverse, return_sequences)
 
 
 def gru_sequence(

@@ -9,8 +9,10 @@ A *cell* is a Linen module owning its weights; ``cell(input_size)`` returns a
 (``lax.scan`` over time), with masking for variable lengths, reversal and remat.
 ``impl``: "scan" runs the step in the scan; "fast" runs `zoo.nn.fastrnn`'s whole-sequence
 form (plain LSTM, reset-after GRU: same numbers, hand-written backward) or raises
-ValueError; "cudnn" runs the plain LSTM through cuDNN (`zoo.nn.cudnn_lstm`, CUDA GPUs only)
-or raises ValueError; "auto" (default) takes cuDNN on a CUDA GPU where it applies, else the
+ValueError; "native" runs the plain LSTM through zoo's own CPU kernel (`zoo.native`,
+float32) or raises ValueError; "cudnn" runs the plain LSTM through cuDNN
+(`zoo.nn.cudnn_lstm`, CUDA GPUs only) or raises ValueError; "auto" (default) takes cuDNN on
+a CUDA GPU where it applies, else the native kernel on the CPU where it applies, else the
 fast form where it applies. A step that is not a `Recurrence` always takes the scan.
 
 Weight layout (one fused matmul per step, ``concat([x_t, h]) @ concat([W; U])``, measured
@@ -38,6 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from zoo import native
 from zoo.nn import cudnn_lstm, fastrnn
 from zoo.nn.activations import get_activation
 from zoo.nn.tokens import PAD
@@ -45,7 +48,7 @@ from zoo.nn.tokens import PAD
 UPDATE_CONVENTIONS = ("keep", "take")  # z keeps the old state / z takes the candidate
 PEEPHOLES = ("full", "diagonal")
 MERGES = ("concat", "sum")
-IMPLS = ("auto", "scan", "fast", "cudnn")  # how a cell's recurrence runs over a sequence (see `Recurrence`)
+IMPLS = ("auto", "scan", "fast", "native", "cudnn")  # how a cell's recurrence runs over a sequence (`Recurrence`)
 
 Step = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
 
@@ -128,14 +131,15 @@ class Recurrence:
     """A cell's step with weights bound (called as the step), its ``impl`` (`IMPLS`) and,
     where it has one, its fast form ``sequence(carry, xs (B, T, I), *, reverse,
     return_sequences) -> (carry, ys)`` with the ``weights`` it reads (their dtypes decide
-    whether it applies), and its cuDNN form ``cudnn(carry, xs, *, reverse,
-    return_sequences, lengths)``, same contract."""
+    whether it applies), its native CPU form ``native``, same contract, and its cuDNN form
+    ``cudnn(carry, xs, *, reverse, return_sequences, lengths)``."""
 
     step: Step
     impl: str = "auto"
     sequence: Callable | None = None
     weights: Any = None
     cudnn: Callable | None = None
+    native: Callable | None = None
 
     def __call__(self, carry, x):
         return self.step(carry, x)
@@ -169,6 +173,22 @@ def _fast_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> st
     return blocker
 
 
+def _native_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> str | None:
+    """Why ``recurrence``'s native CPU form cannot run these arguments here (None if it can)."""
+    if recurrence.native is None:
+        return "only the plain LSTM (no peepholes) has a native kernel"
+    if jax.default_backend() != "cpu":
+        return f"the native kernel runs on the CPU, the default backend is {jax.default_backend()}"
+    if lengths is not None:
+        return "variable lengths (masking) need the scan"
+    blocker = _whole_sequence_blocker("the native kernel", xs, remat=remat, perturbations=perturbations)
+    if blocker is None and (dtypes := _dtypes(recurrence, carry, xs)) != {jnp.dtype(jnp.float32)}:
+        blocker = f"the native kernel runs float32 weights, state and inputs, got {sorted(map(str, dtypes))}"
+    if blocker is None and (reason := native.unavailable_reason()) is not None:
+        blocker = f"zoo.native cannot run: {reason}"
+    return blocker
+
+
 def _cudnn_blocker(recurrence, carry, xs, *, lengths, reverse, remat, perturbations) -> str | None:
     """Why ``recurrence``'s cuDNN form cannot run these arguments here (None if it can)."""
     if recurrence.cudnn is None:
@@ -184,9 +204,9 @@ def _cudnn_blocker(recurrence, carry, xs, *, lengths, reverse, remat, perturbati
     return blocker
 
 
-def check_impl(impl: str, cell: str, fast_form: bool, cudnn_form: bool = False) -> None:
-    """Raise ValueError for an unknown ``impl``, or "fast" ("cudnn") on a cell without a
-    fast (cuDNN) form."""
+def check_impl(impl: str, cell: str, fast_form: bool, cudnn_form: bool = False, native_form: bool = False) -> None:
+    """Raise ValueError for an unknown ``impl``, or "fast" ("cudnn", "native") on a cell
+    without that form."""
     if impl not in IMPLS:
         raise ValueError(f"{cell}: impl must be one of {IMPLS}, got {impl!r}")
     if impl == "fast" and not fast_form:
@@ -196,6 +216,8 @@ def check_impl(impl: str, cell: str, fast_form: bool, cudnn_form: bool = False) 
         )
     if impl == "cudnn" and not cudnn_form:
         raise ValueError(f"{cell} has no cuDNN form (only the plain LSTM has): use impl='auto' or 'scan'")
+    if impl == "native" and not native_form:
+        raise ValueError(f"{cell} has no native kernel (only the plain LSTM has): use impl='auto' or 'scan'")
 
 
 # --- Cells: Linen modules owning the weights; ``cell(input_size)`` returns its `Recurrence`.
@@ -211,13 +233,18 @@ class _Cell(nn.Module):
     def __post_init__(self):
         if int(self.hidden_size) <= 0:
             raise ValueError(f"hidden_size must be positive, got {self.hidden_size}")
-        check_impl(self.impl, type(self).__name__, self._has_fast_form(), self._has_cudnn_form())
+        check_impl(
+            self.impl, type(self).__name__, self._has_fast_form(), self._has_cudnn_form(), self._has_native_form()
+        )
         super().__post_init__()
 
     def _has_fast_form(self) -> bool:
         return False
 
     def _has_cudnn_form(self) -> bool:
+        return False
+
+    def _has_native_form(self) -> bool:
         return False
 
     def initial_carry(self, batch_size: int, dtype=jnp.float32):
@@ -273,6 +300,9 @@ class LSTMCell(_Cell):
     def _has_cudnn_form(self) -> bool:
         return self.peephole is None
 
+    def _has_native_form(self) -> bool:
+        return self.peephole is None
+
     def initial_carry(self, batch_size: int, dtype=jnp.float32):
         """Zero state (c, h), each (B, H)."""
         zeros = jnp.zeros((batch_size, self.hidden_size), dtype)
@@ -296,7 +326,9 @@ class LSTMCell(_Cell):
         w = self._weights(shapes, inits)
         fast = functools.partial(fastrnn.lstm_sequence, w) if self._has_fast_form() else None
         cudnn = functools.partial(cudnn_lstm.lstm_sequence, w) if self._has_cudnn_form() else None
-        return Recurrence(functools.partial(lstm_step, w, peephole=self.peephole), self.impl, fast, w, cudnn)
+        kernel = functools.partial(fastrnn.lstm_sequence, w, native=True) if self._has_native_form() else None
+        step = functools.partial(lstm_step, w, peephole=self.peephole)
+        return Recurrence(step, self.impl, fast, w, cudnn, kernel)
 
 
 class GRUCell(_Cell):
@@ -386,7 +418,7 @@ class CellOptions(nn.Module):
     reset_after: bool = True  # GRU: PyTorch's form; False: the seeds' (Cho et al.)
     update_convention: str = "keep"  # GRU: z keeps the old state, or "take"s the candidate
     use_bias: bool = True
-    impl: str = "auto"  # "auto", "scan", "fast" (zoo.nn.fastrnn) or "cudnn" (zoo.nn.cudnn_lstm)
+    impl: str = "auto"  # "auto", "scan", "fast" (zoo.nn.fastrnn), "native" (zoo.native) or "cudnn"
 
     def cell_options(self) -> dict:
         return cell_options(self.cell, **{name: getattr(self, name) for name in CELL_OPTIONS})
@@ -432,25 +464,39 @@ def scan_cell(
     (as PyTorch's packed sequences). ``remat`` recomputes the step in the backward pass.
     ``perturbations`` (B, T, *H), zeros, are added to each new h_t, so their gradient is
     dLoss/dh_t. A `Recurrence` whose ``impl`` allows it runs its cuDNN form on a CUDA GPU
-    (float32, no remat or perturbations, lengths only forwards), else its fast form when
-    there are no lengths, remat or perturbations and one dtype (impl="cudnn" or "fast"
+    (float32, no remat or perturbations, lengths only forwards), else its native kernel on
+    the CPU (float32, no lengths, remat or perturbations), else its fast form when there
+    are no lengths, remat or perturbations and one dtype (impl="cudnn", "native" or "fast"
     otherwise raises ValueError saying why); everything else runs in the scan.
     """
     impl = step.impl if isinstance(step, Recurrence) else "scan"
-    if impl in ("auto", "cudnn"):
-        blocker = _cudnn_blocker(
-            step, carry, xs, lengths=lengths, reverse=reverse, remat=remat, perturbations=perturbations
-        )
+    common = dict(lengths=lengths, remat=remat, perturbations=perturbations)
+    # The whole-sequence forms, in the order "auto" prefers them: (impl, why not, run).
+    forms = (
+        (
+            "cudnn",
+            lambda: _cudnn_blocker(step, carry, xs, reverse=reverse, **common),
+            lambda: step.cudnn(carry, xs, reverse=reverse, return_sequences=return_sequences, lengths=lengths),
+        ),
+        (
+            "native",
+            lambda: _native_blocker(step, carry, xs, **common),
+            lambda: step.native(carry, xs, reverse=reverse, return_sequences=return_sequences),
+        ),
+        (
+            "fast",
+            lambda: _fast_blocker(step, carry, xs, **common),
+            lambda: step.sequence(carry, xs, reverse=reverse, return_sequences=return_sequences),
+        ),
+    )
+    for name, blocker_of, run in forms:
+        if impl not in ("auto", name):
+            continue
+        blocker = blocker_of()
         if blocker is None:
-            return step.cudnn(carry, xs, reverse=reverse, return_sequences=return_sequences, lengths=lengths)
-        if impl == "cudnn":
-            raise ValueError(f"impl='cudnn' cannot run this sequence: {blocker}; use impl='auto' or 'scan'")
-    if impl in ("auto", "fast"):
-        blocker = _fast_blocker(step, carry, xs, lengths=lengths, remat=remat, perturbations=perturbations)
-        if blocker is None:
-            return step.sequence(carry, xs, reverse=reverse, return_sequences=return_sequences)
-        if impl == "fast":
-            raise ValueError(f"impl='fast' cannot run this sequence: {blocker}; use impl='auto' or 'scan'")
+            return run()
+        if impl == name:
+            raise ValueError(f"impl={name!r} cannot run this sequence: {blocker}; use impl='auto' or 'scan'")
     xs_t = jnp.swapaxes(xs, 0, 1)  # (T, B, *I): scan runs over the leading axis
     eps_t = None if perturbations is None else jnp.swapaxes(perturbations, 0, 1)
     if lengths is None:

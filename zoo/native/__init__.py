@@ -1,0 +1,251 @@
+"""zoo's own CPU kernels: XLA FFI custom calls compiled on first use, like a JIT.
+
+What is here: the plain LSTM over a whole sequence, forward and backward
+(``rnn_kernels.cc``), which `zoo.nn.recurrence` runs on the CPU for ``impl="auto"`` or
+``"native"``. Every matmul is one ``sgemm`` of OpenBLAS (the ``scipy-openblas32`` wheel,
+the build NumPy and SciPy ship), and the gate math is fused into one pass per step. The
+pure-JAX forms (`zoo.nn.fastrnn`, the scan) stay the reference the tests compare with and
+the fallback wherever this cannot run.
+
+Why compiled here rather than at install: the kernel must match the XLA FFI headers of
+the jaxlib it is loaded into, and ``-march=native`` code must match the CPU that runs it.
+The first `load` in a process compiles ``rnn_kernels.cc`` with the system C++ compiler
+(``$CXX``, else ``c++``; about 3 s) into ``$XDG_CACHE_HOME/zoo/native/<key>/`` (default
+``~/.cache/zoo/native``); the key hashes the source, the flags, the compiler, jaxlib's
+version and the CPU's features, so a later process, or another machine sharing the home
+folder, loads only what was built for it. ``ZOO_NATIVE=0`` turns the kernels off;
+`unavailable_reason` says why they are off (no compiler, no OpenBLAS wheel, a failed
+build), in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import hashlib
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from typing import Iterator
+
+import jax
+import jax.numpy as jnp
+
+NATIVE_ENV = "ZOO_NATIVE"
+SOURCE = pathlib.Path(__file__).with_name("rnn_kernels.cc")
+# -fno-trapping-math lets GCC vectorise the gate math's floor (zoo uses no FP traps);
+# -ffp-contract=fast fuses the products' multiply-adds; -march=native because the library
+# is built on, and keyed to, the CPU that runs it.
+CXX_FLAGS = ("-std=c++17", "-O3", "-march=native", "-fno-trapping-math", "-ffp-contract=fast", "-fPIC", "-shared")
+FFI_TARGETS = {"zoo_lstm_forward": "ZooLstmForward", "zoo_lstm_backward": "ZooLstmBackward", "zoo_matmul": "ZooMatmul"}
+_OFF = ("0", "false", "off", "no")
+_state = threading.local()  # `disabled()` per thread
+
+
+def cache_dir() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/zoo/native``, or ``~/.cache/zoo/native`` when it is unset."""
+    root = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(root) / "zoo" / "native"
+
+
+def _cpu_features() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compiler() -> str | None:
+    return shutil.which(os.environ.get("CXX", "c++"))
+
+
+def _build_key(compiler: str) -> str:
+    version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(CXX_FLAGS).encode(), version.encode(), jax.__version__.encode()):
+        digest.update(part)
+    import jaxlib
+
+    digest.update(jaxlib.__version__.encode())
+    digest.update(_cpu_features().encode())
+    digest.update(platform.machine().encode())
+    return digest.hexdigest()[:16]
+
+
+def _build(compiler: str) -> pathlib.Path:
+    """The compiled library for this source, compiler, jaxlib and CPU: from the cache, or
+    compiled now. Concurrent builders each write a temporary file and rename it into place,
+    so a reader sees a whole library or none."""
+    folder = cache_dir() / _build_key(compiler)
+    library = folder / "libzoo_native.so"
+    if library.exists():
+        return library
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(suffix=".so", dir=folder)
+    os.close(fd)
+    command = [compiler, *CXX_FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", partial]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        os.unlink(partial)
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"compiling {SOURCE.name} failed ({last})")
+    os.replace(partial, library)
+    return library
+
+
+def _openblas_sgemm() -> int:
+    """The address of OpenBLAS's ``cblas_sgemm`` (32-bit integers) from scipy-openblas32,
+    set to run single-threaded: the kernels share the work among their own threads."""
+    import scipy_openblas32
+
+    path = pathlib.Path(scipy_openblas32.get_lib_dir()) / f"lib{scipy_openblas32.get_library()}.so"
+    blas = ctypes.CDLL(str(path))
+    blas.scipy_openblas_set_num_threads(1)
+    return ctypes.cast(blas.scipy_cblas_sgemm, ctypes.c_void_p).value
+
+
+@functools.cache
+def _load() -> tuple[ctypes.CDLL | None, str | None]:
+    """(library, None) once the kernels are registered with XLA, else (None, why not)."""
+    if os.environ.get(NATIVE_ENV, "").strip().lower() in _OFF:
+        return None, f"{NATIVE_ENV}=0 turns them off"
+    if platform.system() != "Linux":
+        return None, f"they are built for Linux only, this is {platform.system()}"
+    compiler = _compiler()
+    if compiler is None:
+        return None, "no C++ compiler ($CXX or c++) was found"
+    try:
+        sgemm = _openblas_sgemm()
+    except (ImportError, OSError, AttributeError) as e:
+        return None, f"OpenBLAS could not be loaded from scipy-openblas32 ({type(e).__name__}: {e})"
+    try:
+        library = ctypes.CDLL(str(_build(compiler)))
+    except (RuntimeError, OSError) as e:
+        return None, f"the kernels could not be built: {e}"
+    library.zoo_native_set_sgemm(ctypes.c_void_p(sgemm))
+    for target, symbol in FFI_TARGETS.items():
+        jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(library, symbol)), platform="cpu")
+    return library, None
+
+
+def unavailable_reason() -> str | None:
+    """Why the native kernels cannot run in this process (one line), or None when they
+    can. The first call builds or loads them."""
+    if getattr(_state, "disabled", False):
+        return "they are turned off here (zoo.native.disabled)"
+    return _load()[1]
+
+
+def available() -> bool:
+    """Whether the native kernels can run in this process (`unavailable_reason`)."""
+    return unavailable_reason() is None
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Trace without the native kernels in this thread: for programs that leave the process
+    (`zoo.exporting`), which must hold only XLA's own operations."""
+    before = getattr(_state, "disabled", False)
+    _state.disabled = True
+    try:
+        yield
+    finally:
+        _state.disabled = before
+
+
+def _require() -> None:
+    reason = unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(f"zoo's native kernels cannot run: {reason}")
+
+
+def lstm_forward(xs, kernel, bias, c0, h0):
+    """xs (T, B, I), kernel (I+H, 4H), bias (4H,), c0 and h0 (B, H), all float32 ->
+    (hs (T+1, B, H), cs (T+1, B, H), acts (T, B, 4H)): the states from step 0 to T and the
+    gates i, f, a, o after their nonlinearities."""
+    _require()
+    T, B, _ = xs.shape
+    H = h0.shape[-1]
+    f32 = jnp.float32
+    shapes = (
+        jax.ShapeDtypeStruct((T + 1, B, H), f32),
+        jax.ShapeDtypeStruct((T + 1, B, H), f32),
+        jax.ShapeDtypeStruct((T, B, 4 * H), f32),
+    )
+    return jax.ffi.ffi_call("zoo_lstm_forward", shapes, vmap_method="sequential")(xs, kernel, bias, c0, h0)
+
+
+def lstm_backward(xs, kernel, bias, hs, cs, acts, dys, dcT, dhT):
+    """`lstm_forward`'s inputs and outputs, with the cotangents ``dys`` (T, B, H) of the
+    per-step outputs (h_1..h_T; an array of shape (0,) when there are none) and ``dcT``,
+    ``dhT`` (B, H) of the final state -> (dkernel, dbias, dxs, dc0, dh0).
+
+    ``dxs`` is a separate call on the gate gradients, which XLA leaves out when the
+    inputs' gradient is not used (data rather than an embedding's output)."""
+    _require()
+    T, B, I = xs.shape
+    shapes = tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (kernel, bias, acts, dcT, dhT))
+    call = jax.ffi.ffi_call("zoo_lstm_backward", shapes, vmap_method="sequential")
+    dkernel, dbias, dgates, dc0, dh0 = call(xs, kernel, bias, hs, cs, acts, dys, dcT, dhT)
+    dxs = _matmul_call(dgates.reshape(T * B, -1), kernel[:I], transpose_b=True).reshape(T, B, I)
+    return dkernel, dbias, dxs, dc0, dh0
+
+
+def _matmul_call(a, b, transpose_a=False, transpose_b=False):
+    _require()
+    m = a.shape[1] if transpose_a else a.shape[0]
+    n = b.shape[0] if transpose_b else b.shape[1]
+    call = jax.ffi.ffi_call("zoo_matmul", jax.ShapeDtypeStruct((m, n), jnp.float32), vmap_method="sequential")
+    return call(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def matmul(a, b, transpose_a: bool = False, transpose_b: bool = False):
+    """op(a) @ op(b) in float32 through OpenBLAS on the kernels' threads, op transposing
+    where asked: a (M, K) or (K, M), b (K, N) or (N, K) -> (M, N). Differentiable: the
+    gradients are two more such products."""
+    return _matmul_call(a, b, transpose_a, transpose_b)
+
+
+def _matmul_fwd(a, b, transpose_a, transpose_b):
+    return _matmul_call(a, b, transpose_a, transpose_b), (a, b)
+
+
+def _matmul_bwd(transpose_a, transpose_b, res, g):
+    a, b = res
+    # With C = op(a) op(b): d op(a) = g op(b)^T and d op(b) = op(a)^T g, each laid out as
+    # its operand is stored.
+    da = _matmul_call(b, g, transpose_b, True) if transpose_a else _matmul_call(g, b, False, not transpose_b)
+    db = _matmul_call(g, a, True, transpose_a) if transpose_b else _matmul_call(a, g, not transpose_a, False)
+    return da, db
+
+
+matmul.defvjp(_matmul_fwd, _matmul_bwd)
+
+
+def call_flops(target: str, operand_shapes, attributes=()) -> float | None:
+    """The matmul FLOPs of one call of FFI target ``target`` on operands of
+    ``operand_shapes`` with ``attributes`` (name, value) pairs (XLA's cost analysis counts
+    a custom call as none), or None for a target that is not zoo's. The gate math (a few
+    dozen FLOPs per unit and step) is left out, as it is small beside the matmuls."""
+    if target == "zoo_lstm_forward":  # xs, kernel, ...: [x_t, h] @ [W; U] per step
+        (T, B, _), (rows, gates) = operand_shapes[0], operand_shapes[1]
+        return 2.0 * T * B * rows * gates
+    if target == "zoo_lstm_backward":  # dh = dg @ U^T per step, then d[W; U] = [x, h]^T dg
+        (T, B, _), (rows, gates), H = operand_shapes[0], operand_shapes[1], operand_shapes[-1][-1]
+        return 2.0 * T * B * gates * (H + rows)
+    if target == "zoo_matmul":
+        options = dict(attributes)
+        (p, q), (r, s) = operand_shapes[0], operand_shapes[1]
+        m, k = (q, p) if options.get("transpose_a") else (p, q)
+        n = r if options.get("transpose_b") else s
+        return 2.0 * m * n * k
+    return None
