@@ -72,8 +72,9 @@ def test_recurrent_train_step_flops_grow_with_sequence_length():
     assert 3.5 < flops[1] / flops[0] <= 4.0
 
 
-def test_native_kernels_are_counted_where_the_step_needs_them():
-    """XLA counts a custom call as nothing: the LSTM's native kernel is counted from its
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_native_kernels_are_counted_where_the_step_needs_them(cell):
+    """XLA counts a custom call as nothing: the native kernels are counted from their
     matmuls, near what XLA counts for the same step in pure JAX, and the inputs' gradient
     (a separate call) only where the step uses it, as XLA then runs it."""
     from zoo import native
@@ -81,12 +82,16 @@ def test_native_kernels_are_counted_where_the_step_needs_them():
 
     require(native.available(), f"zoo.native cannot run here: {native.unavailable_reason()}")
     B, T, I, H = 4, 16, 8, 32
-    w = {"kernel": jnp.full((I + H, 4 * H), 0.01), "bias": jnp.zeros(4 * H)}
-    carry = (jnp.zeros((B, H)), jnp.zeros((B, H)))
+    if cell == "lstm":
+        w = {"kernel": jnp.full((I + H, 4 * H), 0.01), "bias": jnp.zeros(4 * H)}
+        carry, gates, sequence = (jnp.zeros((B, H)), jnp.zeros((B, H))), 4 * H, fastrnn.lstm_sequence
+    else:
+        w = {"input_kernel": jnp.full((I, 3 * H), 0.01), "recurrent_kernel": jnp.full((H, 3 * H), 0.01)}
+        carry, gates, sequence = jnp.zeros((B, H)), 3 * H, fastrnn.gru_sequence
     xs = jnp.ones((B, T, I))
 
     def count(kernel, argnums):
-        loss = lambda w, xs: jnp.sum(fastrnn.lstm_sequence(w, carry, xs, native=kernel)[1])
+        loss = lambda w, xs: jnp.sum(sequence(w, carry, xs, native=kernel)[1])
         fn = jax.jit(jax.grad(loss, argnums=argnums))
         return bench.count_step_flops(fn, fn.lower(w, xs).compile(), w, xs)
 
@@ -95,4 +100,4 @@ def test_native_kernels_are_counted_where_the_step_needs_them():
     pure_flops, _ = count(False, 0)
     assert abs(native_flops / pure_flops - 1) < 0.1, (native_flops, pure_flops)
     with_inputs, _ = count(True, (0, 1))
-    assert with_inputs - native_flops == pytest.approx(2 * T * B * I * 4 * H, rel=1e-3)
+    assert with_inputs - native_flops == pytest.approx(2 * T * B * I * gates, rel=1e-3)

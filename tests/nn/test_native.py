@@ -1,5 +1,6 @@
-"""zoo.native: the LSTM's own CPU kernel equals the scan of `lstm_step` (outputs, final
-state and every gradient, to 1e-5) with every option, on one worker thread and several;
+"""zoo.native: the LSTM's and the GRU's own CPU kernels equal the scan of `lstm_step` /
+`gru_step` (outputs, final state and every gradient, to 1e-5) with every option, on one
+worker thread and several;
 the runner takes it for impl="auto" on the CPU and says why where it cannot; exported
 programs never hold it; a missing compiler or ZOO_NATIVE=0 leaves the pure-JAX forms."""
 
@@ -29,18 +30,26 @@ def _kernels_built():
     require(native.available(), f"zoo.native cannot run here: {native.unavailable_reason()}")
 
 
-def _problem(hidden, seed=0, bias=True, batch=B):
-    ks = jax.random.split(jax.random.PRNGKey(seed), 5)
-    w = {"kernel": jax.random.uniform(ks[0], (I + hidden, 4 * hidden), jnp.float32, -0.5, 0.5)}
+def _problem(hidden, seed=0, bias=True, batch=B, cell="lstm"):
+    """(weights, carry, x (batch, T, I)) of ``cell`` "lstm" or "gru" (zoo's layouts)."""
+    ks = jax.random.split(jax.random.PRNGKey(seed), 7)
+    u = lambda k, shape: jax.random.uniform(k, shape, jnp.float32, -0.5, 0.5)
+    state = lambda k: 0.3 * jax.random.normal(k, (batch, hidden))
+    x = jax.random.normal(ks[4], (batch, T, I))
+    if cell == "lstm":
+        w = {"kernel": u(ks[0], (I + hidden, 4 * hidden))}
+        if bias:
+            w["bias"] = u(ks[1], (4 * hidden,))
+        return w, (state(ks[2]), state(ks[3])), x
+    w = {"input_kernel": u(ks[0], (I, 3 * hidden)), "recurrent_kernel": u(ks[5], (hidden, 3 * hidden))}
     if bias:
-        w["bias"] = jax.random.uniform(ks[1], (4 * hidden,), jnp.float32, -0.5, 0.5)
-    carry = (0.3 * jax.random.normal(ks[2], (batch, hidden)), 0.3 * jax.random.normal(ks[3], (batch, hidden)))
-    return w, carry, jax.random.normal(ks[4], (batch, T, I))
+        w.update(bias=u(ks[1], (3 * hidden,)), recurrent_bias=u(ks[6], (hidden,)))
+    return w, state(ks[2]), x
 
 
 def _loss(carry, ys):
     """Every part of the final state and every output gets its own cotangent."""
-    out = jnp.sum(jnp.cos(carry[0])) + 2 * jnp.sum(jnp.sin(carry[1]))
+    out = sum(jnp.sum(jnp.cos(c) * (k + 1)) for k, c in enumerate(jax.tree.leaves(carry)))
     return out if ys is None else out + jnp.sum(jnp.sin(ys) * jnp.arange(1, T + 1)[None, :, None])
 
 
@@ -53,35 +62,46 @@ def _close(a, b):
         np.testing.assert_allclose(q, p, rtol=0, atol=TOL * max(1.0, float(np.abs(p).max())))
 
 
-def _scan(w, carry, x, reverse, return_sequences):
-    return R.scan_cell(functools.partial(R.lstm_step, w), carry, x, reverse=reverse, return_sequences=return_sequences)
+def _scan(w, carry, x, reverse, return_sequences, convention="keep"):
+    if "kernel" in w:
+        step = functools.partial(R.lstm_step, w)
+    else:
+        step = functools.partial(R.gru_step, w, reset_after=True, update_convention=convention)
+    return R.scan_cell(step, carry, x, reverse=reverse, return_sequences=return_sequences)
 
 
-def _kernel(w, carry, x, reverse, return_sequences):
-    return fastrnn.lstm_sequence(w, carry, x, reverse=reverse, return_sequences=return_sequences, native=True)
+def _kernel(w, carry, x, reverse, return_sequences, convention="keep"):
+    options = dict(reverse=reverse, return_sequences=return_sequences, native=True)
+    if "kernel" in w:
+        return fastrnn.lstm_sequence(w, carry, x, **options)
+    return fastrnn.gru_sequence(w, carry, x, update_convention=convention, **options)
 
 
 # H=6: one worker, a part-filled column panel; H=64: two workers (hidden units shared
 # out, a meeting per step), 11 rows = a full row block of the packed product and a part
 # one; H=100 with ZOO_NATIVE_THREADS=3: three workers (at least 32 units each) with
 # uneven shares, more workers than this machine's cores.
+# The GRU's two update conventions ride along with the direction: "keep" forwards,
+# "take" reversed.
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("hidden,threads,batch", [(6, None, 3), (64, None, 11), (100, "3", 3)])
 @pytest.mark.parametrize("return_sequences", [True, False])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_kernel_equals_the_scan(hidden, threads, batch, return_sequences, reverse, monkeypatch):
+def test_kernel_equals_the_scan(cell, hidden, threads, batch, return_sequences, reverse, monkeypatch):
     if threads:
         monkeypatch.setenv("ZOO_NATIVE_THREADS", threads)
-    w, carry, x = _problem(hidden, batch=batch)
-    args = (reverse, return_sequences)
+    w, carry, x = _problem(hidden, batch=batch, cell=cell)
+    args = (reverse, return_sequences, "take" if reverse else "keep")
     ref = _scan(w, carry, x, *args)
-    got = jax.jit(_kernel, static_argnums=(3, 4))(w, carry, x, *args)
+    got = jax.jit(_kernel, static_argnums=(3, 4, 5))(w, carry, x, *args)
     _close(ref, got)
     grads = lambda f: jax.grad(lambda w, c, x: _loss(*f(w, c, x, *args)), argnums=(0, 1, 2))(w, carry, x)
     _close(grads(_scan), jax.jit(lambda: grads(_kernel))())
 
 
-def test_kernel_without_bias_and_under_vmap():
-    w, carry, x = _problem(8, seed=1, bias=False)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_kernel_without_bias_and_under_vmap(cell):
+    w, carry, x = _problem(8, seed=1, bias=False, cell=cell)
     _close(_scan(w, carry, x, False, True), _kernel(w, carry, x, False, True))
     # vmap over a leading axis of sequences (each call runs on its own)
     xs = jnp.stack([x, 2 * x])
@@ -97,8 +117,8 @@ def test_nan_in_the_input_stays_nan():
     assert np.isnan(np.asarray(h)[0]).all()
 
 
-def _cell_run(impl, x, lengths=None, dtype=jnp.float32):
-    cell = R.make_cell("lstm", 8, impl=impl)
+def _cell_run(impl, x, lengths=None, dtype=jnp.float32, kind="lstm"):
+    cell = R.make_cell(kind, 8, impl=impl)
     params = cell.init(jax.random.PRNGKey(0), x.shape[-1])["params"]
     params = jax.tree.map(lambda a: a.astype(dtype), params)
     carry = cell.initial_carry(x.shape[0], dtype)
@@ -107,13 +127,14 @@ def _cell_run(impl, x, lengths=None, dtype=jnp.float32):
     )
 
 
-def test_auto_takes_the_kernel_on_the_cpu(monkeypatch):
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_auto_takes_the_kernel_on_the_cpu(kind, monkeypatch):
     x = _problem(8)[2]
     calls = []
-    forward = native.lstm_forward
-    monkeypatch.setattr(native, "lstm_forward", lambda *a: calls.append(1) or forward(*a))
-    params, auto = _cell_run("auto", x)
-    _, scan = _cell_run("scan", x)
+    forward = getattr(native, f"{kind}_forward")
+    monkeypatch.setattr(native, f"{kind}_forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    params, auto = _cell_run("auto", x, kind=kind)
+    _, scan = _cell_run("scan", x, kind=kind)
     _close(scan(params), jax.jit(auto)(params))
     assert calls == [1]
     with native.disabled():  # then "auto" is the pure-JAX fast form
@@ -125,7 +146,9 @@ def test_auto_takes_the_kernel_on_the_cpu(monkeypatch):
 def test_native_impl_says_why_it_cannot_run():
     x = _problem(8)[2]
     with pytest.raises(ValueError, match="GRUCell has no native kernel"):
-        R.GRUCell(hidden_size=8, impl="native")
+        R.GRUCell(hidden_size=8, reset_after=False, impl="native")
+    with pytest.raises(ValueError, match="ElmanCell has no native kernel"):
+        R.ElmanCell(hidden_size=8, impl="native")
     with pytest.raises(ValueError, match="LSTMCell has no native kernel"):
         R.LSTMCell(hidden_size=8, peephole="full", impl="native")
     params, run = _cell_run("native", x, lengths=jnp.array([7, 3, 5]))

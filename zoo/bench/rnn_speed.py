@@ -3,8 +3,8 @@
 B=64, T=128, I=64, H=256, float32, the gradient of the summed outputs with respect to the
 weights, for ``torch`` (``torch.nn.LSTM`` / ``GRU``), ``flax`` (``nn.RNN`` of
 ``OptimizedLSTMCell`` / ``GRUCell``), ``plain`` (`scan_cell` with ``impl="scan"``),
-``fast`` (``impl="fast"``, `zoo.nn.fastrnn`) and, for the LSTM, ``native`` (``impl="native"``,
-`zoo.native`'s kernel), timed interleaved by `zoo.bench.timing`
+``fast`` (``impl="fast"``, `zoo.nn.fastrnn`) and ``native`` (``impl="native"``, `zoo.native`'s
+kernels), timed interleaved by `zoo.bench.timing`
 (``--rounds`` x ``--steps``; ratios are medians over rounds). Also reported: minor page
 faults per call, the load average before and after, and with ``--compile`` the compile
 time at T=16 and T=1024 (it must not grow with the length). For one core run it under
@@ -50,8 +50,7 @@ def _weights(cell, key, I, H):
 
 def zoo_losses(cell, B, H) -> dict:
     """Contender name -> loss ``(w, x) -> sum of outputs`` for ``cell`` "lstm" or "gru": the
-    zoo's cell with each of its impls (`_ZOO_IMPLS`; "native" for the LSTM only), on the
-    weights ``w``."""
+    zoo's cell with each of its impls (`_ZOO_IMPLS`), on the weights ``w``."""
     from zoo.nn import recurrence
 
     z = jnp.zeros((B, H), jnp.float32)
@@ -61,7 +60,7 @@ def zoo_losses(cell, B, H) -> dict:
         module = recurrence.make_cell(cell, H, impl=impl)
         return lambda w, x: recurrence.scan_cell(module.apply({"params": w}, x.shape[-1]), carry, x)[1].sum()
 
-    return {name: loss(impl) for name, impl in _ZOO_IMPLS.items() if name != "native" or cell == "lstm"}
+    return {name: loss(impl) for name, impl in _ZOO_IMPLS.items()}
 
 
 def _jax_runner(f, *args):
@@ -100,7 +99,7 @@ def build(cell, names, B, T, I, H, threads):
         elif name in losses:
             runners[name] = _jax_runner(jax.jit(jax.grad(losses[name])), w, x)
         else:
-            raise ValueError(f"unknown contender {name!r} for the {cell}; expected some of {CONTENDERS}")
+            raise ValueError(f"unknown contender {name!r}; expected some of {CONTENDERS}")
     return runners
 
 
@@ -150,7 +149,7 @@ def compile_times(cell, B, I, H, seq_lens=(16, 1024), repeats=3):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m zoo.bench.rnn_speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
-    p.add_argument("--contenders", help=f"comma-separated, of {CONTENDERS} (default: all the cell has)")
+    p.add_argument("--contenders", default=",".join(CONTENDERS), help=f"comma-separated, of {CONTENDERS}")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--input-size", type=int, default=64)
@@ -160,8 +159,7 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=visible_cores(), help="torch threads")
     p.add_argument("--compile", action="store_true", help="also time compiles at T=16 and T=1024")
     a = p.parse_args(argv)
-    default = [n for n in CONTENDERS if n != "native" or a.cell == "lstm"]
-    names = [n for n in a.contenders.split(",") if n] if a.contenders else default
+    names = [n for n in a.contenders.split(",") if n]
     B, T, I, H = a.batch_size, a.seq_len, a.input_size, a.hidden_size
 
     runners = build(a.cell, names, B, T, I, H, a.threads)

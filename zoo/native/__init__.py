@@ -1,21 +1,24 @@
 """zoo's own CPU kernels: XLA FFI custom calls compiled on first use, like a JIT.
 
-What is here: the plain LSTM over a whole sequence, forward and backward
-(``rnn_kernels.cc``), which `zoo.nn.recurrence` runs on the CPU for ``impl="auto"`` or
-``"native"``. Every matmul is one ``sgemm`` of OpenBLAS (the ``scipy-openblas32`` wheel,
-the build NumPy and SciPy ship), and the gate math is fused into one pass per step. The
-pure-JAX forms (`zoo.nn.fastrnn`, the scan) stay the reference the tests compare with and
-the fallback wherever this cannot run.
+What is here (``rnn_kernels.cc``): the plain LSTM and the reset-after GRU over a whole
+sequence, forward and backward, which `zoo.nn.recurrence` runs on the CPU for
+``impl="auto"`` or ``"native"``, and `matmul`. The products over the whole sequence are
+``sgemm`` calls of OpenBLAS (the ``scipy-openblas32`` wheel, the build NumPy and SciPy
+ship); the per-step products run on the recurrent weights packed once per call; the gate
+math is one vectorised pass per step; worker threads own slices of the hidden units and
+meet once per step. The pure-JAX forms (`zoo.nn.fastrnn`, the scan) stay the reference the
+tests compare with and the fallback wherever this cannot run.
 
-Why compiled here rather than at install: the kernel must match the XLA FFI headers of
-the jaxlib it is loaded into, and ``-march=native`` code must match the CPU that runs it.
-The first `load` in a process compiles ``rnn_kernels.cc`` with the system C++ compiler
-(``$CXX``, else ``c++``; about 3 s) into ``$XDG_CACHE_HOME/zoo/native/<key>/`` (default
-``~/.cache/zoo/native``); the key hashes the source, the flags, the compiler, jaxlib's
-version and the CPU's features, so a later process, or another machine sharing the home
-folder, loads only what was built for it. ``ZOO_NATIVE=0`` turns the kernels off;
-`unavailable_reason` says why they are off (no compiler, no OpenBLAS wheel, a failed
-build), in one line.
+Why compiled here rather than at install: the kernels must match the XLA FFI headers of
+the jaxlib they are loaded into, and ``-march=native`` code must match the CPU that runs
+it. The first use in a process compiles ``rnn_kernels.cc`` with the system C++ compiler
+(``$CXX``, else ``c++``; about 10 s, once) into ``$XDG_CACHE_HOME/zoo/native/<key>/``
+(default ``~/.cache/zoo/native``); the key hashes the source, the flags, the compiler,
+jax's and jaxlib's versions and the CPU's features, so a later process, or another
+machine sharing the home folder, loads only what was built for it. ``ZOO_NATIVE=0`` turns
+the kernels off and ``ZOO_NATIVE_THREADS=N`` sets the workers (default: the cores this
+process may use); `unavailable_reason` says why they are off (no compiler, no OpenBLAS
+wheel, a failed build), in one line.
 """
 
 from __future__ import annotations
@@ -42,7 +45,13 @@ SOURCE = pathlib.Path(__file__).with_name("rnn_kernels.cc")
 # -ffp-contract=fast fuses the products' multiply-adds; -march=native because the library
 # is built on, and keyed to, the CPU that runs it.
 CXX_FLAGS = ("-std=c++17", "-O3", "-march=native", "-fno-trapping-math", "-ffp-contract=fast", "-fPIC", "-shared")
-FFI_TARGETS = {"zoo_lstm_forward": "ZooLstmForward", "zoo_lstm_backward": "ZooLstmBackward", "zoo_matmul": "ZooMatmul"}
+FFI_TARGETS = {
+    "zoo_lstm_forward": "ZooLstmForward",
+    "zoo_lstm_backward": "ZooLstmBackward",
+    "zoo_gru_forward": "ZooGruForward",
+    "zoo_gru_backward": "ZooGruBackward",
+    "zoo_matmul": "ZooMatmul",
+}
 _OFF = ("0", "false", "off", "no")
 _state = threading.local()  # `disabled()` per thread
 
@@ -199,6 +208,41 @@ def lstm_backward(xs, kernel, bias, hs, cs, acts, dys, dcT, dhT):
     return dkernel, dbias, dxs, dc0, dh0
 
 
+def gru_forward(xs, input_kernel, recurrent_kernel, bias, recurrent_bias, h0, *, keep: bool):
+    """The reset-after GRU: xs (T, B, I), input_kernel (I, 3H), recurrent_kernel (H, 3H),
+    bias (3H,), recurrent_bias (H,), h0 (B, H), all float32; ``keep``: z keeps the old
+    state (else it takes the candidate) -> (hs (T+1, B, H), acts (T, B, 4H): r, z, n and
+    q = h U_n + b_hn of every step)."""
+    _require()
+    T, B, _ = xs.shape
+    H = h0.shape[-1]
+    shapes = (jax.ShapeDtypeStruct((T + 1, B, H), jnp.float32), jax.ShapeDtypeStruct((T, B, 4 * H), jnp.float32))
+    call = jax.ffi.ffi_call("zoo_gru_forward", shapes, vmap_method="sequential")
+    return call(xs, input_kernel, recurrent_kernel, bias, recurrent_bias, h0, keep=bool(keep))
+
+
+def gru_backward(xs, input_kernel, recurrent_kernel, hs, acts, dys, dhT, *, keep: bool):
+    """`gru_forward`'s inputs and outputs with the cotangents ``dys`` (T, B, H; shape (0,)
+    when there are none) and ``dhT`` (B, H) -> (d input_kernel, d recurrent_kernel,
+    d bias, d recurrent_bias, dxs, dh0); ``dxs`` a separate call, as in `lstm_backward`."""
+    _require()
+    T, B, I = xs.shape
+    H = dhT.shape[-1]
+    f32 = jnp.float32
+    shapes = (
+        jax.ShapeDtypeStruct(input_kernel.shape, f32),
+        jax.ShapeDtypeStruct(recurrent_kernel.shape, f32),
+        jax.ShapeDtypeStruct((3 * H,), f32),
+        jax.ShapeDtypeStruct((H,), f32),
+        jax.ShapeDtypeStruct((T, B, 3 * H), f32),
+        jax.ShapeDtypeStruct((B, H), f32),
+    )
+    call = jax.ffi.ffi_call("zoo_gru_backward", shapes, vmap_method="sequential")
+    dwi, dwh, db, dbhn, dgates, dh0 = call(xs, input_kernel, recurrent_kernel, hs, acts, dys, dhT, keep=bool(keep))
+    dxs = _matmul_call(dgates.reshape(T * B, -1), input_kernel, transpose_b=True).reshape(T, B, I)
+    return dwi, dwh, db, dbhn, dxs, dh0
+
+
 def _matmul_call(a, b, transpose_a=False, transpose_b=False):
     _require()
     m = a.shape[1] if transpose_a else a.shape[0]
@@ -242,6 +286,12 @@ def call_flops(target: str, operand_shapes, attributes=()) -> float | None:
     if target == "zoo_lstm_backward":  # dh = dg @ U^T per step, then d[W; U] = [x, h]^T dg
         (T, B, _), (rows, gates), H = operand_shapes[0], operand_shapes[1], operand_shapes[-1][-1]
         return 2.0 * T * B * gates * (H + rows)
+    if target == "zoo_gru_forward":  # x_t @ W and h @ U per step
+        (T, B, I), (_, gates), (H, _) = operand_shapes[0], operand_shapes[1], operand_shapes[2]
+        return 2.0 * T * B * (I + H) * gates
+    if target == "zoo_gru_backward":  # dgh @ U^T per step, then x^T dgx and h^T dgh
+        (T, B, I), (_, gates), (H, _) = operand_shapes[0], operand_shapes[1], operand_shapes[2]
+        return 2.0 * T * B * gates * (H + I + H)
     if target == "zoo_matmul":
         options = dict(attributes)
         (p, q), (r, s) = operand_shapes[0], operand_shapes[1]

@@ -387,6 +387,166 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kern
   return ffi::Error::Success();
 }
 
+// The reset-after GRU (PyTorch's; zoo.nn.recurrence.gru_step(reset_after=True)): blocks
+// (r, z, n), r = s(x W_r + b_r + h U_r), z likewise, q = h U_n + b_hn,
+// n = tanh(x W_n + b_n + r q), h' = (1 - z) n + z h ("keep"), or (1 - z) h + z n ("take").
+// Shared out among the workers by hidden units, as the LSTM.
+ffi::Error check_gru(int64_t I, int64_t H, const ffi::Buffer<ffi::F32>& w_i, const ffi::Buffer<ffi::F32>& w_h) {
+  if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native.load sets it)");
+  auto di = w_i.dimensions(), dh = w_h.dimensions();
+  if (di.size() != 2 || dh.size() != 2 || di[0] != I || di[1] != 3 * H || dh[0] != H || dh[1] != 3 * H)
+    return ffi::Error::InvalidArgument("zoo gru: input_kernel must be (I, 3H) and recurrent_kernel (H, 3H)");
+  return ffi::Error::Success();
+}
+
+// xs (T, B, I), w_i (I, 3H), w_h (H, 3H), b (3H), b_hn (H), h0 (B, H) -> hs (T+1, B, H),
+// acts (T, B, 4H): r, z, n and q = h U_n + b_hn of every step.
+ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, ffi::Buffer<ffi::F32> w_h,
+                          ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> b_hn, ffi::Buffer<ffi::F32> h0,
+                          ffi::ResultBuffer<ffi::F32> hs, ffi::ResultBuffer<ffi::F32> acts, bool keep) {
+  auto d = xs.dimensions();
+  if (d.size() != 3) return ffi::Error::InvalidArgument("zoo gru: xs must be (T, B, I)");
+  const int64_t T = d[0], B = d[1], I = d[2], H = h0.dimensions().back();
+  if (auto e = check_gru(I, H, w_i, w_h); e.failure()) return e;
+  if (T < 1 || B < 1) return ffi::Error::InvalidArgument("zoo gru: empty sequence or batch");
+  const int64_t G = 3 * H;
+  float* h = hs->typed_data();
+  float* act = acts->typed_data();
+  std::memcpy(h, h0.typed_data(), sizeof(float) * B * H);
+  const int workers = worker_count(H, 32);
+  Barrier barrier(workers);
+  WorkspaceLease workspace;
+  for (int p = 0; p < workers; ++p) {
+    auto [j0, j1] = share(H, p, workers);
+    const int64_t Gp = 3 * (j1 - j0);
+    workspace.worker(p, (I + H + T * B + B) * Gp + packed_size(H, Gp));
+  }
+  run_workers(workers, [&, keep](int p) {
+    auto [j0, j1] = share(H, p, workers);
+    const int64_t Hp = j1 - j0, Gp = 3 * Hp;
+    float* wp = workspace.worker(p, 0);  // [W; U] columns of units j0..j1, (I+H, Gp)
+    float* gx = wp + (I + H) * Gp;      // x W + b for every step, (T*B, Gp)
+    float* gh = gx + T * B * Gp;        // h U of the current step, (B, Gp)
+    float* up = gh + B * Gp;            // U's columns, packed
+    for (int g = 0; g < 3; ++g) {
+      for (int64_t row = 0; row < I; ++row)
+        std::memcpy(wp + row * Gp + g * Hp, w_i.typed_data() + row * G + g * H + j0, sizeof(float) * Hp);
+      for (int64_t row = 0; row < H; ++row)
+        std::memcpy(wp + (I + row) * Gp + g * Hp, w_h.typed_data() + row * G + g * H + j0, sizeof(float) * Hp);
+      for (int64_t row = 0; row < T * B; ++row)
+        std::memcpy(gx + row * Gp + g * Hp, bias.typed_data() + g * H + j0, sizeof(float) * Hp);
+    }
+    sgemm(kRowMajor, kNoTrans, kNoTrans, T * B, Gp, I, 1.0f, xs.typed_data(), I, wp, Gp, 1.0f, gx, Gp);
+    pack_panels(wp + I * Gp, Gp, false, H, Gp, up);
+    const float* bn = b_hn.typed_data() + j0;
+    for (int64_t t = 0; t < T; ++t) {
+      if (t > 0) barrier.wait();  // h_t complete
+      packed_gemm(B, Gp, H, h + t * B * H, H, up, gh, Gp, false);
+      for (int64_t r = 0; r < B; ++r) {
+        const float *xr = gx + (t * B + r) * Gp, *xz = xr + Hp, *xn = xz + Hp;
+        const float *hr = gh + r * Gp, *hz = hr + Hp, *hq = hz + Hp;
+        const float* hp = h + (t * B + r) * H + j0;
+        float* hn = h + ((t + 1) * B + r) * H + j0;
+        float *ar = act + (t * B + r) * 4 * H + j0, *az = ar + H, *an = az + H, *aq = an + H;
+        const float z_keeps = keep ? 1.0f : 0.0f;  // h' = (1 - w) n + w h with w = z or 1 - z
+#pragma GCC ivdep
+        for (int64_t j = 0; j < Hp; ++j) {
+          const float rj = sigmoid(xr[j] + hr[j]), zj = sigmoid(xz[j] + hz[j]);
+          const float qj = hq[j] + bn[j];
+          const float nj = tanh_approx(xn[j] + rj * qj);
+          ar[j] = rj, az[j] = zj, an[j] = nj, aq[j] = qj;
+          const float wj = z_keeps * zj + (1.0f - z_keeps) * (1.0f - zj);
+          hn[j] = (1.0f - wj) * nj + wj * hp[j];
+        }
+      }
+    }
+  });
+  return ffi::Error::Success();
+}
+
+// The forward's states and gates, the cotangents of the outputs (dys, or empty) and of the
+// final state -> dw_i (I, 3H), dw_h (H, 3H), db (3H), db_hn (H), dgx (T, B, 3H): the
+// gradients of x W + b (the inputs' gradient is dgx W^T, a separate call), dh0 (B, H).
+ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, ffi::Buffer<ffi::F32> w_h,
+                           ffi::Buffer<ffi::F32> hs, ffi::Buffer<ffi::F32> acts, ffi::Buffer<ffi::F32> dys,
+                           ffi::Buffer<ffi::F32> dhT, ffi::ResultBuffer<ffi::F32> dw_i,
+                           ffi::ResultBuffer<ffi::F32> dw_h, ffi::ResultBuffer<ffi::F32> dbias,
+                           ffi::ResultBuffer<ffi::F32> db_hn, ffi::ResultBuffer<ffi::F32> dgates,
+                           ffi::ResultBuffer<ffi::F32> dh0, bool keep) {
+  auto d = xs.dimensions();
+  if (d.size() != 3) return ffi::Error::InvalidArgument("zoo gru: xs must be (T, B, I)");
+  const int64_t T = d[0], B = d[1], I = d[2], H = dhT.dimensions().back();
+  if (auto e = check_gru(I, H, w_i, w_h); e.failure()) return e;
+  const int64_t G = 3 * H;
+  const float* dy = dys.element_count() != 0 ? dys.typed_data() : nullptr;
+  const float* u = w_h.typed_data();
+  const float* h = hs.typed_data();
+  const float* act = acts.typed_data();
+  float* dgx = dgates->typed_data();
+  float* dh = dh0->typed_data();  // the running dh, left at step 0's value
+  std::memcpy(dh, dhT.typed_data(), sizeof(float) * B * H);
+  const int workers = worker_count(H, 32);
+  Barrier barrier(workers);
+  WorkspaceLease workspace;
+  for (int p = 0; p < workers; ++p) {
+    auto [j0, j1] = share(H, p, workers);
+    workspace.worker(p, packed_size(G, j1 - j0) + (p == 0 ? T * B * G : 0));
+  }
+  float* dgh = workspace.worker(0, 0) + packed_size(G, share(H, 0, workers).second);  // (T, B, 3H)
+  run_workers(workers, [&, keep](int p) {
+    auto [j0, j1] = share(H, p, workers);
+    const int64_t Hp = j1 - j0;
+    float* ut = workspace.worker(p, 0);  // U[j0:j1]^T (3H, Hp), packed
+    pack_panels(u + j0 * G, G, true, G, Hp, ut);
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t r = 0; r < B; ++r) {
+        const float *ar = act + (t * B + r) * 4 * H + j0, *az = ar + H, *an = az + H, *aq = an + H;
+        const float* hp = h + (t * B + r) * H + j0;
+        float* dh_r = dh + r * H + j0;
+        float *gxr = dgx + (t * B + r) * G + j0, *gxz = gxr + H, *gxn = gxz + H;
+        float *ghr = dgh + (t * B + r) * G + j0, *ghz = ghr + H, *ghn = ghz + H;
+        if (dy != nullptr) {
+          const float* dy_r = dy + (t * B + r) * H + j0;
+          for (int64_t j = 0; j < Hp; ++j) dh_r[j] += dy_r[j];
+        }
+        const float z_keeps = keep ? 1.0f : 0.0f;  // h' = (1 - w) n + w h with w = z or 1 - z
+        const float dw_dz = 2.0f * z_keeps - 1.0f;
+#pragma GCC ivdep
+        for (int64_t j = 0; j < Hp; ++j) {
+          const float rj = ar[j], zj = az[j], nj = an[j], qj = aq[j], dhj = dh_r[j];
+          const float wj = z_keeps * zj + (1.0f - z_keeps) * (1.0f - zj);
+          const float dp = dhj * (1.0f - wj) * (1.0f - nj * nj);
+          const float dsz = dw_dz * dhj * (hp[j] - nj) * zj * (1.0f - zj);
+          const float dsr = dp * qj * rj * (1.0f - rj);
+          gxr[j] = ghr[j] = dsr;
+          gxz[j] = ghz[j] = dsz;
+          gxn[j] = dp;
+          ghn[j] = dp * rj;
+          dh_r[j] = dhj * wj;  // the direct path; dgh U^T is added below
+        }
+      }
+      barrier.wait();  // dgh_t complete
+      packed_gemm(B, Hp, G, dgh + t * B * G, G, ut, dh + j0, H, true);
+    }
+    barrier.wait();  // every gate gradient written
+    auto [k0, k1] = share(G, p, workers);
+    const int64_t Gp = k1 - k0;
+    sgemm(kRowMajor, kTrans, kNoTrans, I, Gp, T * B, 1.0f, xs.typed_data(), I, dgx + k0, G, 0.0f,
+          dw_i->typed_data() + k0, G);
+    sgemm(kRowMajor, kTrans, kNoTrans, H, Gp, T * B, 1.0f, h, H, dgh + k0, G, 0.0f, dw_h->typed_data() + k0, G);
+    float* db = dbias->typed_data();
+    std::memset(db + k0, 0, sizeof(float) * Gp);
+    for (int64_t row = 0; row < T * B; ++row)
+      for (int64_t k = k0; k < k1; ++k) db[k] += dgx[row * G + k];
+    auto [n0, n1] = share(H, p, workers);  // db_hn = the sum of dq, the n block of dgh
+    float* dbn = db_hn->typed_data();
+    std::memset(dbn + n0, 0, sizeof(float) * (n1 - n0));
+    for (int64_t row = 0; row < T * B; ++row)
+      for (int64_t j = n0; j < n1; ++j) dbn[j] += dgh[row * G + 2 * H + j];
+  });
+  return ffi::Error::Success();
+}
+
 // op(a) @ op(b), op transposing where asked: a (M, K) or (K, M), b (K, N) or (N, K) ->
 // (M, N). The workers share the longer side of the output.
 ffi::Error MatmulImpl(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> out,
@@ -448,6 +608,35 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooLstmBackward, LstmBackwardImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dc0
                                   .Ret<ffi::Buffer<ffi::F32>>()  // dh0
 );
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooGruForward, GruForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // xs
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // input_kernel
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // recurrent_kernel
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // bias
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // recurrent_bias
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // h0
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // hs
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // acts
+                                  .Attr<bool>("keep"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooGruBackward, GruBackwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // xs
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // input_kernel
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // recurrent_kernel
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // hs
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // acts
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // dys, or empty
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // dhT
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dw_i
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dw_h
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dbias
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // db_hn
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dgates (of x W + b)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dh0
+                                  .Attr<bool>("keep"));
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooMatmul, MatmulImpl,
                               ffi::Ffi::Bind()

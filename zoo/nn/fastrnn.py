@@ -9,8 +9,9 @@ and the incoming ``c`` and ``h`` (the outputs are ``h`` shifted by one); the bac
 runs in chunks of ``chunk`` steps: a reverse scan for the gate gradients, then one weight
 gradient matmul per chunk, in a small buffer reused by every chunk.
 
-``lstm_sequence(..., native=True)`` runs the same LSTM through `zoo.native`'s CPU kernels
-(one FFI call forward, one backward), what the cells' ``impl="native"`` calls.
+``lstm_sequence(..., native=True)`` and ``gru_sequence(..., native=True)`` run the same
+networks through `zoo.native`'s CPU kernels (one FFI call forward, one backward), what the
+cells' ``impl="native"`` calls.
 
 The result equals autodiff of the plain step up to float32 round-off. Masking, peepholes,
 reset-before GRUs, remat and mixed dtypes are not handled (`lstm_applies` /
@@ -255,6 +256,32 @@ def _gru_bwd(keep, return_sequences, chunk, res, cotangents):
 _gru.defvjp(_gru_fwd, _gru_bwd)
 
 
+# The same GRU through zoo.native's kernels.
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(6, 7))
+def _native_gru(w_i, w_h, b, b_hn, h0, xs, keep, return_sequences):
+    hs, _ = native.gru_forward(xs, w_i, w_h, b, b_hn, h0, keep=keep)
+    return hs[-1], (hs[1:] if return_sequences else None)
+
+
+def _native_gru_fwd(w_i, w_h, b, b_hn, h0, xs, keep, return_sequences):
+    hs, acts = native.gru_forward(xs, w_i, w_h, b, b_hn, h0, keep=keep)
+    return (hs[-1], (hs[1:] if return_sequences else None)), (w_i, w_h, xs, hs, acts)
+
+
+def _native_gru_bwd(keep, return_sequences, res, cotangents):
+    w_i, w_h, xs, hs, acts = res
+    dhT, dys = cotangents
+    if not return_sequences:
+        dys = jnp.zeros((0,), xs.dtype)
+    dwi, dwh, db, dbhn, dxs, dh0 = native.gru_backward(xs, w_i, w_h, hs, acts, dys, dhT, keep=keep)
+    return dwi, dwh, db, dbhn, dh0, dxs
+
+
+_native_gru.defvjp(_native_gru_fwd, _native_gru_bwd)
+
+
 # --- Public entry points
 
 
@@ -292,12 +319,22 @@ def lstm_sequence(
 
 
 def gru_sequence(
-    w, h, xs, *, update_convention="keep", reverse=False, return_sequences=True, time_major=False, chunk=DEFAULT_CHUNK
+    w,
+    h,
+    xs,
+    *,
+    update_convention="keep",
+    reverse=False,
+    return_sequences=True,
+    time_major=False,
+    chunk=DEFAULT_CHUNK,
+    native=False,
 ):
     """The reset-after GRU (`recurrence.gru_step(reset_after=True)`) over a whole sequence.
 
     w: {"input_kernel": (I, 3H), "recurrent_kernel": (H, 3H), "bias": (3H,) optional,
-    "recurrent_bias": (H,) optional}; h (B, H). Returns (h, ys) as `lstm_sequence`.
+    "recurrent_bias": (H,) optional}; h (B, H). Returns (h, ys) as `lstm_sequence`;
+    ``native`` as there.
     """
     if update_convention not in ("keep", "take"):
         raise ValueError(f"update_convention must be 'keep' or 'take', got {update_convention!r}")
@@ -306,13 +343,11 @@ def gru_sequence(
     b = w["bias"] if "bias" in w else jnp.zeros(3 * H, w_i.dtype)
     b_hn = w["recurrent_bias"] if "recurrent_bias" in w else jnp.zeros(H, w_i.dtype)
     keep = update_convention == "keep"
-    return _run(
-        lambda xs_t: _gru(w_i, w_h, b, b_hn, h, xs_t, keep, bool(return_sequences), int(chunk)),
-        xs,
-        time_major,
-        reverse,
-        return_sequences,
-    )
+    if native:
+        sequence = lambda xs_t: _native_gru(w_i, w_h, b, b_hn, h, xs_t, keep, bool(return_sequences))
+    else:
+        sequence = lambda xs_t: _gru(w_i, w_h, b, b_hn, h, xs_t, keep, bool(return_sequences), int(chunk))
+    return _run(sequence, xs, time_major, reverse, return_sequences)
 
 
 def _same_dtype(*trees):

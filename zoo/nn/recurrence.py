@@ -9,8 +9,8 @@ A *cell* is a Linen module owning its weights; ``cell(input_size)`` returns a
 (``lax.scan`` over time), with masking for variable lengths, reversal and remat.
 ``impl``: "scan" runs the step in the scan; "fast" runs `zoo.nn.fastrnn`'s whole-sequence
 form (plain LSTM, reset-after GRU: same numbers, hand-written backward) or raises
-ValueError; "native" runs the plain LSTM through zoo's own CPU kernel (`zoo.native`,
-float32) or raises ValueError; "cudnn" runs the plain LSTM through cuDNN
+ValueError; "native" runs the plain LSTM or the reset-after GRU through zoo's own CPU
+kernels (`zoo.native`, float32) or raises ValueError; "cudnn" runs the plain LSTM through cuDNN
 (`zoo.nn.cudnn_lstm`, CUDA GPUs only) or raises ValueError; "auto" (default) takes cuDNN on
 a CUDA GPU where it applies, else the native kernel on the CPU where it applies, else the
 fast form where it applies. A step that is not a `Recurrence` always takes the scan.
@@ -176,7 +176,7 @@ def _fast_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> st
 def _native_blocker(recurrence, carry, xs, *, lengths, remat, perturbations) -> str | None:
     """Why ``recurrence``'s native CPU form cannot run these arguments here (None if it can)."""
     if recurrence.native is None:
-        return "only the plain LSTM (no peepholes) has a native kernel"
+        return "only the plain LSTM and the reset-after GRU have a native kernel"
     if jax.default_backend() != "cpu":
         return f"the native kernel runs on the CPU, the default backend is {jax.default_backend()}"
     if lengths is not None:
@@ -217,7 +217,9 @@ def check_impl(impl: str, cell: str, fast_form: bool, cudnn_form: bool = False, 
     if impl == "cudnn" and not cudnn_form:
         raise ValueError(f"{cell} has no cuDNN form (only the plain LSTM has): use impl='auto' or 'scan'")
     if impl == "native" and not native_form:
-        raise ValueError(f"{cell} has no native kernel (only the plain LSTM has): use impl='auto' or 'scan'")
+        raise ValueError(
+            f"{cell} has no native kernel (the plain LSTM and the reset-after GRU have): use impl='auto' or 'scan'"
+        )
 
 
 # --- Cells: Linen modules owning the weights; ``cell(input_size)`` returns its `Recurrence`.
@@ -332,7 +334,7 @@ class LSTMCell(_Cell):
 
 
 class GRUCell(_Cell):
-    """GRU cell (`gru_step`); the reset-after form (PyTorch's) has a fast form."""
+    """GRU cell (`gru_step`); the reset-after form (PyTorch's) has a fast form and a native kernel."""
 
     reset_after: bool = True
     update_convention: str = "keep"
@@ -343,6 +345,9 @@ class GRUCell(_Cell):
         super().__post_init__()
 
     def _has_fast_form(self) -> bool:
+        return bool(self.reset_after)
+
+    def _has_native_form(self) -> bool:
         return bool(self.reset_after)
 
     @nn.compact
@@ -364,8 +369,10 @@ class GRUCell(_Cell):
             }
         w = self._weights(shapes)
         step = functools.partial(gru_step, w, reset_after=self.reset_after, update_convention=self.update_convention)
-        fast = functools.partial(fastrnn.gru_sequence, w, update_convention=self.update_convention)
-        return Recurrence(step, self.impl, fast if self.reset_after else None, w)
+        if not self.reset_after:
+            return Recurrence(step, self.impl, weights=w)
+        form = functools.partial(fastrnn.gru_sequence, w, update_convention=self.update_convention)
+        return Recurrence(step, self.impl, form, w, native=functools.partial(form, native=True))
 
 
 CELLS = {"rnn": ElmanCell, "lstm": LSTMCell, "gru": GRUCell}
