@@ -137,11 +137,12 @@ void packed_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, c
   }
 }
 
-// Threads. The batch rows of an LSTM are independent and so are its hidden units within a
-// step, so each worker owns a slice of the hidden units for the whole sequence: its own
-// single-threaded sgemm for its gate columns, then the gate math for its units. The only
-// meeting point is once per step, when every worker's part of h (or, going back, of the
-// gate gradients) is needed by all. BLAS runs single-threaded (zoo.native sets it).
+// Threads. The hidden units of an LSTM or GRU are independent within a step, so each
+// worker owns a slice of them for the whole sequence: the product for its gate columns,
+// then the gate math for its units. The only meeting point is once per step, when every
+// worker's part of h (or, going back, of the gate gradients) is needed by all. The
+// products over the whole sequence are shared out too, so BLAS runs single-threaded
+// (zoo.native sets it).
 int cpu_count() {
   if (const char* env = std::getenv("ZOO_NATIVE_THREADS")) return std::max(1, std::atoi(env));
   cpu_set_t set;
