@@ -51,9 +51,9 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines + ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows])
 
 
-def denoising(epochs: int) -> str:
+def denoising(epochs: int, **fit_kwargs) -> str:
     data = load_dataset("digits")
-    result = zoo.fit("denoising_autoencoder", data, epochs=epochs, learning_rate=3e-3, progress=False)
+    result = zoo.fit("denoising_autoencoder", data, epochs=epochs, learning_rate=3e-3, progress=False, **fit_kwargs)
     levels = [0.1, 0.2, 0.3, 0.5]
     curve = denoising_curve(result.model, result.variables, data.x_test, levels, jax.random.PRNGKey(0))
     rows = []
@@ -63,19 +63,25 @@ def denoising(epochs: int) -> str:
     return table(["noise sigma", "noisy input MSE", "reconstruction MSE", "error removed"], rows)
 
 
-def vae(epochs: int, latent_sizes=(2, 8)) -> str:
+def vae(epochs: int, latent_sizes=(2, 8), **fit_kwargs) -> str:
     data = load_dataset("digits")
     rows = []
     for latent in latent_sizes:
         r = zoo.fit(
-            "vae", data, model_overrides={"latent_size": latent}, epochs=epochs, learning_rate=3e-3, progress=False
+            "vae",
+            data,
+            model_overrides={"latent_size": latent},
+            epochs=epochs,
+            learning_rate=3e-3,
+            progress=False,
+            **fit_kwargs,
         )
         m = r.test_metrics
         rows.append([latent, -m["loss"], m["kl"], m["reconstruction_error"]])
     return table(["latent size", "test ELBO (nats)", "KL", "reconstruction MSE"], rows)
 
 
-def layerwise(pretrain_epochs: int, finetune_epochs: int, seeds: int) -> str:
+def layerwise(pretrain_epochs: int, finetune_epochs: int, seeds: int, **fit_kwargs) -> str:
     data = load_dataset("digits")
     sizes = (48, 24)
     mlp = {"hidden_sizes": sizes, "activation": "sigmoid"}
@@ -83,7 +89,7 @@ def layerwise(pretrain_epochs: int, finetune_epochs: int, seeds: int) -> str:
     for seed in range(seeds):
         layers = [("autoencoder", {"hidden_sizes": (n,)}) for n in sizes]
         results = pretrain_layerwise(
-            layers, data, epochs=pretrain_epochs, learning_rate=3e-3, seed=seed, progress=False
+            layers, data, epochs=pretrain_epochs, learning_rate=3e-3, seed=seed, progress=False, **fit_kwargs
         )
         init = stacked_variables(results, {"encoder_0": "hidden_{}"})
         for name, start in (("pretrained", init), ("random init", None)):
@@ -95,13 +101,14 @@ def layerwise(pretrain_epochs: int, finetune_epochs: int, seeds: int) -> str:
                 epochs=finetune_epochs,
                 seed=seed,
                 progress=False,
+                **fit_kwargs,
             )
             scores[name].append(r.test_metrics["accuracy"])
     rows = [[name, float(np.mean(v)), float(np.std(v))] for name, v in scores.items()]
     return table([f"sigmoid MLP {sizes}, {finetune_epochs} epochs", "test accuracy", "std over seeds"], rows)
 
 
-def classifier_features(epochs: int, code: int = 8) -> str:
+def classifier_features(epochs: int, code: int = 8, **fit_kwargs) -> str:
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
 
@@ -113,6 +120,7 @@ def classifier_features(epochs: int, code: int = 8) -> str:
         epochs=epochs,
         learning_rate=3e-3,
         progress=False,
+        **fit_kwargs,
     )
     pca = PCA(code).fit(data.x_train)
     features = {
@@ -127,7 +135,7 @@ def classifier_features(epochs: int, code: int = 8) -> str:
     return table(["logistic regression on", "test accuracy"], rows)
 
 
-def novelty(epochs: int) -> str:
+def novelty(epochs: int, **fit_kwargs) -> str:
     data = load_dataset("digits")
     only_twos = dataclasses.replace(
         data, name="digits:2", x_train=data.x_train[data.y_train == 2], y_train=data.y_train[data.y_train == 2]
@@ -139,6 +147,7 @@ def novelty(epochs: int) -> str:
         epochs=epochs,
         learning_rate=3e-3,
         progress=False,
+        **fit_kwargs,
     )
     errors = reconstruction_errors(r, data.x_test)
     twos = errors[data.y_test == 2]
@@ -156,12 +165,14 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     args = parser.parse_args(argv)
     e = 1 if args.quick else None
+    # The smoke run: one epoch of whole batches (one compiled train step per fit), one VAE.
+    kw = {"drop_remainder": True} if args.quick else {}
     sections = [
-        ("Denoising autoencoder on digits (30 epochs)", lambda: denoising(e or 30)),
-        ("VAE on digits (60 epochs)", lambda: vae(e or 60)),
-        ("Layer-wise pretraining on digits", lambda: layerwise(e or 20, e or 10, 1 if args.quick else 3)),
-        ("Autoencoder features for a classifier (breast cancer)", lambda: classifier_features(e or 100)),
-        ("Novelty detection (trained on 2s)", lambda: novelty(e or 100)),
+        ("Denoising autoencoder on digits (30 epochs)", lambda: denoising(e or 30, **kw)),
+        ("VAE on digits (60 epochs)", lambda: vae(e or 60, (2,) if args.quick else (2, 8), **kw)),
+        ("Layer-wise pretraining on digits", lambda: layerwise(e or 20, e or 10, 1 if args.quick else 3, **kw)),
+        ("Autoencoder features for a classifier (breast cancer)", lambda: classifier_features(e or 100, **kw)),
+        ("Novelty detection (trained on 2s)", lambda: novelty(e or 100, **kw)),
     ]
     for title, run in sections:
         print(f"\n### {title}\n\n{run()}", flush=True)

@@ -6,6 +6,11 @@ place, so they can be read on GitHub and in the documentation site without runni
 
 Each stored notebook records the SHA-256 of its code cells (metadata ``zoo.code_sha256``);
 tests/test_notebooks.py fails when a code cell changed after the outputs were made.
+
+The stored outputs are full runs. tests/test_notebooks.py executes each notebook quick
+(``execute(path, quick=True)``: ``ZOO_NOTEBOOK_QUICK=1`` in the kernel's environment), and
+a notebook may read that (``QUICK = os.environ.get("ZOO_NOTEBOOK_QUICK") == "1"``) to run
+the same cells on fewer epochs, examples and steps.
 """
 
 from __future__ import annotations
@@ -25,16 +30,17 @@ def code_sha256(nb) -> str:
     return hashlib.sha256(code.encode()).hexdigest()
 
 
-def execute(path: str, timeout: int = 900):
+def execute(path: str, timeout: int = 900, quick: bool = False):
     """Run notebook ``path`` in a fresh kernel (working directory: the repository root);
-    returns the executed notebook, outputs in it. Raises on the first failing cell."""
+    returns the executed notebook, outputs in it. Raises on the first failing cell.
+    ``quick``: the kernel gets ``ZOO_NOTEBOOK_QUICK=1`` (else ``0``, whatever this
+    process has, so that a full run is full)."""
     import nbclient
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": ROOT}}
-    ).execute()
+    client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": ROOT}})
+    client.execute(env={**os.environ, "ZOO_NOTEBOOK_QUICK": "1" if quick else "0"})
     return nb
 
 

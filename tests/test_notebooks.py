@@ -1,5 +1,6 @@
-"""Every notebook in notebooks/ runs top to bottom without error and shows a figure; the
-stored copy carries the outputs of its current code (scripts/run_notebooks.py made them)."""
+"""Every notebook in notebooks/ runs top to bottom without error and shows a figure (in its
+quick form: ZOO_NOTEBOOK_QUICK=1, fewer epochs and examples); the stored copy carries the
+outputs of its current code (scripts/run_notebooks.py made them, full size)."""
 
 import glob
 import os
@@ -43,7 +44,7 @@ def test_notebook_executes(path):
     require_module("nbformat")
     require_module("nbclient")
     require_module("ipykernel")
-    nb = RUNNER["execute"](path, timeout=600)
+    nb = RUNNER["execute"](path, timeout=600, quick=True)
     assert not _outputs(nb, "error")
     # Figures reach the notebook (a non-interactive backend would execute cleanly and show none).
     assert _outputs(nb, "image/png"), "the notebook displayed no figure"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import zoo
+import zoo.runtime
 from zoo.nn import fastconv
 from zoo.nn.shapes import conv_padding, pair
 
@@ -179,11 +180,12 @@ def test_conv_module_is_nn_conv(impl, kw):
     for a, b in zip(jax.tree.leaves(fast_variables), jax.tree.leaves(variables)):
         np.testing.assert_array_equal(a, b)  # same initialisers, same names -> same draws
     _close(fast.apply(variables, x), ref.apply(variables, x))
-    grads = lambda m: jax.grad(lambda v: jnp.sum(jnp.sin(m.apply(v, x))))(variables)  # noqa: E731
+    # jit: op by op, im2col's backward compiled each of its many small ops on its own (5 s).
+    grads = lambda m: jax.jit(jax.grad(lambda v: jnp.sum(jnp.sin(m.apply(v, x)))))(variables)  # noqa: E731
     for a, b in zip(jax.tree.leaves(grads(fast)), jax.tree.leaves(grads(ref))):
         _close(a, b)
     # Unbatched (H, W, C) inputs, as nn.Conv accepts them.
-    _close(fast.apply(variables, x[0]), ref.apply(variables, x)[0])
+    _close(jax.jit(fast.apply)(variables, x[0]), ref.apply(variables, x)[0])
 
 
 @pytest.mark.parametrize("dtype", [None, jnp.bfloat16])
@@ -212,7 +214,12 @@ def test_conv_composes_with_vmap_and_jit():
 
 def _model_outputs_and_grads(name, config, impl, x, train):
     model = zoo.create_model(name, **config, conv_impl=impl)
-    variables = model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, x)
+    # Both programs run once: zoo.runtime.run_once compiles them for that (on CPU, XLA's backend
+    # unoptimised: the same numbers up to rounding, compiled several times faster). The
+    # optimised programs of every impl are checked conv by conv above.
+    variables = zoo.runtime.run_once(
+        lambda: model.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, x)
+    )
 
     def loss(params):
         out = model.apply(
@@ -225,7 +232,7 @@ def _model_outputs_and_grads(name, config, impl, x, train):
         out = out[0] if train else out
         return jnp.sum(jnp.tanh(out)), out
 
-    (value, out), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(variables["params"])
+    (value, out), grads = zoo.runtime.run_once(lambda: jax.value_and_grad(loss, has_aux=True)(variables["params"]))
     return variables, out, grads
 
 
