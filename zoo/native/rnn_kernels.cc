@@ -223,9 +223,15 @@ class WorkspaceLease {
   std::unique_ptr<Workspace> ws_;
 };
 
+// Every handler's first check: zoo.native hands over OpenBLAS's sgemm when it loads the library.
+ffi::Error sgemm_ready() {
+  if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native sets it at load)");
+  return ffi::Error::Success();
+}
+
 ffi::Error check_shapes(int64_t T, int64_t B, int64_t I, int64_t H, const ffi::Buffer<ffi::F32>& kernel,
                         const ffi::Buffer<ffi::F32>& bias) {
-  if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native.load sets it)");
+  if (auto e = sgemm_ready(); e.failure()) return e;
   auto k = kernel.dimensions();
   if (k.size() != 2 || k[0] != I + H || k[1] != 4 * H || bias.element_count() != static_cast<size_t>(4 * H))
     return ffi::Error::InvalidArgument("zoo lstm: kernel must be (I+H, 4H) and bias (4H,)");
@@ -393,7 +399,7 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kern
 // n = tanh(x W_n + b_n + r q), h' = (1 - z) n + z h ("keep"), or (1 - z) h + z n ("take").
 // Shared out among the workers by hidden units, as the LSTM.
 ffi::Error check_gru(int64_t I, int64_t H, const ffi::Buffer<ffi::F32>& w_i, const ffi::Buffer<ffi::F32>& w_h) {
-  if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native.load sets it)");
+  if (auto e = sgemm_ready(); e.failure()) return e;
   auto di = w_i.dimensions(), dh = w_h.dimensions();
   if (di.size() != 2 || dh.size() != 2 || di[0] != I || di[1] != 3 * H || dh[0] != H || dh[1] != 3 * H)
     return ffi::Error::InvalidArgument("zoo gru: input_kernel must be (I, 3H) and recurrent_kernel (H, 3H)");
@@ -552,7 +558,7 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, 
 // (M, N). The workers share the longer side of the output.
 ffi::Error MatmulImpl(ffi::Buffer<ffi::F32> a, ffi::Buffer<ffi::F32> b, ffi::ResultBuffer<ffi::F32> out,
                       bool transpose_a, bool transpose_b) {
-  if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native.load sets it)");
+  if (auto e = sgemm_ready(); e.failure()) return e;
   auto da = a.dimensions(), db = b.dimensions();
   if (da.size() != 2 || db.size() != 2) return ffi::Error::InvalidArgument("zoo matmul: operands must be matrices");
   const int64_t M = transpose_a ? da[1] : da[0], K = transpose_a ? da[0] : da[1];
