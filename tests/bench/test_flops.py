@@ -101,3 +101,30 @@ def test_native_kernels_are_counted_where_the_step_needs_them(cell):
     assert abs(native_flops / pure_flops - 1) < 0.1, (native_flops, pure_flops)
     with_inputs, _ = count(True, (0, 1))
     assert with_inputs - native_flops == pytest.approx(2 * T * B * I * gates, rel=1e-3)
+
+
+def test_native_convolution_is_counted_as_xla_counts_its_own():
+    """The native convolution's three calls (forward, input and kernel gradients) against
+    XLA's count of the same step through its own convolution; the input's gradient only
+    where the step uses it."""
+    from zoo import native
+    from zoo.nn import fastconv
+
+    require(native.available(), f"zoo.native cannot run here: {native.unavailable_reason()}")
+    x, kernel = jnp.ones((2, 10, 12, 16)), jnp.full((3, 3, 16, 8), 0.01)
+
+    def count(impl, argnums):
+        loss = lambda x, k: jnp.sum(fastconv.conv2d(x, k, 1, ((1, 0), (2, 1)), impl) ** 2)
+        fn = jax.jit(jax.grad(loss, argnums=argnums))
+        return bench.count_step_flops(fn, fn.lower(x, kernel).compile(), x, kernel)
+
+    # One pass: the (output, tap) pairs inside the input, 8+9+9 rows by 11+12+12 columns
+    # (a tap in the padding multiplies a zero and is not counted), C*O multiply-adds each.
+    conv = 2 * 2 * (8 + 9 + 9) * (11 + 12 + 12) * 16 * 8
+    native_flops, source = count("native", 1)
+    assert "zoo.native" in source and "undercount" not in source
+    xla_flops, _ = count("xla", 1)
+    assert native_flops == pytest.approx(xla_flops, rel=1e-3)
+    both, _ = count("native", (0, 1))
+    assert both - native_flops == pytest.approx(conv, rel=1e-3)
+    assert both == pytest.approx(count("xla", (0, 1))[0], rel=1e-2)  # elementwise ops differ a little

@@ -158,6 +158,34 @@ def test_seed_max_unpool_example():
     )
 
 
+def test_max_unpool_takes_indices_outside_their_window_and_out_of_range():
+    """Indices from a tiling pool go through a select per window cell; any index outside
+    its own window, or outside the map, takes the scatter: the same values and gradient
+    as a scatter-add of every value at its index (out-of-range ones dropped)."""
+    x = jax.random.normal(jax.random.PRNGKey(3), (2, 6, 8, 3))
+    pooled, indices = max_pool(x, 2, return_indices=True)
+
+    def scatter(p, i):
+        out = np.zeros((2, 48, 3), np.float32)
+        for b, r, c in np.ndindex(2, 12, 3):
+            flat = int(np.asarray(i).reshape(2, 12, 3)[b, r, c])
+            if 0 <= flat < 48:
+                out[b, flat, c] += float(np.asarray(p).reshape(2, 12, 3)[b, r, c])
+        return out.reshape(2, 6, 8, 3)
+
+    weights = jnp.arange(2 * 6 * 8 * 3, dtype=jnp.float32).reshape(2, 6, 8, 3)
+    stray = indices.at[0, 0, 0, 0].set(5 * 8 + 7)  # the last window's cell
+    outside = indices.at[1, 2, 3, 2].set(48)  # past the map: dropped
+    for idx in (indices, stray, outside):
+        np.testing.assert_array_equal(max_unpool(pooled, idx, (6, 8)), scatter(pooled, idx))
+        grad = jax.grad(lambda p: jnp.sum(max_unpool(p, idx, (6, 8)) * weights))(pooled)
+        flat = np.asarray(idx).reshape(2, 12, 3)
+        expected = np.where(
+            flat < 48, np.take_along_axis(np.asarray(weights).reshape(2, 48, 3), np.minimum(flat, 47), 1), 0
+        )
+        np.testing.assert_array_equal(grad, expected.reshape(pooled.shape))
+
+
 # (window, stride, padding, ceil_mode, H, W): torch's padding is symmetric; our "SAME"
 # equals torch's ceil mode without padding (GoogLeNet).
 TORCH_GEOMETRIES = [

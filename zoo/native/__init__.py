@@ -1,22 +1,30 @@
 """zoo's own CPU kernels: XLA FFI custom calls compiled on first use, like a JIT.
 
-What is here (``rnn_kernels.cc``): the plain LSTM and the reset-after GRU over a whole
-sequence, forward and backward, which `zoo.nn.recurrence` runs on the CPU for
-``impl="auto"`` or ``"native"``, and `matmul`. The products over the whole sequence are
-``sgemm`` calls of OpenBLAS (the ``scipy-openblas32`` wheel, the build NumPy and SciPy
-ship); the per-step products run on the recurrent weights packed once per call; the gate
-math is one vectorised pass per step; worker threads own slices of the hidden units and
-meet once per step. The pure-JAX forms (`zoo.nn.fastrnn`, the scan) stay the reference the
-tests compare with and the fallback wherever this cannot run.
+What is here: the plain LSTM and the reset-after GRU over a whole sequence, forward and
+backward (``rnn_kernels.cc``), which `zoo.nn.recurrence` runs on the CPU for
+``impl="auto"`` or ``"native"``; `matmul`; and `conv2d`, a stride-1 convolution with its
+gradients (``conv_kernels.cc``), which `zoo.nn.fastconv` takes for narrow 3x3 convolutions
+(a channel count below 32, or a few output channels). What they share (threads, buffers,
+vectors of the CPU's width) is in ``common.h``.
+
+The RNNs: the products over the whole sequence are ``sgemm`` calls of OpenBLAS (the
+``scipy-openblas32`` wheel, the build NumPy and SciPy ship); the per-step products run on
+the recurrent weights packed once per call; the gate math is one vectorised pass per step;
+worker threads own slices of the hidden units and meet once per step. The convolution: a
+matmul whose left operand is never built (blocks of output pixels read the padded input
+tap by tap) against the kernel packed once per call, its work in items that its calling
+thread and tasks on XLA's own thread pool claim one by one, so that it shares the cores
+with XLA's operations rather than competing with them. The pure-JAX forms stay the
+reference the tests compare with and the fallback wherever these cannot run.
 
 Why compiled here rather than at install: the kernels must match the XLA FFI headers of
 the jaxlib they are loaded into, and ``-march=native`` code must match the CPU that runs
-it. The first use in a process compiles ``rnn_kernels.cc`` with the system C++ compiler
-(``$CXX``, else ``c++``; about 10 s, once) into ``$XDG_CACHE_HOME/zoo/native/<key>/``
-(default ``~/.cache/zoo/native``); the key hashes the source, the flags, the compiler,
+it. The first use in a process compiles the sources with the system C++ compiler
+(``$CXX``, else ``c++``; about 20 s, once) into ``$XDG_CACHE_HOME/zoo/native/<key>/``
+(default ``~/.cache/zoo/native``); the key hashes the sources, the flags, the compiler,
 jax's and jaxlib's versions and the CPU's features, so a later process, or another
 machine sharing the home folder, loads only what was built for it. ``ZOO_NATIVE=0`` turns
-the kernels off and ``ZOO_NATIVE_THREADS=N`` sets the workers (default: the cores this
+the kernels off and ``ZOO_NATIVE_THREADS=N`` sets the threads (default: the cores this
 process may use); `unavailable_reason` says why they are off (no compiler, no OpenBLAS
 wheel, a failed build), in one line.
 """
@@ -40,7 +48,8 @@ import jax
 import jax.numpy as jnp
 
 NATIVE_ENV = "ZOO_NATIVE"
-SOURCE = pathlib.Path(__file__).with_name("rnn_kernels.cc")
+SOURCES = tuple(pathlib.Path(__file__).with_name(name) for name in ("rnn_kernels.cc", "conv_kernels.cc"))
+HEADERS = (pathlib.Path(__file__).with_name("common.h"),)
 # -fno-trapping-math lets GCC vectorise the gate math's floor (zoo uses no FP traps);
 # -ffp-contract=fast fuses the products' multiply-adds; -march=native because the library
 # is built on, and keyed to, the CPU that runs it.
@@ -51,6 +60,8 @@ FFI_TARGETS = {
     "zoo_gru_forward": "ZooGruForward",
     "zoo_gru_backward": "ZooGruBackward",
     "zoo_matmul": "ZooMatmul",
+    "zoo_conv_forward": "ZooConvForward",
+    "zoo_conv_kernel_grad": "ZooConvKernelGrad",
 }
 _OFF = ("0", "false", "off", "no")
 _state = threading.local()  # `disabled()` per thread
@@ -79,7 +90,9 @@ def _compiler() -> str | None:
 def _build_key(compiler: str) -> str:
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True).stdout
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(CXX_FLAGS).encode(), version.encode(), jax.__version__.encode()):
+    for path in SOURCES + HEADERS:
+        digest.update(path.read_bytes())
+    for part in (" ".join(CXX_FLAGS).encode(), version.encode(), jax.__version__.encode()):
         digest.update(part)
     import jaxlib
 
@@ -100,12 +113,12 @@ def _build(compiler: str) -> pathlib.Path:
     folder.mkdir(parents=True, exist_ok=True)
     fd, partial = tempfile.mkstemp(suffix=".so", dir=folder)
     os.close(fd)
-    command = [compiler, *CXX_FLAGS, "-isystem", jax.ffi.include_dir(), str(SOURCE), "-o", partial]
+    command = [compiler, *CXX_FLAGS, "-isystem", jax.ffi.include_dir(), *map(str, SOURCES), "-o", partial]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         os.unlink(partial)
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"compiling {SOURCE.name} failed ({last})")
+        raise RuntimeError(f"compiling {' and '.join(path.name for path in SOURCES)} failed ({last})")
     os.replace(partial, library)
     return library
 
@@ -275,11 +288,74 @@ def _matmul_bwd(transpose_a, transpose_b, res, g):
 matmul.defvjp(_matmul_fwd, _matmul_bwd)
 
 
+def _pad_attributes(pads):
+    (top, bottom), (left, right) = pads
+    return dict(pad_top=int(top), pad_bottom=int(bottom), pad_left=int(left), pad_right=int(right))
+
+
+def _conv_call(x, kernel, pads):
+    _require()
+    kh, kw, _, o = kernel.shape
+    b, h, w, _ = x.shape
+    out = (b, h + sum(pads[0]) - kh + 1, w + sum(pads[1]) - kw + 1, o)
+    call = jax.ffi.ffi_call("zoo_conv_forward", jax.ShapeDtypeStruct(out, jnp.float32), vmap_method="sequential")
+    return call(x, kernel, **_pad_attributes(pads))
+
+
+def conv2d_supports(x_shape, kernel_shape, pads) -> bool:
+    """Whether `conv2d` takes this stride-1 convolution: at most 64 kernel taps, every
+    padding in [0, kernel size), a non-empty output."""
+    (kh, kw), (_, h, w, _) = kernel_shape[:2], x_shape
+    (top, bottom), (left, right) = pads
+    return (
+        kh * kw <= 64
+        and 0 <= min(top, bottom) <= max(top, bottom) < kh
+        and 0 <= min(left, right) <= max(left, right) < kw
+        and h + top + bottom >= kh
+        and w + left + right >= kw
+    )
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv2d(x, kernel, pads):
+    """Stride-1 cross-correlation of NHWC ``x`` (float32) with an HWIO ``kernel`` and
+    ``pads`` ((top, bottom), (left, right)), each in [0, kernel size), at most 64 taps
+    (`conv2d_supports`), as ``lax.conv_general_dilated``. Differentiable once, by two more
+    calls: the input's gradient (dropped where nothing uses it) and the kernel's."""
+    return _conv_call(x, kernel, pads)
+
+
+def _conv2d_fwd(x, kernel, pads):
+    return _conv_call(x, kernel, pads), (x, kernel)
+
+
+def _conv2d_bwd(pads, residuals, dy):
+    x, kernel = residuals
+    (kh, kw), ((top, bottom), (left, right)) = kernel.shape[:2], pads
+    # The input's gradient: the full correlation of dy with the flipped, transposed kernel,
+    # padded by k - 1 - p (XLA drops the call where nothing uses it).
+    back = ((kh - 1 - top, kh - 1 - bottom), (kw - 1 - left, kw - 1 - right))
+    dx = _conv_call(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2), back)
+    out = jax.ShapeDtypeStruct(kernel.shape, jnp.float32)
+    call = jax.ffi.ffi_call("zoo_conv_kernel_grad", out, vmap_method="sequential")
+    return dx, call(x, dy, **_pad_attributes(pads))
+
+
+conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+
+
+def _valid_taps(size, out_size, kernel_size, pad_before) -> int:
+    """(output position, tap) pairs along one axis whose input position lies inside it."""
+    return sum(max(0, min(out_size, size + pad_before - k) - max(0, pad_before - k)) for k in range(kernel_size))
+
+
 def call_flops(target: str, operand_shapes, attributes=()) -> float | None:
     """The matmul FLOPs of one call of FFI target ``target`` on operands of
     ``operand_shapes`` with ``attributes`` (name, value) pairs (XLA's cost analysis counts
     a custom call as none), or None for a target that is not zoo's. The gate math (a few
-    dozen FLOPs per unit and step) is left out, as it is small beside the matmuls."""
+    dozen FLOPs per unit and step) is left out, as it is small beside the matmuls; a
+    convolution counts the multiply-adds of its taps that fall inside the input, as XLA's
+    cost analysis does (padding's are not counted)."""
     if target == "zoo_lstm_forward":  # xs, kernel, ...: [x_t, h] @ [W; U] per step
         (T, B, _), (rows, gates) = operand_shapes[0], operand_shapes[1]
         return 2.0 * T * B * rows * gates
@@ -292,6 +368,17 @@ def call_flops(target: str, operand_shapes, attributes=()) -> float | None:
     if target == "zoo_gru_backward":  # dgh @ U^T per step, then x^T dgx and h^T dgh
         (T, B, I), (_, gates), (H, _) = operand_shapes[0], operand_shapes[1], operand_shapes[2]
         return 2.0 * T * B * gates * (H + I + H)
+    if target in ("zoo_conv_forward", "zoo_conv_kernel_grad"):
+        options = dict(attributes)
+        (batch, h, w, c), second = operand_shapes[0], operand_shapes[1]
+        pads = ((options["pad_top"], options["pad_bottom"]), (options["pad_left"], options["pad_right"]))
+        if target == "zoo_conv_forward":  # x, kernel
+            (kh, kw, _, o) = second
+            ho, wo = h + sum(pads[0]) - kh + 1, w + sum(pads[1]) - kw + 1
+        else:  # x, dy: the kernel's size from the output gradient's
+            (_, ho, wo, o) = second
+            kh, kw = h + sum(pads[0]) - ho + 1, w + sum(pads[1]) - wo + 1
+        return 2.0 * batch * o * c * _valid_taps(h, ho, kh, pads[0][0]) * _valid_taps(w, wo, kw, pads[1][0])
     if target == "zoo_matmul":
         options = dict(attributes)
         (p, q), (r, s) = operand_shapes[0], operand_shapes[1]

@@ -10,31 +10,22 @@
 // per call, the gate math is one vectorised pass per step, and the worker threads meet
 // once per step.
 
-#include <sched.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <memory>
-#include <mutex>
-#include <thread>
-#include <utility>
 #include <vector>
 
-#include "xla/ffi/api/ffi.h"
-
-namespace ffi = xla::ffi;
+#include "common.h"
 
 namespace {
 
-// cblas_sgemm with 32-bit integers; the enums are CBLAS's values.
-using Sgemm = void (*)(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a,
-                       int lda, const float* b, int ldb, float beta, float* c, int ldc);
-constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
-Sgemm sgemm = nullptr;
+using namespace zoo_native;
+
+// Threads. The hidden units of an LSTM or GRU are independent within a step, so each
+// worker owns a slice of them for the whole sequence: the product for its gate columns,
+// then the gate math for its units. The only meeting point is once per step, when every
+// worker's part of h (or, going back, of the gate gradients) is needed by all.
 
 // exp for the gate nonlinearities: written without calls or branches so that the
 // compiler vectorises the loops that use it. Cody-Waite range reduction and Cephes'
@@ -63,13 +54,10 @@ inline float tanh_approx(float x) { return 2.0f / (1.0f + exp_approx(-2.0f * x))
 // kMr * 2 accumulators, 2 panel vectors and a broadcast fit the vector registers: 32 with
 // AVX-512, 16 with AVX2 or NEON.
 #if defined(__AVX512F__)
-constexpr int kLanes = 16, kMr = 8;
-#elif defined(__AVX__)
-constexpr int kLanes = 8, kMr = 6;
+constexpr int kMr = 8;
 #else
-constexpr int kLanes = 4, kMr = 6;
+constexpr int kMr = 6;
 #endif
-using Vec = float __attribute__((vector_size(kLanes * sizeof(float))));
 constexpr int kNr = 2 * kLanes;
 
 int64_t packed_size(int64_t K, int64_t N) { return (N + kNr - 1) / kNr * kNr * K; }
@@ -135,98 +123,6 @@ void packed_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, c
       }
     }
   }
-}
-
-// Threads. The hidden units of an LSTM or GRU are independent within a step, so each
-// worker owns a slice of them for the whole sequence: the product for its gate columns,
-// then the gate math for its units. The only meeting point is once per step, when every
-// worker's part of h (or, going back, of the gate gradients) is needed by all. The
-// products over the whole sequence are shared out too, so BLAS runs single-threaded
-// (zoo.native sets it).
-int cpu_count() {
-  if (const char* env = std::getenv("ZOO_NATIVE_THREADS")) return std::max(1, std::atoi(env));
-  cpu_set_t set;
-  return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-}
-
-// Workers for `units` independent slices of work, each at least `grain` long.
-int worker_count(int64_t units, int64_t grain) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(cpu_count(), units / grain)));
-}
-
-// Workers wait here once per step: they spin briefly, then yield the core, so an
-// oversubscribed machine does not starve the worker being waited for.
-class Barrier {
- public:
-  explicit Barrier(int n) : n_(n) {}
-  void wait() {
-    if (n_ == 1) return;
-    const int generation = generation_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
-      arrived_.store(0, std::memory_order_relaxed);
-      generation_.fetch_add(1, std::memory_order_release);
-      return;
-    }
-    for (int spins = 0; generation_.load(std::memory_order_acquire) == generation; ++spins)
-      if (spins > 4000) std::this_thread::yield();
-  }
-
- private:
-  const int n_;
-  std::atomic<int> arrived_{0};
-  std::atomic<int> generation_{0};
-};
-
-// fn(worker) on `workers` threads, this one included.
-template <typename Fn>
-void run_workers(int workers, Fn fn) {
-  std::vector<std::thread> threads;
-  for (int p = 1; p < workers; ++p) threads.emplace_back(fn, p);
-  fn(0);
-  for (auto& thread : threads) thread.join();
-}
-
-// [begin, end) of `count` items for worker p of n.
-std::pair<int64_t, int64_t> share(int64_t count, int p, int n) { return {count * p / n, count * (p + 1) / n}; }
-
-// Buffers reused by later calls, so their pages are touched once per process. A call
-// takes a workspace for itself; concurrent calls (two directions of an RNN) take two.
-struct Workspace {
-  std::vector<std::vector<float>> per_worker;
-};
-std::mutex workspace_mutex;
-std::vector<std::unique_ptr<Workspace>> idle_workspaces;
-
-class WorkspaceLease {
- public:
-  WorkspaceLease() {
-    std::lock_guard<std::mutex> lock(workspace_mutex);
-    if (idle_workspaces.empty()) {
-      ws_ = std::make_unique<Workspace>();
-    } else {
-      ws_ = std::move(idle_workspaces.back());
-      idle_workspaces.pop_back();
-    }
-  }
-  ~WorkspaceLease() {
-    std::lock_guard<std::mutex> lock(workspace_mutex);
-    idle_workspaces.push_back(std::move(ws_));
-  }
-  float* worker(int p, size_t count) {
-    if (ws_->per_worker.size() <= static_cast<size_t>(p)) ws_->per_worker.resize(p + 1);
-    std::vector<float>& v = ws_->per_worker[p];
-    if (v.size() < count) v.resize(count);
-    return v.data();
-  }
-
- private:
-  std::unique_ptr<Workspace> ws_;
-};
-
-// Every handler's first check: zoo.native hands over OpenBLAS's sgemm when it loads the library.
-ffi::Error sgemm_ready() {
-  if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native sets it at load)");
-  return ffi::Error::Success();
 }
 
 ffi::Error check_shapes(int64_t T, int64_t B, int64_t I, int64_t H, const ffi::Buffer<ffi::F32>& kernel,

@@ -32,7 +32,9 @@ The "polyphase" way splits the output by phase: the rows ``r, r + S, r + 2S, ...
 uncropped scatter read only the kernel rows ``r, r + S, ...`` and the input rows just
 above, so each phase is a stride-1 convolution with a ceil(F / S) kernel. All S*S phases
 come from one matmul: the ceil(F/S)^2 shifted views of ``x`` side by side (B, H', W',
-T*T*C) times the kernel zero-padded to T*S and regrouped to (T*T*C, S*S*O); a reshape
+T*T*C) times the kernel zero-padded to T*S and regrouped to (T*T*C, S*S*O), i.e. a
+stride-1 T x T convolution to S*S*O channels (`fastconv.conv2d`, which on the CPU takes
+zoo's own kernel where it is faster, as for the 3x3/2 up-convolution below); a reshape
 then interleaves the phases ("depth to space") and the crop removes P cells. Nothing is
 multiplied by an inserted zero, and no map is added up kh * kw times as col2im does where
 windows overlap: for the 3x3/2 up-convolution of a 16x16x16 map, B=64, forward plus
@@ -49,7 +51,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoo.nn.fastconv import col2im, im2col, windows_tile
+from zoo.nn.fastconv import col2im, conv2d, im2col, windows_tile
 from zoo.nn.shapes import Pads, conv_padding, conv_transpose_output_size, pair
 
 CONV_TRANSPOSE_IMPLS = ("auto", "xla", "im2col", "polyphase")
@@ -130,7 +132,7 @@ _im2col.defvjp(_im2col_fwd, _im2col_bwd)
 
 
 def _polyphase(x, kernel, strides, pads: Pads, out_hw, precision):
-    """All S*S output phases from one matmul over the T*T shifted views of ``x``, then a
+    """All S*S output phases from one stride-1 T x T convolution of ``x``, then a
     depth-to-space interleave and the crop (module docstring)."""
     kh, kw, c, o = kernel.shape
     b, h, w, _ = x.shape
@@ -140,23 +142,21 @@ def _polyphase(x, kernel, strides, pads: Pads, out_hw, precision):
     # only q in [q0, q1) reaches the cropped output.
     q0h, q0w = ph // sh, pw // sw
     nh, nw = -(-(ph + out_hw[0]) // sh) - q0h, -(-(pw + out_hw[1]) // sw) - q0w
-    padded = jnp.pad(x, ((0, 0), (th - 1, max(0, q0h + nh - h)), (tw - 1, max(0, q0w + nw - w)), (0, 0)))
-    views = [
-        lax.slice(
-            padded, (0, q0h + th - 1 - i, q0w + tw - 1 - j, 0), (b, q0h + th - 1 - i + nh, q0w + tw - 1 - j + nw, c)
-        )
-        for i in range(th)
-        for j in range(tw)
-    ]
-    stacked = views[0] if len(views) == 1 else jnp.concatenate(views, axis=3)
-    # matrix[(i, j, c), (r, s, o)] = kernel[r + S i, s + S j, c, o], zero past the kernel.
-    matrix = (
+    # The input rows q0 - (T-1) ... q0 + n - 1, out of range ones zero: padding, or a crop.
+    pads_h, pads_w = (th - 1 - q0h, q0h + nh - h), (tw - 1 - q0w, q0w + nw - w)
+    crop = [(max(0, -before), max(0, -after)) for before, after in (pads_h, pads_w)]
+    x = lax.slice(x, (0, crop[0][0], crop[1][0], 0), (b, h - crop[0][1], w - crop[1][1], c))
+    phase_pads = tuple((max(0, before), max(0, after)) for before, after in (pads_h, pads_w))
+    # A stride-1 T x T convolution to the S*S phases: tap (a, b) reads x[q - (T-1-a)], so
+    # phases[(a, b, c), (r, s, o)] = kernel[r + S (T-1-a), s + S (T-1-b), c, o], zero past
+    # the kernel.
+    phase_kernel = (
         jnp.pad(kernel, ((0, th * sh - kh), (0, tw * sw - kw), (0, 0), (0, 0)))
         .reshape(th, sh, tw, sw, c, o)
         .transpose(0, 2, 4, 1, 3, 5)
-        .reshape(th * tw * c, sh * sw * o)
+        .reshape(th, tw, c, sh * sw * o)[::-1, ::-1]
     )
-    phases = lax.dot_general(stacked, matrix, (((3,), (0,)), ((), ())), precision=precision)
+    phases = conv2d(x, phase_kernel, 1, phase_pads, precision=precision)
     y = phases.reshape(b, nh, nw, sh, sw, o).transpose(0, 1, 3, 2, 4, 5).reshape(b, nh * sh, nw * sw, o)
     top, left = ph - q0h * sh, pw - q0w * sw
     return lax.slice(y, (0, top, left, 0), (b, top + out_hw[0], left + out_hw[1], o))

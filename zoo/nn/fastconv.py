@@ -3,7 +3,7 @@
 On the 2-core x86 CPUs this project is benchmarked on, XLA's convolutions are slow (Eigen
 for small ones, YNNPACK 2-5x slower still for larger ones), while its matmuls run near
 peak. This module computes ``lax.conv_general_dilated``'s convolution from matmuls, with
-matmul backward passes, in three ways:
+matmul backward passes, in three ways, and a fourth through a kernel of zoo's own:
 
 * *im2col* (`conv2d_im2col`): the ``kh * kw`` shifted input slices as one patch matrix
   times the kernel reshaped to ``(kh * kw * C_in, C_out)``; custom_vjp keeping only the
@@ -13,6 +13,9 @@ matmul backward passes, in three ways:
   input channels, at the price of the band's zeros. Autodiff backward.
 * *winograd* (`conv2d_winograd`): 3x3 stride-1 by F(2x2, 3x3), 16 matmuls over
   transformed 4x4 tiles; custom_vjp, both gradients in the Winograd domain.
+* *native* (`conv2d_native`): stride-1 convolutions through zoo's own CPU kernel
+  (`zoo.native.conv2d`, float32), where XLA's convolution is slowest: narrow channel
+  counts (an autoencoder's, a U-Net's, a first or last layer).
 
 `conv2d` dispatches (``impl="auto"``: `choose_conv_impl`); `Conv` is `flax.linen.Conv`
 with the same fields and variables plus ``conv_impl``. All ways agree with the plain path
@@ -30,10 +33,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from zoo import runtime
+from zoo import native, runtime
 from zoo.nn.shapes import Pads, conv_output_size, conv_padding, pair
 
-CONV_IMPLS = ("auto", "xla", "im2col", "banded", "winograd")
+CONV_IMPLS = ("auto", "xla", "im2col", "banded", "winograd", "native")
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 
@@ -381,6 +384,35 @@ def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
     return _conv_winograd(x, kernel, pads, precision)
 
 
+def native_blocker(x, kernel, strides, pads) -> str | None:
+    """Why `zoo.native.conv2d` cannot take this convolution here (None if it can)."""
+    if jax.default_backend() != "cpu":
+        return f"the native convolution runs on the CPU, the default backend is {jax.default_backend()}"
+    if x.dtype != jnp.float32 or kernel.dtype != jnp.float32:
+        return f"the native convolution runs float32, got {x.dtype} and {kernel.dtype}"
+    if strides != (1, 1) or not native.conv2d_supports(x.shape, kernel.shape, pads):
+        return "the native convolution takes stride 1 with each padding below the kernel size"
+    if (reason := native.unavailable_reason()) is not None:
+        return f"zoo.native cannot run: {reason}"
+    return None
+
+
+def conv2d_native(x, kernel, strides=1, padding="VALID", precision=None):
+    """`conv2d_xla`'s convolution through zoo's own CPU kernel (`zoo.native.conv2d`, float32,
+    full precision whatever ``precision``) where it takes the shape (stride 1, each padding
+    below the kernel size); other shapes take "auto"'s other ways. ValueError when the
+    kernels cannot run here (another backend or dtype, kernels off or unbuilt)."""
+    strides = pair(strides, "strides")
+    pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
+    blocker = native_blocker(x, kernel, strides, pads)
+    if blocker is None:
+        return native.conv2d(x, kernel, pads)
+    if strides == (1, 1) and native.conv2d_supports(x.shape, kernel.shape, pads):
+        raise ValueError(f"conv_impl='native': {blocker}")
+    impl = choose_conv_impl(x.shape, kernel.shape, strides, native_ok=False)
+    return conv2d(x, kernel, strides, pads, impl, precision)
+
+
 # Cost model of `choose_block_width`, per output pixel in multiply-adds: the matmul (band's
 # zeros included) at efficiency 1 / (1 + _NARROW_N / (block_w * O)), plus _COPY_COST per
 # patch value copied, growing with the pieces per patch row. Fitted to LeNet's convs and
@@ -425,23 +457,48 @@ _WINOGRAD_WIDE_TUNED = 32
 _WINOGRAD_NARROW_OUT = 4
 
 
+# zoo's own convolution (zoo.native) against "auto"'s other ways, 3x3 stride 1, fwd+bwd on 2
+# cores with `tune_cpu` (min of 3 runs): it wins with 32 or fewer input channels or fewer
+# than 32 output channels (B=64 32x32 16->16: 5.8 vs 11 ms; B=16 64x64 16->16: 6.7 vs 11.6;
+# B=16 16x16 32->64: 4.3 vs 5.6; 1->16 first layers 0.8 vs 1.4; 16->1 last layers 1.3 vs
+# 5.2; B=16 32x32 32->32: 6.6 vs 6.8) and loses beyond, where Winograd runs (B=16 32x32
+# 64->32: 13.3 vs 12.3 ms; 16x16 64->64: 7.6 vs 6.7; 128->64: 14.2 vs 8.3). So do 2x2 convs
+# (a stride-2 transposed 3x3's phases, `zoo.nn.conv_transpose`: B=64 16x16 16->64 4.3 vs
+# 6.3 ms); not 1x1 (a matmul already: B=16 64x64 16->16 1.8 vs 1.8 ms, 16->4 2.1 vs 1.5)
+# nor LeNet's 5x5 on small maps (B=128 14x14 6->16: 3.3 vs 2.8 ms).
+_NATIVE_INPUTS, _NATIVE_OUTPUTS = 32, 32
+
+
 def choose_conv_impl(
-    input_shape, kernel_shape, strides=1, platform: str | None = None, cpu_tuned: bool | None = None
+    input_shape,
+    kernel_shape,
+    strides=1,
+    platform: str | None = None,
+    cpu_tuned: bool | None = None,
+    native_ok: bool | Callable[[], bool] = False,
 ) -> str:
     """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
-    off CPU; on CPU (measured fwd+bwd, DESIGN.md) "banded" for <= 8 input channels; for 3x3
-    stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32
-    when ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB
-    and either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
+    off CPU; on CPU (measured fwd+bwd, DESIGN.md) "native" for a 2x2 to 3x3 stride-1 conv
+    from <= 32 input channels or to < 32 output channels when ``native_ok`` (zoo's kernel takes
+    it: `native_blocker`; a callable is asked only for such a conv, as the first asking
+    builds the kernels); "banded" for <= 8 input channels; for 3x3 stride-1 convs on
+    >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32 when
+    ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB and
+    either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
     otherwise."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
         return "xla"
     b, h, w, c = input_shape
     kh, kw, _, o = kernel_shape
+    stride_1_3x3 = (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1)
+    small = kh in (2, 3) and kw in (2, 3) and pair(strides, "strides") == (1, 1)
+    if small and (c <= _NATIVE_INPUTS or o < _NATIVE_OUTPUTS):
+        if native_ok() if callable(native_ok) else native_ok:
+            return "native"
     if c <= 8:
         return "banded"
-    if (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1) and h * w >= 64:
+    if stride_1_3x3 and h * w >= 64:
         tuned = runtime.cpu_tuned() if cpu_tuned is None else cpu_tuned
         wide = min(c, o) >= (_WINOGRAD_WIDE_TUNED if tuned else _WINOGRAD_WIDE)
         cached = b * h * w * c * 4 <= _WINOGRAD_CACHED_BYTES and max(c, o) > 16
@@ -460,8 +517,18 @@ def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=
             f"conv2d needs NHWC input and HWIO kernel with matching channels, got {x.shape} and {kernel.shape}"
         )
     if impl == "auto":
-        impl = choose_conv_impl(x.shape, kernel.shape, pair(strides, "strides"))
-    fn = {"xla": conv2d_xla, "im2col": conv2d_im2col, "banded": conv2d_banded, "winograd": conv2d_winograd}[impl]
+        strides = pair(strides, "strides")
+        pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
+        impl = choose_conv_impl(
+            x.shape, kernel.shape, strides, native_ok=lambda: native_blocker(x, kernel, strides, pads) is None
+        )
+    fn = {
+        "xla": conv2d_xla,
+        "im2col": conv2d_im2col,
+        "banded": conv2d_banded,
+        "winograd": conv2d_winograd,
+        "native": conv2d_native,
+    }[impl]
     return fn(x, kernel, strides, padding, precision)
 
 

@@ -235,6 +235,38 @@ def max_unpool(pooled, indices, output_shape):
         raise ValueError(f"max_unpool output_shape must be (H, W) or (B, H, W, C), got {output_shape}")
     b, ho, wo, c = pooled.shape
     h, w = output_shape
+    if h % ho or w % wo:
+        return _unpool_scatter(pooled, indices, h, w)
+    # Indices from a pool whose windows tile the map (SegNet's 2x2/2) each lie in their own
+    # window: a select per window cell, which XLA fuses (its scatter, and the gather of its
+    # gradient, run element by element). Any index elsewhere takes the scatter.
+    kh, kw = h // ho, w // wo
+    rows = jnp.arange(ho, dtype=indices.dtype)[:, None, None, None, None] * kh
+    cols = jnp.arange(wo, dtype=indices.dtype)[None, None, :, None, None] * kw
+    offset_rows = jnp.arange(kh, dtype=indices.dtype)[None, :, None, None, None]
+    offset_cols = jnp.arange(kw, dtype=indices.dtype)[None, None, None, :, None]
+    cells = (rows + offset_rows) * w + cols + offset_cols  # (Ho, kh, Wo, kw, 1): each cell's flat position
+    home_rows = jnp.arange(ho, dtype=indices.dtype)[None, :, None, None]
+    home_cols = jnp.arange(wo, dtype=indices.dtype)[None, None, :, None]
+    home = (indices // w // kh == home_rows) & (indices % w // kw == home_cols)
+    return lax.cond(
+        jnp.all(home & (indices >= 0) & (indices < h * w)),
+        lambda p, i: _unpool_tiles(p, i, cells, h, w),
+        lambda p, i: _unpool_scatter(p, i, h, w),
+        pooled,
+        indices,
+    )
+
+
+def _unpool_tiles(pooled, indices, cells, h, w):
+    b, ho, wo, c = pooled.shape
+    hit = indices[:, :, None, :, None, :] == cells[None]
+    out = jnp.where(hit, pooled[:, :, None, :, None, :], jnp.zeros((), pooled.dtype))
+    return out.reshape(b, h, w, c)
+
+
+def _unpool_scatter(pooled, indices, h, w):
+    b, ho, wo, c = pooled.shape
     flat = indices.reshape(b, ho * wo, c)
     batch = jnp.arange(b)[:, None, None]
     channel = jnp.arange(c)[None, None, :]

@@ -1,0 +1,143 @@
+"""zoo.native's convolution equals ``lax.conv_general_dilated`` (output and both gradients,
+to 1e-5 of each array's scale) for every block shape its kernels take: one and two vector
+panels, part-filled panels and pixel blocks, a few output channels (the narrow path),
+channel counts that are not whole vectors, other kernel sizes and uneven padding; on one
+thread and several; "auto" takes it for narrow 3x3 convs on the CPU; "native" says why it
+cannot run; exported programs never hold it."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import require
+
+import zoo
+from zoo import native
+from zoo.exporting import load_exported
+from zoo.nn import fastconv
+
+TOL = 1e-5
+
+
+@pytest.fixture(autouse=True)
+def _kernels_built():
+    require(native.available(), f"zoo.native cannot run here: {native.unavailable_reason()}")
+
+
+def _reference(x, kernel, pads):
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _close(expected, actual):
+    for p, q in zip(jax.tree.leaves(expected), jax.tree.leaves(actual), strict=True):
+        p, q = np.asarray(p), np.asarray(q)
+        assert p.shape == q.shape
+        np.testing.assert_allclose(q, p, rtol=0, atol=TOL * max(1.0, float(np.abs(p).max())))
+
+
+def _problem(b, h, w, c, o, k, seed=0):
+    keys = jax.random.split(jax.random.PRNGKey(seed), 2)
+    kh, kw = (k, k) if isinstance(k, int) else k
+    return jax.random.normal(keys[0], (b, h, w, c)), jax.random.normal(keys[1], (kh, kw, c, o)) / np.sqrt(kh * kw * c)
+
+
+def _check(x, kernel, pads):
+    y_ref = _reference(x, kernel, pads)
+    cotangent = jax.random.normal(jax.random.PRNGKey(9), y_ref.shape)
+    loss = lambda conv: lambda x, k: jnp.sum(conv(x, k) * cotangent)
+    _close(y_ref, jax.jit(native.conv2d, static_argnums=2)(x, kernel, pads))
+    expected = jax.grad(loss(lambda x, k: _reference(x, k, pads)), (0, 1))(x, kernel)
+    _close(expected, jax.jit(jax.grad(loss(lambda x, k: native.conv2d(x, k, pads)), (0, 1)))(x, kernel))
+
+
+GEOMETRIES = [
+    # (B, H, W, C, O, kernel, pads)
+    ((2, 6, 6, 16, 16, 3, ((1, 1), (1, 1)))),  # one-vector panel, 16-pixel blocks part-filled
+    ((3, 9, 11, 20, 40, 3, ((0, 2), (1, 0)))),  # two-vector panels, a part-filled one; uneven padding
+    ((1, 5, 6, 64, 40, 3, ((1, 1), (1, 1)))),  # taps in three groups (a panel's part per group fits L1)
+    ((2, 5, 7, 3, 5, 3, ((1, 1), (1, 1)))),  # a few input channels
+    ((2, 8, 8, 33, 17, 1, ((0, 0), (0, 0)))),  # 1x1, two panels, the second with one column
+    ((1, 10, 12, 8, 6, 5, ((2, 2), (4, 1)))),  # 5x5, padding up to kernel size - 1
+    ((2, 7, 5, 24, 8, (3, 1), ((2, 0), (0, 0)))),  # a non-square kernel
+    ((2, 6, 7, 16, 1, 3, ((1, 1), (1, 1)))),  # narrow: one output channel
+    ((2, 5, 6, 20, 3, 3, ((1, 1), (0, 2)))),  # narrow, channels not a whole vector
+    ((3, 4, 9, 3, 4, 3, ((2, 0), (1, 1)))),  # narrow, fewer channels than a vector
+    ((1, 3, 3, 4, 2, 3, ((0, 0), (0, 0)))),  # a single output pixel
+]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_conv_equals_lax_with_both_gradients(geometry):
+    b, h, w, c, o, k, pads = geometry
+    x, kernel = _problem(b, h, w, c, o, k)
+    _check(x, kernel, pads)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_one_thread_and_more_give_the_same(threads, monkeypatch):
+    """Big enough that the work is shared (~2^20 multiply-adds per thread)."""
+    monkeypatch.setenv("ZOO_NATIVE_THREADS", threads)
+    x, kernel = _problem(8, 24, 24, 16, 32, 3, seed=1)
+    _check(x, kernel, ((1, 1), (1, 1)))
+    x, kernel = _problem(8, 24, 24, 16, 2, 3, seed=2)
+    _check(x, kernel, ((1, 1), (1, 1)))
+
+
+def test_under_vmap():
+    x, kernel = _problem(2, 6, 6, 16, 8, 3)
+    xs = jnp.stack([x, 2 * x, -x])
+    pads = ((1, 1), (1, 1))
+    _close(jax.vmap(lambda x: _reference(x, kernel, pads))(xs), jax.vmap(lambda x: native.conv2d(x, kernel, pads))(xs))
+
+
+@pytest.mark.parametrize("o", [16, 1])
+def test_a_nan_reaches_only_the_outputs_whose_window_holds_it(o):
+    """The blocks read past a pixel's channels and past a row's end; nothing read there
+    may reach an output (0 * NaN would)."""
+    x, kernel = _problem(1, 6, 6, 20, o, 3)
+    x = x.at[0, 2, 3, 5].set(jnp.nan)
+    pads = ((1, 1), (1, 1))
+    np.testing.assert_array_equal(np.isnan(native.conv2d(x, kernel, pads)), np.isnan(_reference(x, kernel, pads)))
+
+
+def test_auto_takes_the_kernel_for_narrow_3x3_convs():
+    assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu", native_ok=True) == "native"
+    assert fastconv.choose_conv_impl((16, 64, 64, 1), (3, 3, 1, 16), 1, platform="cpu", native_ok=True) == "native"
+    assert fastconv.choose_conv_impl((64, 32, 32, 64), (3, 3, 64, 1), 1, platform="cpu", native_ok=True) == "native"
+    # Wide convs stay with Winograd; strides, other kernels and other platforms never go native.
+    assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu", native_ok=True) == "winograd"
+    assert fastconv.choose_conv_impl((16, 32, 32, 16), (3, 3, 16, 16), 2, platform="cpu", native_ok=True) == "im2col"
+    assert fastconv.choose_conv_impl((128, 28, 28, 1), (5, 5, 1, 6), 1, platform="cpu", native_ok=True) == "banded"
+    assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="gpu", native_ok=True) == "xla"
+    asked = []
+    fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu", native_ok=lambda: asked.append(1))
+    assert not asked  # the kernels are built only for a conv that would take them
+
+    x, kernel = _problem(2, 8, 8, 16, 16, 3)
+    lowered = jax.jit(lambda x, k: fastconv.conv2d(x, k, 1, "SAME")).lower(x, kernel).as_text()
+    assert "zoo_conv_forward" in lowered
+    with native.disabled():
+        lowered = jax.jit(lambda x, k: fastconv.conv2d(x, k, 1, "SAME")).lower(x, kernel).as_text()
+    assert "zoo_conv" not in lowered
+
+
+def test_native_impl_falls_back_for_other_shapes_and_says_why_it_cannot_run():
+    x, kernel = _problem(2, 8, 8, 16, 16, 3)
+    strided = fastconv.conv2d(x, kernel, 2, "SAME", impl="native")  # stride 2: "auto"'s other ways
+    _close(fastconv.conv2d(x, kernel, 2, "SAME", impl="xla"), strided)
+    with pytest.raises(ValueError, match=r"conv_impl='native': the native convolution runs float32"):
+        fastconv.conv2d(x.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16), 1, "SAME", impl="native")
+    with native.disabled(), pytest.raises(ValueError, match=r"zoo.native cannot run: they are turned off here"):
+        fastconv.conv2d(x, kernel, 1, "SAME", impl="native")
+    assert not native.conv2d_supports(x.shape, kernel.shape, ((3, 0), (1, 1)))  # padding >= kernel size
+
+
+def test_exported_programs_hold_no_native_conv(tmp_path):
+    model = zoo.create_model("conv_autoencoder", input_shape=(8, 8, 1), features=(16, 4))
+    x = jax.random.uniform(jax.random.PRNGKey(1), (2, 8, 8, 1))
+    variables = model.init(jax.random.PRNGKey(0), x)
+    apply = lambda x: model.apply(variables, x)["reconstruction_logits"]
+    assert "zoo_conv_forward" in jax.jit(apply).lower(x).as_text()  # in this process it runs the kernel
+    exported = load_exported(zoo.export(model, variables, x, tmp_path / "ae.jax"))
+    assert "zoo_conv" not in exported.mlir_module()
+    _close(apply(x), exported.call(x)["reconstruction_logits"])

@@ -1,0 +1,580 @@
+// zoo's CPU convolution kernels as XLA FFI handlers (zoo.native): a stride-1 2-D
+// cross-correlation of an NHWC input with an HWIO kernel (ZooConvForward), and its kernel
+// gradient (ZooConvKernelGrad). The input gradient is ZooConvForward again, of the output
+// gradient with the flipped, transposed kernel (zoo.native.conv2d).
+//
+// Why kernels of our own: XLA:CPU's convolution runs narrow channel counts (16-32, an
+// autoencoder's or a U-Net's) at a third of the machine's matmul speed. Here the
+// convolution is a matmul whose left operand is never built: the input is padded once,
+// and a block of Rows output pixels of one row reads, for every kernel tap, Rows
+// consecutive pixels of the padded input, which lie C floats apart. The right operand,
+// the kernel as a (KH*KW*C, O) matrix, is packed once per call into column panels of one
+// or two vectors, and a register-blocked kernel accumulates Rows x panel outputs over all
+// taps and channels. The kernel gradient is the same product transposed: a block of input
+// channels by a panel of output channels, summed over chunks of output rows. A few output
+// channels (a decoder's last layer) run along the input channels instead.
+//
+// The work goes in items (groups of rows) that the calling thread and tasks on XLA's
+// intra-op pool claim one at a time (zoo_native::run_phases).
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace {
+
+using namespace zoo_native;
+
+struct Geometry {
+  int64_t B, H, W, C, KH, KW, O, pt, pb, pl, pr;
+  int64_t Hp() const { return H + pt + pb; }
+  int64_t Wp() const { return W + pl + pr; }
+  int64_t Ho() const { return Hp() - KH + 1; }
+  int64_t Wo() const { return Wp() - KW + 1; }
+  int64_t K() const { return KH * KW * C; }
+};
+
+ffi::Error geometry(const ffi::Buffer<ffi::F32>& x, int64_t KH, int64_t KW, int64_t C, int64_t O, int64_t pt,
+                    int64_t pb, int64_t pl, int64_t pr, Geometry* g) {
+  auto d = x.dimensions();
+  if (d.size() != 4 || d[3] != C) return ffi::Error::InvalidArgument("zoo conv: input must be (B, H, W, C)");
+  if (std::min({pt, pb, pl, pr}) < 0 || std::max(pt, pb) >= KH || std::max(pl, pr) >= KW)
+    return ffi::Error::InvalidArgument("zoo conv: each padding must lie in [0, kernel size)");
+  *g = Geometry{d[0], d[1], d[2], C, KH, KW, O, pt, pb, pl, pr};
+  if (g->Ho() < 1 || g->Wo() < 1 || g->B < 1 || C < 1 || O < 1)
+    return ffi::Error::InvalidArgument("zoo conv: empty input, kernel or output");
+  return ffi::Error::Success();
+}
+
+// Padded rows [r0, r1) of the (B*Hp) rows of the padded input (B, Hp, Wp, C).
+void pad_rows(const float* x, const Geometry& g, int64_t r0, int64_t r1, float* padded) {
+  const int64_t Hp = g.Hp(), Wp = g.Wp(), C = g.C;
+  for (int64_t row = r0; row < r1; ++row) {
+    const int64_t b = row / Hp, y = row % Hp - g.pt;
+    float* out = padded + row * Wp * C;
+    if (y < 0 || y >= g.H) {
+      std::memset(out, 0, sizeof(float) * Wp * C);
+      continue;
+    }
+    std::memset(out, 0, sizeof(float) * g.pl * C);
+    std::memcpy(out + g.pl * C, x + (b * g.H + y) * g.W * C, sizeof(float) * g.W * C);
+    std::memset(out + (g.pl + g.W) * C, 0, sizeof(float) * g.pr * C);
+  }
+}
+
+// Column panels of Nv vectors: panels[p0, p1) of the (K, N) matrix m (row-major) into
+// out[(panel * K + k) * Nr + col], zero past N.
+template <int Nv>
+void pack_kernel(const float* m, int64_t K, int64_t N, int64_t p0, int64_t p1, float* out) {
+  constexpr int Nr = Nv * kLanes;
+  for (int64_t panel = p0; panel < p1; ++panel) {
+    const int64_t n0 = panel * Nr, cols = std::min<int64_t>(Nr, N - n0);
+    float* dst = out + panel * K * Nr;
+    for (int64_t k = 0; k < K; ++k) {
+      std::memcpy(dst + k * Nr, m + k * N + n0, sizeof(float) * cols);
+      std::fill(dst + k * Nr + cols, dst + (k + 1) * Nr, 0.0f);
+    }
+  }
+}
+
+// out (rows, cols) of Rows x Nr accumulators, row stride ldo.
+template <int Rows, int Nv>
+inline void store(const Vec (&acc)[Rows][Nv], float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  for (int r = 0; r < rows; ++r) {
+    float row[Nv * kLanes];
+    std::memcpy(row, acc[r], sizeof row);
+    std::memcpy(out + r * ldo, row, sizeof(float) * cols);
+  }
+}
+
+// Rows consecutive output pixels by one panel: a points at the first pixel's window in
+// the padded input (pixels C floats apart), taps[t] the offset of kernel tap t.
+template <int Rows, int Nv>
+void conv_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, const float* panel, float* out,
+                int64_t ldo, int64_t rows, int64_t cols, bool accumulate) {
+  constexpr int Nr = Nv * kLanes;
+  Vec acc[Rows][Nv] = {};
+  if (accumulate)
+    for (int r = 0; r < rows; ++r) {
+      float row[Nr] = {};
+      std::memcpy(row, out + r * ldo, sizeof(float) * cols);
+      std::memcpy(acc[r], row, sizeof row);
+    }
+  for (int64_t t = 0; t < n_taps; ++t) {
+    const float* at = a + taps[t];
+    const float* bt = panel + t * C * Nr;
+#pragma GCC unroll 4
+    for (int64_t c = 0; c < C; ++c) {
+      Vec b[Nv];
+      std::memcpy(b, bt + c * Nr, sizeof b);
+      for (int r = 0; r < Rows; ++r) {
+        const float ar = at[r * C + c];
+        for (int v = 0; v < Nv; ++v) acc[r][v] += ar * b[v];
+      }
+    }
+  }
+  store<Rows, Nv>(acc, out, ldo, rows, cols);
+}
+
+// The block height for output rows of width Wo: the fewest wasted rows, counting a fixed
+// cost per block; at most 16 rows of one vector or 12 of two (accumulators, the panel's
+// vectors and a broadcast fit the 32 vector registers of AVX-512; half with AVX2).
+#if defined(__AVX512F__)
+constexpr int kMaxRows1 = 16, kMaxRows2 = 12;
+#else
+constexpr int kMaxRows1 = 8, kMaxRows2 = 4;
+#endif
+
+// A panel's part for one group of taps: L1-sized, a few KiB below 32 KiB.
+constexpr int64_t kPanelBytes = 24 * 1024;
+
+int block_rows(int64_t Wo, int max_rows) {
+  int best = 4;
+  int64_t best_cost = INT64_MAX;
+  for (int rows = 4; rows <= max_rows; rows += 4) {
+    const int64_t blocks = (Wo + rows - 1) / rows, cost = blocks * (rows + 2);
+    if (cost < best_cost) best = rows, best_cost = cost;
+  }
+  return best;
+}
+
+template <int Nv>
+using BlockFn = void (*)(const float*, int64_t, const int64_t*, int64_t, const float*, float*, int64_t, int64_t,
+                         int64_t, bool);
+
+template <int Nv>
+BlockFn<Nv> conv_block_for(int rows) {
+  switch (rows) {
+    case 16: return conv_block<16, Nv>;
+    case 12: return conv_block<12, Nv>;
+    case 8: return conv_block<8, Nv>;
+    default: return conv_block<4, Nv>;
+  }
+}
+
+// Buffers in one workspace start on cache lines (64 bytes, 16 floats).
+int64_t aligned(int64_t floats) { return (floats + 15) / 16 * 16; }
+
+// Slack after the padded input: a block at a row's end reads up to Rows + KW pixels on,
+// and a narrow one a vector past them.
+int64_t padded_size(const Geometry& g) { return aligned((g.B * g.Hp() * g.Wp() + 16 + g.KW) * g.C + kLanes); }
+
+// Panels of one vector of output channels, or two for more than one vector's worth.
+int panel_vectors(int64_t O) { return O > kLanes ? 2 : 1; }
+int64_t panel_width(int64_t O) { return panel_vectors(O) * kLanes; }
+int64_t panel_count(int64_t O) { return (O + panel_width(O) - 1) / panel_width(O); }
+
+// A few output channels (a decoder's last layer) would fill one lane in 16 of a panel: such
+// convolutions run along the input channels instead, a vector of them per pixel and tap,
+// times each output channel's weights, summed across the lanes at the end.
+constexpr int64_t kNarrow = 4;
+bool narrow(int64_t O) { return O <= kNarrow; }
+int64_t channel_vectors(int64_t C) { return (C + kLanes - 1) / kLanes; }
+
+// The kernel packed: panels, or for a narrow output (taps, O, C rounded up to vectors) with
+// zeros past C, so that a vector read past a pixel's channels adds nothing.
+int64_t packed_size(const Geometry& g) {
+  if (narrow(g.O)) return aligned(g.KH * g.KW * g.O * channel_vectors(g.C) * kLanes);
+  return aligned(panel_count(g.O) * panel_width(g.O) * g.K());
+}
+
+void pack_narrow(const float* kernel, const Geometry& g, float* out) {
+  const int64_t Cp = channel_vectors(g.C) * kLanes;
+  std::fill(out, out + packed_size(g), 0.0f);
+  for (int64_t t = 0; t < g.KH * g.KW; ++t)
+    for (int64_t c = 0; c < g.C; ++c)
+      for (int64_t o = 0; o < g.O; ++o) out[(t * g.O + o) * Cp + c] = kernel[(t * g.C + c) * g.O + o];
+}
+
+inline float lane_sum(Vec v) {
+  float lanes[kLanes];
+  std::memcpy(lanes, &v, sizeof lanes);
+  float total = 0.0f;
+  for (int l = 0; l < kLanes; ++l) total += lanes[l];
+  return total;
+}
+
+// kPixels consecutive output pixels of a narrow convolution: a points at the first pixel's
+// window in the padded input, taps[t] the offset of tap t, w the kernel by pack_narrow.
+constexpr int kPixels = 4;
+// Partial: C is not a whole number of vectors (the last is read lane by lane).
+template <int O, bool Partial>
+void conv_narrow_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, const float* w, float* out,
+                       int64_t pixels) {
+  const int64_t Cp = channel_vectors(C) * kLanes;
+  Vec acc[kPixels][O] = {};
+  for (int64_t t = 0; t < n_taps; ++t) {
+    const float* at = a + taps[t];
+    const float* wt = w + t * O * Cp;
+    for (int64_t c0 = 0; c0 < Cp; c0 += kLanes) {
+      Vec wo[O];
+      for (int o = 0; o < O; ++o) std::memcpy(&wo[o], wt + o * Cp + c0, sizeof(Vec));
+      // Past the channels lie the next pixel's: zeros instead, as 0 * NaN would be NaN.
+      const int64_t lanes = C - c0;
+      Vec xv[kPixels];
+      if (!Partial || lanes >= kLanes) {
+        for (int px = 0; px < kPixels; ++px) std::memcpy(&xv[px], at + px * C + c0, sizeof(Vec));
+      } else {
+        for (int px = 0; px < kPixels; ++px) {
+          float part[kLanes] = {};
+          std::memcpy(part, at + px * C + c0, sizeof(float) * lanes);
+          std::memcpy(&xv[px], part, sizeof(Vec));
+        }
+      }
+      for (int px = 0; px < kPixels; ++px)
+        for (int o = 0; o < O; ++o) acc[px][o] += xv[px] * wo[o];
+    }
+  }
+  for (int px = 0; px < pixels; ++px)
+    for (int o = 0; o < O; ++o) out[px * O + o] = lane_sum(acc[px][o]);
+}
+
+int64_t flops(const Geometry& g) { return 2 * g.B * g.Ho() * g.Wo() * g.O * g.K(); }
+
+// Items of work: padded input rows and output rows go in groups, a few µs each.
+constexpr int64_t kPadRowsPerItem = 8, kRowsPerItem = 4;
+int64_t items(int64_t count, int64_t per_item) { return (count + per_item - 1) / per_item; }
+
+// One convolution's operands as its blocks read them: the padded input and the packed
+// kernel. `prepare_items` items pad and pack, then `run_items` items compute.
+struct Conv {
+  Geometry g;
+  float* padded;  // padded_size(g) floats
+  float* packed;  // packed_size(g) floats
+
+  int64_t pad_items() const { return items(g.B * g.Hp(), kPadRowsPerItem); }
+  int64_t pack_items() const { return narrow(g.O) ? 1 : panel_count(g.O); }
+  int64_t prepare_items() const { return pad_items() + pack_items(); }
+  int64_t run_items() const { return items(g.B * g.Ho(), kRowsPerItem); }
+
+  void pad(const float* x, int64_t item) const {
+    const int64_t r0 = item * kPadRowsPerItem;
+    pad_rows(x, g, r0, std::min(r0 + kPadRowsPerItem, g.B * g.Hp()), padded);
+  }
+
+  void prepare(const float* x, const float* kernel, int64_t item) const {
+    if (item < pad_items()) return pad(x, item);
+    const int64_t panel = item - pad_items();
+    if (narrow(g.O))
+      pack_narrow(kernel, g, packed);
+    else if (panel_vectors(g.O) == 2)
+      pack_kernel<2>(kernel, g.K(), g.O, panel, panel + 1, packed);
+    else
+      pack_kernel<1>(kernel, g.K(), g.O, panel, panel + 1, packed);
+  }
+
+  void run(float* y, int64_t item) const {
+    const int64_t m0 = item * kRowsPerItem, m1 = std::min(m0 + kRowsPerItem, g.B * g.Ho());
+    switch (narrow(g.O) ? g.O : 0) {
+      case 1: return run_narrow<1>(y, m0, m1);
+      case 2: return run_narrow<2>(y, m0, m1);
+      case 3: return run_narrow<3>(y, m0, m1);
+      case 4: return run_narrow<4>(y, m0, m1);
+      default: return panel_vectors(g.O) == 2 ? run_rows<2>(y, m0, m1) : run_rows<1>(y, m0, m1);
+    }
+  }
+
+  // The kernel's taps as offsets into the padded input.
+  void tap_offsets(int64_t* taps) const {
+    for (int64_t ky = 0; ky < g.KH; ++ky)
+      for (int64_t kx = 0; kx < g.KW; ++kx) taps[ky * g.KW + kx] = (ky * g.Wp() + kx) * g.C;
+  }
+
+  const float* row_window(int64_t m) const { return padded + ((m / g.Ho()) * g.Hp() + m % g.Ho()) * g.Wp() * g.C; }
+
+  template <int O>
+  void run_narrow(float* y, int64_t m0, int64_t m1) const {
+    const int64_t Wo = g.Wo(), C = g.C;
+    int64_t taps[64];
+    tap_offsets(taps);
+    const auto block = C % kLanes == 0 ? conv_narrow_block<O, false> : conv_narrow_block<O, true>;
+    for (int64_t m = m0; m < m1; ++m)
+      for (int64_t x0 = 0; x0 < Wo; x0 += kPixels)
+        block(row_window(m) + x0 * C, C, taps, g.KH * g.KW, packed, y + (m * Wo + x0) * O,
+              std::min<int64_t>(kPixels, Wo - x0));
+  }
+
+  // Output rows [m0, m1) of the (B*Ho) rows (b, y).
+  template <int Nv>
+  void run_rows(float* y, int64_t m0, int64_t m1) const {
+    constexpr int Nr = Nv * kLanes;
+    const int64_t Wo = g.Wo(), C = g.C, O = g.O, K = g.K();
+    const int rows = block_rows(Wo, Nv == 1 ? kMaxRows1 : kMaxRows2);
+    const BlockFn<Nv> block = conv_block_for<Nv>(rows);
+    int64_t taps[64];  // kernels up to 64 taps (check_kernel)
+    tap_offsets(taps);
+    // Taps in groups whose part of a panel stays in the L1 cache for all the blocks of
+    // the item's rows; later groups add to the outputs.
+    const int64_t n_taps = g.KH * g.KW, group = std::max<int64_t>(1, kPanelBytes / (sizeof(float) * C * Nr));
+    for (int64_t panel = 0; panel < panel_count(O); ++panel) {
+      const int64_t n0 = panel * Nr, cols = std::min<int64_t>(Nr, O - n0);
+      for (int64_t t0 = 0; t0 < n_taps; t0 += group)
+        for (int64_t m = m0; m < m1; ++m)
+          for (int64_t x0 = 0; x0 < Wo; x0 += rows)
+            block(row_window(m) + x0 * C, C, taps + t0, std::min(group, n_taps - t0),
+                  packed + (panel * K + t0 * C) * Nr, y + (m * Wo + x0) * O + n0, O, std::min<int64_t>(rows, Wo - x0),
+                  cols, t0 > 0);
+    }
+  }
+};
+
+ffi::Error check_kernel(ffi::Span<const int64_t> k) {
+  if (k.size() != 4) return ffi::Error::InvalidArgument("zoo conv: kernel must be (KH, KW, C, O)");
+  if (k[0] * k[1] > 64) return ffi::Error::InvalidArgument("zoo conv: kernels up to 64 taps");
+  return ffi::Error::Success();
+}
+
+ffi::Error check_output(ffi::Span<const int64_t> d, const Geometry& g, const char* message) {
+  if (d.size() != 4 || d[0] != g.B || d[1] != g.Ho() || d[2] != g.Wo() || d[3] != g.O)
+    return ffi::Error::InvalidArgument(message);
+  return ffi::Error::Success();
+}
+
+ffi::Error ConvForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                           ffi::ResultBuffer<ffi::F32> y, int64_t pad_top, int64_t pad_bottom, int64_t pad_left,
+                           int64_t pad_right) {
+  auto k = kernel.dimensions();
+  if (auto e = check_kernel(k); e.failure()) return e;
+  Geometry g;
+  if (auto e = geometry(x, k[0], k[1], k[2], k[3], pad_top, pad_bottom, pad_left, pad_right, &g); e.failure())
+    return e;
+  if (auto e = check_output(y->dimensions(), g, "zoo conv: output must be (B, Ho, Wo, O)"); e.failure()) return e;
+  WorkspaceLease workspace;
+  float* buffer = workspace.worker(0, padded_size(g) + packed_size(g));
+  const Conv conv{g, buffer, buffer + padded_size(g)};
+  run_phases(pool, helper_count(pool, flops(g) / 2), {conv.prepare_items(), conv.run_items()},
+             [&](int phase, int64_t item, int) {
+               if (phase == 0)
+                 conv.prepare(x.typed_data(), kernel.typed_data(), item);
+               else
+                 conv.run(y->typed_data(), item);
+             });
+  return ffi::Error::Success();
+}
+
+// The kernel gradient of one tap, a block of Rows input channels by one panel of output
+// channels, accumulated over `n` output rows of X pixels into dw (row stride O): a[j]
+// points at row j's first pixel's channels in the padded input (pixels C apart), g[j] at
+// its output gradient (pixels ldg apart).
+template <int Rows, int Nv>
+void kernel_grad_block(const float* const* a, const float* const* g, int64_t n, int64_t C, int64_t ldg, int64_t X,
+                       float* dw, int64_t O, int64_t rows, int64_t cols) {
+  Vec acc[Rows][Nv];
+  for (int r = 0; r < Rows; ++r) {
+    float row[Nv * kLanes] = {};
+    if (r < rows) std::memcpy(row, dw + r * O, sizeof(float) * cols);
+    std::memcpy(acc[r], row, sizeof row);
+  }
+  for (int64_t j = 0; j < n; ++j) {
+    const float* aj = a[j];
+    const float* gj = g[j];
+#pragma GCC unroll 4
+    for (int64_t x = 0; x < X; ++x) {
+      Vec b[Nv];
+      std::memcpy(b, gj + x * ldg, sizeof b);
+      for (int r = 0; r < Rows; ++r) {
+        const float ar = aj[x * C + r];
+        for (int v = 0; v < Nv; ++v) acc[r][v] += ar * b[v];
+      }
+    }
+  }
+  store<Rows, Nv>(acc, dw, O, rows, cols);
+}
+
+// The kernel gradient of a narrow convolution for one tap and up to one vector of input
+// channels, accumulated over n rows of X pixels into dw (channel stride O): per output
+// channel a vector over the input channels. a[j] and g[j] as for kernel_grad_block.
+template <int O>
+void kernel_grad_narrow_block(const float* const* a, const float* const* g, int64_t n, int64_t C, int64_t X,
+                              float* dw, int64_t channels) {
+  Vec acc[O] = {};
+  for (int64_t j = 0; j < n; ++j) {
+    const float* aj = a[j];
+    const float* gj = g[j];
+    for (int64_t x = 0; x < X; ++x) {
+      Vec xv;
+      std::memcpy(&xv, aj + x * C, sizeof xv);
+      for (int o = 0; o < O; ++o) acc[o] += xv * gj[x * O + o];
+    }
+  }
+  for (int o = 0; o < O; ++o) {
+    float lanes[kLanes];
+    std::memcpy(lanes, &acc[o], sizeof lanes);
+    for (int64_t c = 0; c < channels; ++c) dw[c * O + o] += lanes[c];
+  }
+}
+
+template <int Nv>
+using GradFn = void (*)(const float* const*, const float* const*, int64_t, int64_t, int64_t, int64_t, float*,
+                        int64_t, int64_t, int64_t);
+
+template <int Nv>
+GradFn<Nv> kernel_grad_block_for(int rows) {
+  switch (rows) {
+    case 16: return kernel_grad_block<16, Nv>;
+    case 12: return kernel_grad_block<12, Nv>;
+    case 8: return kernel_grad_block<8, Nv>;
+    default: return kernel_grad_block<4, Nv>;
+  }
+}
+
+// The kernel gradient, the sum over pixels of the padded input's window times the output
+// gradient, read from a `Conv`'s padded input of the same x and padding: each item adds
+// a chunk of output rows into its thread's (KH, KW, C, O) partial; then items add up the
+// partials.
+struct KernelGrad {
+  Geometry g;
+  const float* padded;
+  float* dy_wide;   // dy in rows of ldg() floats, where O is not a whole number of panels
+  float* partials;  // one (KH*KW*C*O) partial per thread
+
+  // A block's last panel reads whole panels of the output gradient.
+  int64_t ldg() const { return narrow(g.O) ? g.O : panel_count(g.O) * panel_width(g.O); }
+  bool copies_dy() const { return ldg() != g.O; }
+  int64_t dy_size() const { return copies_dy() ? aligned(g.B * g.Ho() * g.Wo() * ldg()) : 0; }
+  int64_t count() const { return g.K() * g.O; }      // a kernel's floats
+  int64_t size() const { return aligned(count()); }  // a partial's, to the next cache line
+
+  // Output rows in chunks whose input and gradient stay in cache for every tap and block;
+  // a block accumulates a whole chunk in registers.
+  static constexpr int64_t kChunk = 16;
+  int64_t copy_items() const { return copies_dy() ? items(g.B * g.Ho(), kRowsPerItem) : 0; }
+  int64_t sum_items() const { return items(g.B * g.Ho(), kChunk); }
+  static constexpr int64_t kReduceItem = 4096;
+  int64_t reduce_items() const { return items(count(), kReduceItem); }
+
+  void copy_dy(const float* dy, int64_t item) const {
+    const int64_t Wo = g.Wo(), O = g.O, ld = ldg();
+    const int64_t m0 = item * kRowsPerItem, m1 = std::min(m0 + kRowsPerItem, g.B * g.Ho());
+    for (int64_t px = m0 * Wo; px < m1 * Wo; ++px) {
+      std::memcpy(dy_wide + px * ld, dy + px * O, sizeof(float) * O);
+      std::fill(dy_wide + px * ld + O, dy_wide + (px + 1) * ld, 0.0f);
+    }
+  }
+
+  void sum(const float* dy, int64_t item, int slot) const {
+    const int64_t m0 = item * kChunk, m1 = std::min(m0 + kChunk, g.B * g.Ho());
+    float* partial = partials + slot * size();
+    const float* grad = copies_dy() ? dy_wide : dy;
+    switch (narrow(g.O) ? g.O : 0) {
+      case 1: return sum_narrow<1>(grad, partial, m0, m1);
+      case 2: return sum_narrow<2>(grad, partial, m0, m1);
+      case 3: return sum_narrow<3>(grad, partial, m0, m1);
+      case 4: return sum_narrow<4>(grad, partial, m0, m1);
+      default: return panel_vectors(g.O) == 2 ? sum_rows<2>(grad, partial, m0, m1) : sum_rows<1>(grad, partial, m0, m1);
+    }
+  }
+
+  // Row m's window at tap (ky, kx), from channel ch.
+  const float* window(int64_t m, int64_t ky, int64_t kx, int64_t ch) const {
+    return padded + (((m / g.Ho()) * g.Hp() + m % g.Ho() + ky) * g.Wp() + kx) * g.C + ch;
+  }
+
+  template <int O>
+  void sum_narrow(const float* grad, float* dw, int64_t m0, int64_t m1) const {
+    const float* a[kChunk];
+    const float* gr[kChunk];
+    for (int64_t m = m0; m < m1; ++m) gr[m - m0] = grad + m * g.Wo() * O;
+    for (int64_t ky = 0; ky < g.KH; ++ky)
+      for (int64_t kx = 0; kx < g.KW; ++kx)
+        for (int64_t ch = 0; ch < g.C; ch += kLanes) {
+          for (int64_t m = m0; m < m1; ++m) a[m - m0] = window(m, ky, kx, ch);
+          kernel_grad_narrow_block<O>(a, gr, m1 - m0, g.C, g.Wo(), dw + ((ky * g.KW + kx) * g.C + ch) * O,
+                                      std::min<int64_t>(kLanes, g.C - ch));
+        }
+  }
+
+  template <int Nv>
+  void sum_rows(const float* grad, float* dw, int64_t m0, int64_t m1) const {
+    constexpr int Nr = Nv * kLanes;
+    const int64_t Wo = g.Wo(), C = g.C, O = g.O, ld = ldg();
+    const int rows = block_rows(C, Nv == 1 ? kMaxRows1 : kMaxRows2);
+    const GradFn<Nv> block = kernel_grad_block_for<Nv>(rows);
+    const float* a[kChunk];
+    const float* gr[kChunk];
+    for (int64_t ky = 0; ky < g.KH; ++ky)
+      for (int64_t kx = 0; kx < g.KW; ++kx)
+        for (int64_t ch = 0; ch < C; ch += rows)
+          for (int64_t n0 = 0; n0 < O; n0 += Nr) {
+            for (int64_t m = m0; m < m1; ++m) {
+              a[m - m0] = window(m, ky, kx, ch);
+              gr[m - m0] = grad + m * Wo * ld + n0;
+            }
+            block(a, gr, m1 - m0, C, ld, Wo, dw + ((ky * g.KW + kx) * C + ch) * O + n0, O,
+                  std::min<int64_t>(rows, C - ch), std::min<int64_t>(Nr, O - n0));
+          }
+  }
+
+  void reduce(float* dkernel, int threads, int64_t item) const {
+    const int64_t i0 = item * kReduceItem, i1 = std::min(i0 + kReduceItem, count());
+    std::memcpy(dkernel + i0, partials + i0, sizeof(float) * (i1 - i0));
+    for (int t = 1; t < threads; ++t)
+      for (int64_t i = i0; i < i1; ++i) dkernel[i] += partials[t * size() + i];
+  }
+};
+
+// x (B, H, W, C), dy (B, Ho, Wo, O) -> dkernel (KH, KW, C, O), the padding the forward's.
+// (The input's gradient is a ZooConvForward call of dy with the flipped kernel; a call of
+// its own, so that XLA drops it where nothing uses it, as for the first layer.)
+ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> dy,
+                              ffi::ResultBuffer<ffi::F32> dkernel, int64_t pad_top, int64_t pad_bottom,
+                              int64_t pad_left, int64_t pad_right) {
+  auto k = dkernel->dimensions();
+  if (auto e = check_kernel(k); e.failure()) return e;
+  Geometry g;
+  if (auto e = geometry(x, k[0], k[1], k[2], k[3], pad_top, pad_bottom, pad_left, pad_right, &g); e.failure())
+    return e;
+  if (auto e = check_output(dy.dimensions(), g, "zoo conv: output gradient must be (B, Ho, Wo, O)"); e.failure())
+    return e;
+  const int helpers = helper_count(pool, flops(g) / 2);
+  KernelGrad grad{g, nullptr, nullptr, nullptr};
+  WorkspaceLease workspace;
+  float* buffer = workspace.worker(0, padded_size(g) + grad.dy_size() + (helpers + 1) * grad.size());
+  const Conv input{g, buffer, nullptr};  // pads x; no kernel to pack
+  grad.padded = buffer;
+  grad.dy_wide = buffer + padded_size(g);
+  grad.partials = grad.dy_wide + grad.dy_size();
+  const int64_t zero_items = helpers + 1;
+  run_phases(pool, helpers, {input.pad_items() + grad.copy_items() + zero_items, grad.sum_items(), grad.reduce_items()},
+             [&](int phase, int64_t item, int slot) {
+               if (phase == 0) {
+                 if (item < input.pad_items()) return input.pad(x.typed_data(), item);
+                 item -= input.pad_items();
+                 if (item < grad.copy_items()) return grad.copy_dy(dy.typed_data(), item);
+                 item -= grad.copy_items();
+                 std::fill(grad.partials + item * grad.size(), grad.partials + (item + 1) * grad.size(), 0.0f);
+               } else if (phase == 1) {
+                 grad.sum(dy.typed_data(), item, slot);
+               } else {
+                 grad.reduce(dkernel->typed_data(), helpers + 1, item);
+               }
+             });
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvForward, ConvForwardImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // x (B, H, W, C)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // kernel (KH, KW, C, O)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // y (B, Ho, Wo, O)
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_bottom")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("pad_right"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvKernelGrad, ConvKernelGradImpl,
+                              ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // x (B, H, W, C)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // dy (B, Ho, Wo, O)
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // dkernel (KH, KW, C, O)
+                                  .Attr<int64_t>("pad_top")
+                                  .Attr<int64_t>("pad_bottom")
+                                  .Attr<int64_t>("pad_left")
+                                  .Attr<int64_t>("pad_right"));
