@@ -20,7 +20,7 @@ reference the tests compare with and the fallback wherever these cannot run.
 Why compiled here rather than at install: the kernels must match the XLA FFI headers of
 the jaxlib they are loaded into, and ``-march=native`` code must match the CPU that runs
 it. The first use in a process compiles the sources with the system C++ compiler
-(``$CXX``, else ``c++``; about 20 s, once) into ``$XDG_CACHE_HOME/zoo/native/<key>/``
+(``$CXX``, else ``c++``; 10-20 s, once) into ``$XDG_CACHE_HOME/zoo/native/<key>/``
 (default ``~/.cache/zoo/native``); the key hashes the sources, the flags, the compiler,
 jax's and jaxlib's versions and the CPU's features, so a later process, or another
 machine sharing the home folder, loads only what was built for it. ``ZOO_NATIVE=0`` turns
