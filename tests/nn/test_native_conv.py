@@ -141,3 +141,15 @@ def test_exported_programs_hold_no_native_conv(tmp_path):
     exported = load_exported(zoo.export(model, variables, x, tmp_path / "ae.jax"))
     assert "zoo_conv" not in exported.mlir_module()
     _close(apply(x), exported.call(x)["reconstruction_logits"])
+
+
+def test_weight_gradient_of_a_long_contraction_into_a_small_output():
+    """fastconv.weight_gradient: a^T b through zoo's matmul for a small output over many
+    rows (XLA's dot is slow there), XLA's dot otherwise; the same values either way."""
+    keys = jax.random.split(jax.random.PRNGKey(4), 2)
+    for k, m, n, takes_native in ((70000, 16, 4, True), (70000, 64, 64, False), (300, 16, 4, False)):
+        a, b = jax.random.normal(keys[0], (k, m)), jax.random.normal(keys[1], (k, n))
+        lowered = jax.jit(fastconv.weight_gradient).lower(a, b).as_text()
+        assert ("zoo_matmul" in lowered) == takes_native
+        expected = np.asarray(a, np.float64).T @ np.asarray(b, np.float64)
+        np.testing.assert_allclose(fastconv.weight_gradient(a, b), expected, rtol=0, atol=1e-5 * np.abs(expected).max())

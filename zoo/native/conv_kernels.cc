@@ -90,6 +90,33 @@ inline void store(const Vec (&acc)[Rows][Nv], float* out, int64_t ldo, int64_t r
   }
 }
 
+// The accumulators from out (rows, cols), zero elsewhere.
+template <int Rows, int Nv>
+inline void load(Vec (&acc)[Rows][Nv], const float* out, int64_t ldo, int64_t rows, int64_t cols) {
+  for (int r = 0; r < Rows; ++r) {
+    float row[Nv * kLanes] = {};
+    if (r < rows) std::memcpy(row, out + r * ldo, sizeof(float) * cols);
+    std::memcpy(acc[r], row, sizeof row);
+  }
+}
+
+// acc[r] += sum over k < K of a[r * row_stride + k * k_stride] * b[k * ldb ...+ Nr]: the
+// register-blocked product of both kernels (the forward's rows are pixels C floats apart,
+// the kernel gradient's are channels, one float apart).
+template <int Rows, int Nv>
+inline void multiply_add(Vec (&acc)[Rows][Nv], const float* a, int64_t row_stride, int64_t k_stride, const float* b,
+                         int64_t ldb, int64_t K) {
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < K; ++k) {
+    Vec bk[Nv];
+    std::memcpy(bk, b + k * ldb, sizeof bk);
+    for (int r = 0; r < Rows; ++r) {
+      const float ar = a[r * row_stride + k * k_stride];
+      for (int v = 0; v < Nv; ++v) acc[r][v] += ar * bk[v];
+    }
+  }
+}
+
 // Rows consecutive output pixels by one panel: a points at the first pixel's window in
 // the padded input (pixels C floats apart), taps[t] the offset of kernel tap t.
 template <int Rows, int Nv>
@@ -97,25 +124,8 @@ void conv_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, 
                 int64_t ldo, int64_t rows, int64_t cols, bool accumulate) {
   constexpr int Nr = Nv * kLanes;
   Vec acc[Rows][Nv] = {};
-  if (accumulate)
-    for (int r = 0; r < rows; ++r) {
-      float row[Nr] = {};
-      std::memcpy(row, out + r * ldo, sizeof(float) * cols);
-      std::memcpy(acc[r], row, sizeof row);
-    }
-  for (int64_t t = 0; t < n_taps; ++t) {
-    const float* at = a + taps[t];
-    const float* bt = panel + t * C * Nr;
-#pragma GCC unroll 4
-    for (int64_t c = 0; c < C; ++c) {
-      Vec b[Nv];
-      std::memcpy(b, bt + c * Nr, sizeof b);
-      for (int r = 0; r < Rows; ++r) {
-        const float ar = at[r * C + c];
-        for (int v = 0; v < Nv; ++v) acc[r][v] += ar * b[v];
-      }
-    }
-  }
+  if (accumulate) load<Rows, Nv>(acc, out, ldo, rows, cols);
+  for (int64_t t = 0; t < n_taps; ++t) multiply_add<Rows, Nv>(acc, a + taps[t], C, 1, panel + t * C * Nr, Nr, C);
   store<Rows, Nv>(acc, out, ldo, rows, cols);
 }
 
@@ -363,24 +373,8 @@ template <int Rows, int Nv>
 void kernel_grad_block(const float* const* a, const float* const* g, int64_t n, int64_t C, int64_t ldg, int64_t X,
                        float* dw, int64_t O, int64_t rows, int64_t cols) {
   Vec acc[Rows][Nv];
-  for (int r = 0; r < Rows; ++r) {
-    float row[Nv * kLanes] = {};
-    if (r < rows) std::memcpy(row, dw + r * O, sizeof(float) * cols);
-    std::memcpy(acc[r], row, sizeof row);
-  }
-  for (int64_t j = 0; j < n; ++j) {
-    const float* aj = a[j];
-    const float* gj = g[j];
-#pragma GCC unroll 4
-    for (int64_t x = 0; x < X; ++x) {
-      Vec b[Nv];
-      std::memcpy(b, gj + x * ldg, sizeof b);
-      for (int r = 0; r < Rows; ++r) {
-        const float ar = aj[x * C + r];
-        for (int v = 0; v < Nv; ++v) acc[r][v] += ar * b[v];
-      }
-    }
-  }
+  load<Rows, Nv>(acc, dw, O, rows, cols);
+  for (int64_t j = 0; j < n; ++j) multiply_add<Rows, Nv>(acc, a[j], 1, C, g[j], ldg, X);
   store<Rows, Nv>(acc, dw, O, rows, cols);
 }
 

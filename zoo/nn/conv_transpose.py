@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoo.nn.fastconv import col2im, conv2d, im2col, windows_tile
+from zoo.nn.fastconv import col2im, conv2d, im2col, weight_gradient, windows_tile
 from zoo.nn.shapes import Pads, conv_padding, conv_transpose_output_size, pair
 
 CONV_TRANSPOSE_IMPLS = ("auto", "xla", "im2col", "polyphase")
@@ -121,9 +121,7 @@ def _im2col_bwd(strides, pads, out_hw, precision, residuals, dy):
     # rows, if any, lie past the last window and are never read, as in the forward).
     patches = im2col(dy.astype(x.dtype), (kh, kw), strides, pads)[:, : x.shape[1], : x.shape[2]]
     dx = lax.dot_general(patches, _flat(kernel), (((3,), (0,)), ((), ())), precision=precision)
-    dflat = lax.dot_general(
-        patches.reshape(-1, kh * kw * o), x.reshape(-1, c), (((0,), (0,)), ((), ())), precision=precision
-    )
+    dflat = weight_gradient(patches.reshape(-1, kh * kw * o), x.reshape(-1, c), precision)
     dkernel = dflat.reshape(kh, kw, o, c).transpose(0, 1, 3, 2)
     return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
