@@ -551,24 +551,19 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
 
 }  // namespace
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvForward, ConvForwardImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // x (B, H, W, C)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // kernel (KH, KW, C, O)
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // y (B, Ho, Wo, O)
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_bottom")
-                                  .Attr<int64_t>("pad_left")
-                                  .Attr<int64_t>("pad_right"));
+// Both calls: two NHWC/HWIO operands in ((x, kernel) forward, (x, dy) for the kernel's
+// gradient), one out, the forward's padding.
+auto conv_binding() {
+  return ffi::Ffi::Bind()
+      .Ctx<ffi::ThreadPool>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Arg<ffi::Buffer<ffi::F32>>()
+      .Ret<ffi::Buffer<ffi::F32>>()
+      .Attr<int64_t>("pad_top")
+      .Attr<int64_t>("pad_bottom")
+      .Attr<int64_t>("pad_left")
+      .Attr<int64_t>("pad_right");
+}
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvKernelGrad, ConvKernelGradImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::ThreadPool>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // x (B, H, W, C)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // dy (B, Ho, Wo, O)
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // dkernel (KH, KW, C, O)
-                                  .Attr<int64_t>("pad_top")
-                                  .Attr<int64_t>("pad_bottom")
-                                  .Attr<int64_t>("pad_left")
-                                  .Attr<int64_t>("pad_right"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvForward, ConvForwardImpl, conv_binding());  // x, kernel -> y
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvKernelGrad, ConvKernelGradImpl, conv_binding());  // x, dy -> dkernel
