@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from conftest import require_module
 
-from zoo.nn.conv_transpose import ConvTranspose, choose_transpose_impl, conv_transpose2d, transpose_geometry
+from zoo.nn.conv_transpose import (
+    ConvTranspose,
+    _phase_taps,
+    choose_transpose_impl,
+    conv_transpose2d,
+    transpose_geometry,
+)
 from zoo.nn.fastconv import windows_tile
 from zoo.nn.fastconv import conv2d_xla
 from zoo.nn.shapes import conv_output_size, conv_transpose_output_size
@@ -107,16 +113,20 @@ def test_auto_choice_per_geometry():
     """What "auto" takes on the CPU, from each geometry's (input, output) sizes as
     `transpose_geometry` gives them."""
 
-    def choice(kernel, stride, padding=0, output_padding=0, platform="cpu", input_hw=(8, 8)):
-        pads, _, out_hw = transpose_geometry(input_hw, kernel, stride, padding, output_padding)
-        return choose_transpose_impl(kernel, stride, pads, input_hw, out_hw, platform=platform)
+    def choice(kernel, stride, padding=0, output_padding=0, platform="cpu", input_shape=(64, 16, 16, 32), features=32):
+        pads, _, out_hw = transpose_geometry(input_shape[1:3], kernel, stride, padding, output_padding)
+        kernel_shape = (*kernel, input_shape[-1], features)
+        return choose_transpose_impl(input_shape, kernel_shape, stride, pads, out_hw, platform=platform)
 
-    assert choice((3, 3), 2, padding=1) == "polyphase"  # overlapping copies
+    # Overlapping copies of a large map: the scattered matrix (64*16*16, 3*3*32) is 18 MiB.
+    assert choice((3, 3), 2, padding=1) == "polyphase"
     assert choice((4, 4), 2, padding=1) == "polyphase"
+    # Of a small map (64*8*8, 3*3*16: 2.25 MiB), im2col.
+    assert choice((3, 3), 2, padding=1, input_shape=(64, 8, 8, 32), features=16) == "im2col"
     assert choice((2, 2), 2) == "im2col"  # the copies tile the output: col2im is a reshape
-    assert choice((2, 2), 2, padding=1) == "polyphase"
+    assert choice((2, 2), 2, padding=1, features=128) == "polyphase"
     # output_padding adds a row and column no window covers: not a tiling either
-    assert choice((2, 2), 2, output_padding=1) == "polyphase"
+    assert choice((2, 2), 2, output_padding=1, features=128) == "polyphase"
     assert choice((3, 3), 1, padding=1) == "xla"  # a plain convolution
     assert choice((3, 3), 2, padding=1, platform="gpu") == "xla"
     assert windows_tile((2, 2), (2, 2), ((0, 0), (0, 0)), (16, 16), (8, 8))  # the shared rule, col2im's too
@@ -135,3 +145,14 @@ def test_bad_arguments_raise():
         ConvTranspose(4, 3, conv_impl="fast")
     with pytest.raises(ValueError, match="empty"):
         conv_transpose2d(x[:, :1, :1], kernel, 1, 2)
+
+
+def test_polyphase_phases_tile_the_output_where_that_costs_no_taps():
+    # 3x3/2 padding 1: output cell 2u is x[u] k[1], cell 2u + 1 is x[u] k[2] + x[u + 1] k[0]
+    # (y[2i + a - 1] += x[i] k[a]); so two taps, the phases on the output's own grid, no crop.
+    shift, first, rows = _phase_taps(3, 2, 1, 16)
+    assert (shift, first) == (0, 0) and rows.tolist() == [[1, 2], [3, 0]]  # row 3: none (zero)
+    # 4x4/2 padding 1: on the output's grid the phases would read 3 input offsets; on the
+    # uncropped scatter's, shifted a cell and cropped, 2.
+    shift, first, rows = _phase_taps(4, 2, 1, 16)
+    assert (shift, first) == (1, -1) and rows.tolist() == [[2, 3], [0, 1]]

@@ -41,13 +41,19 @@ def _problem(b, h, w, c, o, k, seed=0):
     return jax.random.normal(keys[0], (b, h, w, c)), jax.random.normal(keys[1], (kh, kw, c, o)) / np.sqrt(kh * kw * c)
 
 
-def _check(x, kernel, pads):
-    y_ref = _reference(x, kernel, pads)
+def _check(x, kernel, pads, epilogue=False):
+    """Output and gradients; with ``epilogue``, of relu(conv + bias) (the bias's gradient too)."""
+    bias = jax.random.normal(jax.random.PRNGKey(7), kernel.shape[-1:]) if epilogue else jnp.zeros(kernel.shape[-1:])
+    finish = jax.nn.relu if epilogue else (lambda y: y)
+    reference = lambda x, k, b: finish(_reference(x, k, pads) + b)
+    fused = lambda x, k, b: native.conv2d(x, k, pads, b if epilogue else None, epilogue)
+    y_ref = reference(x, kernel, bias)
     cotangent = jax.random.normal(jax.random.PRNGKey(9), y_ref.shape)
-    loss = lambda conv: lambda x, k: jnp.sum(conv(x, k) * cotangent)
-    _close(y_ref, jax.jit(native.conv2d, static_argnums=2)(x, kernel, pads))
-    expected = jax.grad(loss(lambda x, k: _reference(x, k, pads)), (0, 1))(x, kernel)
-    _close(expected, jax.jit(jax.grad(loss(lambda x, k: native.conv2d(x, k, pads)), (0, 1)))(x, kernel))
+    loss = lambda conv: lambda *operands: jnp.sum(conv(*operands) * cotangent)
+    _close(y_ref, jax.jit(fused)(x, kernel, bias))
+    wrt = (0, 1, 2) if epilogue else (0, 1)
+    expected = jax.grad(loss(reference), wrt)(x, kernel, bias)
+    _close(expected, jax.jit(jax.grad(loss(fused), wrt))(x, kernel, bias))
 
 
 GEOMETRIES = [
@@ -66,11 +72,14 @@ GEOMETRIES = [
 ]
 
 
+@pytest.mark.parametrize("epilogue", [False, True], ids=["plain", "bias_relu"])
 @pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
-def test_conv_equals_lax_with_both_gradients(geometry):
+def test_conv_equals_lax_with_both_gradients(geometry, epilogue):
+    """With ``epilogue``, the bias and ReLU the kernel adds as it stores (after the last
+    group of taps, where there are several)."""
     b, h, w, c, o, k, pads = geometry
     x, kernel = _problem(b, h, w, c, o, k)
-    _check(x, kernel, pads)
+    _check(x, kernel, pads, epilogue)
 
 
 @pytest.mark.parametrize("threads", ["1", "3"])
@@ -98,6 +107,25 @@ def test_a_nan_reaches_only_the_outputs_whose_window_holds_it(o):
     x = x.at[0, 2, 3, 5].set(jnp.nan)
     pads = ((1, 1), (1, 1))
     np.testing.assert_array_equal(np.isnan(native.conv2d(x, kernel, pads)), np.isnan(_reference(x, kernel, pads)))
+    # The fused ReLU keeps a NaN, as jax.nn.relu does: max(NaN, 0) is not a clean 0.
+    bias = jnp.ones(o)
+    fused = native.conv2d(x, kernel, pads, bias, relu=True)
+    np.testing.assert_array_equal(np.isnan(fused), np.isnan(jax.nn.relu(_reference(x, kernel, pads) + bias)))
+
+
+@pytest.mark.parametrize("impl", ["native", "xla", "winograd"])
+def test_conv_layer_relu_is_relu_of_the_layer(impl):
+    """fastconv.Conv(relu=True): the native kernel adds bias and ReLU as it stores; the other
+    ways after the convolution; the same layer either way, in value and gradient."""
+    x, _ = _problem(2, 8, 8, 16, 16, 3, seed=3)
+    plain = fastconv.Conv(16, (3, 3), conv_impl="xla", bias_init=jax.nn.initializers.normal(1.0))
+    variables = plain.init(jax.random.PRNGKey(0), x)
+    fused = plain.clone(conv_impl=impl, relu=True)
+    loss = lambda module: lambda v: jnp.sum(module.apply(v, x) ** 2)
+    _close(jax.nn.relu(plain.apply(variables, x)), fused.apply(variables, x))
+    relu_of_plain = lambda v: jnp.sum(jax.nn.relu(plain.apply(v, x)) ** 2)
+    _close(jax.grad(relu_of_plain)(variables), jax.grad(loss(fused))(variables))
+    assert ("zoo_conv_forward" in jax.jit(lambda v: fused.apply(v, x)).lower(variables).as_text()) == (impl == "native")
 
 
 def test_auto_takes_the_kernel_for_narrow_3x3_convs():

@@ -293,13 +293,14 @@ def _pad_attributes(pads):
     return dict(pad_top=int(top), pad_bottom=int(bottom), pad_left=int(left), pad_right=int(right))
 
 
-def _conv_call(x, kernel, pads):
+def _conv_call(x, kernel, pads, bias=None, relu=False):
     _require()
     kh, kw, _, o = kernel.shape
     b, h, w, _ = x.shape
     out = (b, h + sum(pads[0]) - kh + 1, w + sum(pads[1]) - kw + 1, o)
+    bias = jnp.zeros((0,), jnp.float32) if bias is None else bias  # (0,): none
     call = jax.ffi.ffi_call("zoo_conv_forward", jax.ShapeDtypeStruct(out, jnp.float32), vmap_method="sequential")
-    return call(x, kernel, **_pad_attributes(pads))
+    return call(x, kernel, bias, relu=bool(relu), **_pad_attributes(pads))
 
 
 def conv2d_supports(x_shape, kernel_shape, pads) -> bool:
@@ -316,21 +317,31 @@ def conv2d_supports(x_shape, kernel_shape, pads) -> bool:
     )
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv2d(x, kernel, pads):
+def conv2d(x, kernel, pads, bias=None, relu: bool = False):
     """Stride-1 cross-correlation of NHWC ``x`` (float32) with an HWIO ``kernel`` and
     ``pads`` ((top, bottom), (left, right)), each in [0, kernel size), at most 64 taps
-    (`conv2d_supports`), as ``lax.conv_general_dilated``. Differentiable once, by two more
-    calls: the input's gradient (dropped where nothing uses it) and the kernel's."""
-    return _conv_call(x, kernel, pads)
+    (`conv2d_supports`), as ``lax.conv_general_dilated``; then ``+ bias`` (O,) if given and
+    ReLU if ``relu``, added as each output is stored rather than in a pass of their own.
+    Differentiable once, by two more calls: the input's gradient (dropped where nothing
+    uses it) and the kernel's."""
+    bias = jnp.zeros(kernel.shape[-1:], jnp.float32) if bias is None else bias
+    return _conv2d(x, kernel, bias, pads, bool(relu))
 
 
-def _conv2d_fwd(x, kernel, pads):
-    return _conv_call(x, kernel, pads), (x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _conv2d(x, kernel, bias, pads, relu):
+    return _conv_call(x, kernel, pads, bias, relu)
 
 
-def _conv2d_bwd(pads, residuals, dy):
-    x, kernel = residuals
+def _conv2d_fwd(x, kernel, bias, pads, relu):
+    y = _conv_call(x, kernel, pads, bias, relu)
+    return y, (x, kernel, y if relu else None)
+
+
+def _conv2d_bwd(pads, relu, residuals, dy):
+    x, kernel, y = residuals
+    if relu:  # ReLU's gradient: 0 where the output is not positive (jax.nn.relu's at 0 too)
+        dy = jnp.where(y > 0, dy, 0.0)
     (kh, kw), ((top, bottom), (left, right)) = kernel.shape[:2], pads
     # The input's gradient: the full correlation of dy with the flipped, transposed kernel,
     # padded by k - 1 - p (XLA drops the call where nothing uses it).
@@ -338,10 +349,10 @@ def _conv2d_bwd(pads, residuals, dy):
     dx = _conv_call(dy, jnp.flip(kernel, (0, 1)).transpose(0, 1, 3, 2), back)
     out = jax.ShapeDtypeStruct(kernel.shape, jnp.float32)
     call = jax.ffi.ffi_call("zoo_conv_kernel_grad", out, vmap_method="sequential")
-    return dx, call(x, dy, **_pad_attributes(pads))
+    return dx, call(x, dy, **_pad_attributes(pads)), dy.sum((0, 1, 2))
 
 
-conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
+_conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
 def _valid_taps(size, out_size, kernel_size, pad_before) -> int:

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -100,6 +101,29 @@ inline void load(Vec (&acc)[Rows][Nv], const float* out, int64_t ldo, int64_t ro
   }
 }
 
+// What the forward adds to each finished output: a bias per output channel, then ReLU
+// (max(y, 0), NaN kept) if asked. The input gradient's call, a plain correlation, has none.
+struct Epilogue {
+  const float* bias;  // O floats, or null
+  bool relu;
+};
+
+// The epilogue on accumulators of one panel: bias_panel holds its Nv vectors of bias.
+template <int Rows, int Nv>
+inline void finish(Vec (&acc)[Rows][Nv], const Vec (&bias_panel)[Nv], bool relu) {
+  const Vec zero = {};
+  for (int r = 0; r < Rows; ++r)
+    for (int v = 0; v < Nv; ++v) {
+      acc[r][v] += bias_panel[v];
+      if (relu) acc[r][v] = acc[r][v] < zero ? zero : acc[r][v];
+    }
+}
+
+inline float finish(float y, const Epilogue& epilogue, int64_t o) {
+  if (epilogue.bias) y += epilogue.bias[o];
+  return epilogue.relu && y < 0.0f ? 0.0f : y;
+}
+
 // acc[r] += sum over k < K of a[r * row_stride + k * k_stride] * b[k * ldb ...+ Nr]: the
 // register-blocked product of both kernels (the forward's rows are pixels C floats apart,
 // the kernel gradient's are channels, one float apart).
@@ -118,14 +142,16 @@ inline void multiply_add(Vec (&acc)[Rows][Nv], const float* a, int64_t row_strid
 }
 
 // Rows consecutive output pixels by one panel: a points at the first pixel's window in
-// the padded input (pixels C floats apart), taps[t] the offset of kernel tap t.
+// the padded input (pixels C floats apart), taps[t] the offset of kernel tap t; the last
+// group of taps (bias_panel given) finishes the outputs.
 template <int Rows, int Nv>
 void conv_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, const float* panel, float* out,
-                int64_t ldo, int64_t rows, int64_t cols, bool accumulate) {
+                int64_t ldo, int64_t rows, int64_t cols, bool accumulate, const Vec* bias_panel, bool relu) {
   constexpr int Nr = Nv * kLanes;
   Vec acc[Rows][Nv] = {};
   if (accumulate) load<Rows, Nv>(acc, out, ldo, rows, cols);
   for (int64_t t = 0; t < n_taps; ++t) multiply_add<Rows, Nv>(acc, a + taps[t], C, 1, panel + t * C * Nr, Nr, C);
+  if (bias_panel) finish<Rows, Nv>(acc, *reinterpret_cast<const Vec(*)[Nv]>(bias_panel), relu);
   store<Rows, Nv>(acc, out, ldo, rows, cols);
 }
 
@@ -153,7 +179,7 @@ int block_rows(int64_t Wo, int max_rows) {
 
 template <int Nv>
 using BlockFn = void (*)(const float*, int64_t, const int64_t*, int64_t, const float*, float*, int64_t, int64_t,
-                         int64_t, bool);
+                         int64_t, bool, const Vec*, bool);
 
 template <int Nv>
 BlockFn<Nv> conv_block_for(int rows) {
@@ -213,7 +239,7 @@ constexpr int kPixels = 4;
 // Partial: C is not a whole number of vectors (the last is read lane by lane).
 template <int O, bool Partial>
 void conv_narrow_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, const float* w, float* out,
-                       int64_t pixels) {
+                       int64_t pixels, const Epilogue& epilogue) {
   const int64_t Cp = channel_vectors(C) * kLanes;
   Vec acc[kPixels][O] = {};
   for (int64_t t = 0; t < n_taps; ++t) {
@@ -239,7 +265,7 @@ void conv_narrow_block(const float* a, int64_t C, const int64_t* taps, int64_t n
     }
   }
   for (int px = 0; px < pixels; ++px)
-    for (int o = 0; o < O; ++o) out[px * O + o] = lane_sum(acc[px][o]);
+    for (int o = 0; o < O; ++o) out[px * O + o] = finish(lane_sum(acc[px][o]), epilogue, o);
 }
 
 int64_t flops(const Geometry& g) { return 2 * g.B * g.Ho() * g.Wo() * g.O * g.K(); }
@@ -254,6 +280,7 @@ struct Conv {
   Geometry g;
   float* padded;  // padded_size(g) floats
   float* packed;  // packed_size(g) floats
+  Epilogue epilogue = {nullptr, false};
 
   int64_t pad_items() const { return items(g.B * g.Hp(), kPadRowsPerItem); }
   int64_t pack_items() const { return narrow(g.O) ? 1 : panel_count(g.O); }
@@ -304,7 +331,7 @@ struct Conv {
     for (int64_t m = m0; m < m1; ++m)
       for (int64_t x0 = 0; x0 < Wo; x0 += kPixels)
         block(row_window(m) + x0 * C, C, taps, g.KH * g.KW, packed, y + (m * Wo + x0) * O,
-              std::min<int64_t>(kPixels, Wo - x0));
+              std::min<int64_t>(kPixels, Wo - x0), epilogue);
   }
 
   // Output rows [m0, m1) of the (B*Ho) rows (b, y).
@@ -321,12 +348,19 @@ struct Conv {
     const int64_t n_taps = g.KH * g.KW, group = std::max<int64_t>(1, kPanelBytes / (sizeof(float) * C * Nr));
     for (int64_t panel = 0; panel < panel_count(O); ++panel) {
       const int64_t n0 = panel * Nr, cols = std::min<int64_t>(Nr, O - n0);
-      for (int64_t t0 = 0; t0 < n_taps; t0 += group)
+      float bias_panel[Nr] = {};  // zero past O
+      if (epilogue.bias) std::memcpy(bias_panel, epilogue.bias + n0, sizeof(float) * cols);
+      Vec bias_vectors[Nv];
+      std::memcpy(bias_vectors, bias_panel, sizeof bias_vectors);
+      const bool finishes = epilogue.bias || epilogue.relu;
+      for (int64_t t0 = 0; t0 < n_taps; t0 += group) {
+        const Vec* last = finishes && t0 + group >= n_taps ? bias_vectors : nullptr;
         for (int64_t m = m0; m < m1; ++m)
           for (int64_t x0 = 0; x0 < Wo; x0 += rows)
             block(row_window(m) + x0 * C, C, taps + t0, std::min(group, n_taps - t0),
                   packed + (panel * K + t0 * C) * Nr, y + (m * Wo + x0) * O + n0, O, std::min<int64_t>(rows, Wo - x0),
-                  cols, t0 > 0);
+                  cols, t0 > 0, last, epilogue.relu);
+      }
     }
   }
 };
@@ -344,17 +378,20 @@ ffi::Error check_output(ffi::Span<const int64_t> d, const Geometry& g, const cha
 }
 
 ffi::Error ConvForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                           ffi::ResultBuffer<ffi::F32> y, int64_t pad_top, int64_t pad_bottom, int64_t pad_left,
-                           int64_t pad_right) {
+                           ffi::Buffer<ffi::F32> bias, ffi::ResultBuffer<ffi::F32> y, int64_t pad_top,
+                           int64_t pad_bottom, int64_t pad_left, int64_t pad_right, bool relu) {
   auto k = kernel.dimensions();
   if (auto e = check_kernel(k); e.failure()) return e;
   Geometry g;
   if (auto e = geometry(x, k[0], k[1], k[2], k[3], pad_top, pad_bottom, pad_left, pad_right, &g); e.failure())
     return e;
   if (auto e = check_output(y->dimensions(), g, "zoo conv: output must be (B, Ho, Wo, O)"); e.failure()) return e;
+  const auto b = bias.dimensions();
+  if (b.size() != 1 || (b[0] != 0 && b[0] != g.O))
+    return ffi::Error::InvalidArgument("zoo conv: bias must be (O,), or (0,) for none");
   WorkspaceLease workspace;
   float* buffer = workspace.worker(0, padded_size(g) + packed_size(g));
-  const Conv conv{g, buffer, buffer + padded_size(g)};
+  const Conv conv{g, buffer, buffer + padded_size(g), {b[0] ? bias.typed_data() : nullptr, relu}};
   run_phases(pool, helper_count(pool, flops(g) / 2), {conv.prepare_items(), conv.run_items()},
              [&](int phase, int64_t item, int) {
                if (phase == 0)
@@ -551,19 +588,24 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
 
 }  // namespace
 
-// Both calls: two NHWC/HWIO operands in ((x, kernel) forward, (x, dy) for the kernel's
-// gradient), one out, the forward's padding.
-auto conv_binding() {
-  return ffi::Ffi::Bind()
-      .Ctx<ffi::ThreadPool>()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Arg<ffi::Buffer<ffi::F32>>()
-      .Ret<ffi::Buffer<ffi::F32>>()
-      .Attr<int64_t>("pad_top")
-      .Attr<int64_t>("pad_bottom")
-      .Attr<int64_t>("pad_left")
-      .Attr<int64_t>("pad_right");
+// Both calls: two NHWC/HWIO operands ((x, kernel) forward, (x, dy) for the kernel's
+// gradient), [the forward's bias], one out, the forward's padding [and its ReLU flag].
+template <typename Binding>
+auto with_padding(Binding binding) {
+  return std::move(binding)
+      .template Attr<int64_t>("pad_top")
+      .template Attr<int64_t>("pad_bottom")
+      .template Attr<int64_t>("pad_left")
+      .template Attr<int64_t>("pad_right");
 }
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvForward, ConvForwardImpl, conv_binding());  // x, kernel -> y
-XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvKernelGrad, ConvKernelGradImpl, conv_binding());  // x, dy -> dkernel
+auto operands() { return ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>(); }
+
+auto forward_binding() {
+  return with_padding(operands().Arg<ffi::Buffer<ffi::F32>>().Ret<ffi::Buffer<ffi::F32>>()).Attr<bool>("relu");
+}
+
+auto kernel_grad_binding() { return with_padding(operands().Ret<ffi::Buffer<ffi::F32>>()); }
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvForward, ConvForwardImpl, forward_binding());  // x, kernel, bias -> y
+XLA_FFI_DEFINE_HANDLER_SYMBOL(ZooConvKernelGrad, ConvKernelGradImpl, kernel_grad_binding());  // x, dy -> dkernel

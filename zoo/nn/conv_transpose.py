@@ -28,17 +28,19 @@ the output; its backward pass is the forward of the im2col convolution (patches 
 times K for the input gradient, ``patches^T @ x`` for the kernel's). On CPU that avoids
 XLA's zero-dilated convolution, which multiplies by the inserted zeros.
 
-The "polyphase" way splits the output by phase: the rows ``r, r + S, r + 2S, ...`` of the
-uncropped scatter read only the kernel rows ``r, r + S, ...`` and the input rows just
-above, so each phase is a stride-1 convolution with a ceil(F / S) kernel. All S*S phases
-come from one matmul: the ceil(F/S)^2 shifted views of ``x`` side by side (B, H', W',
-T*T*C) times the kernel zero-padded to T*S and regrouped to (T*T*C, S*S*O), i.e. a
-stride-1 T x T convolution to S*S*O channels (`fastconv.conv2d`, which on the CPU takes
+The "polyphase" way splits the output by phase: the output rows ``e, e + S, e + 2S, ...``
+read only every S-th kernel row and the input rows next to them, so each phase is a
+stride-1 convolution with about F / S taps. All S*S phases come from one stride-1
+convolution of ``x`` to S*S*O channels whose kernel holds each phase's rows, zero where a
+phase has fewer taps (`_phase_taps`), through `fastconv.conv2d` (which on the CPU takes
 zoo's own kernel where it is faster, as for the 3x3/2 up-convolution below); a reshape
-then interleaves the phases ("depth to space") and the crop removes P cells. Nothing is
-multiplied by an inserted zero, and no map is added up kh * kw times as col2im does where
-windows overlap: for the 3x3/2 up-convolution of a 16x16x16 map, B=64, forward plus
-backward take 9 ms against 33 ms (im2col) and 25 ms (xla) on this project's CPU.
+then interleaves the phases ("depth to space"). The phase maps tile the output itself
+where that costs no extra taps (3x3/2 with padding 1: no crop, no wasted phase cells),
+else the uncropped scatter, cropped. Nothing is multiplied by an inserted zero, and no
+map is added up kh * kw times as col2im does where windows overlap: for the 3x3/2
+up-convolution of a 16x16x32 map to 32 channels, B=64, forward plus backward take 9 ms
+against 17 ms (im2col) and 67 ms (xla) on this project's CPU (torch's ConvTranspose2d: 9.4
+ms). Below a few MiB of scattered values im2col is the faster (`choose_transpose_impl`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from zoo.nn.fastconv import col2im, conv2d, im2col, weight_gradient, windows_tile
@@ -129,45 +132,81 @@ def _im2col_bwd(strides, pads, out_hw, precision, residuals, dy):
 _im2col.defvjp(_im2col_fwd, _im2col_bwd)
 
 
+def _phase_taps(kernel_size: int, stride: int, pad_low: int, out_size: int):
+    """One axis of the polyphase split: ``(shift, first, rows)``, the cheapest of the S ways.
+
+    The phase maps tile the output shifted by ``shift`` cells: output cell ``m`` is phase
+    ``e`` of phase cell ``u`` where ``m + shift = u * S + e``, which is the uncropped scatter's
+    cell ``u * S + e + P - shift``, so it sums ``x[u + d - t] * kernel[r + S t]`` over t, with
+    ``d, r = divmod(e + P - shift, S)``. Tap a of the stride-1 phase convolution reads
+    ``x[u + first + a]``; ``rows[a, e]`` is the kernel row it meets in phase e, or
+    ``kernel_size`` (a zero row) where that phase has none. Shift 0 needs no crop but may
+    need more taps (the phases read different offsets d); shift ``P mod S`` needs
+    ceil(F / S) taps but one more phase cell, cropped.
+    """
+    ways = []
+    for shift in range(stride):
+        reads = []  # (input offset, phase, kernel row)
+        for e in range(stride):
+            d, r = divmod(e + pad_low - shift, stride)
+            reads += [(d - t, e, r + stride * t) for t in range(-(-(kernel_size - r) // stride))]
+        first = min(offset for offset, _, _ in reads)
+        rows = np.full((max(offset for offset, _, _ in reads) - first + 1, stride), kernel_size)
+        for offset, e, row in reads:
+            rows[offset - first, e] = row
+        cost = len(rows) * -(-(out_size + shift) // stride)  # taps x phase cells
+        ways.append((cost, shift, first, rows))
+    return min(ways, key=lambda way: way[:2])[1:]
+
+
 def _polyphase(x, kernel, strides, pads: Pads, out_hw, precision):
-    """All S*S output phases from one stride-1 T x T convolution of ``x``, then a
-    depth-to-space interleave and the crop (module docstring)."""
+    """All S*S output phases from one stride-1 convolution of ``x``, then a depth-to-space
+    interleave (module docstring)."""
     kh, kw, c, o = kernel.shape
-    b, h, w, _ = x.shape
-    (sh, sw), (ph, pw) = strides, (pads[0][0], pads[1][0])
-    th, tw = -(-kh // sh), -(-kw // sw)
-    # Uncropped output row q * S + r (phase r) sums x[q - t] * kernel[r + S t] over taps t;
-    # only q in [q0, q1) reaches the cropped output.
-    q0h, q0w = ph // sh, pw // sw
-    nh, nw = -(-(ph + out_hw[0]) // sh) - q0h, -(-(pw + out_hw[1]) // sw) - q0w
-    # The input rows q0 - (T-1) ... q0 + n - 1, out of range ones zero: padding, or a crop.
-    pads_h, pads_w = (th - 1 - q0h, q0h + nh - h), (tw - 1 - q0w, q0w + nw - w)
-    crop = [(max(0, -before), max(0, -after)) for before, after in (pads_h, pads_w)]
-    x = lax.slice(x, (0, crop[0][0], crop[1][0], 0), (b, h - crop[0][1], w - crop[1][1], c))
-    phase_pads = tuple((max(0, before), max(0, after)) for before, after in (pads_h, pads_w))
-    # A stride-1 T x T convolution to the S*S phases: tap (a, b) reads x[q - (T-1-a)], so
-    # phases[(a, b, c), (r, s, o)] = kernel[r + S (T-1-a), s + S (T-1-b), c, o], zero past
-    # the kernel.
-    phase_kernel = (
-        jnp.pad(kernel, ((0, th * sh - kh), (0, tw * sw - kw), (0, 0), (0, 0)))
-        .reshape(th, sh, tw, sw, c, o)
-        .transpose(0, 2, 4, 1, 3, 5)
-        .reshape(th, tw, c, sh * sw * o)[::-1, ::-1]
+    b = x.shape[0]
+    (sh, sw) = strides
+    (shift_h, first_h, rows_h), (shift_w, first_w, rows_w) = (
+        _phase_taps(k, s, p[0], n) for k, s, p, n in zip((kh, kw), strides, pads, out_hw)
     )
-    phases = conv2d(x, phase_kernel, 1, phase_pads, precision=precision)
-    y = phases.reshape(b, nh, nw, sh, sw, o).transpose(0, 1, 3, 2, 4, 5).reshape(b, nh * sh, nw * sw, o)
-    top, left = ph - q0h * sh, pw - q0w * sw
-    return lax.slice(y, (0, top, left, 0), (b, top + out_hw[0], left + out_hw[1], o))
+    counts = [-(-(n + shift) // s) for n, shift, s in zip(out_hw, (shift_h, shift_w), strides)]
+    # Phase cell u reads input cells u + first ... u + first + taps - 1; those outside x are
+    # zero (padding), those x has beyond them are not read (a crop).
+    x_pads, starts, stops = [], [], []
+    for n, first, taps, count in zip(x.shape[1:3], (first_h, first_w), (len(rows_h), len(rows_w)), counts):
+        last = count - 1 + first + taps - 1
+        x_pads.append((max(0, -first), max(0, last - (n - 1))))
+        starts.append(max(0, first))
+        stops.append(min(n, last + 1))
+    x = lax.slice(x, (0, starts[0], starts[1], 0), (b, stops[0], stops[1], c))
+    # phase_kernel[a, b, c, (e, f, o)] = kernel[rows_h[a, e], rows_w[b, f], c, o], zero where none.
+    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))
+    phase_kernel = padded[rows_h[:, None, :, None], rows_w[None, :, None, :]]  # (Th, Tw, Sh, Sw, C, O)
+    phase_kernel = phase_kernel.transpose(0, 1, 4, 2, 3, 5).reshape(len(rows_h), len(rows_w), c, sh * sw * o)
+    phases = conv2d(x, phase_kernel, 1, tuple(x_pads), precision=precision)
+    y = phases.reshape(b, counts[0], counts[1], sh, sw, o).transpose(0, 1, 3, 2, 4, 5)
+    y = y.reshape(b, counts[0] * sh, counts[1] * sw, o)
+    return lax.slice(y, (0, shift_h, shift_w, 0), (b, shift_h + out_hw[0], shift_w + out_hw[1], o))
 
 
-def choose_transpose_impl(kernel_size, strides, pads: Pads, input_hw, output_hw, platform: str | None = None) -> str:
-    """The way "auto" takes: "xla" off CPU; on CPU (fwd+bwd, module docstring) "xla" for
-    stride 1 (a plain convolution), "im2col" where the input's windows tile the output
-    (`fastconv.windows_tile`: col2im is a reshape), "polyphase" where they overlap or leave
-    a gap (padding, output_padding)."""
+# Where windows overlap, im2col's scattered matrix (B*H*W, kh*kw*O) goes through memory
+# twice (col2im forward, im2col of dy backward); up to 8 MiB of it im2col is the faster
+# way on this project's CPU (3x3/2 up-convolutions, forward + backward: 0.9 against 1.8 ms
+# for 8x8x32 -> 16, B=64), past it the polyphase way (18 against 9.5 ms for 16x16x32 -> 32).
+_IM2COL_MAX_SCATTERED = 2**21
+
+
+def choose_transpose_impl(
+    input_shape, kernel_shape, strides, pads: Pads, output_hw, platform: str | None = None
+) -> str:
+    """The way "auto" takes for NHWC ``input_shape`` and kernel ``kernel_shape`` (kh, kw, C,
+    O): "xla" off CPU; on CPU "xla" for stride 1 (a plain convolution), "im2col" where the
+    input's windows tile the output (`fastconv.windows_tile`: col2im is a reshape) or its
+    scattered matrix is small, "polyphase" for larger maps whose windows overlap or leave a
+    gap (padding, output_padding)."""
     if (platform or jax.default_backend()) != "cpu" or pair(strides, "strides") == (1, 1):
         return "xla"
-    if windows_tile(kernel_size, strides, pads, output_hw, input_hw):
+    (b, h, w, _), (kh, kw, _, o) = input_shape, kernel_shape
+    if windows_tile((kh, kw), strides, pads, output_hw, (h, w)) or b * h * w * kh * kw * o <= _IM2COL_MAX_SCATTERED:
         return "im2col"
     return "polyphase"
 
@@ -191,7 +230,7 @@ def conv_transpose2d(x, kernel, strides=1, padding=0, output_padding=0, impl: st
     strides = pair(strides, "strides")
     pads, extra, out_hw = transpose_geometry(x.shape[1:3], kernel.shape[:2], strides, padding, output_padding)
     if impl == "auto":
-        impl = choose_transpose_impl(kernel.shape[:2], strides, pads, x.shape[1:3], out_hw)
+        impl = choose_transpose_impl(x.shape, kernel.shape, strides, pads, out_hw)
     if impl == "xla":
         return _xla(x, kernel, strides, pads, extra, precision)
     if impl == "polyphase":

@@ -414,20 +414,21 @@ def native_blocker(x, kernel, strides, pads) -> str | None:
     return None
 
 
-def conv2d_native(x, kernel, strides=1, padding="VALID", precision=None):
+def conv2d_native(x, kernel, strides=1, padding="VALID", precision=None, *, bias=None, relu=False):
     """`conv2d_xla`'s convolution through zoo's own CPU kernel (`zoo.native.conv2d`, float32,
-    full precision whatever ``precision``) where it takes the shape (stride 1, each padding
-    below the kernel size); other shapes take "auto"'s other ways. ValueError when the
-    kernels cannot run here (another backend or dtype, kernels off or unbuilt)."""
+    full precision whatever ``precision``, ``bias`` and ReLU added as it stores the outputs)
+    where it takes the shape (stride 1, each padding below the kernel size); other shapes
+    take "auto"'s other ways. ValueError when the kernels cannot run here (another backend
+    or dtype, kernels off or unbuilt)."""
     strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     blocker = native_blocker(x, kernel, strides, pads)
     if blocker is None:
-        return native.conv2d(x, kernel, pads)
+        return native.conv2d(x, kernel, pads, bias, relu)
     if strides == (1, 1) and native.conv2d_supports(x.shape, kernel.shape, pads):
         raise ValueError(f"conv_impl='native': {blocker}")
     impl = choose_conv_impl(x.shape, kernel.shape, strides, native_ok=False)
-    return conv2d(x, kernel, strides, pads, impl, precision)
+    return conv2d(x, kernel, strides, pads, impl, precision, bias=bias, relu=relu)
 
 
 # Cost model of `choose_block_width`, per output pixel in multiply-adds: the matmul (band's
@@ -523,10 +524,11 @@ def choose_conv_impl(
     return "im2col"
 
 
-def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=None):
+def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=None, *, bias=None, relu=False):
     """2-D cross-correlation of NHWC ``x`` with an HWIO ``kernel`` (``lax.conv_general_dilated``
-    semantics; ``padding`` in any form `conv_padding` accepts). ``impl``: one of
-    `CONV_IMPLS` ("auto": `choose_conv_impl`)."""
+    semantics; ``padding`` in any form `conv_padding` accepts), then ``+ bias`` (O,) if given
+    and ReLU if ``relu`` (the native kernel adds them as it stores each output, sparing a
+    pass over the map). ``impl``: one of `CONV_IMPLS` ("auto": `choose_conv_impl`)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"unknown conv impl {impl!r}; expected one of {CONV_IMPLS}")
     if x.ndim != 4 or kernel.ndim != 4 or x.shape[-1] != kernel.shape[2]:
@@ -539,19 +541,18 @@ def conv2d(x, kernel, strides=1, padding="VALID", impl: str = "auto", precision=
         impl = choose_conv_impl(
             x.shape, kernel.shape, strides, native_ok=lambda: native_blocker(x, kernel, strides, pads) is None
         )
-    fn = {
-        "xla": conv2d_xla,
-        "im2col": conv2d_im2col,
-        "banded": conv2d_banded,
-        "winograd": conv2d_winograd,
-        "native": conv2d_native,
-    }[impl]
-    return fn(x, kernel, strides, padding, precision)
+    if impl == "native":
+        return conv2d_native(x, kernel, strides, padding, precision, bias=bias, relu=relu)
+    fn = {"xla": conv2d_xla, "im2col": conv2d_im2col, "banded": conv2d_banded, "winograd": conv2d_winograd}[impl]
+    y = fn(x, kernel, strides, padding, precision)
+    y = y if bias is None else y + bias
+    return nn.relu(y) if relu else y
 
 
 class Conv(nn.Module):
     """A 2-D `flax.linen.Conv` (NHWC) whose convolution is `conv2d` with ``conv_impl``: same
-    fields (ungrouped, undilated), defaults, variables and unbatched (H, W, C) inputs."""
+    fields (ungrouped, undilated), defaults, variables and unbatched (H, W, C) inputs; and
+    ``relu``: ReLU on the output, in the convolution's own pass where `conv2d` can."""
 
     features: int
     kernel_size: int | Sequence[int]
@@ -564,6 +565,7 @@ class Conv(nn.Module):
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros_init()
     conv_impl: str = "auto"
+    relu: bool = False
 
     def __post_init__(self):
         if self.conv_impl not in CONV_IMPLS:
@@ -583,7 +585,7 @@ class Conv(nn.Module):
         )
         bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) if self.use_bias else None
         inputs, kernel, bias = nn.dtypes.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
-        y = conv2d(inputs, kernel, self.strides, self.padding, self.conv_impl, self.precision)
-        if bias is not None:
-            y = y + bias
+        y = conv2d(
+            inputs, kernel, self.strides, self.padding, self.conv_impl, self.precision, bias=bias, relu=self.relu
+        )
         return y[0] if unbatched else y

@@ -70,8 +70,8 @@ def pool_impl(conv_impl: str) -> str:
 
 
 class ConvStack(nn.Module):
-    """``len(features)`` 3x3 "SAME" convs, each followed by [batch norm] and ReLU (the last
-    ReLU kept unless ``last_relu=False``). (B, H, W, C) -> (B, H, W, features[-1])."""
+    """``len(features)`` 3x3 "SAME" convs, each followed by [batch norm] and ReLU.
+    (B, H, W, C) -> (B, H, W, features[-1])."""
 
     features: tuple[int, ...]
     batch_norm: bool = False
@@ -82,10 +82,10 @@ class ConvStack(nn.Module):
         # Batch norm has its own shift, so the conv before it needs no bias.
         conv = partial(fastconv.Conv, kernel_init=he_normal, use_bias=not self.batch_norm, conv_impl=self.conv_impl)
         for f in self.features:
-            x = conv(int(f), (3, 3))(x)
             if self.batch_norm:
-                x = batch_norm(use_running_average=not train)(x)
-            x = nn.relu(x)
+                x = nn.relu(batch_norm(use_running_average=not train)(conv(int(f), (3, 3))(x)))
+            else:  # ReLU in the convolution's pass
+                x = conv(int(f), (3, 3), relu=True)(x)
         return x
 
 
