@@ -599,7 +599,9 @@ auto with_padding(Binding binding) {
       .template Attr<int64_t>("pad_right");
 }
 
-auto operands() { return ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>(); }
+auto operands() {
+  return ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>();
+}
 
 auto forward_binding() {
   return with_padding(operands().Arg<ffi::Buffer<ffi::F32>>().Ret<ffi::Buffer<ffi::F32>>()).Attr<bool>("relu");
