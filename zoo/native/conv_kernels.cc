@@ -146,12 +146,12 @@ inline void multiply_add(Vec (&acc)[Rows][Nv], const float* a, int64_t row_strid
 // group of taps (bias_panel given) finishes the outputs.
 template <int Rows, int Nv>
 void conv_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, const float* panel, float* out,
-                int64_t ldo, int64_t rows, int64_t cols, bool accumulate, const Vec* bias_panel, bool relu) {
+                int64_t ldo, int64_t rows, int64_t cols, bool accumulate, const Vec (*bias_panel)[Nv], bool relu) {
   constexpr int Nr = Nv * kLanes;
   Vec acc[Rows][Nv] = {};
   if (accumulate) load<Rows, Nv>(acc, out, ldo, rows, cols);
   for (int64_t t = 0; t < n_taps; ++t) multiply_add<Rows, Nv>(acc, a + taps[t], C, 1, panel + t * C * Nr, Nr, C);
-  if (bias_panel) finish<Rows, Nv>(acc, *reinterpret_cast<const Vec(*)[Nv]>(bias_panel), relu);
+  if (bias_panel) finish<Rows, Nv>(acc, *bias_panel, relu);
   store<Rows, Nv>(acc, out, ldo, rows, cols);
 }
 
@@ -179,7 +179,7 @@ int block_rows(int64_t Wo, int max_rows) {
 
 template <int Nv>
 using BlockFn = void (*)(const float*, int64_t, const int64_t*, int64_t, const float*, float*, int64_t, int64_t,
-                         int64_t, bool, const Vec*, bool);
+                         int64_t, bool, const Vec (*)[Nv], bool);
 
 template <int Nv>
 BlockFn<Nv> conv_block_for(int rows) {
@@ -354,7 +354,7 @@ struct Conv {
       std::memcpy(bias_vectors, bias_panel, sizeof bias_vectors);
       const bool finishes = epilogue.bias || epilogue.relu;
       for (int64_t t0 = 0; t0 < n_taps; t0 += group) {
-        const Vec* last = finishes && t0 + group >= n_taps ? bias_vectors : nullptr;
+        const Vec(*last)[Nv] = finishes && t0 + group >= n_taps ? &bias_vectors : nullptr;
         for (int64_t m = m0; m < m1; ++m)
           for (int64_t x0 = 0; x0 < Wo; x0 += rows)
             block(row_window(m) + x0 * C, C, taps + t0, std::min(group, n_taps - t0),
