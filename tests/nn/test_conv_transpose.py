@@ -123,6 +123,8 @@ def test_auto_choice_per_geometry():
     assert choice((4, 4), 2, padding=1) == "polyphase"
     # Of a small map (64*8*8, 3*3*16: 2.25 MiB), im2col.
     assert choice((3, 3), 2, padding=1, input_shape=(64, 8, 8, 32), features=16) == "im2col"
+    # The transposed autoencoder's last up-conv (64*16*16, 3*3*16: 9 MiB), im2col too.
+    assert choice((3, 3), 2, padding=1, input_shape=(64, 16, 16, 16), features=16) == "im2col"
     assert choice((2, 2), 2) == "im2col"  # the copies tile the output: col2im is a reshape
     assert choice((2, 2), 2, padding=1, features=128) == "polyphase"
     # output_padding adds a row and column no window covers: not a tiling either

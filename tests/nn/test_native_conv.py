@@ -132,13 +132,18 @@ def test_auto_takes_the_kernel_for_narrow_3x3_convs():
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu", native_ok=True) == "native"
     assert fastconv.choose_conv_impl((16, 64, 64, 1), (3, 3, 1, 16), 1, platform="cpu", native_ok=True) == "native"
     assert fastconv.choose_conv_impl((64, 32, 32, 64), (3, 3, 64, 1), 1, platform="cpu", native_ok=True) == "native"
-    # Wide convs stay with Winograd; strides, other kernels and other platforms never go native.
-    assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu", native_ok=True) == "winograd"
+    # ResNet's first stage: at most 64 channels each way.
+    assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu", native_ok=True) == "native"
+    # Wider convs stay with Winograd; strides, other kernels and other platforms never go native.
+    assert fastconv.choose_conv_impl((16, 16, 16, 64), (3, 3, 64, 128), 1, platform="cpu", native_ok=True) == "winograd"
+    assert (
+        fastconv.choose_conv_impl((16, 16, 16, 128), (3, 3, 128, 64), 1, platform="cpu", native_ok=True) == "winograd"
+    )
     assert fastconv.choose_conv_impl((16, 32, 32, 16), (3, 3, 16, 16), 2, platform="cpu", native_ok=True) == "im2col"
     assert fastconv.choose_conv_impl((128, 28, 28, 1), (5, 5, 1, 6), 1, platform="cpu", native_ok=True) == "banded"
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="gpu", native_ok=True) == "xla"
     asked = []
-    fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu", native_ok=lambda: asked.append(1))
+    fastconv.choose_conv_impl((16, 16, 16, 128), (3, 3, 128, 128), 1, platform="cpu", native_ok=lambda: asked.append(1))
     assert not asked  # the kernels are built only for a conv that would take them
 
     x, kernel = _problem(2, 8, 8, 16, 16, 3)

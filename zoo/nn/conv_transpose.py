@@ -189,10 +189,12 @@ def _polyphase(x, kernel, strides, pads: Pads, out_hw, precision):
 
 
 # Where windows overlap, im2col's scattered matrix (B*H*W, kh*kw*O) goes through memory
-# twice (col2im forward, im2col of dy backward); up to 8 MiB of it im2col is the faster
-# way on this project's CPU (3x3/2 up-convolutions, forward + backward: 0.9 against 1.8 ms
-# for 8x8x32 -> 16, B=64), past it the polyphase way (18 against 9.5 ms for 16x16x32 -> 32).
-_IM2COL_MAX_SCATTERED = 2**21
+# twice (col2im forward, im2col of dy backward); up to 16 MiB of it im2col is the faster
+# way on this project's CPU (3x3/2 up-convolutions, B=64, forward + backward: 0.8 against
+# 1.6 ms for 8x8x32 -> 16 and 2.0 against 2.3 ms for 16x16x16 -> 16, the transposed
+# autoencoder's step 0.96 of torch's against 0.89), past it the polyphase way (18 against
+# 9.5 ms for 16x16x32 -> 32).
+_IM2COL_MAX_SCATTERED = 2**22
 
 
 def choose_transpose_impl(

@@ -476,15 +476,16 @@ _WINOGRAD_NARROW_OUT = 4
 
 
 # zoo's own convolution (zoo.native) against "auto"'s other ways, 3x3 stride 1, fwd+bwd on 2
-# cores with `tune_cpu` (min of 3 runs): it wins with 32 or fewer input channels or fewer
-# than 32 output channels (B=64 32x32 16->16: 5.8 vs 11 ms; B=16 64x64 16->16: 6.7 vs 11.6;
-# B=16 16x16 32->64: 4.3 vs 5.6; 1->16 first layers 0.8 vs 1.4; 16->1 last layers 1.3 vs
-# 5.2; B=16 32x32 32->32: 6.6 vs 6.8) and loses beyond, where Winograd runs (B=16 32x32
-# 64->32: 13.3 vs 12.3 ms; 16x16 64->64: 7.6 vs 6.7; 128->64: 14.2 vs 8.3). So do 2x2 convs
-# (a stride-2 transposed 3x3's phases, `zoo.nn.conv_transpose`: B=64 16x16 16->64 4.3 vs
-# 6.3 ms); not 1x1 (a matmul already: B=16 64x64 16->16 1.8 vs 1.8 ms, 16->4 2.1 vs 1.5)
-# nor LeNet's 5x5 on small maps (B=128 14x14 6->16: 3.3 vs 2.8 ms).
-_NATIVE_INPUTS, _NATIVE_OUTPUTS = 32, 32
+# cores with `tune_cpu` (min of 3 runs): it wins with 32 or fewer input channels, fewer than
+# 32 output channels, or at most 64 of each (B=64 32x32 16->16: 4.7 vs 11 ms; B=16 64x64
+# 16->16: 6.7 vs 11.6; B=16 16x16 32->64: 4.3 vs 5.6; 1->16 first layers 0.8 vs 1.4; 16->1
+# last layers 1.3 vs 5.2; B=16 32x32 64->64: 12.8 vs Winograd's 17.0; 32x32 64->32: 7.1
+# vs 10.9; 16x16 64->64: 3.6 vs 5.0) and ties or loses beyond, where Winograd runs (B=16
+# 16x16 64->128: 6.9 vs 7.1 ms; 128->64: 6.8 vs 6.8; 128->128: 13.2 vs 10.0). So do 2x2
+# convs (a stride-2 transposed 3x3's phases, `zoo.nn.conv_transpose`: B=64 16x16 16->64
+# 4.3 vs 6.3 ms); not 1x1 (a matmul already: B=16 64x64 16->16 1.8 vs 1.8 ms, 16->4 2.1 vs
+# 1.5) nor LeNet's 5x5 on small maps (B=128 14x14 6->16: 3.3 vs 2.8 ms).
+_NATIVE_INPUTS, _NATIVE_OUTPUTS, _NATIVE_BOTH = 32, 32, 64
 
 
 def choose_conv_impl(
@@ -497,9 +498,9 @@ def choose_conv_impl(
 ) -> str:
     """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
     off CPU; on CPU (measured fwd+bwd, DESIGN.md) "native" for a 2x2 to 3x3 stride-1 conv
-    from <= 32 input channels or to < 32 output channels when ``native_ok`` (zoo's kernel takes
-    it: `native_blocker`; a callable is asked only for such a conv, as the first asking
-    builds the kernels); "banded" for <= 8 input channels; for 3x3 stride-1 convs on
+    from <= 32 input channels, to < 32 output channels, or of <= 64 each, when ``native_ok``
+    (zoo's kernel takes it: `native_blocker`; a callable is asked only for such a conv, as
+    the first asking builds the kernels); "banded" for <= 8 input channels; for 3x3 stride-1 convs on
     >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32 when
     ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB and
     either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
@@ -511,7 +512,7 @@ def choose_conv_impl(
     kh, kw, _, o = kernel_shape
     stride_1_3x3 = (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1)
     small = kh in (2, 3) and kw in (2, 3) and pair(strides, "strides") == (1, 1)
-    if small and (c <= _NATIVE_INPUTS or o < _NATIVE_OUTPUTS):
+    if small and (c <= _NATIVE_INPUTS or o < _NATIVE_OUTPUTS or max(c, o) <= _NATIVE_BOTH):
         if native_ok() if callable(native_ok) else native_ok:
             return "native"
     if c <= 8:
