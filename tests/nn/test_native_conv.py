@@ -58,7 +58,9 @@ def _check(x, kernel, pads, epilogue=False):
 
 GEOMETRIES = [
     # (B, H, W, C, O, kernel, pads)
-    ((2, 6, 6, 16, 16, 3, ((1, 1), (1, 1)))),  # one-vector panel, 16-pixel blocks part-filled
+    ((2, 6, 6, 16, 16, 3, ((1, 1), (1, 1)))),  # one-vector panel, 3 wide: all taps in one block, part-filled
+    ((2, 6, 9, 12, 16, (2, 3), ((1, 0), (2, 0)))),  # the same with 2 kernel rows and uneven padding
+    ((1, 5, 6, 64, 16, 3, ((1, 1), (1, 1)))),  # one-vector panel whose taps go in groups (tap by tap)
     ((3, 9, 11, 20, 40, 3, ((0, 2), (1, 0)))),  # two-vector panels, a part-filled one; uneven padding
     ((1, 5, 6, 64, 40, 3, ((1, 1), (1, 1)))),  # taps in three groups (a panel's part per group fits L1)
     ((2, 5, 7, 3, 5, 3, ((1, 1), (1, 1)))),  # a few input channels

@@ -10,9 +10,11 @@
 // consecutive pixels of the padded input, which lie C floats apart. The right operand,
 // the kernel as a (KH*KW*C, O) matrix, is packed once per call into column panels of one
 // or two vectors, and a register-blocked kernel accumulates Rows x panel outputs over all
-// taps and channels. The kernel gradient is the same product transposed: a block of input
-// channels by a panel of output channels, summed over chunks of output rows. A few output
-// channels (a decoder's last layer) run along the input channels instead.
+// taps and channels (for one vector of outputs and a kernel 3 wide, each input pixel is
+// broadcast once for the 3 taps it meets). The kernel gradient is the same product
+// transposed: a block of input channels by a panel of output channels, summed over chunks
+// of output rows. A few output channels (a decoder's last layer) run along the input
+// channels instead.
 //
 // The work goes in items (groups of rows) that the calling thread and tasks on XLA's
 // intra-op pool claim one at a time (zoo_native::run_phases).
@@ -159,6 +161,38 @@ void conv_block(const float* a, int64_t C, const int64_t* taps, int64_t n_taps, 
   store<Rows, Nv>(acc, out, ldo, rows, cols);
 }
 
+// Rows consecutive output pixels by a one-vector panel (16 or fewer output channels) of a
+// kernel 3 wide, all taps at once: each input pixel of a window row is broadcast once and
+// multiplied by the 3 taps it meets, rather than once per tap. With one vector of
+// outputs a broadcast per multiply-add is what limits `conv_block`; here it is one per 3.
+// a points at the first pixel's window, row_stride is a padded row (Wp * C floats).
+template <int Rows>
+void conv_block_3wide(const float* a, int64_t C, int64_t row_stride, int64_t KH, const float* panel, float* out,
+                      int64_t ldo, int64_t rows, int64_t cols, const Vec (*bias_panel)[1], bool relu) {
+  constexpr int KW = 3;
+  Vec acc[Rows][1] = {};
+  for (int64_t ky = 0; ky < KH; ++ky) {
+    const float* in = a + ky * row_stride;
+    const float* w = panel + ky * KW * C * kLanes;
+    for (int64_t c = 0; c < C; ++c) {
+      Vec taps[KW];
+      for (int kx = 0; kx < KW; ++kx) std::memcpy(&taps[kx], w + (kx * C + c) * kLanes, sizeof(Vec));
+#pragma GCC unroll 32
+      for (int px = 0; px < Rows + KW - 1; ++px) {
+        const float v = in[px * C + c];
+#pragma GCC unroll 3
+        for (int kx = 0; kx < KW; ++kx)
+          if (px - kx >= 0 && px - kx < Rows) acc[px - kx][0] += v * taps[kx];
+      }
+    }
+  }
+  if (bias_panel) finish<Rows, 1>(acc, *bias_panel, relu);
+  store<Rows, 1>(acc, out, ldo, rows, cols);
+}
+
+using Block3WideFn = void (*)(const float*, int64_t, int64_t, int64_t, const float*, float*, int64_t, int64_t, int64_t,
+                              const Vec (*)[1], bool);
+
 // The block height for output rows of width Wo: the fewest wasted rows, counting a fixed
 // cost per block; at most 16 rows of one vector or 12 of two (accumulators, the panel's
 // vectors and a broadcast fit the 32 vector registers of AVX-512; half with AVX2).
@@ -192,6 +226,15 @@ BlockFn<Nv> conv_block_for(int rows) {
     case 12: return conv_block<12, Nv>;
     case 8: return conv_block<8, Nv>;
     default: return conv_block<4, Nv>;
+  }
+}
+
+Block3WideFn conv_block_3wide_for(int rows) {
+  switch (rows) {
+    case 16: return conv_block_3wide<16>;
+    case 12: return conv_block_3wide<12>;
+    case 8: return conv_block_3wide<8>;
+    default: return conv_block_3wide<4>;
   }
 }
 
@@ -357,6 +400,17 @@ struct Conv {
       Vec bias_vectors[Nv];
       std::memcpy(bias_vectors, bias_panel, sizeof bias_vectors);
       const bool finishes = epilogue.bias || epilogue.relu;
+      if constexpr (Nv == 1) {
+        if (g.KW == 3 && n_taps <= group) {  // the whole panel in L1: all taps in one block
+          const Block3WideFn block3 = conv_block_3wide_for(rows);
+          const Vec(*last)[1] = finishes ? &bias_vectors : nullptr;
+          for (int64_t m = m0; m < m1; ++m)
+            for (int64_t x0 = 0; x0 < Wo; x0 += rows)
+              block3(row_window(m) + x0 * C, C, g.Wp() * C, g.KH, packed + panel * K * Nr, y + (m * Wo + x0) * O + n0,
+                     O, std::min<int64_t>(rows, Wo - x0), cols, last, epilogue.relu);
+          continue;
+        }
+      }
       for (int64_t t0 = 0; t0 < n_taps; t0 += group) {
         const Vec(*last)[Nv] = finishes && t0 + group >= n_taps ? &bias_vectors : nullptr;
         for (int64_t m = m0; m < m1; ++m)
