@@ -500,10 +500,10 @@ def choose_conv_impl(
     off CPU; on CPU (measured fwd+bwd, DESIGN.md) "native" for a 2x2 to 3x3 stride-1 conv
     from <= 32 input channels, to < 32 output channels, or of <= 64 each, when ``native_ok``
     (zoo's kernel takes it: `native_blocker`; a callable is asked only for such a conv, as
-    the first asking builds the kernels); "banded" for <= 8 input channels; for 3x3 stride-1 convs on
-    >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32 when
-    ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB and
-    either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
+    the first asking builds the kernels); "banded" for <= 8 input channels; for 3x3
+    stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32
+    when ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB
+    and either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
     otherwise."""
     platform = platform or jax.default_backend()
     if platform != "cpu":
