@@ -55,7 +55,7 @@ def _loss(carry, ys):
 
 def _close(a, b):
     """Equal to TOL of each array's scale: a weight gradient sums T*B terms in its own
-    order (the kernel's sgemm against XLA's dot), so its round-off grows with its size."""
+    order (the kernel's chunked product against XLA's dot), so its round-off grows with its size."""
     for p, q in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         p, q = np.asarray(p), np.asarray(q)
         assert p.shape == q.shape
@@ -97,6 +97,18 @@ def test_kernel_equals_the_scan(cell, hidden, threads, batch, return_sequences, 
     _close(ref, got)
     grads = lambda f: jax.grad(lambda w, c, x: _loss(*f(w, c, x, *args)), argnums=(0, 1, 2))(w, carry, x)
     _close(grads(_scan), jax.jit(lambda: grads(_kernel))())
+
+
+# The weight gradients are summed over T*B rows a chunk of 256 at a time: 41 steps of 9
+# make 369 rows, a full chunk and a part one; H=70 gives two workers of 35 units, each
+# gate's columns a full panel and a part one.
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_weight_gradients_over_several_chunks(cell):
+    hidden, steps, batch = 70, 41, 9
+    w, carry, _ = _problem(hidden, seed=2, batch=batch, cell=cell)
+    x = jax.random.normal(jax.random.PRNGKey(3), (batch, steps, I))
+    loss = lambda f: lambda w: jnp.sum(jnp.sin(f(w, carry, x, False, True)[1]) * jnp.arange(1, steps + 1)[:, None])
+    _close(jax.grad(loss(_scan))(w), jax.jit(jax.grad(loss(_kernel)))(w))
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])

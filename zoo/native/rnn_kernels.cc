@@ -5,15 +5,17 @@
 // Why kernels of our own: XLA:CPU runs a scan as a loop whose every step dispatches the
 // step's product, its elementwise kernels and the slices that stack its outputs one by
 // one, each product repacking the same recurrent weights. Here a whole sequence is one
-// call: the products over all steps are sgemm calls of the BLAS that zoo.native hands over
-// at load (OpenBLAS, scipy-openblas32), the per-step products run on weights packed once
-// per call, the gate math is one vectorised pass per step, and the worker threads meet
-// once per step.
+// call: each step's product runs on weights packed once per call (the LSTM's takes the
+// step's input and state at once), the gate math is one vectorised pass per step, the
+// worker threads meet once per step, and the weight gradients are one chunked product
+// over all steps on the same kernel. OpenBLAS (scipy-openblas32, handed over at load)
+// does the matmul.
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "common.h"
@@ -63,19 +65,35 @@ constexpr int kNr = 2 * kLanes;
 int64_t packed_size(int64_t K, int64_t N) { return (N + kNr - 1) / kNr * kNr * K; }
 
 // B (K, N), read as b[k * ldb + n], or as b[n * ldb + k] when `transposed`, into panels:
-// out[(panel * K + k) * kNr + col] = B[k][panel * kNr + col], zero past N.
-void pack_panels(const float* b, int64_t ldb, bool transposed, int64_t K, int64_t N, float* out) {
+// out[(panel * K + k) * kNr + col] = B[k][panel * kNr + col], zero past N. With
+// `column_sums`, each column's sum over the K rows is added to column_sums[n].
+void pack_panels(const float* b, int64_t ldb, bool transposed, int64_t K, int64_t N, float* out,
+                 float* column_sums = nullptr) {
+  // Row by row when B's rows are contiguous: B is read in order, not a page per row.
+  for (int64_t k = 0; k < K && !transposed; ++k)
+    for (int64_t n0 = 0; n0 < N; n0 += kNr) {
+      const int64_t cols = std::min<int64_t>(kNr, N - n0);
+      float* row = out + n0 * K + k * kNr;
+      std::memcpy(row, b + k * ldb + n0, sizeof(float) * cols);
+      std::fill(row + cols, row + kNr, 0.0f);
+    }
   for (int64_t n0 = 0; n0 < N; n0 += kNr) {
     const int64_t cols = std::min<int64_t>(kNr, N - n0);
     float* panel = out + n0 * K;
+    if (transposed)
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t col = 0; col < kNr; ++col) panel[k * kNr + col] = col < cols ? b[(n0 + col) * ldb + k] : 0.0f;
+    if (column_sums == nullptr) continue;
+    float sums[kNr] = {};
     for (int64_t k = 0; k < K; ++k)
-      for (int64_t col = 0; col < kNr; ++col)
-        panel[k * kNr + col] =
-            col < cols ? (transposed ? b[(n0 + col) * ldb + k] : b[k * ldb + n0 + col]) : 0.0f;
+      for (int col = 0; col < kNr; ++col) sums[col] += panel[k * kNr + col];
+    for (int64_t col = 0; col < cols; ++col) column_sums[n0 + col] += sums[col];
   }
 }
 
-template <int Rows>
+// A is read as a[r * lda + k], or as a[k * lda + r] when `TransposedA`: the weight
+// gradients' A^T, whose Rows broadcasts of one k then come from one cache line.
+template <int Rows, bool TransposedA>
 void packed_block(const float* a, int64_t lda, const float* panel, int64_t K, float* c, int64_t ldc, int64_t cols,
                   bool accumulate) {
   Vec acc[Rows][2] = {};
@@ -85,7 +103,7 @@ void packed_block(const float* a, int64_t lda, const float* panel, int64_t K, fl
     std::memcpy(&b0, panel + k * kNr, sizeof b0);
     std::memcpy(&b1, panel + k * kNr + kLanes, sizeof b1);
     for (int r = 0; r < Rows; ++r) {
-      const float ar = a[r * lda + k];
+      const float ar = TransposedA ? a[k * lda + r] : a[r * lda + k];
       acc[r][0] += ar * b0;
       acc[r][1] += ar * b1;
     }
@@ -102,25 +120,58 @@ void packed_block(const float* a, int64_t lda, const float* panel, int64_t K, fl
   }
 }
 
-// C (M, N) = (or +=, with `accumulate`) A (M, K) @ B, B packed by pack_panels.
+// C (M, N) = (or +=, with `accumulate`) A (M, K) @ B, B packed by pack_panels; A^T
+// (A given as (K, M)) when `TransposedA`.
+template <bool TransposedA = false>
 void packed_gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t lda, const float* packed, float* c,
                  int64_t ldc, bool accumulate) {
   for (int64_t n0 = 0; n0 < N; n0 += kNr) {
     const int64_t cols = std::min<int64_t>(kNr, N - n0);
     const float* panel = packed + n0 * K;
     for (int64_t m0 = 0; m0 < M; m0 += kMr) {
-      const float* a0 = a + m0 * lda;
+      const float* a0 = TransposedA ? a + m0 : a + m0 * lda;
       float* c0 = c + m0 * ldc + n0;
       switch (std::min<int64_t>(kMr, M - m0)) {
-        case 8: packed_block<8>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        case 7: packed_block<7>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        case 6: packed_block<6>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        case 5: packed_block<5>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        case 4: packed_block<4>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        case 3: packed_block<3>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        case 2: packed_block<2>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
-        default: packed_block<1>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 8: packed_block<8, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 7: packed_block<7, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 6: packed_block<6, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 5: packed_block<5, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 4: packed_block<4, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 3: packed_block<3, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        case 2: packed_block<2, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
+        default: packed_block<1, TransposedA>(a0, lda, panel, K, c0, ldc, cols, accumulate); break;
       }
+    }
+  }
+}
+
+// The weight gradients of a product over all steps: for each (A (K, M_i), C_i (M_i, ...)),
+// C_i = A^T B, with B (K, ...) the gates' gradients, and column_sums = the sum of B's rows
+// (the bias gradient). B's columns are `blocks` blocks of N, block_stride apart, as are
+// C_i's and the sums' (a worker's units in each gate). B is packed a chunk of rows at a
+// time, each chunk used by every A and block while it sits in L2, and the products run
+// on the kernel above: OpenBLAS's sgemm took 20% longer per FLOP on the LSTM benchmark's
+// (8192 x 320)^T (8192 x 1024), copying A^T as well.
+struct TransposedFactor {
+  const float* a;
+  int64_t lda, M;
+  float* c;
+};
+constexpr int64_t kWeightGradChunk = 256;  // rows of B: a 32 KB panel, N / kNr of them
+
+int64_t weight_gradient_workspace(int64_t N) { return packed_size(kWeightGradChunk, N); }
+
+void weight_gradients(std::initializer_list<TransposedFactor> factors, const float* b, int64_t ldb, int64_t K,
+                      int64_t N, int blocks, int64_t block_stride, int64_t ldc, float* column_sums,
+                      float* workspace) {
+  for (int g = 0; g < blocks; ++g) std::fill_n(column_sums + g * block_stride, N, 0.0f);
+  for (int64_t k0 = 0; k0 < K; k0 += kWeightGradChunk) {
+    const int64_t rows = std::min(kWeightGradChunk, K - k0);
+    for (int g = 0; g < blocks; ++g) {
+      const int64_t col = g * block_stride;
+      pack_panels(b + k0 * ldb + col, ldb, false, rows, N, workspace, column_sums + col);
+      for (const TransposedFactor& f : factors)
+        packed_gemm<true>(f.M, N, rows, f.a + k0 * f.lda, f.lda, workspace, f.c + col, ldc, k0 > 0);
     }
   }
 }
@@ -159,31 +210,33 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kerne
   WorkspaceLease workspace;
   for (int p = 0; p < workers; ++p) {  // sized here: resizing is not thread-safe
     auto [j0, j1] = share(H, p, workers);
-    workspace.worker(p, (I + H + T * B) * 4 * (j1 - j0) + packed_size(H, 4 * (j1 - j0)));
+    const int64_t Gp = 4 * (j1 - j0);
+    workspace.worker(p, (I + H) * Gp + packed_size(I + H, Gp) + B * (I + H) + B * Gp);
   }
   run_workers(workers, [&](int p) {
     // This worker's units j0..j1: its columns of [W; U] and of the gates, gathered as
-    // (i, f, a, o) blocks of width Hp, and the input projection for all steps.
+    // (i, f, a, o) blocks of width Hp. Each step's product takes [x_t, h_t] at once, so
+    // the input projection runs in the same kernel and nothing of size T x B x 4H is kept.
     auto [j0, j1] = share(H, p, workers);
-    const int64_t Hp = j1 - j0, Gp = 4 * Hp;
+    const int64_t Hp = j1 - j0, Gp = 4 * Hp, K = I + H;
     float* wp = workspace.worker(p, 0);  // (I+H, Gp)
-    float* gp = wp + (I + H) * Gp;       // (T*B, Gp)
-    for (int64_t row = 0; row < I + H; ++row)
-      for (int g = 0; g < 4; ++g) std::memcpy(wp + row * Gp + g * Hp, w + row * G + g * H + j0, sizeof(float) * Hp);
-    for (int64_t row = 0; row < T * B; ++row)
-      for (int g = 0; g < 4; ++g) std::memcpy(gp + row * Gp + g * Hp, b + g * H + j0, sizeof(float) * Hp);
-    sgemm(kRowMajor, kNoTrans, kNoTrans, T * B, Gp, I, 1.0f, x, I, wp, Gp, 1.0f, gp, Gp);
-    float* up = gp + T * B * Gp;  // U's columns, packed
-    pack_panels(wp + I * Gp, Gp, false, H, Gp, up);
+    float* packed = wp + K * Gp;         // the same, packed
+    float* xh = packed + packed_size(K, Gp);  // (B, I+H): [x_t, h_t]
+    float* g = xh + B * K;                    // (B, Gp): the step's gates before their nonlinearities
+    for (int64_t row = 0; row < K; ++row)
+      for (int q = 0; q < 4; ++q) std::memcpy(wp + row * Gp + q * Hp, w + row * G + q * H + j0, sizeof(float) * Hp);
+    pack_panels(wp, Gp, false, K, Gp, packed);
     for (int64_t t = 0; t < T; ++t) {
+      for (int64_t r = 0; r < B; ++r) std::memcpy(xh + r * K, x + (t * B + r) * I, sizeof(float) * I);
       if (t > 0) barrier.wait();  // h_t complete
-      float* g_t = gp + t * B * Gp;
-      packed_gemm(B, Gp, H, h + t * B * H, H, up, g_t, Gp, true);
+      for (int64_t r = 0; r < B; ++r) std::memcpy(xh + r * K + I, h + (t * B + r) * H, sizeof(float) * H);
+      packed_gemm(B, Gp, K, xh, K, packed, g, Gp, false);
       for (int64_t r = 0; r < B; ++r) {
-        const float* gi = g_t + r * Gp;
+        const float* gi = g + r * Gp;
         const float* gf = gi + Hp;
         const float* ga = gi + 2 * Hp;
         const float* go = gi + 3 * Hp;
+        const float *bi = b + j0, *bf = bi + H, *ba = bi + 2 * H, *bo = bi + 3 * H;
         float* ai = act + (t * B + r) * G + j0;
         float* af = ai + H;
         float* aa = ai + 2 * H;
@@ -193,7 +246,8 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kerne
         float* hn = h + ((t + 1) * B + r) * H + j0;
 #pragma GCC ivdep  // the gate blocks, c and h never overlap
         for (int64_t j = 0; j < Hp; ++j) {
-          const float i = sigmoid(gi[j]), f = sigmoid(gf[j]), a = tanh_approx(ga[j]), o = sigmoid(go[j]);
+          const float i = sigmoid(gi[j] + bi[j]), f = sigmoid(gf[j] + bf[j]), a = tanh_approx(ga[j] + ba[j]),
+                      o = sigmoid(go[j] + bo[j]);
           const float cj = a * i + f * cp[j];
           ai[j] = i, af[j] = f, aa[j] = a, ao[j] = o;
           cn[j] = cj;
@@ -239,12 +293,12 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kern
   WorkspaceLease workspace;
   for (int p = 0; p < workers; ++p) {
     auto [j0, j1] = share(H, p, workers);
-    workspace.worker(p, packed_size(G, j1 - j0));
+    workspace.worker(p, std::max(packed_size(G, j1 - j0), weight_gradient_workspace(j1 - j0)));
   }
   run_workers(workers, [&](int p) {
     auto [j0, j1] = share(H, p, workers);
     const int64_t Hp = j1 - j0;
-    float* ut = workspace.worker(p, 0);  // U[j0:j1]^T (4H, Hp), packed
+    float* ut = workspace.worker(p, 0);  // U[j0:j1]^T (4H, Hp), packed; then the weight gradients' chunks
     pack_panels(u + j0 * G, G, true, G, Hp, ut);
     for (int64_t t = T - 1; t >= 0; --t) {
       float* dg_t = dg + t * B * G;
@@ -275,17 +329,10 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kern
       // dh_{t-1}[:, j0:j1] = dg_t @ U[j0:j1]^T
       packed_gemm(B, Hp, G, dg_t, G, ut, dh + j0, H, false);
     }
-    barrier.wait();  // every dg written: the weight gradients need all of it
-    auto [k0, k1] = share(G, p, workers);
-    const int64_t Gp = k1 - k0;
-    sgemm(kRowMajor, kTrans, kNoTrans, I, Gp, T * B, 1.0f, x, I, dg + k0, G, 0.0f, dk + k0, G);
-    sgemm(kRowMajor, kTrans, kNoTrans, H, Gp, T * B, 1.0f, hs.typed_data(), H, dg + k0, G, 0.0f, dk + I * G + k0,
-          G);
-    std::memset(db + k0, 0, sizeof(float) * Gp);
-    for (int64_t row = 0; row < T * B; ++row) {
-      const float* dgr = dg + row * G + k0;
-      for (int64_t k = 0; k < Gp; ++k) db[k0 + k] += dgr[k];
-    }
+    // The weight gradients of the gate columns this worker wrote: no other core's results,
+    // and no wait for the other workers.
+    weight_gradients({{x, I, I, dk + j0}, {hs.typed_data(), H, H, dk + I * G + j0}}, dg + j0, G, T * B, Hp, 4, H, G,
+                     db + j0, ut);
   });
   return ffi::Error::Success();
 }
@@ -321,42 +368,51 @@ ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, f
   WorkspaceLease workspace;
   for (int p = 0; p < workers; ++p) {
     auto [j0, j1] = share(H, p, workers);
-    const int64_t Gp = 3 * (j1 - j0);
-    workspace.worker(p, (I + H + T * B + B) * Gp + packed_size(H, Gp));
+    const int64_t Hp = j1 - j0, K = I + H;
+    workspace.worker(p, K * 3 * Hp + packed_size(K, 2 * Hp) + packed_size(I, Hp) + packed_size(H, Hp) + B * K +
+                            B * 4 * Hp);
   }
   run_workers(workers, [&, keep](int p) {
+    // As the LSTM's: each step's products take [x_t, h_t] at once. r and z sum x W and h U
+    // in one product; n keeps them apart (r scales h U_n alone), so its two are separate.
     auto [j0, j1] = share(H, p, workers);
-    const int64_t Hp = j1 - j0, Gp = 3 * Hp;
-    float* wp = workspace.worker(p, 0);  // [W; U] columns of units j0..j1, (I+H, Gp)
-    float* gx = wp + (I + H) * Gp;      // x W + b for every step, (T*B, Gp)
-    float* gh = gx + T * B * Gp;        // h U of the current step, (B, Gp)
-    float* up = gh + B * Gp;            // U's columns, packed
-    for (int g = 0; g < 3; ++g) {
+    const int64_t Hp = j1 - j0, Gp = 3 * Hp, K = I + H;
+    float* wp = workspace.worker(p, 0);               // [W; U] columns of units j0..j1, (I+H, Gp)
+    float* rz = wp + K * Gp;                          // [W_r W_z; U_r U_z] packed
+    float* xn = rz + packed_size(K, 2 * Hp);          // W_n packed
+    float* hn_packed = xn + packed_size(I, Hp);       // U_n packed
+    float* xh = hn_packed + packed_size(H, Hp);       // (B, I+H): [x_t, h_t]
+    float* g = xh + B * K;                            // (B, 4Hp): x W_r + h U_r, same for z, x W_n, h U_n
+    for (int q = 0; q < 3; ++q) {
       for (int64_t row = 0; row < I; ++row)
-        std::memcpy(wp + row * Gp + g * Hp, w_i.typed_data() + row * G + g * H + j0, sizeof(float) * Hp);
+        std::memcpy(wp + row * Gp + q * Hp, w_i.typed_data() + row * G + q * H + j0, sizeof(float) * Hp);
       for (int64_t row = 0; row < H; ++row)
-        std::memcpy(wp + (I + row) * Gp + g * Hp, w_h.typed_data() + row * G + g * H + j0, sizeof(float) * Hp);
-      for (int64_t row = 0; row < T * B; ++row)
-        std::memcpy(gx + row * Gp + g * Hp, bias.typed_data() + g * H + j0, sizeof(float) * Hp);
+        std::memcpy(wp + (I + row) * Gp + q * Hp, w_h.typed_data() + row * G + q * H + j0, sizeof(float) * Hp);
     }
-    sgemm(kRowMajor, kNoTrans, kNoTrans, T * B, Gp, I, 1.0f, xs.typed_data(), I, wp, Gp, 1.0f, gx, Gp);
-    pack_panels(wp + I * Gp, Gp, false, H, Gp, up);
+    pack_panels(wp, Gp, false, K, 2 * Hp, rz);
+    pack_panels(wp + 2 * Hp, Gp, false, I, Hp, xn);
+    pack_panels(wp + I * Gp + 2 * Hp, Gp, false, H, Hp, hn_packed);
+    const float* x = xs.typed_data();
+    const float *br = bias.typed_data() + j0, *bz = br + H, *bx = bz + H;
     const float* bn = b_hn.typed_data() + j0;
     for (int64_t t = 0; t < T; ++t) {
+      for (int64_t r = 0; r < B; ++r) std::memcpy(xh + r * K, x + (t * B + r) * I, sizeof(float) * I);
       if (t > 0) barrier.wait();  // h_t complete
-      packed_gemm(B, Gp, H, h + t * B * H, H, up, gh, Gp, false);
+      for (int64_t r = 0; r < B; ++r) std::memcpy(xh + r * K + I, h + (t * B + r) * H, sizeof(float) * H);
+      packed_gemm(B, 2 * Hp, K, xh, K, rz, g, 4 * Hp, false);
+      packed_gemm(B, Hp, I, xh, K, xn, g + 2 * Hp, 4 * Hp, false);
+      packed_gemm(B, Hp, H, xh + I, K, hn_packed, g + 3 * Hp, 4 * Hp, false);
       for (int64_t r = 0; r < B; ++r) {
-        const float *xr = gx + (t * B + r) * Gp, *xz = xr + Hp, *xn = xz + Hp;
-        const float *hr = gh + r * Gp, *hz = hr + Hp, *hq = hz + Hp;
+        const float *sr = g + r * 4 * Hp, *sz = sr + Hp, *sx = sz + Hp, *sq = sx + Hp;
         const float* hp = h + (t * B + r) * H + j0;
         float* hn = h + ((t + 1) * B + r) * H + j0;
         float *ar = act + (t * B + r) * 4 * H + j0, *az = ar + H, *an = az + H, *aq = an + H;
         const float z_keeps = keep ? 1.0f : 0.0f;  // h' = (1 - w) n + w h with w = z or 1 - z
 #pragma GCC ivdep
         for (int64_t j = 0; j < Hp; ++j) {
-          const float rj = sigmoid(xr[j] + hr[j]), zj = sigmoid(xz[j] + hz[j]);
-          const float qj = hq[j] + bn[j];
-          const float nj = tanh_approx(xn[j] + rj * qj);
+          const float rj = sigmoid(sr[j] + br[j]), zj = sigmoid(sz[j] + bz[j]);
+          const float qj = sq[j] + bn[j];
+          const float nj = tanh_approx(sx[j] + bx[j] + rj * qj);
           ar[j] = rj, az[j] = zj, an[j] = nj, aq[j] = qj;
           const float wj = z_keeps * zj + (1.0f - z_keeps) * (1.0f - zj);
           hn[j] = (1.0f - wj) * nj + wj * hp[j];
@@ -393,9 +449,13 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, 
   WorkspaceLease workspace;
   for (int p = 0; p < workers; ++p) {
     auto [j0, j1] = share(H, p, workers);
-    workspace.worker(p, packed_size(G, j1 - j0) + (p == 0 ? T * B * G : 0));
+    workspace.worker(p, std::max(packed_size(G, j1 - j0), weight_gradient_workspace(j1 - j0)) +
+                            (p == 0 ? T * B * G + G : 0));
   }
-  float* dgh = workspace.worker(0, 0) + packed_size(G, share(H, 0, workers).second);  // (T, B, 3H)
+  const int64_t first = std::max(packed_size(G, share(H, 0, workers).second),
+                                 weight_gradient_workspace(share(H, 0, workers).second));
+  float* dgh = workspace.worker(0, 0) + first;  // (T, B, 3H)
+  float* dgh_sums = dgh + T * B * G;            // (3H): the sums of dgh's columns, of which db_hn is the n block
   run_workers(workers, [&, keep](int p) {
     auto [j0, j1] = share(H, p, workers);
     const int64_t Hp = j1 - j0;
@@ -431,21 +491,12 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, 
       barrier.wait();  // dgh_t complete
       packed_gemm(B, Hp, G, dgh + t * B * G, G, ut, dh + j0, H, true);
     }
-    barrier.wait();  // every gate gradient written
-    auto [k0, k1] = share(G, p, workers);
-    const int64_t Gp = k1 - k0;
-    sgemm(kRowMajor, kTrans, kNoTrans, I, Gp, T * B, 1.0f, xs.typed_data(), I, dgx + k0, G, 0.0f,
-          dw_i->typed_data() + k0, G);
-    sgemm(kRowMajor, kTrans, kNoTrans, H, Gp, T * B, 1.0f, h, H, dgh + k0, G, 0.0f, dw_h->typed_data() + k0, G);
-    float* db = dbias->typed_data();
-    std::memset(db + k0, 0, sizeof(float) * Gp);
-    for (int64_t row = 0; row < T * B; ++row)
-      for (int64_t k = k0; k < k1; ++k) db[k] += dgx[row * G + k];
-    auto [n0, n1] = share(H, p, workers);  // db_hn = the sum of dq, the n block of dgh
-    float* dbn = db_hn->typed_data();
-    std::memset(dbn + n0, 0, sizeof(float) * (n1 - n0));
-    for (int64_t row = 0; row < T * B; ++row)
-      for (int64_t j = n0; j < n1; ++j) dbn[j] += dgh[row * G + 2 * H + j];
+    // The weight gradients of the gate columns this worker wrote: no other core's results,
+    // and no wait for the other workers.
+    weight_gradients({{xs.typed_data(), I, I, dw_i->typed_data() + j0}}, dgx + j0, G, T * B, Hp, 3, H, G,
+                     dbias->typed_data() + j0, ut);
+    weight_gradients({{h, H, H, dw_h->typed_data() + j0}}, dgh + j0, G, T * B, Hp, 3, H, G, dgh_sums + j0, ut);
+    std::memcpy(db_hn->typed_data() + j0, dgh_sums + 2 * H + j0, sizeof(float) * Hp);
   });
   return ffi::Error::Success();
 }
