@@ -129,6 +129,10 @@ inline int helper_count(ffi::ThreadPool& pool, int64_t work) {
   return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(threads, work >> 20) - 1));
 }
 
+// Buffers in one workspace start on cache lines (64 bytes, 16 floats): `aligned` rounds a
+// buffer's size up to them.
+inline int64_t aligned(int64_t floats) { return (floats + 15) / 16 * 16; }
+
 // Buffers reused by later calls, so their pages are touched once per process. A call
 // takes a workspace for itself; concurrent calls (two directions of an RNN) take two.
 // 64-byte aligned, as a cache line: a vector load that straddles two lines costs two

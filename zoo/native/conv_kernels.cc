@@ -238,9 +238,6 @@ Block3WideFn conv_block_3wide_for(int rows) {
   }
 }
 
-// Buffers in one workspace start on cache lines (64 bytes, 16 floats).
-int64_t aligned(int64_t floats) { return (floats + 15) / 16 * 16; }
-
 // Slack after the padded input: a block at a row's end reads up to Rows + KW pixels on,
 // and a narrow one a vector past them.
 int64_t padded_size(const Geometry& g) { return aligned((g.B * g.Hp() * g.Wp() + 16 + g.KW) * g.C + kLanes); }

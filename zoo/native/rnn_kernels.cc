@@ -211,7 +211,7 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kerne
   for (int p = 0; p < workers; ++p) {  // sized here: resizing is not thread-safe
     auto [j0, j1] = share(H, p, workers);
     const int64_t Gp = 4 * (j1 - j0);
-    workspace.worker(p, (I + H) * Gp + packed_size(I + H, Gp) + B * (I + H) + B * Gp);
+    workspace.worker(p, aligned((I + H) * Gp) + aligned(packed_size(I + H, Gp)) + aligned(B * (I + H)) + B * Gp);
   }
   run_workers(workers, [&](int p) {
     // This worker's units j0..j1: its columns of [W; U] and of the gates, gathered as
@@ -220,9 +220,9 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kerne
     auto [j0, j1] = share(H, p, workers);
     const int64_t Hp = j1 - j0, Gp = 4 * Hp, K = I + H;
     float* wp = workspace.worker(p, 0);  // (I+H, Gp)
-    float* packed = wp + K * Gp;         // the same, packed
-    float* xh = packed + packed_size(K, Gp);  // (B, I+H): [x_t, h_t]
-    float* g = xh + B * K;                    // (B, Gp): the step's gates before their nonlinearities
+    float* packed = wp + aligned(K * Gp);              // the same, packed
+    float* xh = packed + aligned(packed_size(K, Gp));  // (B, I+H): [x_t, h_t]
+    float* g = xh + aligned(B * K);                    // (B, Gp): the step's gates before their nonlinearities
     for (int64_t row = 0; row < K; ++row)
       for (int q = 0; q < 4; ++q) std::memcpy(wp + row * Gp + q * Hp, w + row * G + q * H + j0, sizeof(float) * Hp);
     pack_panels(wp, Gp, false, K, Gp, packed);
@@ -369,20 +369,20 @@ ffi::Error GruForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, f
   for (int p = 0; p < workers; ++p) {
     auto [j0, j1] = share(H, p, workers);
     const int64_t Hp = j1 - j0, K = I + H;
-    workspace.worker(p, K * 3 * Hp + packed_size(K, 2 * Hp) + packed_size(I, Hp) + packed_size(H, Hp) + B * K +
-                            B * 4 * Hp);
+    workspace.worker(p, aligned(K * 3 * Hp) + aligned(packed_size(K, 2 * Hp)) + aligned(packed_size(I, Hp)) +
+                            aligned(packed_size(H, Hp)) + aligned(B * K) + B * 4 * Hp);
   }
   run_workers(workers, [&, keep](int p) {
     // As the LSTM's: each step's products take [x_t, h_t] at once. r and z sum x W and h U
     // in one product; n keeps them apart (r scales h U_n alone), so its two are separate.
     auto [j0, j1] = share(H, p, workers);
     const int64_t Hp = j1 - j0, Gp = 3 * Hp, K = I + H;
-    float* wp = workspace.worker(p, 0);               // [W; U] columns of units j0..j1, (I+H, Gp)
-    float* rz = wp + K * Gp;                          // [W_r W_z; U_r U_z] packed
-    float* xn = rz + packed_size(K, 2 * Hp);          // W_n packed
-    float* hn_packed = xn + packed_size(I, Hp);       // U_n packed
-    float* xh = hn_packed + packed_size(H, Hp);       // (B, I+H): [x_t, h_t]
-    float* g = xh + B * K;                            // (B, 4Hp): x W_r + h U_r, same for z, x W_n, h U_n
+    float* wp = workspace.worker(p, 0);                      // [W; U] columns of units j0..j1, (I+H, Gp)
+    float* rz = wp + aligned(K * Gp);                        // [W_r W_z; U_r U_z] packed
+    float* xn = rz + aligned(packed_size(K, 2 * Hp));        // W_n packed
+    float* hn_packed = xn + aligned(packed_size(I, Hp));     // U_n packed
+    float* xh = hn_packed + aligned(packed_size(H, Hp));     // (B, I+H): [x_t, h_t]
+    float* g = xh + aligned(B * K);                          // (B, 4Hp): x W_r + h U_r, same for z, x W_n, h U_n
     for (int q = 0; q < 3; ++q) {
       for (int64_t row = 0; row < I; ++row)
         std::memcpy(wp + row * Gp + q * Hp, w_i.typed_data() + row * G + q * H + j0, sizeof(float) * Hp);
@@ -449,13 +449,13 @@ ffi::Error GruBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> w_i, 
   WorkspaceLease workspace;
   for (int p = 0; p < workers; ++p) {
     auto [j0, j1] = share(H, p, workers);
-    workspace.worker(p, std::max(packed_size(G, j1 - j0), weight_gradient_workspace(j1 - j0)) +
-                            (p == 0 ? T * B * G + G : 0));
+    workspace.worker(p, aligned(std::max(packed_size(G, j1 - j0), weight_gradient_workspace(j1 - j0))) +
+                            (p == 0 ? aligned(T * B * G) + G : 0));
   }
-  const int64_t first = std::max(packed_size(G, share(H, 0, workers).second),
-                                 weight_gradient_workspace(share(H, 0, workers).second));
+  const int64_t first = aligned(std::max(packed_size(G, share(H, 0, workers).second),
+                                         weight_gradient_workspace(share(H, 0, workers).second)));
   float* dgh = workspace.worker(0, 0) + first;  // (T, B, 3H)
-  float* dgh_sums = dgh + T * B * G;            // (3H): the sums of dgh's columns, of which db_hn is the n block
+  float* dgh_sums = dgh + aligned(T * B * G);   // (3H): the sums of dgh's columns, of which db_hn is the n block
   run_workers(workers, [&, keep](int p) {
     auto [j0, j1] = share(H, p, workers);
     const int64_t Hp = j1 - j0;
