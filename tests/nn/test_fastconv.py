@@ -93,14 +93,17 @@ def test_im2col_chunks_follow_patch_size(monkeypatch):
     assert fastconv._num_chunks((8, 9, 9, 8), (1, 1, 8, 8), (1, 1), ((0, 0), (0, 0)), 4) == 1  # no patches
 
 
+# Stride 2 too: a window then spans more than one block step when block_w is small.
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("block_w", [1, 2, 3, 4, 7, 28])
-def test_banded_block_widths_agree(block_w):
+def test_banded_block_widths_agree(block_w, stride):
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.standard_normal((2, 28, 28, 2), np.float32))
     kernel = jnp.asarray(rng.standard_normal((5, 5, 2, 3), np.float32))
-    g = jnp.asarray(rng.standard_normal((2, 28, 28, 3), np.float32))
-    ref = _value_and_grads(lambda x, k: fastconv.conv2d_xla(x, k, 1, 2), x, kernel, g)
-    got = _value_and_grads(lambda x, k: fastconv.conv2d_banded(x, k, 1, 2, block_w=block_w), x, kernel, g)
+    out = 28 // stride
+    g = jnp.asarray(rng.standard_normal((2, out, out, 3), np.float32))
+    ref = _value_and_grads(lambda x, k: fastconv.conv2d_xla(x, k, stride, 2), x, kernel, g)
+    got = _value_and_grads(lambda x, k: fastconv.conv2d_banded(x, k, stride, 2, block_w=block_w), x, kernel, g)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(ref)):
         _close(a, b)
 

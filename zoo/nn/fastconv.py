@@ -263,15 +263,23 @@ def conv2d_banded(x, kernel, strides=1, padding="VALID", precision=None, block_w
     bw = min(block_w or choose_block_width(x.shape, kernel.shape, strides, pads), wo)
     nb = -(-wo // bw)
     win = sw * (bw - 1) + kw
-    extra = max(0, sw * bw * (nb - 1) + win - (w + pads[1][0] + pads[1][1]))
+    # Block n's window starts at column n * step; a window spans `shifts` steps. Piece (i, s)
+    # holds, for every block at once, columns s * step ... of its window in input row i: a
+    # slice of the rows reshaped to (nb, step), so kh * shifts pieces (not kh * nb: XLA
+    # copies each piece in a pass of its own).
+    step = bw * sw
+    shifts = -(-win // step)
+    extra = max(0, step * (nb + shifts - 1) - (w + pads[1][0] + pads[1][1]))
     if any(p for pair in pads for p in pair) or extra:
         x = jnp.pad(x, ((0, 0), pads[0], (pads[1][0], pads[1][1] + extra), (0, 0)))
     hp, wp = x.shape[1:3]
     rows = x.reshape(b, hp, wp * c)
     pieces = [
-        lax.slice(rows, (0, i, n * bw * sw * c), (b, i + sh * (ho - 1) + 1, (n * bw * sw + win) * c), (1, sh, 1))
-        for n in range(nb)
+        lax.slice(rows, (0, i, s * step * c), (b, i + sh * (ho - 1) + 1, (s + nb) * step * c), (1, sh, 1)).reshape(
+            b, ho, nb, step * c
+        )[..., : min(step, win - s * step) * c]
         for i in range(kh)
+        for s in range(shifts)
     ]
     patches = jnp.concatenate(pieces, axis=-1) if len(pieces) > 1 else pieces[0]
     patches = patches.reshape(b * ho * nb, kh * win * c)
