@@ -178,7 +178,6 @@ void weight_gradients(std::initializer_list<TransposedFactor> factors, const flo
 
 ffi::Error check_shapes(int64_t T, int64_t B, int64_t I, int64_t H, const ffi::Buffer<ffi::F32>& kernel,
                         const ffi::Buffer<ffi::F32>& bias) {
-  if (auto e = sgemm_ready(); e.failure()) return e;
   auto k = kernel.dimensions();
   if (k.size() != 2 || k[0] != I + H || k[1] != 4 * H || bias.element_count() != static_cast<size_t>(4 * H))
     return ffi::Error::InvalidArgument("zoo lstm: kernel must be (I+H, 4H) and bias (4H,)");
@@ -226,6 +225,7 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kerne
     for (int64_t row = 0; row < K; ++row)
       for (int q = 0; q < 4; ++q) std::memcpy(wp + row * Gp + q * Hp, w + row * G + q * H + j0, sizeof(float) * Hp);
     pack_panels(wp, Gp, false, K, Gp, packed);
+    const float *bi = b + j0, *bf = bi + H, *ba = bi + 2 * H, *bo = bi + 3 * H;
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t r = 0; r < B; ++r) std::memcpy(xh + r * K, x + (t * B + r) * I, sizeof(float) * I);
       if (t > 0) barrier.wait();  // h_t complete
@@ -236,7 +236,6 @@ ffi::Error LstmForwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kerne
         const float* gf = gi + Hp;
         const float* ga = gi + 2 * Hp;
         const float* go = gi + 3 * Hp;
-        const float *bi = b + j0, *bf = bi + H, *ba = bi + 2 * H, *bo = bi + 3 * H;
         float* ai = act + (t * B + r) * G + j0;
         float* af = ai + H;
         float* aa = ai + 2 * H;
@@ -342,7 +341,6 @@ ffi::Error LstmBackwardImpl(ffi::Buffer<ffi::F32> xs, ffi::Buffer<ffi::F32> kern
 // n = tanh(x W_n + b_n + r q), h' = (1 - z) n + z h ("keep"), or (1 - z) h + z n ("take").
 // Shared out among the workers by hidden units, as the LSTM.
 ffi::Error check_gru(int64_t I, int64_t H, const ffi::Buffer<ffi::F32>& w_i, const ffi::Buffer<ffi::F32>& w_h) {
-  if (auto e = sgemm_ready(); e.failure()) return e;
   auto di = w_i.dimensions(), dh = w_h.dimensions();
   if (di.size() != 2 || dh.size() != 2 || di[0] != I || di[1] != 3 * H || dh[0] != H || dh[1] != 3 * H)
     return ffi::Error::InvalidArgument("zoo gru: input_kernel must be (I, 3H) and recurrent_kernel (H, 3H)");
