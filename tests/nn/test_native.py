@@ -199,7 +199,9 @@ def test_without_a_working_compiler_the_kernels_are_off_with_one_line(tmp_path):
     assert _reason_in_a_fresh_process(tmp_path, ZOO_NATIVE="0") == "ZOO_NATIVE=0 turns them off"
     assert _reason_in_a_fresh_process(tmp_path, CXX="no-such-compiler") == "no C++ compiler ($CXX or c++) was found"
     failed = _reason_in_a_fresh_process(tmp_path, CXX="false")  # a "compiler" that fails
-    assert failed.startswith("the kernels could not be built: compiling rnn_kernels.cc and conv_kernels.cc failed")
+    assert failed.startswith(
+        "the kernels could not be built: compiling rnn_kernels.cc, conv_kernels.cc and winograd_kernels.cc failed"
+    )
     assert not list(tmp_path.rglob("*.so"))  # no half-written library is left to load later
 
 

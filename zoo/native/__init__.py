@@ -2,10 +2,13 @@
 
 What is here: the plain LSTM and the reset-after GRU over a whole sequence, forward and
 backward (``rnn_kernels.cc``), which `zoo.nn.recurrence` runs on the CPU for
-``impl="auto"`` or ``"native"``; `matmul`; and `conv2d`, a stride-1 convolution with its
+``impl="auto"`` or ``"native"``; `matmul`; `conv2d`, a stride-1 convolution with its
 gradients (``conv_kernels.cc``), which `zoo.nn.fastconv` takes for narrow 3x3 convolutions
-(a channel count below 32, or a few output channels). What they share (threads, buffers,
-vectors of the CPU's width) is in ``common.h``.
+(a channel count below 32, or a few output channels); and `winograd_conv` with
+`winograd_kernel_grad`, a 3x3 stride-1 convolution by Winograd F(2x2, 3x3)
+(``winograd_kernels.cc``), which it takes for wider ones. What they share (threads,
+buffers, vectors of the CPU's width) is in ``common.h``, the packed register-blocked
+product in ``gemm.h``.
 
 The RNNs: the products over the whole sequence are ``sgemm`` calls of OpenBLAS (the
 ``scipy-openblas32`` wheel, the build NumPy and SciPy ship); the per-step products run on
@@ -48,8 +51,10 @@ import jax
 import jax.numpy as jnp
 
 NATIVE_ENV = "ZOO_NATIVE"
-SOURCES = tuple(pathlib.Path(__file__).with_name(name) for name in ("rnn_kernels.cc", "conv_kernels.cc"))
-HEADERS = (pathlib.Path(__file__).with_name("common.h"),)
+SOURCES = tuple(
+    pathlib.Path(__file__).with_name(name) for name in ("rnn_kernels.cc", "conv_kernels.cc", "winograd_kernels.cc")
+)
+HEADERS = tuple(pathlib.Path(__file__).with_name(name) for name in ("common.h", "gemm.h"))
 # -fno-trapping-math lets GCC vectorise the gate math's floor (zoo uses no FP traps);
 # -ffp-contract=fast fuses the products' multiply-adds; -march=native because the library
 # is built on, and keyed to, the CPU that runs it.
@@ -62,6 +67,8 @@ FFI_TARGETS = {
     "zoo_matmul": "ZooMatmul",
     "zoo_conv_forward": "ZooConvForward",
     "zoo_conv_kernel_grad": "ZooConvKernelGrad",
+    "zoo_winograd_forward": "ZooWinogradForward",
+    "zoo_winograd_kernel_grad": "ZooWinogradKernelGrad",
 }
 _OFF = ("0", "false", "off", "no")
 _state = threading.local()  # `disabled()` per thread
@@ -118,7 +125,8 @@ def _build(compiler: str) -> pathlib.Path:
     if done.returncode != 0:
         os.unlink(partial)
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise RuntimeError(f"compiling {' and '.join(path.name for path in SOURCES)} failed ({last})")
+        names = [path.name for path in SOURCES]
+        raise RuntimeError(f"compiling {', '.join(names[:-1])} and {names[-1]} failed ({last})")
     os.replace(partial, library)
     return library
 
@@ -355,6 +363,32 @@ def _conv2d_bwd(pads, relu, residuals, dy):
 _conv2d.defvjp(_conv2d_fwd, _conv2d_bwd)
 
 
+def winograd_conv(x, kernel, pads, *, transposed: bool = False):
+    """Stride-1 3x3 cross-correlation of NHWC ``x`` (float32) with an HWIO ``kernel`` (3, 3,
+    C, O) by Winograd F(2x2, 3x3) and ``pads`` ((top, bottom), (left, right)), each in
+    [0, 2] -> (B, Ho, Wo, O); with ``transposed``, ``kernel`` is (3, 3, O, C) and the result
+    its transposed convolution (by the flipped kernel, channels swapped: the input's
+    gradient of a convolution by it). Not differentiable itself:
+    `zoo.nn.fastconv.conv2d_winograd` pairs it with `winograd_kernel_grad`."""
+    _require()
+    b, h, w, _ = x.shape
+    o = kernel.shape[2 if transposed else 3]
+    out = jax.ShapeDtypeStruct((b, h + sum(pads[0]) - 2, w + sum(pads[1]) - 2, o), jnp.float32)
+    call = jax.ffi.ffi_call("zoo_winograd_forward", out, vmap_method="sequential")
+    return call(x, kernel, transposed=bool(transposed), **_pad_attributes(pads))
+
+
+def winograd_kernel_grad(x, dy, pads):
+    """The kernel gradient of `winograd_conv`: x (B, H, W, C) and the output gradient dy
+    (B, Ho, Wo, O) -> (3, 3, C, O), summed over the 2x2 output tiles in the Winograd
+    domain (V_k^T dM_k, V = B^T d B of the input's tiles, dM = A dY A^T of dy's) and taken
+    back as G^T dU G."""
+    _require()
+    out = jax.ShapeDtypeStruct((3, 3, x.shape[-1], dy.shape[-1]), jnp.float32)
+    call = jax.ffi.ffi_call("zoo_winograd_kernel_grad", out, vmap_method="sequential")
+    return call(x, dy, **_pad_attributes(pads))
+
+
 def _valid_taps(size, out_size, kernel_size, pad_before) -> int:
     """(output position, tap) pairs along one axis whose input position lies inside it."""
     return sum(max(0, min(out_size, size + pad_before - k) - max(0, pad_before - k)) for k in range(kernel_size))
@@ -390,6 +424,16 @@ def call_flops(target: str, operand_shapes, attributes=()) -> float | None:
             (_, ho, wo, o) = second
             kh, kw = h + sum(pads[0]) - ho + 1, w + sum(pads[1]) - wo + 1
         return 2.0 * batch * o * c * _valid_taps(h, ho, kh, pads[0][0]) * _valid_taps(w, wo, kw, pads[1][0])
+    if target in ("zoo_winograd_forward", "zoo_winograd_kernel_grad"):  # 16 products per 2x2 tile
+        options = dict(attributes)
+        (batch, h, w, c), second = operand_shapes[0], operand_shapes[1]
+        if target == "zoo_winograd_forward":  # x, kernel
+            o = second[2] if options.get("transposed") else second[3]
+        else:  # x, dy
+            o = second[3]
+        ho = h + options["pad_top"] + options["pad_bottom"] - 2
+        wo = w + options["pad_left"] + options["pad_right"] - 2
+        return 2.0 * 16 * batch * -(-ho // 2) * -(-wo // 2) * c * o
     if target == "zoo_matmul":
         options = dict(attributes)
         (p, q), (r, s) = operand_shapes[0], operand_shapes[1]

@@ -184,6 +184,16 @@ class WorkspaceLease {
   std::unique_ptr<Workspace> ws_;
 };
 
+// A convolution's binding with its padding attributes, as zoo.native passes them.
+template <typename Binding>
+auto with_padding(Binding binding) {
+  return std::move(binding)
+      .template Attr<int64_t>("pad_top")
+      .template Attr<int64_t>("pad_bottom")
+      .template Attr<int64_t>("pad_left")
+      .template Attr<int64_t>("pad_right");
+}
+
 // Every handler's first check: zoo.native hands over OpenBLAS's sgemm when it loads the library.
 inline ffi::Error sgemm_ready() {
   if (sgemm == nullptr) return ffi::Error::Internal("zoo.native: no sgemm was set (zoo.native sets it at load)");

@@ -645,15 +645,6 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
 
 // Both calls: two NHWC/HWIO operands ((x, kernel) forward, (x, dy) for the kernel's
 // gradient), [the forward's bias], one out, the forward's padding [and its ReLU flag].
-template <typename Binding>
-auto with_padding(Binding binding) {
-  return std::move(binding)
-      .template Attr<int64_t>("pad_top")
-      .template Attr<int64_t>("pad_bottom")
-      .template Attr<int64_t>("pad_left")
-      .template Attr<int64_t>("pad_right");
-}
-
 auto operands() {
   return ffi::Ffi::Bind().Ctx<ffi::ThreadPool>().Arg<ffi::Buffer<ffi::F32>>().Arg<ffi::Buffer<ffi::F32>>();
 }

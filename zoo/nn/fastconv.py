@@ -350,27 +350,31 @@ def _winograd_forward(x, planes, pads, precision, transposed=False):
     return y[:, :ho, :wo, :] if (2 * th, 2 * tw) != (ho, wo) else y
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv_winograd(x, kernel, pads, precision):
-    return _winograd_forward(x, _winograd_kernel(kernel), pads, precision)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_winograd(x, kernel, pads, precision, on_native):
+    return _conv_winograd_fwd(x, kernel, pads, precision, on_native)[0]
 
 
-def _conv_winograd_fwd(x, kernel, pads, precision):
+def _conv_winograd_fwd(x, kernel, pads, precision, on_native):
+    if on_native:
+        return native.winograd_conv(x, kernel, pads), (x, kernel, None)
     planes = _winograd_kernel(kernel)
     return _winograd_forward(x, planes, pads, precision), (x, kernel, planes)
 
 
-def _conv_winograd_bwd(pads, precision, residuals, dy):
+def _conv_winograd_bwd(pads, precision, on_native, residuals, dy):
     """Kernel gradient in the Winograd domain (16 matmuls V_k^T @ dM_k, then G^T dU G);
     input gradient as the Winograd convolution of dy with the flipped, transposed kernel
-    (the forward's planes, permuted and used transposed)."""
+    (the forward's planes, permuted and used transposed); zoo's own kernels do the same."""
     x, kernel, planes = residuals
     dy = dy.astype(x.dtype)
-    b, h, w, c = x.shape
-    ho, wo = dy.shape[1:3]
+    (h, w), (ho, wo) = x.shape[1:3], dy.shape[1:3]
+    back = ((2 - pads[0][0], h + pads[0][0] - ho), (2 - pads[1][0], w + pads[1][0] - wo))
+    if on_native:
+        return native.winograd_conv(dy, kernel, back, transposed=True), native.winograd_kernel_grad(x, dy, pads)
+    b, o = x.shape[0], dy.shape[3]
     th, tw = -(-ho // 2), -(-wo // 2)
     dyp = jnp.pad(dy, ((0, 0), (0, 2 * th - ho), (0, 2 * tw - wo), (0, 0)))
-    o = dy.shape[3]
     dyt = [
         [
             lax.slice(dyp, (0, p, q, 0), (b, p + 2 * th - 1, q + 2 * tw - 1, o), (1, 2, 2, 1)).reshape(-1, o)
@@ -386,7 +390,6 @@ def _conv_winograd_bwd(pads, precision, residuals, dy):
     gt = np.asarray(_WINO_G).T  # dkernel[a, b] = sum_ij G[i, a] G[j, b] dU[i, j]
     rows = [[_combine(gt[a], [du[i * 4 + j] for i in range(4)]) for j in range(4)] for a in range(3)]
     dkernel = jnp.stack([jnp.stack([_combine(gt[b], rows[a]) for b in range(3)]) for a in range(3)])
-    back = ((2 - pads[0][0], h + pads[0][0] - ho), (2 - pads[1][0], w + pads[1][0] - wo))
     dx = _winograd_forward(dy, [planes[k] for k in _WINO_FLIP], back, precision, transposed=True)
     return dx.astype(x.dtype), dkernel.astype(kernel.dtype)
 
@@ -406,7 +409,7 @@ def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
         or max(pads[0] + pads[1]) > 2
     ):
         return conv2d_im2col(x, kernel, strides, pads, precision)
-    return _conv_winograd(x, kernel, pads, precision)
+    return _conv_winograd(x, kernel, pads, precision, native_blocker(x, kernel, strides, pads) is None)
 
 
 def native_blocker(x, kernel, strides, pads) -> str | None:
@@ -495,6 +498,16 @@ _WINOGRAD_NARROW_OUT = 4
 # 1.5) nor LeNet's 5x5 on small maps (B=128 14x14 6->16: 3.3 vs 2.8 ms).
 _NATIVE_INPUTS, _NATIVE_OUTPUTS, _NATIVE_BOTH = 32, 32, 64
 
+# zoo's own Winograd kernel (zoo.native.winograd_conv, which "winograd" runs where zoo.native
+# can) against the direct kernel above and "auto"'s other ways, 3x3 stride 1, fwd+bwd on 2
+# cores with `tune_cpu` (median of 30): from 32 channels each, more than 32 on one side, and
+# maps of 4x4 or more it wins (B=16 32x32 32->64... 64->64: 9.4 vs the direct 13.3 ms;
+# 16x16 128->128: 9.4 vs XLA's Winograd 10.9; 8x8 256->256: 9.5 vs 10.7; 4x4 128->128: 1.3
+# vs 1.5; 4x4 256->256: 3.2 vs im2col's 3.9; B=64 16x16 32->48: 5.2 vs 6.9) and compiles in
+# 0.05 s, not XLA's Winograd's 1.1 s. It ties at 32->32 (B=16 32x32: 3.6 vs 3.6; B=64 8x8:
+# 1.5 vs 1.3) and on 4x4 512->512 maps (13.4 vs im2col's 13.2), and loses on 2x2 (7.8 vs 4.5).
+_NATIVE_WINOGRAD_CHANNELS, _NATIVE_WINOGRAD_PIXELS = 32, 16
+
 
 def choose_conv_impl(
     input_shape,
@@ -505,10 +518,12 @@ def choose_conv_impl(
     native_ok: bool | Callable[[], bool] = False,
 ) -> str:
     """The way "auto" convolves an NHWC ``input_shape`` with an HWIO ``kernel_shape``: "xla"
-    off CPU; on CPU (measured fwd+bwd, DESIGN.md) "native" for a 2x2 to 3x3 stride-1 conv
-    from <= 32 input channels, to < 32 output channels, or of <= 64 each, when ``native_ok``
-    (zoo's kernel takes it: `native_blocker`; a callable is asked only for such a conv, as
-    the first asking builds the kernels); "banded" for <= 8 input channels; for 3x3
+    off CPU; on CPU (measured fwd+bwd, DESIGN.md), when ``native_ok`` (zoo's kernels take
+    it: `native_blocker`; a callable is asked only for such a conv, as the first asking
+    builds the kernels), "winograd" (zoo's own) for a 3x3 stride-1 conv of >= 32 channels
+    each side, > 32 on one, on a map of >= 16 pixels, and "native" for other 2x2 to 3x3
+    stride-1 convs from <= 32 input channels, to < 32 output channels, or of <= 64 each;
+    then "banded" for <= 8 input channels; for 3x3
     stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32
     when ``cpu_tuned``, by default `zoo.runtime.cpu_tuned()`), or the input fits in 2 MiB
     and either count is above 16, or the output has <= 4 channels, else "xla"; "im2col"
@@ -520,7 +535,11 @@ def choose_conv_impl(
     kh, kw, _, o = kernel_shape
     stride_1_3x3 = (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1)
     small = kh in (2, 3) and kw in (2, 3) and pair(strides, "strides") == (1, 1)
-    if small and (c <= _NATIVE_INPUTS or o < _NATIVE_OUTPUTS or max(c, o) <= _NATIVE_BOTH):
+    winograd_wide = min(c, o) >= _NATIVE_WINOGRAD_CHANNELS and max(c, o) > _NATIVE_WINOGRAD_CHANNELS
+    if stride_1_3x3 and winograd_wide and h * w >= _NATIVE_WINOGRAD_PIXELS:
+        if native_ok() if callable(native_ok) else native_ok:
+            return "winograd"
+    elif small and (c <= _NATIVE_INPUTS or o < _NATIVE_OUTPUTS or max(c, o) <= _NATIVE_BOTH):
         if native_ok() if callable(native_ok) else native_ok:
             return "native"
     if c <= 8:
