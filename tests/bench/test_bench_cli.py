@@ -65,3 +65,19 @@ def test_cli_bad_options_exit_2(capsys):
     assert main(["--model", "mlp", "--compare", "torch", "--rounds", "3"]) == 2  # a ratio needs 5 rounds
     errors = capsys.readouterr().err.strip().splitlines()
     assert [line.split(" ")[0] for line in errors if line.startswith("error")] == ["error:"] * 4
+
+
+def test_a_new_report_replaces_the_old_and_keeps_the_sections_written_by_hand():
+    """``--all`` rewrites ``results-<device>.md``: its report, between markers, is replaced;
+    what was written below it by hand stays (and a file from before the markers keeps all
+    it held, below the new report)."""
+    from zoo.bench.__main__ import REPORT_END, REPORT_START, merge_report
+
+    first = merge_report("", "# report 1\n")
+    assert first == f"{REPORT_START}\n# report 1\n{REPORT_END}\n"
+    by_hand = first + "\n## An A/B run\n| run | ms |\n"
+    second = merge_report(by_hand, "# report 2\n")
+    assert second == f"{REPORT_START}\n# report 2\n{REPORT_END}\n\n## An A/B run\n| run | ms |\n"
+    assert merge_report(second, "# report 3") == second.replace("report 2", "report 3")
+    old = "# an old report\n\n## notes\n"
+    assert merge_report(old, "# report 4") == f"{REPORT_START}\n# report 4\n{REPORT_END}\n\n{old}"

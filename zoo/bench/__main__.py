@@ -212,12 +212,25 @@ def _report(results, args, argv, compare, dtypes, runtime_note: str, *, write_re
     if write_results:
         out = pathlib.Path(args.results_dir) / f"results-{jax.devices()[0].platform}.md"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        out.write_text(merge_report(out.read_text() if out.exists() else "", text))
         print(f"wrote {out}", file=sys.stderr)
     for r in results:
         if r.status == "failed":
             print(f"error: {r.entry} failed: {r.reason}\n{r.traceback}", file=sys.stderr)
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+REPORT_START, REPORT_END = "<!-- bench-report:start -->", "<!-- bench-report:end -->"
+
+
+def merge_report(document: str, report: str) -> str:
+    """``document`` (a results file) with ``report`` on top, in place of the report between
+    its markers; all else it holds (sections written there by hand) is kept below."""
+    block = f"{REPORT_START}\n{report.rstrip()}\n{REPORT_END}\n"
+    start, end = document.find(REPORT_START), document.find(REPORT_END)
+    if 0 <= start < end:
+        document = document[:start] + document[end + len(REPORT_END) :].lstrip("\n")
+    return block + ("\n" + document if document else "")
 
 
 def _parse_values(text: str) -> list[int]:
