@@ -241,8 +241,9 @@ int64_t chunk_size(int64_t n, int64_t C, int64_t O) { return aligned(16 * n * C)
 // x (B, H, W, C), kernel (3, 3, C, O) -> y (B, Ho, Wo, O); with `transposed`, kernel
 // (3, 3, O, C) and y its transposed convolution (the input's gradient of a convolution by
 // it): by the flipped kernel, its channels swapped, whose planes are the kernel's
-// permuted and transposed. The planes are transformed and packed once per call (phase 0,
-// a plane per item); then either chunks of tiles, each by one thread (`chunk_tiles`), or,
+// permuted and transposed. The planes are transformed (phase 0, a slice of the kernel per
+// item) and packed (phase 1, a plane per item) once per call; then either chunks of tiles,
+// each by one thread (`chunk_tiles`), or,
 // per block of tiles, each plane's product a panel of columns at a time, so that a plane
 // is read once per block.
 ffi::Error WinogradForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,

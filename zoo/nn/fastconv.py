@@ -399,7 +399,9 @@ _conv_winograd.defvjp(_conv_winograd_fwd, _conv_winograd_bwd)
 
 def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
     """`conv2d_xla`'s convolution for 3x3 stride-1 kernels by Winograd's F(2x2, 3x3), 16 instead
-    of 36 multiplications per 2x2 tile, backward too; other shapes fall back to `conv2d_im2col`."""
+    of 36 multiplications per 2x2 tile, backward too: through zoo's own kernels
+    (`zoo.native.winograd_conv`, float32 at full precision) where they can run
+    (`native_blocker`), else written in JAX; other shapes fall back to `conv2d_im2col`."""
     strides = pair(strides, "strides")
     pads = conv_padding(padding, kernel.shape[:2], strides, x.shape[1:3])
     if (
@@ -413,7 +415,8 @@ def conv2d_winograd(x, kernel, strides=1, padding="VALID", precision=None):
 
 
 def native_blocker(x, kernel, strides, pads) -> str | None:
-    """Why `zoo.native.conv2d` cannot take this convolution here (None if it can)."""
+    """Why `zoo.native.conv2d` (and for a 3x3 kernel `zoo.native.winograd_conv`) cannot take
+    this convolution here (None if it can)."""
     if jax.default_backend() != "cpu":
         return f"the native convolution runs on the CPU, the default backend is {jax.default_backend()}"
     if x.dtype != jnp.float32 or kernel.dtype != jnp.float32:
