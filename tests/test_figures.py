@@ -46,12 +46,16 @@ def test_every_figure_is_committed_and_every_committed_png_is_in_the_readme():
 def test_bench_parser_reads_the_committed_results():
     parsed = figures.parse_bench_results(figures.BENCH_RESULTS.read_text())
     # Golden values from benchmarks/results-cpu.md's summary and contenders tables.
-    assert parsed["ratios"]["mlp"] == (1.18, 1.02, 1.28)
-    assert parsed["ratios"]["resnet18, `conv_impl=xla`"] == (0.64, 0.51, 0.66)
+    assert parsed["ratios"]["mlp"] == (0.97, 0.96, 0.98)
+    assert parsed["ratios"]["resnet18"] == (1.14, 1.12, 1.16)
     assert "rbm" not in parsed["ratios"]  # no torch contender
-    assert not any(name.startswith("seq2seq") for name in parsed["ratios"])  # absent from the run
-    assert parsed["steps"]["lenet5"] == {"zoo": (7.12, 6.81, 8.06), "torch": (6.75, 6.50, 8.04)}
-    assert parsed["steps"]["resnet18"]["torch"] == (357.51, 350.65, 372.35)
+    assert parsed["ratios"]["seq2seq_bahdanau"] == (1.02, 0.98, 1.07)
+    assert parsed["steps"]["lenet5"] == {
+        "zoo": (7.69, 7.50, 7.95),
+        "torch": (6.56, 6.42, 6.80),
+        "flax": (17.60, 16.98, 18.20),
+    }
+    assert parsed["steps"]["resnet18"]["torch"] == (293.28, 291.70, 303.59)
 
 
 def test_bench_parser_thousands_and_missing_torch():
