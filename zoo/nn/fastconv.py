@@ -502,13 +502,14 @@ _WINOGRAD_NARROW_OUT = 4
 _NATIVE_INPUTS, _NATIVE_OUTPUTS, _NATIVE_BOTH = 32, 32, 64
 
 # zoo's own Winograd kernel (zoo.native.winograd_conv, which "winograd" runs where zoo.native
-# can) against the direct kernel above and "auto"'s other ways, 3x3 stride 1, fwd+bwd on 2
-# cores with `tune_cpu` (median of 30): from 32 channels each, more than 32 on one side, and
-# maps of 4x4 or more it wins (B=16 32x32 32->64... 64->64: 9.4 vs the direct 13.3 ms;
-# 16x16 128->128: 9.4 vs XLA's Winograd 10.9; 8x8 256->256: 9.5 vs 10.7; 4x4 128->128: 1.3
-# vs 1.5; 4x4 256->256: 3.2 vs im2col's 3.9; B=64 16x16 32->48: 5.2 vs 6.9) and compiles in
-# 0.05 s, not XLA's Winograd's 1.1 s. It ties at 32->32 (B=16 32x32: 3.6 vs 3.6; B=64 8x8:
-# 1.5 vs 1.3) and on 4x4 512->512 maps (13.4 vs im2col's 13.2), and loses on 2x2 (7.8 vs 4.5).
+# can) against the direct kernel above and "auto"'s other ways, 3x3 stride 1, fwd+bwd on a
+# 2-core Intel Xeon with `tune_cpu` (median of 30): from 32 channels each, more than 32 on
+# one side, and maps of 4x4 or more it wins or ties (B=16 32x32 64->64: 9.4 vs the direct
+# 13.3 ms; 16x16 128->128: 9.4 vs XLA's Winograd 10.9; 8x8 256->256: 9.5 vs 10.7; 4x4
+# 128->128: 1.3 vs 1.5; 4x4 256->256: 3.2 vs im2col's 3.9; B=64 16x16 32->48: 5.2 vs 6.9;
+# 16x16 32->64: 2.0-2.2 vs 2.1-2.5) and compiles in 0.05 s, not XLA's Winograd's 1.1 s. It
+# ties at 32->32 (B=16 32x32: 3.6 vs 3.6; B=64 8x8: 1.5 vs 1.3), which stays direct, and on
+# 4x4 512->512 maps (13.4 vs im2col's 13.2), and loses on 2x2 (7.8 vs 4.5).
 _NATIVE_WINOGRAD_CHANNELS, _NATIVE_WINOGRAD_PIXELS = 32, 16
 
 
