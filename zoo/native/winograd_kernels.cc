@@ -34,6 +34,11 @@ struct Tiles {
   int64_t th() const { return (Ho + 1) / 2; }
   int64_t tw() const { return (Wo + 1) / 2; }
   int64_t count() const { return B * th() * tw(); }
+  // Tile `tile` (image-major, then tile rows, then columns): its image b and tile row and column.
+  struct At {
+    int64_t b, i, j;
+  };
+  At at(int64_t tile) const { return {tile / (th() * tw()), tile / tw() % th(), tile % tw()}; }
 };
 
 ffi::Error tiles_of(ffi::Span<const int64_t> x, int64_t C, int64_t O, int64_t pt, int64_t pb, int64_t pl,
@@ -75,9 +80,8 @@ inline const float* pixel(const float* image, const float* zeros, int64_t b, int
 
 // V = B^T d B of tiles [t0, t0 + n) of x into v[k * ldv + (t - t0) * C + c], plane k = 4r + q.
 void input_tiles(const Tiles& g, const float* x, const float* zeros, int64_t t0, int64_t n, float* v, int64_t ldv) {
-  const int64_t per_image = g.th() * g.tw();
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t tile = t0 + t, b = tile / per_image, i = tile % per_image / g.tw(), j = tile % g.tw();
+    const auto [b, i, j] = g.at(t0 + t);
     const float* d[16];
     for (int r = 0; r < 4; ++r)
       for (int s = 0; s < 4; ++s) d[4 * r + s] = pixel(x, zeros, b, 2 * i + r - g.pt, 2 * j + s - g.pl, g.H, g.W, g.C);
@@ -104,9 +108,9 @@ void input_tiles(const Tiles& g, const float* x, const float* zeros, int64_t t0,
 // Output tiles A^T m A of tiles [t0, t0 + n) from m[k * ldm + (t - t0) * O + o] into y
 // (B, Ho, Wo, O); a tile's outputs past the map go to `spill`.
 void output_tiles(const Tiles& g, const float* m, int64_t ldm, int64_t t0, int64_t n, float* y, float* spill) {
-  const int64_t per_image = g.th() * g.tw(), O = g.O;
+  const int64_t O = g.O;
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t tile = t0 + t, b = tile / per_image, i = tile % per_image / g.tw(), j = tile % g.tw();
+    const auto [b, i, j] = g.at(t0 + t);
     float* out[4];
     for (int p = 0; p < 2; ++p)
       for (int q = 0; q < 2; ++q) {
@@ -134,9 +138,9 @@ void output_tiles(const Tiles& g, const float* m, int64_t ldm, int64_t t0, int64
 // A's rows are (1, 0), (1, 1), (1, -1), (0, -1).
 void gradient_tiles(const Tiles& g, const float* dy, const float* zeros, int64_t t0, int64_t n, float* dm,
                     int64_t ldm) {
-  const int64_t per_image = g.th() * g.tw(), O = g.O;
+  const int64_t O = g.O;
   for (int64_t t = 0; t < n; ++t) {
-    const int64_t tile = t0 + t, b = tile / per_image, i = tile % per_image / g.tw(), j = tile % g.tw();
+    const auto [b, i, j] = g.at(t0 + t);
     const float* d[4];
     for (int p = 0; p < 2; ++p)
       for (int q = 0; q < 2; ++q) d[2 * p + q] = pixel(dy, zeros, b, 2 * i + p, 2 * j + q, g.Ho, g.Wo, O);
@@ -156,8 +160,10 @@ void gradient_tiles(const Tiles& g, const float* dy, const float* zeros, int64_t
   }
 }
 
-// G of F(2x2, 3x3): a kernel's planes are U = G g G^T, plane k = 4i + j.
+// G of F(2x2, 3x3): a kernel's planes are U = G g G^T, plane k = 4i + j; and G^T, which
+// takes the planes' gradient dU back to the kernel's, G^T dU G.
 constexpr float kG[4][3] = {{1.0f, 0.0f, 0.0f}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0.0f, 0.0f, 1.0f}};
+constexpr float kGT[3][4] = {{1.0f, 0.5f, 0.5f, 0.0f}, {0.0f, 0.5f, -0.5f, 0.0f}, {0.0f, 0.5f, 0.5f, 1.0f}};
 
 // Flipping a 3x3 kernel in both spatial axes permutes its planes: plane (i, j) of the
 // flipped kernel is plane (p(i), p(j)), p swapping 0 and 3 (G J = P G).
@@ -177,27 +183,17 @@ void weighted_sum(const float (&weights)[Terms], const float* in, int64_t stride
 
 constexpr int64_t kKernelSlice = 4096;  // kernel values per item of its transforms
 
-// The 16 planes of kernel values [e0, e0 + n) of a kernel (3, 3, KC, KO), KC * KO = `size`
-// values per tap, into planes[k * size + e]: plane (i, j) = sum_ab G[i][a] G[j][b] g[a][b].
-void kernel_planes(const float* kernel, int64_t size, int64_t e0, int64_t n, float* planes) {
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
-      float weights[9];
-      for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) weights[3 * a + b] = kG[i][a] * kG[j][b];
-      weighted_sum(weights, kernel + e0, size, n, planes + (4 * i + j) * size + e0);
-    }
-}
-
-// The kernel's gradient, values [e0, e0 + n) of each tap, from its planes dU (16 x size):
-// dkernel[a][b] = sum_ij G[i][a] G[j][b] dU[ij].
-void kernel_from_planes(const float* du, int64_t size, int64_t e0, int64_t n, float* dkernel) {
-  for (int a = 0; a < 3; ++a)
-    for (int b = 0; b < 3; ++b) {
-      float weights[16];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) weights[4 * i + j] = kG[i][a] * kG[j][b];
-      weighted_sum(weights, du + e0, size, n, dkernel + (3 * a + b) * size + e0);
+// out = M in M^T on an In x In grid of (C, O) matrices, `size` = C * O values each, for
+// values [e0, e0 + n) of every matrix: out[p][q] = sum_rs M[p][r] M[q][s] in[r][s]. With M = G
+// the kernel's planes (3x3 -> 4x4); with M = G^T the kernel's gradient from the planes'.
+template <int Out, int In>
+void grid_transform(const float (&M)[Out][In], const float* in, int64_t size, int64_t e0, int64_t n, float* out) {
+  for (int p = 0; p < Out; ++p)
+    for (int q = 0; q < Out; ++q) {
+      float weights[In * In];
+      for (int r = 0; r < In; ++r)
+        for (int s = 0; s < In; ++s) weights[In * r + s] = M[p][r] * M[q][s];
+      weighted_sum(weights, in + e0, size, n, out + (Out * p + q) * size + e0);
     }
 }
 
@@ -276,8 +272,8 @@ ffi::Error WinogradForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ff
   const int64_t slices = (C * O + kKernelSlice - 1) / kKernelSlice;
   const auto prepare = [&](int phase, int64_t item) {
     if (phase == 0)
-      return kernel_planes(kernel.typed_data(), C * O, item * kKernelSlice,
-                           std::min(kKernelSlice, C * O - item * kKernelSlice), planes);
+      return grid_transform(kG, kernel.typed_data(), C * O, item * kKernelSlice,
+                            std::min(kKernelSlice, C * O - item * kKernelSlice), planes);
     const int i = transposed ? kFlip[item / 4] : item / 4, j = transposed ? kFlip[item % 4] : item % 4;
     pack_panels(planes + (4 * i + j) * C * O, k[3], transposed, C, O, packed + item * plane);
   };
@@ -345,7 +341,7 @@ ffi::Error WinogradKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
              [&](int phase, int64_t item, int slot) {
                if (phase == last) {
                  const int64_t e0 = item * kKernelSlice;
-                 return kernel_from_planes(du, C * O, e0, std::min(kKernelSlice, C * O - e0), dkernel->typed_data());
+                 return grid_transform(kGT, du, C * O, e0, std::min(kKernelSlice, C * O - e0), dkernel->typed_data());
                }
                const int64_t b0 = phase / 2 * block, tiles = std::min(block, g.count() - b0);
                if (phase % 2 == 0) {
