@@ -1,9 +1,10 @@
 """zoo.native's convolution equals ``lax.conv_general_dilated`` (output and both gradients,
 to 1e-5 of each array's scale) for every block shape its kernels take: one and two vector
-panels, part-filled panels and pixel blocks, a few output channels (the narrow path),
-channel counts that are not whole vectors, other kernel sizes and uneven padding; on one
-thread and several; "auto" takes it for narrow 3x3 convs on the CPU; "native" says why it
-cannot run; exported programs never hold it."""
+panels, part-filled panels and pixel blocks, a few output channels (the narrow path), 5-15
+output channels or one input channel (on planes), channel counts that are not whole
+vectors, other kernel sizes and uneven padding; on one thread and several; "auto" takes it
+for narrow 2x2 to 5x5 convs on the CPU; "native" says why it cannot run; exported programs
+never hold it."""
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +72,14 @@ GEOMETRIES = [
     ((2, 5, 6, 20, 3, 3, ((1, 1), (0, 2)))),  # narrow, channels not a whole vector
     ((3, 4, 9, 3, 4, 3, ((2, 0), (1, 1)))),  # narrow, fewer channels than a vector
     ((1, 3, 3, 4, 2, 3, ((0, 0), (0, 0)))),  # a single output pixel
+    # On planes: 5-15 output channels (forward, and the input gradient to 5-15 channels),
+    # one input channel or up to 8 outputs (kernel gradient).
+    ((3, 12, 12, 1, 6, 5, ((2, 2), (2, 2)))),  # LeNet's first layer; images not a multiple of 4
+    ((2, 30, 30, 1, 6, 5, ((2, 2), (2, 2)))),  # two items of positions per image
+    ((2, 9, 10, 1, 16, 3, ((1, 1), (1, 1)))),  # one input channel, 8 outputs per gradient block
+    ((2, 7, 9, 6, 12, 5, ((2, 2), (0, 1)))),  # 12 outputs in two groups of 6; the input gradient to 6
+    ((2, 8, 11, 1, 7, (3, 7), ((0, 2), (3, 3)))),  # 7 outputs; a kernel 7 wide in runs of 5 and 2 taps
+    ((1, 6, 8, 16, 9, (4, 4), ((1, 2), (3, 0)))),  # 9 outputs in groups of 4 and 5
 ]
 
 
@@ -92,6 +101,10 @@ def test_one_thread_and_more_give_the_same(threads, monkeypatch):
     _check(x, kernel, ((1, 1), (1, 1)))
     x, kernel = _problem(8, 24, 24, 16, 2, 3, seed=2)
     _check(x, kernel, ((1, 1), (1, 1)))
+    x, kernel = _problem(32, 24, 24, 1, 6, 5, seed=3)  # on planes
+    _check(x, kernel, ((2, 2), (2, 2)))
+    x, kernel = _problem(16, 16, 16, 6, 16, 5, seed=4)  # the input gradient on planes
+    _check(x, kernel, ((2, 2), (2, 2)))
 
 
 def test_under_vmap():
@@ -101,10 +114,10 @@ def test_under_vmap():
     _close(jax.vmap(lambda x: _reference(x, kernel, pads))(xs), jax.vmap(lambda x: native.conv2d(x, kernel, pads))(xs))
 
 
-@pytest.mark.parametrize("o", [16, 1])
+@pytest.mark.parametrize("o", [16, 1, 6])
 def test_a_nan_reaches_only_the_outputs_whose_window_holds_it(o):
-    """The blocks read past a pixel's channels and past a row's end; nothing read there
-    may reach an output (0 * NaN would)."""
+    """The blocks read past a pixel's channels and past a row's end (on planes, 6 outputs:
+    into the next row); nothing read there may reach an output (0 * NaN would)."""
     x, kernel = _problem(1, 6, 6, 20, o, 3)
     x = x.at[0, 2, 3, 5].set(jnp.nan)
     pads = ((1, 1), (1, 1))
@@ -130,7 +143,7 @@ def test_conv_layer_relu_is_relu_of_the_layer(impl):
     assert ("zoo_conv_forward" in jax.jit(lambda v: fused.apply(v, x)).lower(variables).as_text()) == (impl == "native")
 
 
-def test_auto_takes_the_kernel_for_narrow_3x3_convs():
+def test_auto_takes_the_kernel_for_narrow_convs_up_to_5x5():
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="cpu", native_ok=True) == "native"
     assert fastconv.choose_conv_impl((16, 64, 64, 1), (3, 3, 1, 16), 1, platform="cpu", native_ok=True) == "native"
     assert fastconv.choose_conv_impl((64, 32, 32, 64), (3, 3, 64, 1), 1, platform="cpu", native_ok=True) == "native"
@@ -140,9 +153,13 @@ def test_auto_takes_the_kernel_for_narrow_3x3_convs():
     # wide go to zoo's Winograd kernel (tests/nn/test_native_winograd.py).
     assert fastconv.choose_conv_impl((16, 32, 32, 64), (2, 2, 64, 64), 1, platform="cpu", native_ok=True) == "native"
     assert fastconv.choose_conv_impl((16, 32, 32, 64), (3, 3, 64, 64), 1, platform="cpu", native_ok=True) == "winograd"
-    # Strides, other kernels and other platforms never go native.
+    # LeNet's two 5x5 convs.
+    assert fastconv.choose_conv_impl((128, 28, 28, 1), (5, 5, 1, 6), 1, platform="cpu", native_ok=True) == "native"
+    assert fastconv.choose_conv_impl((128, 14, 14, 6), (5, 5, 6, 16), 1, platform="cpu", native_ok=True) == "native"
+    # Strides, wider kernels, 1x1 and other platforms never go native.
     assert fastconv.choose_conv_impl((16, 32, 32, 16), (3, 3, 16, 16), 2, platform="cpu", native_ok=True) == "im2col"
-    assert fastconv.choose_conv_impl((128, 28, 28, 1), (5, 5, 1, 6), 1, platform="cpu", native_ok=True) == "banded"
+    assert fastconv.choose_conv_impl((16, 32, 32, 3), (7, 7, 3, 64), 1, platform="cpu", native_ok=True) == "banded"
+    assert fastconv.choose_conv_impl((16, 32, 32, 16), (1, 1, 16, 16), 1, platform="cpu", native_ok=True) == "im2col"
     assert fastconv.choose_conv_impl((64, 32, 32, 16), (3, 3, 16, 16), 1, platform="gpu", native_ok=True) == "xla"
     asked = []
     fastconv.choose_conv_impl((16, 16, 16, 128), (3, 3, 128, 128), 2, platform="cpu", native_ok=lambda: asked.append(1))

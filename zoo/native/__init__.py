@@ -3,8 +3,8 @@
 What is here: the plain LSTM and the reset-after GRU over a whole sequence, forward and
 backward (``rnn_kernels.cc``), which `zoo.nn.recurrence` runs on the CPU for
 ``impl="auto"`` or ``"native"``; `matmul`; `conv2d`, a stride-1 convolution with its
-gradients (``conv_kernels.cc``), which `zoo.nn.fastconv` takes for narrow 3x3 convolutions
-(a channel count below 32, or a few output channels); and `winograd_conv` with
+gradients (``conv_kernels.cc``), which `zoo.nn.fastconv` takes for narrow 2x2 to 5x5
+convolutions (a channel count below 32, or a few output channels); and `winograd_conv` with
 `winograd_kernel_grad`, a 3x3 stride-1 convolution by Winograd F(2x2, 3x3)
 (``winograd_kernels.cc``), which it takes for wider ones. What they share (threads,
 buffers, vectors of the CPU's width) is in ``common.h``, the packed register-blocked

@@ -14,7 +14,8 @@
 // broadcast once for the 3 taps it meets). The kernel gradient is the same product
 // transposed: a block of input channels by a panel of output channels, summed over chunks
 // of output rows. A few output channels (a decoder's last layer) run along the input
-// channels instead.
+// channels instead, and fewer output channels than a vector's lanes, or a single input
+// channel's kernel gradient, on planes (below).
 //
 // The work goes in items (groups of rows) that the calling thread and tasks on XLA's
 // intra-op pool claim one at a time (zoo_native::run_phases).
@@ -420,6 +421,281 @@ struct Conv {
   }
 };
 
+// Narrow channel counts on planes. With fewer output channels than a vector has lanes
+// (LeNet's 6, or the input gradient of a layer from 6 channels) the panels above fill 6
+// lanes in 16, and with one input channel (a grayscale first layer) the kernel gradient's
+// blocks of input channels hold one row in 4. These convolutions run on planes instead:
+// the padded input transposed to (B, C, Hp, Wp), and a vector holds kLanes consecutive
+// positions q = y * Wp + x of an output grid Ho x Wp (the Wp - Wo last of each row are
+// computed and dropped), so that tap (ky, kx) reads a plane at q + ky * Wp + kx and each
+// weight is a broadcast. A valid position's window lies inside its plane; a dropped one
+// reads on into the next row or plane, and past the last plane into zeroed slack.
+
+// Floats after the last plane: a block of positions starts below Ho * Wp and reads up to
+// kPlanarRows vectors on, from offsets up to (KH - 1) * Wp + KW - 1 (inside the plane).
+constexpr int64_t kPlanarRows = 4;
+int64_t plane_slack(const Geometry& g) { return aligned(kPlanarRows * kLanes + g.KW + kLanes); }
+
+// Where planes win (2-core Intel Xeon, B=128 unless said): the forward to 5-15 channels
+// (LeNet's 28x28 1->6 5x5: 0.46 ms against 1.13 on panels; its second layer's input
+// gradient, 10x10 16->6 padded 4: 0.87 against 2.18); the kernel gradient of one input
+// channel (the same 1->6: 0.66 against 2.43 ms; a B=64 28x28 1->16 3x3 layer, fwd+bwd,
+// 0.65 against 0.85) or of up to 8 outputs (B=64 28x28 16->8 3x3 layer 2.79 against 3.16),
+// but not of 12 (14x14 32->12 3x3 layer 1.79 against 1.52) nor 14x14 6->16 5x5 (0.78
+// against 0.49), whose panels are full enough.
+bool planar_forward(const Geometry& g) { return g.O > kNarrow && g.O < kLanes; }
+bool planar_kernel_grad(const Geometry& g) { return g.C == 1 || (g.O > kNarrow && g.O <= 8); }
+
+// The padded input as planes (B, C, Hp, Wp), written an image per item.
+struct Planes {
+  Geometry g;
+  float* planes;  // size() floats
+
+  int64_t plane() const { return g.Hp() * g.Wp(); }
+  int64_t size() const { return aligned(g.B * g.C * plane() + plane_slack(g)); }
+  int64_t fill_items() const { return g.B; }
+
+  void fill(const float* x, int64_t b) const {
+    const int64_t Wp = g.Wp(), C = g.C;
+    float* image = planes + b * C * plane();
+    std::fill(image, image + C * plane(), 0.0f);
+    for (int64_t y = 0; y < g.H; ++y) {
+      const float* row = x + (b * g.H + y) * g.W * C;
+      const int64_t at = (y + g.pt) * Wp + g.pl;
+      for (int64_t px = 0; px < g.W; ++px)
+        for (int64_t c = 0; c < C; ++c) image[c * plane() + at + px] = row[px * C + c];
+    }
+    if (b == g.B - 1) std::fill(planes + g.B * C * plane(), planes + size(), 0.0f);
+  }
+
+  const float* at(int64_t b, int64_t c) const { return planes + (b * g.C + c) * plane(); }
+};
+
+// Output channels in groups of up to 8, each group's accumulators Og x R vectors.
+constexpr int64_t kPlanarGroup = 8;
+int64_t planar_groups(int64_t O) { return (O + kPlanarGroup - 1) / kPlanarGroup; }
+// Group i of n: channels [O * i / n, O * (i + 1) / n), so that 12 splits 6 + 6.
+int64_t group_start(int64_t O, int64_t i, int64_t n) { return O * i / n; }
+
+inline Vec load_vec(const float* p) {
+  Vec v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Og x R accumulators: R vectors of positions by Og output channels, over every input
+// channel and tap; in points at channel 0's plane at the block's first position, w at the
+// group's weights (C, taps, Og). The sums go to tile (Og, R * kLanes).
+template <int Og, int R>
+void planar_block(const float* in, int64_t plane, int64_t C, const int64_t* taps, int64_t n_taps, const float* w,
+                  const float* bias, bool relu, float* tile) {
+  Vec acc[Og][R] = {};
+  for (int64_t c = 0; c < C; ++c) {
+    const float* p = in + c * plane;
+    for (int64_t t = 0; t < n_taps; ++t, w += Og) {
+      Vec v[R];
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) v[r] = load_vec(p + taps[t] + r * kLanes);
+#pragma GCC unroll 8
+      for (int o = 0; o < Og; ++o)
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[o][r] += w[o] * v[r];
+    }
+  }
+  const Vec zero = {};
+  for (int o = 0; o < Og; ++o)
+    for (int r = 0; r < R; ++r) {
+      acc[o][r] += bias[o];
+      if (relu) acc[o][r] = acc[o][r] < zero ? zero : acc[o][r];
+      std::memcpy(tile + o * R * kLanes + r * kLanes, &acc[o][r], sizeof(Vec));
+    }
+}
+
+// Positions [0, count) of a tile (Og, block) to `count` consecutive outputs (row stride O).
+template <int Og>
+void planar_store(const float* tile, int64_t block, int64_t count, float* out, int64_t O) {
+  for (int64_t j = 0; j < count; ++j)
+#pragma GCC unroll 8
+    for (int o = 0; o < Og; ++o) out[j * O + o] = tile[o * block + j];
+}
+
+using PlanarBlockFn = void (*)(const float*, int64_t, int64_t, const int64_t*, int64_t, const float*, const float*,
+                               bool, float*);
+using PlanarStoreFn = void (*)(const float*, int64_t, int64_t, float*, int64_t);
+
+// Og accumulator rows by the most vectors of positions that fit the registers with them.
+constexpr int planar_rows(int Og) { return Og <= 6 ? 4 : 3; }
+
+template <int Og>
+constexpr PlanarBlockFn planar_block_fn() {
+  return planar_block<Og, planar_rows(Og)>;
+}
+
+PlanarBlockFn planar_block_for(int64_t Og) {
+  constexpr PlanarBlockFn fns[] = {planar_block_fn<1>(), planar_block_fn<2>(), planar_block_fn<3>(),
+                                   planar_block_fn<4>(), planar_block_fn<5>(), planar_block_fn<6>(),
+                                   planar_block_fn<7>(), planar_block_fn<8>()};
+  return fns[Og - 1];
+}
+
+PlanarStoreFn planar_store_for(int64_t Og) {
+  constexpr PlanarStoreFn fns[] = {planar_store<1>, planar_store<2>, planar_store<3>, planar_store<4>,
+                                   planar_store<5>, planar_store<6>, planar_store<7>, planar_store<8>};
+  return fns[Og - 1];
+}
+
+// The forward on planes: `Planes` items, then one packing the weights, then blocks of
+// positions, kPositions per item.
+struct PlanarConv {
+  Geometry g;
+  Planes in;
+  float* weights;  // weight_size() floats: per group (C, taps, Og)
+  Epilogue epilogue;
+
+  static constexpr int64_t kPositions = 768;  // a multiple of 3 and 4 vectors of 16 lanes
+  int64_t positions() const { return g.Ho() * g.Wp(); }
+  int64_t items_per_image() const { return (positions() + kPositions - 1) / kPositions; }
+  int64_t run_items() const { return g.B * items_per_image(); }
+  int64_t weight_size() const { return aligned(g.K() * g.O); }
+
+  void pack(const float* kernel) const {
+    const int64_t n = planar_groups(g.O), taps = g.KH * g.KW;
+    float* out = weights;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t o0 = group_start(g.O, i, n), og = group_start(g.O, i + 1, n) - o0;
+      for (int64_t c = 0; c < g.C; ++c)
+        for (int64_t t = 0; t < taps; ++t)
+          for (int64_t o = 0; o < og; ++o) *out++ = kernel[(t * g.C + c) * g.O + o0 + o];
+    }
+  }
+
+  void run(float* y, int64_t item) const {
+    const int64_t b = item / items_per_image(), q0 = item % items_per_image() * kPositions;
+    const int64_t q1 = std::min(q0 + kPositions, positions()), Wp = g.Wp(), Wo = g.Wo(), O = g.O;
+    const int64_t n_taps = g.KH * g.KW, n = planar_groups(O);
+    int64_t taps[64];
+    for (int64_t ky = 0; ky < g.KH; ++ky)
+      for (int64_t kx = 0; kx < g.KW; ++kx) taps[ky * g.KW + kx] = ky * Wp + kx;
+    alignas(64) float tile[kPlanarGroup * kPlanarRows * kLanes];
+    const float* w = weights;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t o0 = group_start(O, i, n), og = group_start(O, i + 1, n) - o0;
+      const int64_t block = planar_rows(og) * kLanes;
+      const PlanarBlockFn compute = planar_block_for(og);
+      const PlanarStoreFn store = planar_store_for(og);
+      float bias[kPlanarGroup] = {};
+      if (epilogue.bias) std::copy(epilogue.bias + o0, epilogue.bias + o0 + og, bias);
+      for (int64_t q = q0; q < q1; q += block) {
+        compute(in.at(b, 0) + q, in.plane(), g.C, taps, n_taps, w, bias, epilogue.relu, tile);
+        // The block's positions row by row: the first Wo of each row are outputs.
+        for (int64_t p = q, end = std::min(q + block, q1); p < end;) {
+          const int64_t row = p / Wp, col = p - row * Wp, run = std::min(end - p, Wp - col);
+          if (col < Wo) store(tile + (p - q), block, std::min(run, Wo - col), y + ((b * g.Ho() + row) * Wo + col) * O + o0, O);
+          p += run;
+        }
+      }
+      w += g.C * n_taps * og;
+    }
+  }
+};
+
+// The kernel gradient on planes: dW[ky, kx, c, o] = sum over images and positions of the
+// input plane c at q + ky * Wp + kx times dy's plane o at q, dy laid out as planes on the
+// same Ho x Wp grid with zeros at the dropped positions (so they add nothing, unless what
+// they read is infinite or NaN: such an input makes NaN of entries XLA's gradient may keep
+// infinite). Items of kImages images each keep Tx taps of a kernel row by Og output
+// channels in registers over their images' positions and add them to their thread's
+// partial, a vector per kernel entry; the partials and their lanes are summed at the end.
+constexpr int64_t kGradTaps = 5;
+// Output channels per block: 8 with up to 3 taps, 4 with more (the accumulators, a vector per
+// tap and a broadcast fit the registers).
+int64_t grad_channels(int64_t KW) { return KW <= 3 ? 8 : 4; }
+
+template <int Tx, int Og>
+void planar_grad_block(const float* const* in, const float* const* dy, int64_t images, int64_t dy_plane,
+                       int64_t positions, Vec* partial, int64_t partial_stride) {
+  Vec acc[Tx][Og] = {};
+  for (int64_t i = 0; i < images; ++i)
+    for (int64_t q = 0; q < positions; q += kLanes) {
+      Vec v[Tx], d[Og];
+#pragma GCC unroll 8
+      for (int t = 0; t < Tx; ++t) v[t] = load_vec(in[i] + q + t);
+#pragma GCC unroll 8
+      for (int o = 0; o < Og; ++o) d[o] = load_vec(dy[i] + o * dy_plane + q);
+#pragma GCC unroll 8
+      for (int t = 0; t < Tx; ++t)
+#pragma GCC unroll 8
+        for (int o = 0; o < Og; ++o) acc[t][o] += v[t] * d[o];
+    }
+  for (int t = 0; t < Tx; ++t)
+    for (int o = 0; o < Og; ++o) partial[t * partial_stride + o] += acc[t][o];
+}
+
+using PlanarGradFn = void (*)(const float* const*, const float* const*, int64_t, int64_t, int64_t, Vec*, int64_t);
+
+PlanarGradFn planar_grad_block_for(int64_t taps, int64_t channels) {
+  constexpr PlanarGradFn fns4[] = {planar_grad_block<1, 4>, planar_grad_block<2, 4>, planar_grad_block<3, 4>,
+                                   planar_grad_block<4, 4>, planar_grad_block<5, 4>};
+  constexpr PlanarGradFn fns8[] = {planar_grad_block<1, 8>, planar_grad_block<2, 8>, planar_grad_block<3, 8>};
+  return channels == 8 ? fns8[taps - 1] : fns4[taps - 1];
+}
+
+struct PlanarKernelGrad {
+  Geometry g;
+  Planes in;
+  float* dy_planes;  // dy_size() floats: (B, Op, positions rounded to vectors)
+  Vec* partials;     // one partial per thread: (KH, KW, C, Op) vectors
+
+  static constexpr int64_t kImages = 4;
+  int64_t Og() const { return grad_channels(g.KW); }
+  int64_t Op() const { return (g.O + Og() - 1) / Og() * Og(); }
+  int64_t dy_plane() const { return (g.Ho() * g.Wp() + kLanes - 1) / kLanes * kLanes; }
+  int64_t dy_size() const { return aligned(g.B * Op() * dy_plane()); }
+  int64_t partial_vectors() const { return g.K() * Op(); }
+  int64_t sum_items() const { return (g.B + kImages - 1) / kImages; }
+  static constexpr int64_t kReduceItem = 1024;
+  int64_t reduce_items() const { return (g.K() * g.O + kReduceItem - 1) / kReduceItem; }
+
+  void fill_dy(const float* dy, int64_t b) const {
+    const int64_t Wp = g.Wp(), Wo = g.Wo(), O = g.O;
+    float* image = dy_planes + b * Op() * dy_plane();
+    std::fill(image, image + Op() * dy_plane(), 0.0f);
+    for (int64_t y = 0; y < g.Ho(); ++y)
+      for (int64_t x = 0; x < Wo; ++x)
+        for (int64_t o = 0; o < O; ++o) image[o * dy_plane() + y * Wp + x] = dy[((b * g.Ho() + y) * Wo + x) * O + o];
+  }
+
+  void sum(int64_t item, int slot) const {
+    const int64_t b0 = item * kImages, images = std::min(kImages, g.B - b0), C = g.C, KW = g.KW;
+    Vec* partial = partials + slot * partial_vectors();
+    const float* in_rows[kImages];
+    const float* dy_rows[kImages];
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t ky = 0; ky < g.KH; ++ky)
+        for (int64_t kx = 0; kx < KW; kx += kGradTaps) {
+          const int64_t taps = std::min(kGradTaps, KW - kx);
+          for (int64_t o = 0; o < Op(); o += Og()) {
+            for (int64_t i = 0; i < images; ++i) {
+              in_rows[i] = in.at(b0 + i, c) + ky * g.Wp() + kx;
+              dy_rows[i] = dy_planes + ((b0 + i) * Op() + o) * dy_plane();
+            }
+            planar_grad_block_for(taps, Og())(in_rows, dy_rows, images, dy_plane(), dy_plane(),
+                                        partial + ((ky * KW + kx) * C + c) * Op() + o, C * Op());
+          }
+        }
+  }
+
+  void reduce(float* dkernel, int threads, int64_t item) const {
+    const int64_t i0 = item * kReduceItem, i1 = std::min(i0 + kReduceItem, g.K() * g.O);
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t o = i % g.O, tc = i / g.O;  // (tap, c), then o
+      Vec total = {};
+      for (int t = 0; t < threads; ++t) total += partials[t * partial_vectors() + tc * Op() + o];
+      dkernel[i] = lane_sum(total);
+    }
+  }
+};
+
 ffi::Error check_kernel(ffi::Span<const int64_t> k) {
   if (k.size() != 4) return ffi::Error::InvalidArgument("zoo conv: kernel must be (KH, KW, C, O)");
   if (k[0] * k[1] > 64) return ffi::Error::InvalidArgument("zoo conv: kernels up to 64 taps");
@@ -444,10 +720,23 @@ ffi::Error ConvForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::B
   const auto b = bias.dimensions();
   if (b.size() != 1 || (b[0] != 0 && b[0] != g.O))
     return ffi::Error::InvalidArgument("zoo conv: bias must be (O,), or (0,) for none");
+  const Epilogue epilogue{b[0] ? bias.typed_data() : nullptr, relu};
+  const int helpers = helper_count(pool, flops(g) / 2);
   WorkspaceLease workspace;
+  if (planar_forward(g)) {
+    PlanarConv conv{g, {g, nullptr}, nullptr, epilogue};
+    conv.in.planes = workspace.worker(0, conv.in.size() + conv.weight_size());
+    conv.weights = conv.in.planes + conv.in.size();
+    run_phases(pool, helpers, {conv.in.fill_items() + 1, conv.run_items()}, [&](int phase, int64_t item, int) {
+      if (phase == 1) return conv.run(y->typed_data(), item);
+      if (item < conv.in.fill_items()) return conv.in.fill(x.typed_data(), item);
+      conv.pack(kernel.typed_data());
+    });
+    return ffi::Error::Success();
+  }
   float* buffer = workspace.worker(0, padded_size(g) + packed_size(g));
-  const Conv conv{g, buffer, buffer + padded_size(g), {b[0] ? bias.typed_data() : nullptr, relu}};
-  run_phases(pool, helper_count(pool, flops(g) / 2), {conv.prepare_items(), conv.run_items()},
+  const Conv conv{g, buffer, buffer + padded_size(g), epilogue};
+  run_phases(pool, helpers, {conv.prepare_items(), conv.run_items()},
              [&](int phase, int64_t item, int) {
                if (phase == 0)
                  conv.prepare(x.typed_data(), kernel.typed_data(), item);
@@ -616,8 +905,25 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
   if (auto e = check_output(dy.dimensions(), g, "zoo conv: output gradient must be (B, Ho, Wo, O)"); e.failure())
     return e;
   const int helpers = helper_count(pool, flops(g) / 2);
-  KernelGrad grad{g, nullptr, nullptr, nullptr};
   WorkspaceLease workspace;
+  if (planar_kernel_grad(g)) {
+    PlanarKernelGrad grad{g, {g, nullptr}, nullptr, nullptr};
+    grad.in.planes =
+        workspace.worker(0, grad.in.size() + grad.dy_size() + (helpers + 1) * grad.partial_vectors() * kLanes);
+    grad.dy_planes = grad.in.planes + grad.in.size();
+    grad.partials = reinterpret_cast<Vec*>(grad.dy_planes + grad.dy_size());
+    run_phases(pool, helpers, {2 * g.B + helpers + 1, grad.sum_items(), grad.reduce_items()},
+               [&](int phase, int64_t item, int slot) {
+                 if (phase == 1) return grad.sum(item, slot);
+                 if (phase == 2) return grad.reduce(dkernel->typed_data(), helpers + 1, item);
+                 if (item < g.B) return grad.in.fill(x.typed_data(), item);
+                 if (item < 2 * g.B) return grad.fill_dy(dy.typed_data(), item - g.B);
+                 Vec* partial = grad.partials + (item - 2 * g.B) * grad.partial_vectors();
+                 std::fill(partial, partial + grad.partial_vectors(), Vec{});
+               });
+    return ffi::Error::Success();
+  }
+  KernelGrad grad{g, nullptr, nullptr, nullptr};
   float* buffer = workspace.worker(0, padded_size(g) + grad.dy_size() + (helpers + 1) * grad.size());
   const Conv input{g, buffer, nullptr};  // pads x; no kernel to pack
   grad.padded = buffer;

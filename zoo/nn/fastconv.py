@@ -498,7 +498,11 @@ _WINOGRAD_NARROW_OUT = 4
 # 16x16 64->128: 6.9 vs 7.1 ms; 128->64: 6.8 vs 6.8; 128->128: 13.2 vs 10.0). So do 2x2
 # convs (a stride-2 transposed 3x3's phases, `zoo.nn.conv_transpose`: B=64 16x16 16->64
 # 4.3 vs 6.3 ms); not 1x1 (a matmul already: B=16 64x64 16->16 1.8 vs 1.8 ms, 16->4 2.1 vs
-# 1.5) nor LeNet's 5x5 on small maps (B=128 14x14 6->16: 3.3 vs 2.8 ms).
+# 1.5). The same holds for 4x4 and 5x5 kernels, since the kernel computes fewer than 16
+# output channels and one input channel's kernel gradient on planes (zoo.native), fwd+bwd
+# on a 2-core Intel Xeon, median of 5: LeNet's B=128 28x28 1->6 first layer 0.67 vs banded
+# 1.65 ms (torch 1.30); 14x14 6->16 1.81 vs 4.28 (torch 2.52); B=32 28x28 16->32 6.5 vs
+# im2col's 22.3; B=32 14x14 32->64 5.6 vs 12.5; B=16 14x14 64->64 6.1 vs 14.4.
 _NATIVE_INPUTS, _NATIVE_OUTPUTS, _NATIVE_BOTH = 32, 32, 64
 
 # zoo's own Winograd kernel (zoo.native.winograd_conv, which "winograd" runs where zoo.native
@@ -525,7 +529,7 @@ def choose_conv_impl(
     off CPU; on CPU (measured fwd+bwd, DESIGN.md), when ``native_ok`` (zoo's kernels take
     it: `native_blocker`; a callable is asked only for such a conv, as the first asking
     builds the kernels), "winograd" (zoo's own) for a 3x3 stride-1 conv of >= 32 channels
-    each side, > 32 on one, on a map of >= 16 pixels, and "native" for other 2x2 to 3x3
+    each side, > 32 on one, on a map of >= 16 pixels, and "native" for other 2x2 to 5x5
     stride-1 convs from <= 32 input channels, to < 32 output channels, or of <= 64 each;
     then "banded" for <= 8 input channels; for 3x3
     stride-1 convs on >= 64-pixel maps "winograd" when both channel counts are >= 64 (>= 32
@@ -538,7 +542,7 @@ def choose_conv_impl(
     b, h, w, c = input_shape
     kh, kw, _, o = kernel_shape
     stride_1_3x3 = (kh, kw) == (3, 3) and pair(strides, "strides") == (1, 1)
-    small = kh in (2, 3) and kw in (2, 3) and pair(strides, "strides") == (1, 1)
+    small = 2 <= kh <= 5 and 2 <= kw <= 5 and pair(strides, "strides") == (1, 1)
     winograd_wide = min(c, o) >= _NATIVE_WINOGRAD_CHANNELS and max(c, o) > _NATIVE_WINOGRAD_CHANNELS
     if stride_1_3x3 and winograd_wide and h * w >= _NATIVE_WINOGRAD_PIXELS:
         if native_ok() if callable(native_ok) else native_ok:
