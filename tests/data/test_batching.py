@@ -53,6 +53,25 @@ def test_pad_fills_the_last_batch_with_masked_zeros():
     assert only["x"].shape == (16, 3) and only["mask"].sum() == 10
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_fill_completes_the_last_batch_with_the_epochs_first_examples_masked(shuffle):
+    """The training loop's batches: one shape, each example counted once (mask 1), the last
+    batch's other rows real examples from the epoch's start (what batch norm then sees)."""
+    batches = list(iterate_batches(X, Y, 4, seed=3, epoch=1, shuffle=shuffle, fill=True))
+    assert [b["x"].shape for b in batches] == [(4, 3)] * 3
+    order = np.concatenate([b["y"] for b in batches]).tolist()
+    first = np.random.default_rng([3, 1]).permutation(10).tolist() if shuffle else list(range(10))
+    assert order == first + first[:2]
+    np.testing.assert_array_equal(np.concatenate([b["mask"] for b in batches]), [1] * 10 + [0, 0])
+    assert sorted(_order(batches)) == list(range(10))
+    for b in batches:
+        np.testing.assert_array_equal(b["x"][:, 0], b["y"])
+    # Nothing to fill: batches that divide the data, and a batch larger than it.
+    assert [b["mask"].sum() for b in iterate_batches(X, Y, 5, seed=0, epoch=0, fill=True)] == [5, 5]
+    (only,) = iterate_batches(X, Y, 16, seed=0, epoch=0, fill=True)
+    assert only["x"].shape == (10, 3) and only["mask"].sum() == 10
+
+
 def test_batch_size_at_least_n_gives_one_full_batch():
     for drop_remainder in (False, True):
         (only,) = iterate_batches(X, Y, 10_000, seed=0, epoch=0, drop_remainder=drop_remainder)

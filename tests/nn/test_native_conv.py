@@ -107,6 +107,21 @@ def test_one_thread_and_more_give_the_same(threads, monkeypatch):
     _check(x, kernel, ((2, 2), (2, 2)))
 
 
+@pytest.mark.parametrize("c, o, k", [(16, 32, 3), (1, 6, 5)], ids=["panels", "planes"])
+def test_the_kernel_gradient_repeats_bit_for_bit_on_any_number_of_threads(c, o, k, monkeypatch):
+    """Threads claim the batch's items as they come; the sums must not depend on which took
+    which (a training run repeats exactly, and `--resume` continues it)."""
+    x, kernel = _problem(64, 32, 32, c, o, k, seed=5)
+    pads = ((k // 2, k // 2),) * 2
+    grad = jax.jit(jax.grad(lambda kernel: jnp.sum(native.conv2d(x, kernel, pads) ** 2)))
+    results = []
+    for threads in ("1", "2", "3", "3"):
+        monkeypatch.setenv("ZOO_NATIVE_THREADS", threads)
+        results.append(np.asarray(grad(kernel)))
+    for result in results[1:]:
+        np.testing.assert_array_equal(result, results[0])
+
+
 def test_under_vmap():
     x, kernel = _problem(2, 6, 6, 16, 8, 3)
     xs = jnp.stack([x, 2 * x, -x])

@@ -51,13 +51,17 @@ def iterate_batches(
     shuffle: bool = True,
     drop_remainder: bool = False,
     pad: bool = False,
+    fill: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{"x": (b, ...), "y": (b, ...), "mask": (b,) float32}`` batches for one epoch
     (no "y" when ``y`` is None; "x" a tuple when ``x`` is a tuple of arrays, examples of
     several parts); ``batch_size >= N`` gives one full batch. Order:
     ``np.random.default_rng([seed, epoch]).permutation(N)``, or as given without
     ``shuffle``. ``pad`` fills every batch to ``batch_size`` rows of zeros with mask 0 (one
-    shape, one compiled step); ``mask`` is 1.0 for real examples.
+    shape, one compiled step); ``fill`` does so with the epoch's first examples instead,
+    for training: with mask 0 they count in no loss or metric, and a layer that looks
+    across the batch (batch norm's statistics) sees real examples, not zeros. ``mask`` is
+    1.0 for the examples a batch is for.
     """
     x = map_parts(np.asarray, x)
     y = None if y is None else np.asarray(y)
@@ -70,13 +74,15 @@ def iterate_batches(
         return
     step = min(batch_size, n)  # batch_size >= N: one full batch, never dropped
     for start in range(0, num_batches(n, batch_size, drop_remainder) * step, step):
-        # Unshuffled batches are slices: views, no copy.
-        index = order[start : start + step] if shuffle else slice(start, min(start + step, n))
+        size = min(step, n - start)
+        if fill and size < step:
+            index = np.concatenate([order[start:], order[: step - size]])
+        else:  # unshuffled batches are slices: views, no copy
+            index = order[start : start + step] if shuffle else slice(start, start + size)
         batch = {"x": take_rows(x, index)}
         if y is not None:
             batch["y"] = y[index]
-        size = num_rows(batch["x"])
-        batch["mask"] = np.ones(size, np.float32)
+        batch["mask"] = (np.arange(num_rows(batch["x"])) < size).astype(np.float32)
         if pad and size < batch_size:
             batch = {key: map_parts(lambda a: _pad_rows(a, batch_size), value) for key, value in batch.items()}
         yield batch

@@ -315,6 +315,19 @@ void conv_narrow_block(const float* a, int64_t C, const int64_t* taps, int64_t n
 
 int64_t flops(const Geometry& g) { return 2 * g.B * g.Ho() * g.Wo() * g.O * g.K(); }
 
+// The kernel gradients sum over the batch into partials, and each partial sums a fixed
+// share of the items in order, whichever thread runs it; the partials are then added in
+// order. So the gradient is the same bit for bit from run to run and on any number of
+// threads (per-thread partials would depend on which thread took which item).
+constexpr int64_t kPartials = 16;
+int64_t partial_count(int64_t items) { return std::min(kPartials, items); }
+
+// fn(item) for partial `part`'s share of `items`, in order.
+template <typename Fn>
+void in_order(int64_t items, int64_t part, int64_t parts, Fn fn) {
+  for (int64_t item = items * part / parts; item < items * (part + 1) / parts; ++item) fn(item);
+}
+
 // Items of work: padded input rows and output rows go in groups, a few µs each.
 constexpr int64_t kPadRowsPerItem = 8, kRowsPerItem = 4;
 int64_t items(int64_t count, int64_t per_item) { return (count + per_item - 1) / per_item; }
@@ -604,8 +617,8 @@ struct PlanarConv {
 // same Ho x Wp grid with zeros at the dropped positions (so they add nothing, unless what
 // they read is infinite or NaN: such an input makes NaN of entries XLA's gradient may keep
 // infinite). Items of kImages images each keep Tx taps of a kernel row by Og output
-// channels in registers over their images' positions and add them to their thread's
-// partial, a vector per kernel entry; the partials and their lanes are summed at the end.
+// channels in registers over their images' positions and add them to their partial
+// (`in_order`), a vector per kernel entry; the partials and their lanes are summed at the end.
 constexpr int64_t kGradTaps = 5;
 // Output channels per block: 8 with up to 3 taps, 4 with more (the accumulators, a vector per
 // tap and a broadcast fit the registers).
@@ -644,7 +657,7 @@ struct PlanarKernelGrad {
   Geometry g;
   Planes in;
   float* dy_planes;  // dy_size() floats: (B, Op, positions rounded to vectors)
-  Vec* partials;     // one partial per thread: (KH, KW, C, Op) vectors
+  Vec* partials;     // partial_count partials, each (KH, KW, C, Op) vectors
 
   static constexpr int64_t kImages = 4;
   int64_t Og() const { return grad_channels(g.KW); }
@@ -665,9 +678,9 @@ struct PlanarKernelGrad {
         for (int64_t o = 0; o < O; ++o) image[o * dy_plane() + y * Wp + x] = dy[((b * g.Ho() + y) * Wo + x) * O + o];
   }
 
-  void sum(int64_t item, int slot) const {
+  void sum(int64_t item, int64_t part) const {
     const int64_t b0 = item * kImages, images = std::min(kImages, g.B - b0), C = g.C, KW = g.KW;
-    Vec* partial = partials + slot * partial_vectors();
+    Vec* partial = partials + part * partial_vectors();
     const float* in_rows[kImages];
     const float* dy_rows[kImages];
     for (int64_t c = 0; c < C; ++c)
@@ -685,12 +698,12 @@ struct PlanarKernelGrad {
         }
   }
 
-  void reduce(float* dkernel, int threads, int64_t item) const {
+  void reduce(float* dkernel, int64_t parts, int64_t item) const {
     const int64_t i0 = item * kReduceItem, i1 = std::min(i0 + kReduceItem, g.K() * g.O);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t o = i % g.O, tc = i / g.O;  // (tap, c), then o
       Vec total = {};
-      for (int t = 0; t < threads; ++t) total += partials[t * partial_vectors() + tc * Op() + o];
+      for (int64_t t = 0; t < parts; ++t) total += partials[t * partial_vectors() + tc * Op() + o];
       dkernel[i] = lane_sum(total);
     }
   }
@@ -798,13 +811,13 @@ GradFn<Nv> kernel_grad_block_for(int rows) {
 
 // The kernel gradient, the sum over pixels of the padded input's window times the output
 // gradient, read from a `Conv`'s padded input of the same x and padding: each item adds
-// a chunk of output rows into its thread's (KH, KW, C, O) partial; then items add up the
-// partials.
+// a chunk of output rows into its (KH, KW, C, O) partial (`in_order`); then items add up
+// the partials.
 struct KernelGrad {
   Geometry g;
   const float* padded;
   float* dy_wide;   // dy in rows of ldg() floats, where O is not a whole number of panels
-  float* partials;  // one (KH*KW*C*O) partial per thread
+  float* partials;  // partial_count (KH*KW*C*O) partials
 
   // A block's last panel reads whole panels of the output gradient.
   int64_t ldg() const { return narrow(g.O) ? g.O : panel_count(g.O) * panel_width(g.O); }
@@ -830,9 +843,9 @@ struct KernelGrad {
     }
   }
 
-  void sum(const float* dy, int64_t item, int slot) const {
+  void sum(const float* dy, int64_t item, int64_t part) const {
     const int64_t m0 = item * kChunk, m1 = std::min(m0 + kChunk, g.B * g.Ho());
-    float* partial = partials + slot * size();
+    float* partial = partials + part * size();
     const float* grad = copies_dy() ? dy_wide : dy;
     switch (narrow(g.O) ? g.O : 0) {
       case 1: return sum_narrow<1>(grad, partial, m0, m1);
@@ -883,10 +896,10 @@ struct KernelGrad {
           }
   }
 
-  void reduce(float* dkernel, int threads, int64_t item) const {
+  void reduce(float* dkernel, int64_t parts, int64_t item) const {
     const int64_t i0 = item * kReduceItem, i1 = std::min(i0 + kReduceItem, count());
     std::memcpy(dkernel + i0, partials + i0, sizeof(float) * (i1 - i0));
-    for (int t = 1; t < threads; ++t)
+    for (int64_t t = 1; t < parts; ++t)
       for (int64_t i = i0; i < i1; ++i) dkernel[i] += partials[t * size() + i];
   }
 };
@@ -908,30 +921,29 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
   WorkspaceLease workspace;
   if (planar_kernel_grad(g)) {
     PlanarKernelGrad grad{g, {g, nullptr}, nullptr, nullptr};
-    grad.in.planes =
-        workspace.worker(0, grad.in.size() + grad.dy_size() + (helpers + 1) * grad.partial_vectors() * kLanes);
+    const int64_t parts = partial_count(grad.sum_items());
+    grad.in.planes = workspace.worker(0, grad.in.size() + grad.dy_size() + parts * grad.partial_vectors() * kLanes);
     grad.dy_planes = grad.in.planes + grad.in.size();
     grad.partials = reinterpret_cast<Vec*>(grad.dy_planes + grad.dy_size());
-    run_phases(pool, helpers, {2 * g.B + helpers + 1, grad.sum_items(), grad.reduce_items()},
-               [&](int phase, int64_t item, int slot) {
-                 if (phase == 1) return grad.sum(item, slot);
-                 if (phase == 2) return grad.reduce(dkernel->typed_data(), helpers + 1, item);
-                 if (item < g.B) return grad.in.fill(x.typed_data(), item);
-                 if (item < 2 * g.B) return grad.fill_dy(dy.typed_data(), item - g.B);
-                 Vec* partial = grad.partials + (item - 2 * g.B) * grad.partial_vectors();
-                 std::fill(partial, partial + grad.partial_vectors(), Vec{});
-               });
+    run_phases(pool, helpers, {2 * g.B + parts, parts, grad.reduce_items()}, [&](int phase, int64_t item, int) {
+      if (phase == 1) return in_order(grad.sum_items(), item, parts, [&](int64_t i) { grad.sum(i, item); });
+      if (phase == 2) return grad.reduce(dkernel->typed_data(), parts, item);
+      if (item < g.B) return grad.in.fill(x.typed_data(), item);
+      if (item < 2 * g.B) return grad.fill_dy(dy.typed_data(), item - g.B);
+      Vec* partial = grad.partials + (item - 2 * g.B) * grad.partial_vectors();
+      std::fill(partial, partial + grad.partial_vectors(), Vec{});
+    });
     return ffi::Error::Success();
   }
   KernelGrad grad{g, nullptr, nullptr, nullptr};
-  float* buffer = workspace.worker(0, padded_size(g) + grad.dy_size() + (helpers + 1) * grad.size());
+  const int64_t parts = partial_count(grad.sum_items());
+  float* buffer = workspace.worker(0, padded_size(g) + grad.dy_size() + parts * grad.size());
   const Conv input{g, buffer, nullptr};  // pads x; no kernel to pack
   grad.padded = buffer;
   grad.dy_wide = buffer + padded_size(g);
   grad.partials = grad.dy_wide + grad.dy_size();
-  const int64_t zero_items = helpers + 1;
-  run_phases(pool, helpers, {input.pad_items() + grad.copy_items() + zero_items, grad.sum_items(), grad.reduce_items()},
-             [&](int phase, int64_t item, int slot) {
+  run_phases(pool, helpers, {input.pad_items() + grad.copy_items() + parts, parts, grad.reduce_items()},
+             [&](int phase, int64_t item, int) {
                if (phase == 0) {
                  if (item < input.pad_items()) return input.pad(x.typed_data(), item);
                  item -= input.pad_items();
@@ -939,9 +951,9 @@ ffi::Error ConvKernelGradImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi
                  item -= grad.copy_items();
                  std::fill(grad.partials + item * grad.size(), grad.partials + (item + 1) * grad.size(), 0.0f);
                } else if (phase == 1) {
-                 grad.sum(dy.typed_data(), item, slot);
+                 in_order(grad.sum_items(), item, parts, [&](int64_t i) { grad.sum(dy.typed_data(), i, item); });
                } else {
-                 grad.reduce(dkernel->typed_data(), helpers + 1, item);
+                 grad.reduce(dkernel->typed_data(), parts, item);
                }
              });
   return ffi::Error::Success();

@@ -801,6 +801,7 @@ def _train_epochs(
             seed=config.seed,
             epoch=epoch,
             drop_remainder=config.drop_remainder,
+            fill=True,  # every step one shape: one train step compiled, not a second for the last
         )
         first_batch = None
         for b in itertools.islice(batches, skip, None):
