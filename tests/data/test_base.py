@@ -78,6 +78,26 @@ def test_resizing_beyond_memory_is_refused_before_allocating(digits):
         digits.resized(100_000, 100_000)
 
 
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("copy", {"length": 10**6}),
+        ("reverse", {"num_examples": 10**9}),
+        ("adding_problem", {"length": 10**6}),
+        ("sentiment", {"max_length": 10**8}),
+        ("dates", {"max_length": 10**6}),
+        ("moving_digits", {"canvas_size": 10**4}),
+        ("shapes", {"size": 10**5}),
+        ("vqa_scenes", {"size": 10**5}),
+    ],
+)
+def test_a_generated_dataset_beyond_memory_is_refused_before_allocating(name, options):
+    """A size no machine holds is one clear error, not a process killed part way through
+    (which the property test over the constructors' options ran into)."""
+    with pytest.raises(ValueError, match=rf"^{name} needs \d+.* GiB for its \d+ examples; .* fewer or smaller"):
+        load_dataset(name, **options)
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e39"])
 def test_word_vectors_must_be_finite(tmp_path, value):
     path = tmp_path / "vectors.txt"

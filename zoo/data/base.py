@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from zoo.nn.checks import free_memory_bytes
+from zoo.nn.checks import check_fits_memory
 from zoo.nn.inputs import example_shape, num_rows, parts, take_rows
 
 
@@ -242,16 +242,12 @@ class Dataset:
             )
         if int(height) <= 0 or int(width) <= 0:
             raise ValueError(f"image size must be positive, got {height}x{width}")
-        # Refuse before allocating: XLA aborts the whole process on an allocation it cannot make.
-        examples = sum(len(x) for _, x, _ in self.splits())
-        needed = examples * int(height) * int(width) * self.input_shape[-1] * 4
-        available = free_memory_bytes()
-        if needed > available // 2:
-            raise ValueError(
-                f"resizing {self.name!r} to {int(height)}x{int(width)} needs "
-                f"{needed / 2**30:.1f} GiB for its {examples} images; this machine has "
-                f"{available / 2**30:.1f} GiB free: choose a smaller image size"
-            )
+        check_fits_memory(
+            f"resizing {self.name!r} to {int(height)}x{int(width)}",
+            sum(len(x) for _, x, _ in self.splits()),
+            int(height) * int(width) * self.input_shape[-1],
+            "choose a smaller image size",
+        )
         import jax  # only resizing needs it; the data package stays light to import
 
         def resize(x):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.data.base import Dataset
-from zoo.nn.checks import check_count
+from zoo.nn.checks import check_count, check_fits_memory
 from zoo.data.text import Vocabulary
 
 POSITIVE_WORDS = (
@@ -145,6 +145,7 @@ def sentiment(
     num_examples = check_count(num_examples, "num_examples", 2, "sentiment")
     num_test_examples = check_count(num_test_examples, "num_test_examples", 2, "sentiment")
     max_length = check_count(max_length, "max_length", 1, "sentiment")
+    check_fits_memory("sentiment", num_examples + num_test_examples, max_length)
     # Each split balanced (up to one), in a seeded order; the reviews drawn together so
     # that train and test share none.
     label_rng = np.random.default_rng([seed, 1])

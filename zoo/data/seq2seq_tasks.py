@@ -18,7 +18,7 @@ import numpy as np
 
 from zoo.data.base import Dataset
 from zoo.data.text import Vocabulary, tokenize
-from zoo.nn.checks import check_count
+from zoo.nn.checks import check_count, check_fits_memory
 from zoo.nn.tokens import BOS, EOS, PAD, SEQ2SEQ_SPECIALS, strip_ids  # noqa: F401
 
 TASK = "sequence_to_sequence"
@@ -65,6 +65,8 @@ def _symbol_task(
         raise ValueError(f"{name}: min_length ({min_length}) must be at most length ({length})")
     num_examples = check_count(num_examples, "num_examples", 1, name)
     num_test_examples = check_count(num_test_examples, "num_test_examples", 1, name)
+    # At the peak: the int64 draw, its int32 copy, the mask and the targets.
+    check_fits_memory(name, num_examples + num_test_examples, 5 * length + 1)
     vocab = make_vocabulary([str(i) for i in range(vocabulary)])
     n = num_examples + num_test_examples
     rng = np.random.default_rng(seed)
@@ -244,6 +246,7 @@ def dates(
     vocab = make_vocabulary(target_chars + [t for t in train_tokens if t not in target_chars])
     longest = max(len(t) for t in source_tokens)
     length = longest if max_length is None else check_count(max_length, "max_length", 1, "dates")
+    check_fits_memory("dates", num_examples + num_test_examples, length + 11)
     x = vocab.encode_batch(source_tokens, length)
     y = encode_targets(vocab, [list(t) for t in targets], 11)
     n = num_examples

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from zoo.data.base import Dataset
-from zoo.nn.checks import check_count
+from zoo.nn.checks import check_count, check_fits_memory
 
 DIGIT_SIZE = 8  # scikit-learn's digits are 8x8
 
@@ -48,6 +48,7 @@ def adding_problem(
     length = check_count(length, "length (T)", 2, "adding_problem")
     num_examples = check_count(num_examples, "num_examples", 1, "adding_problem")
     num_test_examples = check_count(num_test_examples, "num_test_examples", 1, "adding_problem")
+    check_fits_memory("adding_problem", num_examples + num_test_examples, 2 * length + 1)
     train_rng, test_rng = _split_rngs(seed, 2)
     x_train, y_train = adding_examples(train_rng, num_examples, length)
     x_test, y_test = adding_examples(test_rng, num_test_examples, length)
@@ -149,6 +150,7 @@ def moving_digits(
     num_digits = check_count(num_digits, "num_digits", 1, task)
     num_examples = check_count(num_examples, "num_examples", 1, task)
     num_test_examples = check_count(num_test_examples, "num_test_examples", 1, task)
+    check_fits_memory(task, num_examples + num_test_examples, (input_frames + output_frames) * canvas_size**2)
     if not max_speed >= 0:
         raise ValueError(f"{task}: max_speed must be >= 0 pixels per frame, got {max_speed!r}")
     images, _ = _digit_images()

@@ -7,7 +7,7 @@ import numpy as np
 
 from zoo.data.base import Dataset
 from zoo.data.synthetic import split_seeds
-from zoo.nn.checks import check_count
+from zoo.nn.checks import check_count, check_fits_memory
 
 SHAPE_NAMES = ("background", "circle", "square", "triangle")
 
@@ -57,6 +57,7 @@ def _check_common(name, num_examples, num_test_examples, size, noise, minimum_si
     check_count(num_examples, "num_examples", 1, name)
     check_count(num_test_examples, "num_test_examples", 1, name)
     check_count(size, "size", minimum_size, name)
+    check_fits_memory(name, num_examples + num_test_examples, 4 * size * size)  # image and label map
     if not 0 <= noise <= 1:
         raise ValueError(f"{name}: noise must be in [0, 1], got {noise!r}")
 

@@ -25,7 +25,7 @@ from zoo.data.base import Dataset
 from zoo.data.shapes import _shape_masks
 from zoo.data.synthetic import split_seeds
 from zoo.data.text import Vocabulary, tokenize
-from zoo.nn.checks import check_count
+from zoo.nn.checks import check_count, check_fits_memory
 from zoo.nn.tokens import EOS, SEQ2SEQ_SPECIALS
 
 SHAPES = ("circle", "square", "triangle")  # kind 1, 2, 3 of zoo.data.shapes
@@ -185,6 +185,7 @@ def generate_scenes(seed: int, num_examples: int, *, size: int = 32, max_objects
     """`Scenes` of ``num_examples`` examples drawn from ``seed`` (see the module docstring)."""
     num_examples = check_count(num_examples, "num_examples", 1, "vqa_scenes")
     check_count(size, "size", 12, "vqa_scenes")
+    check_fits_memory("vqa_scenes", num_examples, 3 * size * size)
     check_count(max_objects, "max_objects", 3, "vqa_scenes")  # left_of's two shapes and a third
     if max_objects > GRID * GRID:
         raise ValueError(

@@ -85,3 +85,18 @@ def check_like_default(where: str, value, default, *, element: bool = False):
 def free_memory_bytes() -> int:
     """Physical memory not in use right now (what an allocation can count on)."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_fits_memory(
+    what: str, examples: int, values_per_example: int, advice: str = "ask for fewer or smaller examples"
+) -> None:
+    """ValueError when ``examples`` of ``values_per_example`` float32 values would take more
+    than half of the free memory, before anything is allocated: an allocation that large
+    fails part way or has the process killed (XLA aborts it), losing what it holds."""
+    needed = examples * values_per_example * 4
+    available = free_memory_bytes()
+    if needed > available // 2:
+        raise ValueError(
+            f"{what} needs {needed / 2**30:.1f} GiB for its {examples} examples; this machine has "
+            f"{available / 2**30:.1f} GiB free: {advice}"
+        )
