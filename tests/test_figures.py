@@ -46,16 +46,16 @@ def test_every_figure_is_committed_and_every_committed_png_is_in_the_readme():
 def test_bench_parser_reads_the_committed_results():
     parsed = figures.parse_bench_results(figures.BENCH_RESULTS.read_text())
     # Golden values from benchmarks/results-cpu.md's summary and contenders tables.
-    assert parsed["ratios"]["mlp"] == (0.97, 0.96, 0.98)
-    assert parsed["ratios"]["resnet18"] == (1.14, 1.12, 1.16)
+    assert parsed["ratios"]["mlp"] == (1.04, 1.01, 1.07)
+    assert parsed["ratios"]["resnet18"] == (1.19, 1.08, 1.21)
     assert "rbm" not in parsed["ratios"]  # no torch contender
-    assert parsed["ratios"]["seq2seq_bahdanau"] == (1.02, 0.98, 1.07)
+    assert parsed["ratios"]["seq2seq_bahdanau"] == (1.05, 1.00, 1.08)
     assert parsed["steps"]["lenet5"] == {
-        "zoo": (7.69, 7.50, 7.95),
-        "torch": (6.56, 6.42, 6.80),
-        "flax": (17.60, 16.98, 18.20),
+        "zoo": (5.71, 5.49, 5.98),
+        "torch": (7.21, 6.93, 7.50),
+        "flax": (18.41, 17.59, 19.25),
     }
-    assert parsed["steps"]["resnet18"]["torch"] == (293.28, 291.70, 303.59)
+    assert parsed["steps"]["resnet18"]["torch"] == (325.30, 320.34, 337.87)
 
 
 def test_bench_parser_thousands_and_missing_torch():
