@@ -77,6 +77,53 @@ def test_batch_norm_training_uses_batch_statistics_and_updates_running_averages(
         np.testing.assert_allclose(variables["batch_stats"]["var"], run_var, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("train", [True, False])
+def test_batch_norm_is_flax_batch_norm_bit_for_bit(train, dtype):
+    """zoo's BatchNorm is flax.linen.BatchNorm with less tracing: the same variables (paths,
+    shapes, initial values), outputs and their dtype (float32 for bfloat16 inputs with
+    float32 parameters), updated statistics, and gradients through a stack of layers, to
+    the bit."""
+    import flax.linen as nn
+    import jax
+
+    from zoo.nn.initializers import ones_init, zeros_init
+    from zoo.nn.normalization import BatchNorm
+
+    def stack(make):
+        class Stack(nn.Module):
+            @nn.compact
+            def __call__(self, x):
+                for _ in range(3):
+                    x = make(momentum=0.8, epsilon=1e-3, use_running_average=not train)(x)
+                return x
+
+        return Stack()
+
+    flax_net = stack(lambda **kw: nn.BatchNorm(scale_init=ones_init, bias_init=zeros_init, **kw))
+    zoo_net = stack(BatchNorm)
+    x = (jax.random.normal(jax.random.PRNGKey(0), (6, 4, 5, 7)) * 3 + 1).astype(dtype)
+    variables = flax_net.init(jax.random.PRNGKey(1), x)
+    zoo_variables = zoo_net.init(jax.random.PRNGKey(1), x)
+    flat, zoo_flat = jax.tree.leaves_with_path(variables), jax.tree.leaves_with_path(zoo_variables)
+    assert [path for path, _ in flat] == [path for path, _ in zoo_flat]
+    for (_, expected), (_, actual) in zip(flat, zoo_flat):
+        np.testing.assert_array_equal(actual, expected)
+    variables = jax.tree.map(lambda v: v + jax.random.uniform(jax.random.PRNGKey(2), v.shape), variables)
+
+    def run(net):
+        def loss(params, x):
+            y, updates = net.apply({**variables, "params": params}, x, mutable=["batch_stats"])
+            return jnp.sum(y.astype(jnp.float32) ** 2), (y, updates)
+
+        return jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))(variables["params"], x)
+
+    expected, actual = run(flax_net), run(zoo_net)
+    assert actual[1][0].dtype == expected[1][0].dtype == jnp.float32
+    for e, a in zip(jax.tree.leaves(expected), jax.tree.leaves(actual), strict=True):
+        np.testing.assert_array_equal(np.asarray(a, np.float32), np.asarray(e, np.float32))
+
+
 def test_batch_norm_eval_uses_running_averages_and_is_deterministic_per_example():
     """At test time the running mean and variance replace the batch's (the seed's "weighted
     average of gamma and beta" is a slip: gamma and beta are learnt, not averaged): the
