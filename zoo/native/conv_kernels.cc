@@ -459,6 +459,18 @@ int64_t plane_slack(const Geometry& g) { return aligned(kPlanarRows * kLanes + g
 bool planar_forward(const Geometry& g) { return g.O > kNarrow && g.O < kLanes; }
 bool planar_kernel_grad(const Geometry& g) { return g.C == 1 || (g.O > kNarrow && g.O <= 8); }
 
+// An NHWC image of H x W pixels and C channels as `count` planes of `plane` floats each
+// (count >= C), pixel (y, x) of channel c at out[c * plane + at + y * Wp + x]; all else zero.
+void to_planes(const float* image, int64_t H, int64_t W, int64_t C, int64_t Wp, int64_t at, int64_t plane,
+               int64_t count, float* out) {
+  std::fill(out, out + count * plane, 0.0f);
+  for (int64_t y = 0; y < H; ++y) {
+    const float* row = image + y * W * C;
+    for (int64_t px = 0; px < W; ++px)
+      for (int64_t c = 0; c < C; ++c) out[c * plane + at + y * Wp + px] = row[px * C + c];
+  }
+}
+
 // The padded input as planes (B, C, Hp, Wp), written an image per item.
 struct Planes {
   Geometry g;
@@ -469,15 +481,8 @@ struct Planes {
   int64_t fill_items() const { return g.B; }
 
   void fill(const float* x, int64_t b) const {
-    const int64_t Wp = g.Wp(), C = g.C;
-    float* image = planes + b * C * plane();
-    std::fill(image, image + C * plane(), 0.0f);
-    for (int64_t y = 0; y < g.H; ++y) {
-      const float* row = x + (b * g.H + y) * g.W * C;
-      const int64_t at = (y + g.pt) * Wp + g.pl;
-      for (int64_t px = 0; px < g.W; ++px)
-        for (int64_t c = 0; c < C; ++c) image[c * plane() + at + px] = row[px * C + c];
-    }
+    const int64_t C = g.C;
+    to_planes(x + b * g.H * g.W * C, g.H, g.W, C, g.Wp(), g.pt * g.Wp() + g.pl, plane(), C, planes + b * C * plane());
     if (b == g.B - 1) std::fill(planes + g.B * C * plane(), planes + size(), 0.0f);
   }
 
@@ -670,12 +675,8 @@ struct PlanarKernelGrad {
   int64_t reduce_items() const { return (g.K() * g.O + kReduceItem - 1) / kReduceItem; }
 
   void fill_dy(const float* dy, int64_t b) const {
-    const int64_t Wp = g.Wp(), Wo = g.Wo(), O = g.O;
-    float* image = dy_planes + b * Op() * dy_plane();
-    std::fill(image, image + Op() * dy_plane(), 0.0f);
-    for (int64_t y = 0; y < g.Ho(); ++y)
-      for (int64_t x = 0; x < Wo; ++x)
-        for (int64_t o = 0; o < O; ++o) image[o * dy_plane() + y * Wp + x] = dy[((b * g.Ho() + y) * Wo + x) * O + o];
+    const int64_t Ho = g.Ho(), Wo = g.Wo(), O = g.O;
+    to_planes(dy + b * Ho * Wo * O, Ho, Wo, O, g.Wp(), 0, dy_plane(), Op(), dy_planes + b * Op() * dy_plane());
   }
 
   void sum(int64_t item, int64_t part) const {
